@@ -1,0 +1,116 @@
+"""Engine and sessions for SQLite (default) and PostgreSQL.
+
+SQLite gets WAL, a busy timeout, foreign keys and an exact `decimal_sum` aggregate, because its
+own SUM would turn our exact decimal text into floats.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
+
+from core.types import format_decimal
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+class _DecimalSum:
+    """SQLite aggregate: exact sum of decimal text; NULL when every input is NULL."""
+
+    def __init__(self) -> None:
+        self.total: Decimal | None = None
+
+    def step(self, value) -> None:
+        if value is None:
+            return
+        try:
+            d = Decimal(value) if isinstance(value, str) else Decimal(str(value))
+        except InvalidOperation:
+            return
+        self.total = d if self.total is None else self.total + d
+
+    def finalize(self):
+        return None if self.total is None else format_decimal(self.total)
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+    dbapi_conn.create_aggregate("decimal_sum", 1, _DecimalSum)
+
+
+def normalize_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def create_db_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_connect)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process (the default URL comes from settings)."""
+    if url is None:
+        from core.settings import get_settings
+
+        url = get_settings().resolved_database_url
+    url = normalize_url(url)
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = create_db_engine(url)
+        return engine
+
+
+def dispose_engines() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def is_postgres(bind) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+def decimal_sum(bind, column):
+    """An exact SUM for the given dialect (SQLite's built-in SUM is float)."""
+    if bind.dialect.name == "sqlite":
+        return sa.func.decimal_sum(column)
+    return sa.func.sum(column)

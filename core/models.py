@@ -1,0 +1,302 @@
+"""The tables: app users, SnapTrade users, connections, accounts, transactions, sync runs,
+webhook events and the sync issues ledger. Names follow the original integration guide.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlmodel import Column, Field, SQLModel
+
+from core.activity_types import NORMALIZED_TYPES
+from core.types import BigIntPK, ExactDecimal, JSONType
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _in(values) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+USER_ROLES = ("trader", "staff")
+CONNECTION_STATUSES = ("pending", "active", "needs_reconnect", "error", "disconnected")
+SYNC_TRIGGERS = ("manual", "scheduled", "webhook", "initial")
+SYNC_STATUSES = ("queued", "running", "completed", "partial", "failed", "interrupted")
+ACTIVE_SYNC_STATUSES = ("queued", "running")
+ISSUE_KINDS = ("quarantined", "skipped", "merged", "flagged")
+
+
+def _money() -> Any:
+    return sa.Column(ExactDecimal(), nullable=True)
+
+
+class AppUser(SQLModel, table=True):
+    __tablename__ = "app_users"
+    __table_args__ = (sa.CheckConstraint(f"role IN ({_in(USER_ROLES)})", name="ck_app_users_role"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    email: Optional[str] = Field(default=None, max_length=255)
+    name: Optional[str] = Field(default=None, max_length=255)
+    password_hash: str = Field(max_length=255)
+    role: str = Field(default="trader", max_length=16)
+    is_active: bool = Field(default=True)
+    # Bumped on logout / password change: a cookie issued under an older epoch stops working.
+    session_epoch: int = Field(default=0)
+    failed_login_count: int = Field(default=0)
+    failed_login_window_start: Optional[datetime] = Field(default=None)
+    locked_until: Optional[datetime] = Field(default=None)
+    timezone: Optional[str] = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SnapTradeUser(SQLModel, table=True):
+    __tablename__ = "snaptrade_users"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_users.id", unique=True, ondelete="CASCADE")
+    # Opaque random id: no e-mail or name ever goes to SnapTrade.
+    snaptrade_user_id: str = Field(max_length=64, unique=True)
+    user_secret_encrypted: str = Field(max_length=1024)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class BrokerageConnection(SQLModel, table=True):
+    __tablename__ = "brokerage_connections"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({_in(CONNECTION_STATUSES)})", name="ck_brokerage_connections_status"),
+        sa.Index(
+            "idx_brokerage_connections_next_sync",
+            "next_sync_at",
+            postgresql_where=sa.text("status = 'active' AND auto_sync_enabled"),
+            sqlite_where=sa.text("status = 'active' AND auto_sync_enabled"),
+        ),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_users.id", index=True, ondelete="CASCADE")
+    authorization_id: str = Field(max_length=64, unique=True)
+    brokerage_slug: Optional[str] = Field(default=None, max_length=64)
+    brokerage_name: str = Field(default="", max_length=255)
+    connection_type: Optional[str] = Field(default=None, max_length=32)
+    status: str = Field(default="active", max_length=32, index=True)
+    status_reason: Optional[str] = Field(default=None)
+    disabled_at: Optional[datetime] = Field(default=None)
+    error_message: Optional[str] = Field(default=None)
+    error_details: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    last_sync_at: Optional[datetime] = Field(default=None)
+    last_successful_sync_at: Optional[datetime] = Field(default=None)
+    next_sync_at: Optional[datetime] = Field(default=None)
+    sync_frequency_minutes: int = Field(default=24 * 60)
+    auto_sync_enabled: bool = Field(default=True)
+    extra: Optional[dict] = Field(default=None, sa_column=Column("metadata", JSONType, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class BrokerageAccount(SQLModel, table=True):
+    __tablename__ = "brokerage_accounts"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_users.id", index=True, ondelete="CASCADE")
+    connection_id: int = Field(foreign_key="brokerage_connections.id", index=True, ondelete="CASCADE")
+    snaptrade_account_id: str = Field(max_length=64, unique=True)
+    account_name: Optional[str] = Field(default=None, max_length=255)
+    account_number: Optional[str] = Field(default=None, max_length=64)  # masked, e.g. ****1234
+    account_type: Optional[str] = Field(default=None, max_length=64)
+    institution_name: Optional[str] = Field(default=None, max_length=255)
+    currency: Optional[str] = Field(default=None, max_length=8)
+    cash_balance: Optional[Decimal] = Field(default=None, sa_column=_money())
+    total_value: Optional[Decimal] = Field(default=None, sa_column=_money())
+    buying_power: Optional[Decimal] = Field(default=None, sa_column=_money())
+    balances: Optional[list] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    is_active: bool = Field(default=True)
+    sync_enabled: bool = Field(default=True)
+    # SnapTrade's sync_status.transactions as last read.
+    snaptrade_initial_sync_completed: Optional[bool] = Field(default=None)
+    snaptrade_last_successful_sync: Optional[date] = Field(default=None)
+    first_transaction_date: Optional[date] = Field(default=None)
+    # SnapTrade's last_successful_sync as it was when our last successful sync finished:
+    # unchanged + no webhook hint means there is nothing new to fetch.
+    synced_snaptrade_marker: Optional[date] = Field(default=None)
+    last_synced_trade_date: Optional[date] = Field(default=None)
+    has_pending_hint: bool = Field(default=False)
+    extra: Optional[dict] = Field(default=None, sa_column=Column("metadata", JSONType, nullable=True))
+    balance_updated_at: Optional[datetime] = Field(default=None)
+    last_synced_at: Optional[datetime] = Field(default=None)
+    removed_at: Optional[datetime] = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class BrokerageTransaction(SQLModel, table=True):
+    __tablename__ = "brokerage_transactions"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "snaptrade_activity_id", name="uq_brokerage_transactions_account_activity"),
+        sa.CheckConstraint(
+            f"transaction_type IN ({_in(NORMALIZED_TYPES)})", name="ck_brokerage_transactions_type"
+        ),
+        sa.Index("idx_brokerage_transactions_user_trade_date", "user_id", "trade_date", "id"),
+        sa.Index("idx_brokerage_transactions_user_symbol", "user_id", "symbol"),
+        sa.Index("idx_brokerage_transactions_account_trade_date", "account_id", "trade_date"),
+        sa.Index("idx_brokerage_transactions_fingerprint", "account_id", "fingerprint"),
+        sa.Index(
+            "idx_brokerage_transactions_symbol",
+            "symbol",
+            postgresql_where=sa.text("symbol IS NOT NULL"),
+            sqlite_where=sa.text("symbol IS NOT NULL"),
+        ),
+        sa.Index(
+            "idx_brokerage_transactions_option",
+            "user_id",
+            "option_ticker",
+            postgresql_where=sa.text("option_ticker IS NOT NULL"),
+            sqlite_where=sa.text("option_ticker IS NOT NULL"),
+        ),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
+    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
+    snaptrade_activity_id: str = Field(max_length=128)
+    transaction_type: str = Field(max_length=40)
+    raw_type: Optional[str] = Field(default=None, max_length=128)
+    symbol: Optional[str] = Field(default=None, max_length=64)
+    symbol_id: Optional[str] = Field(default=None, max_length=64)
+    security_name: Optional[str] = Field(default=None)
+    security_type: Optional[str] = Field(default=None, max_length=32)
+    option_ticker: Optional[str] = Field(default=None, max_length=32)  # canonical OCC, space-padded root
+    option_underlying: Optional[str] = Field(default=None, max_length=16)
+    option_right: Optional[str] = Field(default=None, max_length=4)  # CALL / PUT
+    option_strike: Optional[Decimal] = Field(default=None, sa_column=_money())
+    option_expiration: Optional[date] = Field(default=None)
+    option_action: Optional[str] = Field(default=None, max_length=16)  # BUY_TO_OPEN …
+    quantity: Optional[Decimal] = Field(default=None, sa_column=_money())
+    price: Optional[Decimal] = Field(default=None, sa_column=_money())
+    amount: Optional[Decimal] = Field(default=None, sa_column=_money())
+    fee: Optional[Decimal] = Field(default=None, sa_column=_money())
+    currency: Optional[str] = Field(default=None, max_length=8)
+    fx_rate: Optional[Decimal] = Field(default=None, sa_column=_money())
+    trade_date: date
+    trade_timestamp: Optional[str] = Field(default=None, max_length=64)  # as SnapTrade wrote it
+    trade_date_from_settlement: bool = Field(default=False)
+    settlement_date: Optional[date] = Field(default=None)
+    description: Optional[str] = Field(default=None)
+    institution: Optional[str] = Field(default=None, max_length=255)
+    external_reference_id: Optional[str] = Field(default=None, max_length=128)
+    fingerprint: str = Field(max_length=64)
+    raw: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class TransactionSyncLog(SQLModel, table=True):
+    """A sync run and the job queue at once: queued rows are work, finished rows are history."""
+
+    __tablename__ = "transaction_sync_log"
+    __table_args__ = (
+        sa.CheckConstraint(f"trigger IN ({_in(SYNC_TRIGGERS)})", name="ck_transaction_sync_log_trigger"),
+        sa.CheckConstraint(f"status IN ({_in(SYNC_STATUSES)})", name="ck_transaction_sync_log_status"),
+        # At most one queued-or-running sync per connection, enforced by the database.
+        sa.Index(
+            "uq_transaction_sync_log_active_connection",
+            "connection_id",
+            unique=True,
+            postgresql_where=sa.text("status IN ('queued', 'running')"),
+            sqlite_where=sa.text("status IN ('queued', 'running')"),
+        ),
+        sa.Index("idx_transaction_sync_log_status_queued", "status", "queued_at"),
+        sa.Index("idx_transaction_sync_log_user_started", "user_id", "queued_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
+    connection_id: Optional[int] = Field(default=None, foreign_key="brokerage_connections.id", ondelete="SET NULL")
+    trigger: str = Field(max_length=16)
+    status: str = Field(default="queued", max_length=16)
+    full_sync: bool = Field(default=False)
+    phase: Optional[str] = Field(default=None, max_length=64)
+    accounts_total: int = Field(default=0)
+    accounts_done: int = Field(default=0)
+    pages_total: int = Field(default=0)
+    pages_done: int = Field(default=0)
+    transactions_fetched: int = Field(default=0)
+    transactions_new: int = Field(default=0)
+    transactions_updated: int = Field(default=0)
+    transactions_unchanged: int = Field(default=0)
+    transactions_skipped: int = Field(default=0)
+    api_requests: int = Field(default=0)
+    attempts: int = Field(default=0)
+    worker_id: Optional[str] = Field(default=None, max_length=128)
+    checkpoint: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    account_breakdown: Optional[list] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    start_date: Optional[date] = Field(default=None)
+    end_date: Optional[date] = Field(default=None)
+    error_message: Optional[str] = Field(default=None)
+    error_details: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    queued_at: datetime = Field(default_factory=utcnow)
+    started_at: Optional[datetime] = Field(default=None)
+    heartbeat_at: Optional[datetime] = Field(default=None)
+    completed_at: Optional[datetime] = Field(default=None)
+    duration_seconds: Optional[float] = Field(default=None)
+
+
+class ManualSyncRequest(SQLModel, table=True):
+    """One row per accepted "Sync now": the per-user manual-sync limit counts these."""
+
+    __tablename__ = "manual_sync_requests"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_users.id", index=True, ondelete="CASCADE")
+    requested_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class WebhookEvent(SQLModel, table=True):
+    __tablename__ = "webhook_events"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    webhook_id: str = Field(max_length=128, unique=True)
+    event_type: str = Field(max_length=64, index=True)
+    client_id: Optional[str] = Field(default=None, max_length=128)
+    snaptrade_user_id: Optional[str] = Field(default=None, max_length=128)
+    user_id: Optional[int] = Field(default=None, foreign_key="app_users.id", ondelete="SET NULL")
+    authorization_id: Optional[str] = Field(default=None, max_length=64)
+    account_id: Optional[str] = Field(default=None, max_length=64)
+    event_timestamp: Optional[datetime] = Field(default=None)
+    payload: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    status: str = Field(default="received", max_length=16)  # received / processed / ignored / flagged
+    note: Optional[str] = Field(default=None)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    processed_at: Optional[datetime] = Field(default=None)
+
+
+class SyncIssue(SQLModel, table=True):
+    """Ledger of records a sync quarantined, skipped or merged, with the raw payload and why."""
+
+    __tablename__ = "sync_issues"
+    __table_args__ = (
+        sa.CheckConstraint(f"kind IN ({_in(ISSUE_KINDS)})", name="ck_sync_issues_kind"),
+        # The same bad record fetched again by a later sync is one ledger entry, not one per run.
+        sa.UniqueConstraint("kind", "account_id", "payload_hash", name="uq_sync_issues_payload"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: Optional[int] = Field(default=None, foreign_key="app_users.id", index=True, ondelete="CASCADE")
+    account_id: Optional[int] = Field(default=None, foreign_key="brokerage_accounts.id", ondelete="SET NULL")
+    run_id: Optional[int] = Field(default=None, foreign_key="transaction_sync_log.id", ondelete="SET NULL")
+    kind: str = Field(max_length=16)
+    reason: str
+    snaptrade_activity_id: Optional[str] = Field(default=None, max_length=128)
+    matched_transaction_id: Optional[int] = Field(default=None)
+    payload_hash: str = Field(max_length=64)
+    raw_payload: Optional[Any] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    resolved_at: Optional[datetime] = Field(default=None)
+    resolved_by: Optional[str] = Field(default=None, max_length=64)

@@ -1,0 +1,53 @@
+"""Column types that keep money exact on every database.
+
+PostgreSQL stores NUMERIC natively; SQLite has no decimal type (its NUMERIC affinity turns values
+into floats), so there the exact decimal text is stored and parsed back into `Decimal`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeDecorator
+
+
+class ExactDecimal(TypeDecorator):
+    """NUMERIC(38, 18) on PostgreSQL, exact decimal text on SQLite; always `Decimal` in Python."""
+
+    impl = sa.Numeric(38, 18, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String(64))
+        return dialect.type_descriptor(sa.Numeric(38, 18, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            if isinstance(value, float):
+                raise TypeError("ExactDecimal refuses floats: pass Decimal or str")
+            value = Decimal(value)
+        if dialect.name == "sqlite":
+            return format_decimal(value)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def format_decimal(value: Decimal) -> str:
+    """Plain (non-scientific) text of a decimal without trailing zeros: 0.0700 → '0.07'."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
