@@ -17,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
+from core import jsonexact
 from core.types import format_decimal
 
 _engines: dict[str, Engine] = {}
@@ -66,10 +67,12 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                  json_serializer=jsonexact.dumps, json_deserializer=jsonexact.loads)
         event.listen(engine, "connect", _sqlite_connect)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                            json_serializer=jsonexact.dumps, json_deserializer=jsonexact.loads)
 
 
 def get_engine(url: str | None = None) -> Engine:

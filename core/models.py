@@ -4,7 +4,7 @@ webhook events and the sync issues ledger. Names follow the original integration
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -16,7 +16,7 @@ from core.types import BigIntPK, ExactDecimal, JSONType
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _in(values) -> str:
@@ -192,6 +192,8 @@ class BrokerageTransaction(SQLModel, table=True):
     institution: Optional[str] = Field(default=None, max_length=255)
     external_reference_id: Optional[str] = Field(default=None, max_length=128)
     fingerprint: str = Field(max_length=64)
+    # Hash of the whole raw record: a re-fetched row whose hash matches is not rewritten.
+    raw_hash: str = Field(max_length=64)
     raw: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

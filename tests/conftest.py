@@ -116,3 +116,16 @@ def session(engine):
 
     with Session(engine, expire_on_commit=False) as s:
         yield s
+
+
+@pytest.fixture
+def sandbox():
+    """A fresh SnapTrade emulator on a free loopback port; core's client is pointed at it."""
+    from core.snaptrade import clear_endpoint, configure_endpoint
+    from sandbox import Sandbox
+
+    sb = Sandbox(seed=11).start()
+    configure_endpoint(sb.base_url, sb.client_id, sb.consumer_key)
+    yield sb
+    clear_endpoint()
+    sb.stop()

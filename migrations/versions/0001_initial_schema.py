@@ -227,6 +227,7 @@ def upgrade() -> None:
     sa.Column('institution', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('external_reference_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
     sa.Column('fingerprint', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('raw_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

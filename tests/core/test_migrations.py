@@ -1,8 +1,8 @@
 """Migrations: empty → head works, models and migrations agree, head → base works, on both backends."""
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from core import migrate
@@ -36,14 +36,14 @@ def test_role_check_constraint_rejects_unknown_role(engine):
     with engine.begin() as c:
         c.execute(sa.text("INSERT INTO app_users (username, password_hash, role, is_active, session_epoch, "
                           "failed_login_count, created_at, updated_at) VALUES ('u','x','trader',true,0,0,:t,:t)"),
-                  {"t": dt.datetime.now(dt.timezone.utc)})  # fmt: skip
+                  {"t": dt.datetime.now(dt.UTC)})  # fmt: skip
     with engine.connect() as c:
         uid = c.execute(sa.text("SELECT id FROM app_users")).scalar()
     try:
         with engine.begin() as c:
             c.execute(sa.text("INSERT INTO app_users (username, password_hash, role, is_active, session_epoch, "
                               "failed_login_count, created_at, updated_at) VALUES ('v','x','admin',true,0,0,:t,:t)"),
-                      {"t": dt.datetime.now(dt.timezone.utc)})  # fmt: skip
+                      {"t": dt.datetime.now(dt.UTC)})  # fmt: skip
         raise AssertionError("role check constraint did not fire")
     except sa.exc.IntegrityError:
         pass

@@ -1,0 +1,340 @@
+"""SnapTrade users, the connection portal, and reconciling connections and accounts with SnapTrade.
+
+SnapTrade is the source of truth for which connections exist: the portal's redirect is only a hint,
+so a sync or a callback always re-reads connections and accounts first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from core.crypto import decrypt_secret, encrypt_secret
+from core.models import (
+    BrokerageAccount,
+    BrokerageConnection,
+    BrokerageTransaction,
+    SnapTradeUser,
+    utcnow,
+)
+from core.settings import get_settings
+from core.snaptrade import (
+    InvalidInputError,
+    NotFoundError,
+    SnapTradeClient,
+    new_snaptrade_user_id,
+    remember_secret,
+)
+
+log = logging.getLogger("tradistry.connections")
+
+DEFAULT_DISABLED_REASON = "SnapTrade reports this connection as disabled: the brokerage login expired or was revoked."
+
+
+@dataclass
+class SnapTradeIdentity:
+    snaptrade_user_id: str
+    user_secret: str
+
+
+def ensure_snaptrade_user(session: Session, user_id: int, client: SnapTradeClient | None = None) -> SnapTradeIdentity:
+    """The user's SnapTrade identity, registering one (opaque id, encrypted secret) the first time."""
+    row = session.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == user_id)).first()
+    if row is not None:
+        secret = decrypt_secret(row.user_secret_encrypted)
+        remember_secret(secret)
+        return SnapTradeIdentity(row.snaptrade_user_id, secret)
+    client = client or SnapTradeClient()
+    snaptrade_user_id = new_snaptrade_user_id()
+    secret = client.register_user(snaptrade_user_id)
+    session.add(SnapTradeUser(user_id=user_id, snaptrade_user_id=snaptrade_user_id,
+                              user_secret_encrypted=encrypt_secret(secret)))  # fmt: skip
+    session.commit()
+    return SnapTradeIdentity(snaptrade_user_id, secret)
+
+
+def get_snaptrade_identity(session: Session, user_id: int) -> SnapTradeIdentity | None:
+    row = session.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == user_id)).first()
+    if row is None:
+        return None
+    secret = decrypt_secret(row.user_secret_encrypted)
+    remember_secret(secret)
+    return SnapTradeIdentity(row.snaptrade_user_id, secret)
+
+
+def create_portal_link(
+    session: Session,
+    *,
+    user_id: int,
+    broker: str | None = None,
+    reconnect_connection_id: int | None = None,
+    redirect_url: str | None = None,
+    client: SnapTradeClient | None = None,
+) -> str:
+    """A fresh connection-portal URL (valid 5 minutes), for a new connection or a reconnect."""
+    client = client or SnapTradeClient()
+    identity = ensure_snaptrade_user(session, user_id, client)
+    reconnect = None
+    if reconnect_connection_id is not None:
+        conn = session.get(BrokerageConnection, reconnect_connection_id)
+        if conn is None or conn.user_id != user_id:
+            raise ValueError("That connection does not exist.")
+        reconnect = conn.authorization_id
+    if redirect_url is None:
+        redirect_url = get_settings().app_base_url.rstrip("/") + "/callback"
+    return client.login_link(identity.snaptrade_user_id, identity.user_secret, broker=broker,
+                             redirect=redirect_url, reconnect=reconnect)  # fmt: skip
+
+
+@dataclass
+class ReconcileResult:
+    connections: dict[str, BrokerageConnection] = field(default_factory=dict)  # authorization id → row
+    new_connection_ids: list[int] = field(default_factory=list)
+    fixed_connection_ids: list[int] = field(default_factory=list)
+    accounts: dict[str, BrokerageAccount] = field(default_factory=dict)  # SnapTrade account id → row
+    requests: int = 0
+
+
+def _parse_dt(value) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=utcnow().tzinfo)
+
+
+def _parse_date(value) -> date | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _dec(value) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _apply_authorization(conn: BrokerageConnection, auth: dict, now: datetime) -> str | None:
+    """Copy SnapTrade's view of a connection onto our row; returns 'broken' / 'fixed' on a change."""
+    brokerage = auth.get("brokerage") or {}
+    conn.brokerage_slug = brokerage.get("slug") or conn.brokerage_slug
+    conn.brokerage_name = brokerage.get("display_name") or brokerage.get("name") or conn.brokerage_name or "Brokerage"
+    conn.connection_type = auth.get("type") or conn.connection_type
+    change = None
+    if auth.get("disabled"):
+        if conn.status != "needs_reconnect":
+            change = "broken"
+        conn.status = "needs_reconnect"
+        conn.disabled_at = _parse_dt(auth.get("disabled_date")) or conn.disabled_at or now
+        meta = auth.get("meta") if isinstance(auth.get("meta"), dict) else {}
+        conn.status_reason = auth.get("disabled_reason") or meta.get("disabled_reason") or conn.status_reason or DEFAULT_DISABLED_REASON
+    else:
+        if conn.status in ("needs_reconnect", "disconnected", "pending"):
+            change = "fixed"
+        if conn.status != "error":
+            conn.status = "active"
+        conn.disabled_at = None
+        conn.status_reason = None
+    conn.updated_at = now
+    return change
+
+
+def reconcile_connections(
+    session: Session, *, user_id: int, client: SnapTradeClient | None = None, identity: SnapTradeIdentity | None = None
+) -> ReconcileResult:
+    """Bring connections and accounts in line with SnapTrade (2 requests: authorizations + accounts)."""
+    client = client or SnapTradeClient()
+    identity = identity or get_snaptrade_identity(session, user_id)
+    result = ReconcileResult()
+    if identity is None:
+        return result
+    before = client.requests_made
+    now = utcnow()
+    settings = get_settings()
+    authorizations = client.list_authorizations(identity.snaptrade_user_id, identity.user_secret)
+    existing = {c.authorization_id: c for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))}
+    seen: set[str] = set()
+    for auth in authorizations:
+        auth_id = str(auth.get("id") or "")
+        if not auth_id:
+            continue
+        seen.add(auth_id)
+        conn = existing.get(auth_id)
+        is_new = conn is None
+        if is_new:
+            conn = BrokerageConnection(user_id=user_id, authorization_id=auth_id, status="active",
+                                       sync_frequency_minutes=settings.sync_frequency_minutes, next_sync_at=None)  # fmt: skip
+        change = _apply_authorization(conn, auth, now)
+        session.add(conn)
+        session.flush()
+        if is_new:
+            result.new_connection_ids.append(conn.id)
+        elif change == "fixed":
+            result.fixed_connection_ids.append(conn.id)
+        result.connections[auth_id] = conn
+    for auth_id, conn in existing.items():
+        if auth_id not in seen and conn.status != "disconnected":
+            conn.status = "disconnected"
+            conn.status_reason = "The connection no longer exists at SnapTrade; imported history is kept."
+            conn.updated_at = now
+            session.add(conn)
+
+    by_auth = {c.authorization_id: c for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))}
+    accounts = client.list_accounts(identity.snaptrade_user_id, identity.user_secret)
+    stored = {a.snaptrade_account_id: a for a in session.exec(select(BrokerageAccount).where(BrokerageAccount.user_id == user_id))}
+    listed: set[str] = set()
+    for raw in accounts:
+        acc_id = str(raw.get("id") or "")
+        conn = by_auth.get(str(raw.get("connection_id") or raw.get("brokerage_authorization") or ""))
+        if not acc_id or conn is None:
+            continue
+        listed.add(acc_id)
+        acc = stored.get(acc_id) or BrokerageAccount(user_id=user_id, connection_id=conn.id, snaptrade_account_id=acc_id)
+        acc.connection_id = conn.id
+        acc.account_name = raw.get("display_name") or raw.get("name") or acc.account_name
+        acc.account_number = raw.get("masked_account_number") or raw.get("number") or acc.account_number
+        acc.account_type = raw.get("raw_type") or raw.get("kind") or acc.account_type
+        acc.institution_name = raw.get("institution_name") or conn.brokerage_name
+        net = raw.get("net_value") or (raw.get("balance") or {}).get("total") or {}
+        if isinstance(net, dict) and net.get("amount") is not None:
+            acc.total_value = _dec(net.get("amount"))
+            cur = net.get("currency")
+            acc.currency = (cur.get("code") if isinstance(cur, dict) else cur) or acc.currency
+            acc.balance_updated_at = now
+        tx = ((raw.get("sync_status") or {}).get("transactions")) or {}
+        acc.snaptrade_initial_sync_completed = tx.get("initial_sync_completed")
+        acc.snaptrade_last_successful_sync = _parse_date(tx.get("last_successful_sync"))
+        acc.first_transaction_date = _parse_date(tx.get("first_transaction_date"))
+        if not acc.is_active and acc.removed_at is not None:
+            acc.is_active, acc.removed_at = True, None
+        acc.extra = {"is_paper": raw.get("is_paper"), "institution_account_id": raw.get("institution_account_id")}
+        acc.updated_at = now
+        session.add(acc)
+        session.flush()
+        result.accounts[acc_id] = acc
+    for acc_id, acc in stored.items():
+        conn = session.get(BrokerageConnection, acc.connection_id)
+        if acc_id not in listed and acc.is_active and conn is not None and conn.authorization_id in seen:
+            acc.is_active = False
+            acc.removed_at = now
+            acc.updated_at = now
+            session.add(acc)
+    session.commit()
+    result.requests = client.requests_made - before
+    return result
+
+
+@dataclass
+class CallbackOutcome:
+    status: str  # connected / error / abandoned / unknown
+    message: str
+    connection_id: int | None = None
+    error_code: str | None = None
+    run_ids: list[int] = field(default_factory=list)
+
+
+PORTAL_ERRORS = {
+    "1066": "the brokerage rejected the login (wrong credentials or missing permission)",
+    "3000": "the brokerage could not be reached",
+    "1006": "the connection attempt expired before it was finished",
+    "1012": "the request was invalid",
+    "1023": "the reconnect used a different brokerage login than the original connection",
+    "1140": "the brokerage API key lacks a needed permission",
+    "1086": "the multi-factor code was wrong",
+    "0000": "SnapTrade did not recognise the user",
+}
+
+
+def handle_portal_callback(session: Session, *, user_id: int, params: dict, client: SnapTradeClient | None = None) -> CallbackOutcome:
+    """The portal sent the browser back: treat the query as a hint, re-read SnapTrade, queue syncs."""
+    from core.jobs import enqueue_sync
+
+    status = str(params.get("status") or "").upper()
+    client = client or SnapTradeClient()
+    if status == "ABANDONED":
+        return CallbackOutcome("abandoned", "You left the connection portal before finishing; nothing was connected.")
+    if status == "ERROR":
+        code = str(params.get("error_code") or "") or None
+        why = PORTAL_ERRORS.get(code or "", "the connection could not be completed")
+        return CallbackOutcome("error", f"The brokerage connection failed: {why}" + (f" (error code {code})." if code else "."),
+                               error_code=code)  # fmt: skip
+    result = reconcile_connections(session, user_id=user_id, client=client)
+    hinted = str(params.get("connection_id") or params.get("authorizationId") or "")
+    conn = result.connections.get(hinted)
+    targets = set(result.new_connection_ids) | set(result.fixed_connection_ids)
+    if conn is not None:
+        targets.add(conn.id)
+    run_ids = []
+    for cid in sorted(targets):
+        c = session.get(BrokerageConnection, cid)
+        if c is None or c.status == "disconnected":
+            continue
+        run, _ = enqueue_sync(session, user_id=user_id, connection_id=cid, trigger="initial")
+        run_ids.append(run.id)
+    if conn is not None:
+        return CallbackOutcome("connected", f"{conn.brokerage_name} is connected; the first import has been queued.",
+                               connection_id=conn.id, run_ids=run_ids)  # fmt: skip
+    if targets:
+        return CallbackOutcome("connected", "Your brokerage is connected; the first import has been queued.",
+                               connection_id=min(targets), run_ids=run_ids)  # fmt: skip
+    return CallbackOutcome("unknown", "SnapTrade does not list a new connection yet. If you finished the portal, "
+                                      "it will appear after the next sync.", run_ids=run_ids)  # fmt: skip
+
+
+def disconnect_connection(
+    session: Session, *, user_id: int, connection_id: int, keep_history: bool = True, client: SnapTradeClient | None = None
+) -> None:
+    """Delete the connection at SnapTrade and mark it disconnected; optionally delete its history."""
+    conn = session.get(BrokerageConnection, connection_id)
+    if conn is None or conn.user_id != user_id:
+        raise ValueError("That connection does not exist.")
+    identity = get_snaptrade_identity(session, user_id)
+    if identity is not None:
+        client = client or SnapTradeClient()
+        try:
+            client.delete_connection(identity.snaptrade_user_id, identity.user_secret, conn.authorization_id)
+        except (NotFoundError, InvalidInputError):
+            pass  # already gone at SnapTrade: the local state is what is left to fix
+    now = utcnow()
+    conn.status = "disconnected"
+    conn.status_reason = "Disconnected by you" + ("; imported history kept." if keep_history else "; history deleted.")
+    conn.auto_sync_enabled = False
+    conn.next_sync_at = None
+    conn.updated_at = now
+    session.add(conn)
+    account_ids = select(BrokerageAccount.id).where(BrokerageAccount.connection_id == conn.id)
+    session.execute(sa.update(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
+                    .values(is_active=False, removed_at=now, updated_at=now))  # fmt: skip
+    if not keep_history:
+        session.execute(sa.delete(BrokerageTransaction).where(BrokerageTransaction.account_id.in_(account_ids)))
+    session.commit()
+
+
+def set_auto_sync(session: Session, *, user_id: int, connection_id: int, enabled: bool, frequency_minutes: int) -> BrokerageConnection:
+    if frequency_minutes < 60 or frequency_minutes > 7 * 24 * 60:
+        raise ValueError("Sync frequency must be between 1 hour and 7 days (SnapTrade refreshes activities once a day).")
+    conn = session.get(BrokerageConnection, connection_id)
+    if conn is None or conn.user_id != user_id:
+        raise ValueError("That connection does not exist.")
+    conn.auto_sync_enabled = enabled
+    conn.sync_frequency_minutes = frequency_minutes
+    base = conn.last_sync_at or utcnow()
+    conn.next_sync_at = base + timedelta(minutes=frequency_minutes) if enabled else None
+    conn.updated_at = utcnow()
+    session.add(conn)
+    session.commit()
+    return conn

@@ -1,0 +1,32 @@
+"""JSON that keeps decimals exact: Decimal values are written as JSON numbers with their exact
+digits (never through float), and read back as Decimal. Used for the raw SnapTrade payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+_MARK = "\u0000dec:"
+_MARKED = re.compile(r'"\\u0000dec:([-+0-9.eE]+)"')
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Decimal):
+        if not o.is_finite():
+            return str(o)
+        return f"{_MARK}{o}"
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def dumps(obj: Any, *, sort_keys: bool = False) -> str:
+    text = json.dumps(obj, default=_default, sort_keys=sort_keys, separators=(",", ":"))
+    return _MARKED.sub(r"\1", text) if "\\u0000dec:" in text else text
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text, parse_float=Decimal)

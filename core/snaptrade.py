@@ -1,0 +1,392 @@
+"""The one door to SnapTrade: builds the v13 SDK client, owns retries and pacing, maps failures
+to a few domain errors, and scrubs user secrets from everything it lets out.
+
+Only this module imports `snaptrade_client`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from snaptrade_client import ApiException, Configuration, SnapTrade, SnapTradeAuth
+from snaptrade_client.exceptions import ApiValueError
+
+from core.settings import Settings, get_settings
+
+log = logging.getLogger("tradistry.snaptrade")
+
+# --------------------------------------------------------------------------- redaction
+
+_SECRET_PARAM = re.compile(r"(userSecret|user_secret|consumerKey|consumer_key)(=|\"?\s*[:=]\s*\"?|'\s*:\s*')([^&\s\"',}]+)")
+_known_secrets: set[str] = set()
+_known_lock = threading.Lock()
+
+
+def remember_secret(secret: str | None) -> None:
+    """Register a secret so `redact` removes it wherever it appears."""
+    if secret and len(secret) >= 6:
+        with _known_lock:
+            _known_secrets.add(secret)
+
+
+def redact(text: object) -> str:
+    """The one place secrets are scrubbed: query-string/JSON forms and every registered secret."""
+    out = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", str(text))
+    with _known_lock:
+        secrets = list(_known_secrets)
+    for s in secrets:
+        if s in out:
+            out = out.replace(s, "[REDACTED]")
+    return out
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that scrubs secrets from every record that passes through a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string must not stop logging
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction() -> None:
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    # urllib3 logs full URLs (with userSecret) at DEBUG; keep it quiet regardless.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SnapTradeError(Exception):
+    """A SnapTrade failure, already redacted and fit to show a user."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None, request_id: str | None = None):
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        super().__init__(redact(message))
+
+    def details(self) -> dict:
+        return {"type": type(self).__name__, "status": self.status, "code": self.code,
+                "request_id": self.request_id, "message": str(self)}  # fmt: skip
+
+
+class AuthError(SnapTradeError):
+    """Bad signature, bad client credentials or bad user secret."""
+
+
+class DisabledConnectionError(SnapTradeError):
+    """The brokerage connection is disabled and needs a reconnect."""
+
+
+class NotFoundError(SnapTradeError):
+    pass
+
+
+class RateLimitedError(SnapTradeError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class UpstreamError(SnapTradeError):
+    """5xx, timeouts, dropped connections, unparseable answers: SnapTrade or the broker is unwell."""
+
+
+class InvalidInputError(SnapTradeError):
+    pass
+
+
+class NotConfiguredError(SnapTradeError):
+    pass
+
+
+def _error_from_api(exc: ApiException) -> SnapTradeError:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    status = int(exc.status or 0)
+    code = str(body.get("code")) if body.get("code") is not None else None
+    detail = body.get("detail") or exc.reason or "SnapTrade error"
+    headers = exc.headers or {}
+    request_id = headers.get("X-Request-ID") if hasattr(headers, "get") else None
+    kw = {"status": status, "code": code, "request_id": request_id}
+    message = f"SnapTrade answered {status}" + (f" (code {code})" if code else "") + f": {detail}"
+    if status == 429:
+        return RateLimitedError(message, retry_after=_retry_after(headers), **kw)
+    if status == 402 or code in ("3003", "3011"):
+        return DisabledConnectionError(message, **kw)
+    if status in (401, 403) or code in ("1076", "1083"):
+        return AuthError(message, **kw)
+    if status == 404 or code == "1011":
+        return NotFoundError(message, **kw)
+    if status in (400, 422) or code == "1012":
+        return InvalidInputError(message, **kw)
+    return UpstreamError(message, **kw)
+
+
+def _retry_after(headers) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers else None
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- endpoint
+
+_override: dict | None = None
+
+
+def configure_endpoint(base_url: str, client_id: str, consumer_key: str) -> None:
+    """Point every client at another SnapTrade-compatible endpoint (the embedded sandbox)."""
+    global _override
+    _override = {"base_url": base_url, "client_id": client_id, "consumer_key": consumer_key}
+    remember_secret(consumer_key)
+
+
+def clear_endpoint() -> None:
+    global _override
+    _override = None
+
+
+def embedded_endpoint_file(settings: Settings) -> Path:
+    return settings.data_dir / "sandbox_endpoint.json"
+
+
+def resolve_endpoint(settings: Settings | None = None) -> dict:
+    settings = settings or get_settings()
+    if _override:
+        return dict(_override)
+    if settings.snaptrade_client_id and settings.snaptrade_consumer_key:
+        return {"base_url": settings.snaptrade_base_url, "client_id": settings.snaptrade_client_id,
+                "consumer_key": settings.snaptrade_consumer_key}  # fmt: skip
+    # Sandbox mode: the app's embedded emulator writes where it listens, so the CLI can reach it.
+    path = embedded_endpoint_file(settings)
+    if path.exists():
+        data = json.loads(path.read_text())
+        return {k: data[k] for k in ("base_url", "client_id", "consumer_key")}
+    raise NotConfiguredError(
+        "SnapTrade is not configured: set SNAPTRADE_CLIENT_ID and SNAPTRADE_CONSUMER_KEY, "
+        "or start the app (`make run`) so its embedded sandbox is running."
+    )
+
+
+# --------------------------------------------------------------------------- pacing
+
+
+class _Pacer:
+    """Waits before a request when SnapTrade's X-RateLimit-* headers say the budget is nearly gone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._not_before: dict[str, float] = {}
+
+    def wait(self, keys: list[str]) -> None:
+        with self._lock:
+            until = max((self._not_before.get(k, 0.0) for k in keys), default=0.0)
+        delay = until - time.monotonic()
+        if delay > 0:
+            time.sleep(min(delay, 60.0))
+
+    def observe(self, headers, client_key: str, account_key: str | None) -> None:
+        if not headers:
+            return
+        now = time.monotonic()
+        for prefix, key in (("X-RateLimit", client_key), ("X-RateLimit-Account", account_key)):
+            if key is None:
+                continue
+            try:
+                remaining = headers.get(f"{prefix}-Remaining")
+                reset = headers.get(f"{prefix}-Reset")
+                if remaining is None or reset is None:
+                    continue
+                remaining, reset = int(remaining), float(reset)
+            except (TypeError, ValueError):
+                continue
+            # Spread what is left over the window instead of bursting into a 429.
+            if remaining <= 0:
+                gap = reset
+            elif remaining <= 3:
+                gap = reset / (remaining + 1)
+            else:
+                gap = 0.0
+            if gap > 0:
+                with self._lock:
+                    self._not_before[key] = max(self._not_before.get(key, 0.0), now + gap)
+
+
+_pacer = _Pacer()
+
+
+# --------------------------------------------------------------------------- client
+
+
+@dataclass
+class ActivityPage:
+    activities: list[dict]
+    total: int
+    offset: int
+    limit: int
+
+
+def _loads_exact(raw: bytes) -> Any:
+    return json.loads(raw, parse_float=Decimal)
+
+
+class SnapTradeClient:
+    """One SDK client plus our retry policy; counts the requests it makes (for run accounting)."""
+
+    def __init__(self, settings: Settings | None = None, endpoint: dict | None = None,
+                 sleep: Callable[[float], None] = time.sleep):  # fmt: skip
+        self.settings = settings or get_settings()
+        ep = endpoint or resolve_endpoint(self.settings)
+        self.client_id = ep["client_id"]
+        remember_secret(ep["consumer_key"])
+        auth = SnapTradeAuth.commercial_api_key(consumer_key=ep["consumer_key"], client_id=ep["client_id"])
+        cfg = Configuration(auth=auth, host=ep["base_url"].rstrip("/"))
+        cfg.retries = False  # urllib3's hidden retries would re-send signed requests behind our back
+        self._sdk = SnapTrade(cfg, auth=auth)
+        pool = self._sdk.account_information.api_client.rest_client.pool_manager
+        pool.connection_pool_kw["timeout"] = urllib3.Timeout(
+            connect=min(10.0, self.settings.http_timeout_seconds), read=self.settings.http_timeout_seconds
+        )
+        self.requests_made = 0
+        self._sleep = sleep
+
+    # -- the retry loop ------------------------------------------------------------------
+    def _call(self, fn: Callable, *, pace_account: str | None = None, what: str = "request", **kwargs):
+        s = self.settings
+        attempt = 0
+        client_key = f"client:{self.client_id}"
+        account_key = f"account:{self.client_id}:{pace_account}" if pace_account else None
+        while True:
+            _pacer.wait([k for k in (client_key, account_key) if k])
+            self.requests_made += 1
+            try:
+                resp = fn(**kwargs)
+                _pacer.observe(resp.headers, client_key, account_key)
+                return resp
+            except ApiException as exc:
+                _pacer.observe(exc.headers, client_key, account_key)
+                err = _error_from_api(exc)
+                retryable = isinstance(err, RateLimitedError) or (isinstance(err, UpstreamError) and (err.status or 0) >= 500)
+            except ApiValueError as exc:
+                raise InvalidInputError(f"invalid {what}: {exc}") from None
+            except (urllib3.exceptions.HTTPError, OSError, json.JSONDecodeError) as exc:
+                err = UpstreamError(f"SnapTrade {what} failed: {type(exc).__name__}: {exc}")
+                retryable = True
+            attempt += 1
+            if not retryable or attempt > s.http_max_retries:
+                log.warning("snaptrade %s failed after %d attempt(s): %s", what, attempt, redact(err))
+                raise err
+            delay = min(s.http_backoff_cap_seconds, s.http_backoff_base_seconds * (2 ** (attempt - 1)))
+            delay = random.uniform(delay / 2, delay)  # jitter so workers do not retry in lockstep
+            if isinstance(err, RateLimitedError) and err.retry_after is not None:
+                delay = max(delay, err.retry_after)
+            log.info("snaptrade %s: %s; retry %d in %.2fs", what, redact(err), attempt, delay)
+            self._sleep(delay)
+
+    @staticmethod
+    def _json(resp) -> Any:
+        raw = getattr(getattr(resp, "response", None), "data", None)
+        if raw:
+            return _loads_exact(raw)
+        return resp.body
+
+    # -- users ---------------------------------------------------------------------------
+    def register_user(self, snaptrade_user_id: str) -> str:
+        resp = self._call(self._sdk.authentication.register_snap_trade_user, user_id=snaptrade_user_id, what="registerUser")
+        secret = self._json(resp)["userSecret"]
+        remember_secret(secret)
+        return secret
+
+    def delete_user(self, snaptrade_user_id: str) -> None:
+        self._call(self._sdk.authentication.delete_snap_trade_user, user_id=snaptrade_user_id, what="deleteUser")
+
+    def login_link(self, user_id: str, user_secret: str, *, broker: str | None = None, redirect: str | None = None,
+                   reconnect: str | None = None, connection_type: str = "read") -> str:  # fmt: skip
+        remember_secret(user_secret)
+        kwargs: dict[str, Any] = {"user_id": user_id, "user_secret": user_secret, "connection_type": connection_type}
+        if broker:
+            kwargs["broker"] = broker
+        if redirect:
+            kwargs["custom_redirect"] = redirect
+            kwargs["immediate_redirect"] = True
+        if reconnect:
+            kwargs["reconnect"] = reconnect
+        resp = self._call(self._sdk.authentication.login_snap_trade_user, what="login", **kwargs)
+        body = self._json(resp)
+        url = body.get("redirectURI") if isinstance(body, dict) else None
+        if not url:
+            raise UpstreamError("SnapTrade login answered without a redirectURI")
+        return url
+
+    # -- connections and accounts -----------------------------------------------------------
+    def list_authorizations(self, user_id: str, user_secret: str) -> list[dict]:
+        remember_secret(user_secret)
+        resp = self._call(self._sdk.connections.list_brokerage_authorizations, user_id=user_id,
+                          user_secret=user_secret, what="list connections")  # fmt: skip
+        return list(self._json(resp) or [])
+
+    def delete_connection(self, user_id: str, user_secret: str, authorization_id: str) -> None:
+        self._call(self._sdk.connections.delete_connection, connection_id=authorization_id, user_id=user_id,
+                   user_secret=user_secret, what="delete connection")  # fmt: skip
+
+    def list_accounts(self, user_id: str, user_secret: str) -> list[dict]:
+        """All accounts of the user (ConnectionAccount shape, with sync_status) in one request."""
+        resp = self._call(self._sdk.account_information.list_all_user_accounts, user_id=user_id,
+                          user_secret=user_secret, what="list accounts")  # fmt: skip
+        body = self._json(resp)
+        return list(body.get("results", []) if isinstance(body, dict) else body or [])
+
+    def account_balances(self, user_id: str, user_secret: str, account_id: str) -> list[dict]:
+        resp = self._call(self._sdk.account_information.get_user_account_balance, account_id=account_id,
+                          pace_account=account_id, user_id=user_id, user_secret=user_secret, what="balances")
+        return list(self._json(resp) or [])
+
+    def activities_page(self, user_id: str, user_secret: str, account_id: str, *, offset: int, limit: int = 1000,
+                        start_date: date | None = None, end_date: date | None = None) -> ActivityPage:  # fmt: skip
+        kwargs: dict[str, Any] = {"account_id": account_id, "user_id": user_id, "user_secret": user_secret,
+                                  "offset": offset, "limit": min(limit, 1000)}  # fmt: skip
+        if start_date:
+            kwargs["start_date"] = start_date
+        if end_date:
+            kwargs["end_date"] = end_date
+        resp = self._call(self._sdk.account_information.get_account_activities, pace_account=account_id,
+                          what="activities", **kwargs)
+        body = self._json(resp)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise UpstreamError("SnapTrade activities answer is not {data, pagination}")
+        pagination = body.get("pagination") or {}
+        try:
+            total = int(pagination.get("total", len(body["data"])))
+        except (TypeError, ValueError):
+            total = len(body["data"])
+        return ActivityPage(body["data"], total, int(pagination.get("offset") or offset), int(pagination.get("limit") or limit))
+
+
+def new_snaptrade_user_id() -> str:
+    """An opaque random id: nothing about the person goes to SnapTrade."""
+    import uuid
+
+    return f"tds-{uuid.uuid4()}"

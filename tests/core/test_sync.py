@@ -1,0 +1,223 @@
+"""The sync engine against the sandbox over real HTTP and the real SDK, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from core.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, SyncIssue
+from core.normalize import NormalizationError, normalize_activity
+from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now
+
+COMPARED = ("transaction_type", "raw_type", "symbol", "option_ticker", "option_action", "quantity", "price", "amount",
+            "fee", "currency", "fx_rate", "trade_date", "trade_timestamp", "trade_date_from_settlement",
+            "settlement_date", "description", "external_reference_id", "fingerprint")  # fmt: skip
+
+
+def stored_rows(session, user_id):
+    rows = session.exec(select(BrokerageTransaction, BrokerageAccount.snaptrade_account_id)
+                        .join(BrokerageAccount, BrokerageAccount.id == BrokerageTransaction.account_id)
+                        .where(BrokerageTransaction.user_id == user_id)).all()  # fmt: skip
+    return {(acc, t.snaptrade_activity_id): t for t, acc in rows}
+
+
+def expected_rows(sb, st_user):
+    expected, bad = {}, 0
+    for account_id, activities in sb.ground_truth(st_user).items():
+        for a in activities:
+            try:
+                expected[(account_id, str(a["id"]))] = (normalize_activity(a), a)
+            except NormalizationError:
+                bad += 1
+    return expected, bad
+
+
+def assert_matches_ground_truth(session, sb, user_id):
+    st_user = snaptrade_user_id(session, user_id)
+    expected, bad = expected_rows(sb, st_user)
+    stored = stored_rows(session, user_id)
+    assert set(stored) == set(expected), "stored ids differ from the sandbox's"
+    sums_expected, sums_stored = defaultdict(Decimal), defaultdict(Decimal)
+    for key, (norm, raw) in expected.items():
+        row = stored[key]
+        for field in COMPARED:
+            assert getattr(row, field) == norm[field], f"{field} of {key} differs"
+        assert row.raw == raw
+        sums_expected[norm["currency"]] += norm["amount"] or 0
+        sums_stored[row.currency] += row.amount or 0
+    assert sums_stored == sums_expected
+    quarantined = session.exec(select(sa.func.count()).select_from(SyncIssue).where(SyncIssue.kind == "quarantined")).one()
+    assert quarantined == bad
+
+
+def test_first_sync_stores_exactly_what_the_sandbox_holds_and_second_rewrites_nothing(engine, sandbox):
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=2500)
+        connect(s, sandbox, uid, broker="SANDBOX_CA", history_size=400)
+    runs = sync_now(engine, uid, trigger="initial")
+    assert [r.status for r in runs] == ["completed", "completed"]
+    assert sum(r.transactions_new for r in runs) > 2500
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
+        before = {t.id: t.updated_at for t in s.exec(select(BrokerageTransaction))}
+    again = sync_now(engine, uid, full=True)
+    assert all(r.status == "completed" for r in again)
+    assert sum(r.transactions_new for r in again) == 0 and sum(r.transactions_updated for r in again) == 0
+    assert sum(r.transactions_unchanged for r in again) == len(before)
+    with Session(engine) as s:
+        assert {t.id: t.updated_at for t in s.exec(select(BrokerageTransaction))} == before
+
+
+def test_exact_decimals_dates_and_options_survive_the_round_trip(engine, sandbox):
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=1500)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=300)
+        connect(s, sandbox, uid, broker="SANDBOX_DATEONLY", history_size=300)
+    sync_now(engine, uid)
+    with Session(engine) as s:
+        rows = list(s.exec(select(BrokerageTransaction).where(BrokerageTransaction.user_id == uid)))
+        # Padded and unpadded OCC spellings of one contract collapse to one canonical ticker.
+        raw_spellings = defaultdict(set)
+        for r in rows:
+            if r.option_ticker:
+                raw_spellings[r.option_ticker].add(r.raw["option_symbol"]["ticker"])
+        assert any(len(v) > 1 for v in raw_spellings.values()), "sandbox should serve both OCC spellings"
+        # Date-only rows keep their written date (no shift to the previous day).
+        for r in rows:
+            written = (r.raw.get("trade_date") or r.raw.get("settlement_date"))[:10]
+            assert r.trade_date.isoformat() == written
+        assert any(r.trade_date_from_settlement for r in rows), "a null trade_date falls back to settlement"
+        # Crypto quantities keep every decimal; dividends keep their sign.
+        assert any(r.quantity is not None and -r.quantity.as_tuple().exponent >= 8 for r in rows)
+        assert all(r.amount > 0 for r in rows if r.transaction_type == "DIVIDEND" and r.amount is not None)
+        # Two genuine same-day identical trades stay two rows.
+        fp = Counter((r.account_id, r.fingerprint) for r in rows if r.transaction_type in ("BUY", "SELL"))
+        assert any(n >= 2 for n in fp.values())
+        assert any(r.transaction_type == "OTHER" and r.raw_type for r in rows)
+
+
+def test_incremental_sync_picks_up_new_and_backdated_activities(engine, sandbox):
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=800)
+    sync_now(engine, uid)
+    with Session(engine) as s:
+        account_id = s.exec(select(BrokerageAccount.snaptrade_account_id)).first()
+    sandbox.advance_day()
+    late = sandbox.add_backdated(account_id, count=5, days_back=5)
+    runs = sync_now(engine, uid, trigger="scheduled")
+    assert runs[0].status == "completed" and runs[0].transactions_new >= len(late)
+    assert runs[0].transactions_fetched < 800, "incremental sync re-reads only the overlap window"
+    with Session(engine) as s:
+        ids = {t.snaptrade_activity_id for t in s.exec(select(BrokerageTransaction))}
+        assert set(late) <= ids
+        assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_rekeyed_ids_are_merged_not_duplicated(engine, sandbox):
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=600)
+    sync_now(engine, uid)
+    with Session(engine) as s:
+        account_id = s.exec(select(BrokerageAccount.snaptrade_account_id)).first()
+        count_before = s.exec(select(sa.func.count()).select_from(BrokerageTransaction)).one()
+    pairs = sandbox.rekey(account_id, count=3)
+    runs = sync_now(engine, uid, full=True)
+    assert runs[0].status == "completed"
+    with Session(engine) as s:
+        ids = {t.snaptrade_activity_id for t in s.exec(select(BrokerageTransaction))}
+        assert s.exec(select(sa.func.count()).select_from(BrokerageTransaction)).one() == count_before
+        for old, new in pairs:
+            assert new in ids and old not in ids
+        merged = s.exec(select(SyncIssue).where(SyncIssue.kind == "merged")).all()
+        assert len(merged) == len(pairs)
+        assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_scheduled_sync_with_nothing_new_costs_at_most_two_requests(engine, sandbox):
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=3000)
+    sandbox.reset_request_log()
+    first = sync_now(engine, uid, trigger="initial")[0]
+    activity_requests = sandbox.request_counts().get("/accounts/{accountId}/activities", 0)
+    assert activity_requests == 3  # ⌈3000 / 1000⌉ pages, no more
+    assert first.api_requests <= activity_requests + 4
+    sandbox.reset_request_log()
+    with Session(engine, expire_on_commit=False) as s:
+        from core import jobs
+        from core.sync import execute_run
+
+        conn = s.exec(select(BrokerageConnection)).one()
+        run, _ = jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="scheduled")
+        jobs.claim_run(s, run.id, "w")
+    done = execute_run(run.id, engine=engine)
+    assert done.status == "completed"
+    assert sum(sandbox.request_counts().values()) <= 2
+    assert done.api_requests <= 2
+
+
+def test_disabled_connection_is_marked_for_reconnect_while_others_still_sync(engine, sandbox):
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        broken = connect(s, sandbox, uid, broker="SANDBOX_US", history_size=300)
+        connect(s, sandbox, uid, broker="SANDBOX_CA", history_size=300)
+    sync_now(engine, uid)
+    with Session(engine) as s:
+        kept = s.exec(select(sa.func.count()).select_from(BrokerageTransaction)).one()
+    sandbox.disable_connection(broken, reason="Brokerage password changed")
+    sandbox.advance_day()
+    runs = {r.connection_id: r for r in sync_now(engine, uid)}
+    with Session(engine) as s:
+        conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == broken)).one()
+        other = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id != broken)).one()
+        assert conn.status == "needs_reconnect" and conn.disabled_at is not None and conn.status_reason
+        assert runs[conn.id].status == "failed" and "reconnect" in runs[conn.id].error_message
+        assert runs[other.id].status == "completed"
+        assert s.exec(select(sa.func.count()).select_from(BrokerageTransaction)).one() >= kept
+
+
+def test_malformed_records_land_in_the_ledger_and_the_rest_syncs(engine, sandbox):
+    sandbox.set_faults(malformed_rate=0.05, seed=3)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=1200)
+    run = sync_now(engine, uid)[0]
+    assert run.status == "completed" and run.transactions_skipped > 0
+    with Session(engine) as s:
+        issues = s.exec(select(SyncIssue).where(SyncIssue.kind == "quarantined")).all()
+        assert len(issues) == run.transactions_skipped
+        assert all(i.reason and i.raw_payload is not None for i in issues)
+        assert_matches_ground_truth(s, sandbox, uid)
+    again = sync_now(engine, uid, full=True)[0]
+    with Session(engine) as s:  # the same bad records are not ledgered twice
+        assert s.exec(select(sa.func.count()).select_from(SyncIssue).where(SyncIssue.kind == "quarantined")).one() == len(issues)
+    assert again.transactions_new == 0
+
+
+@pytest.mark.parametrize("faults", [{"error_rate": 0.15}, {"drop_rate": 0.1}, {"rate_limit": {"customer_limit": 12, "account_limit": 10, "window": 2}}])
+def test_faults_are_survived_and_the_result_converges(engine, sandbox, faults, monkeypatch):
+    monkeypatch.setenv("HTTP_BACKOFF_BASE_SECONDS", "0.05")
+    monkeypatch.setenv("HTTP_MAX_RETRIES", "10")
+    from core.settings import reset_settings_cache
+
+    reset_settings_cache()
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=4000)
+    sandbox.set_faults(seed=5, **faults)
+    run = sync_now(engine, uid)[0]
+    assert run.status in ("completed", "partial")
+    if run.status == "partial":
+        assert run.error_message
+    sandbox.set_faults()
+    sync_now(engine, uid, full=True)
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
