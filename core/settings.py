@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     sync_frequency_minutes: int = 24 * 60
     sync_overlap_days: int = 7
     sync_page_size: int = 1000
-    sync_heartbeat_seconds: int = 10
-    sync_stale_after_seconds: int = 90
+    sync_heartbeat_seconds: float = 10.0
+    sync_stale_after_seconds: float = 90.0
     scheduler_jitter_seconds: int = 300
     manual_sync_limit: int = 5
     manual_sync_window_seconds: int = 60

@@ -32,7 +32,7 @@ from core.models import (
     TransactionSyncLog,
     utcnow,
 )
-from core.normalize import NormalizationError, normalize_activity
+from core.normalize import NormalizationError, json_safe, normalize_activity
 from core.settings import get_settings
 from core.snaptrade import DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
 
@@ -115,9 +115,10 @@ def write_page(
         try:
             row = normalize_activity(raw)
         except NormalizationError as exc:
+            payload = json_safe(raw)
             issues.append({"user_id": user_id, "account_id": account.id, "run_id": run_id, "kind": "quarantined",
-                           "reason": str(exc), "snaptrade_activity_id": _maybe_id(raw), "raw_payload": raw,
-                           "payload_hash": _payload_hash(raw), "created_at": now})  # fmt: skip
+                           "reason": str(exc), "snaptrade_activity_id": _maybe_id(raw), "raw_payload": payload,
+                           "payload_hash": _payload_hash(payload), "created_at": now})  # fmt: skip
             continue
         activity_id = row["snaptrade_activity_id"]
         if seen is not None:
@@ -126,8 +127,7 @@ def write_page(
             # Offset paging over a moving list can repeat a row within a page: keep one.
             counts.fetched -= 1
             continue
-        row["raw"] = raw
-        row["raw_hash"] = _payload_hash(raw)
+        row["raw_hash"] = _payload_hash(row["raw"])
         row["user_id"] = user_id
         row["account_id"] = account.id
         row["created_at"] = now
