@@ -12,6 +12,7 @@ import random
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -52,27 +53,32 @@ def redact(text: object) -> str:
     return out
 
 
-class RedactingFilter(logging.Filter):
-    """Logging filter that scrubs secrets from every record that passes through a handler."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not stop logging
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
+_factory_installed = False
 
 
 def install_log_redaction() -> None:
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
-    # urllib3 logs full URLs (with userSecret) at DEBUG; keep it quiet regardless.
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    """Scrub secrets from every log record as it is created, whichever logger or handler it reaches
+    (urllib3 logs full URLs, and the SDK puts userSecret in the query string)."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    base = logging.getLogRecordFactory()
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = base(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken format string must not stop logging
+            return record
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info))).rstrip("\n")
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
 
 
 # --------------------------------------------------------------------------- errors

@@ -42,6 +42,10 @@ T = BrokerageTransaction.__table__
 CONTENT_COLUMNS = [c.name for c in T.columns if c.name not in ("id", "user_id", "account_id", "snaptrade_activity_id", "created_at")]
 
 
+class RunAbandoned(Exception):
+    """The run could not even record its failure (database unreachable); stale-run recovery requeues it."""
+
+
 class StopRequested(Exception):
     """The worker is shutting down; the run goes back to the queue with its checkpoint."""
 
@@ -294,11 +298,15 @@ def execute_run(
             session.commit()
             return run
         except Exception as exc:  # noqa: BLE001 - a run must always end with a recorded status
-            session.rollback()
             log.exception("sync run %s crashed", run_id)
-            run = session.get(TransactionSyncLog, run_id, populate_existing=True)
-            return _finish(session, run, "failed", f"Unexpected error: {redact(exc)}",
-                           {"error": {"type": type(exc).__name__, "message": redact(exc)}}, started, prior_duration)  # fmt: skip
+            try:
+                session.rollback()
+                run = session.get(TransactionSyncLog, run_id, populate_existing=True)
+                return _finish(session, run, "failed", f"Unexpected error: {redact(exc)}",
+                               {"error": {"type": type(exc).__name__, "message": redact(exc)}}, started, prior_duration)  # fmt: skip
+            except Exception:  # noqa: BLE001 - e.g. the database itself is gone
+                log.error("run %s could not record its failure; it will be recovered as interrupted", run_id)
+                raise RunAbandoned(run_id) from None
 
 
 def _finish(session, run, status, message, details, started, prior_duration) -> TransactionSyncLog:

@@ -1,0 +1,111 @@
+"""The command line contract, run as real subprocesses against the sandbox and both databases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from sqlmodel import Session, select
+
+from core.cli import EXPORT_KEYS
+from core.models import AppUser, BrokerageTransaction, SnapTradeUser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(env, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+
+
+def cli_env(sandbox, db_url, tmp_path) -> dict:
+    env = dict(os.environ)
+    env.update({"DATABASE_URL": db_url, "DATA_DIR": str(tmp_path / "cli-data"), "SNAPTRADE_CLIENT_ID": sandbox.client_id,
+                "SNAPTRADE_CONSUMER_KEY": sandbox.consumer_key, "SNAPTRADE_BASE_URL": sandbox.base_url,
+                "ENCRYPTION_KEYS": os.environ["ENCRYPTION_KEYS"], "AUTH_COOKIE_KEY": "c" * 48})  # fmt: skip
+    return env
+
+
+def test_cli_end_to_end_users_connect_sync_export(engine, db_url, sandbox, tmp_path):
+    env = cli_env(sandbox, db_url, tmp_path)
+    assert cli(env, "migrate").returncode == 0
+    r = cli(env, "users", "add", "Carol", "--role", "trader", "--email", "c@example.com", "--password-stdin",
+            stdin="a long enough password\n")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    dup = cli(env, "users", "add", "carol", "--password-stdin", stdin="a long enough password\n")
+    assert dup.returncode != 0 and "carol" in dup.stderr.lower() and "Traceback" not in dup.stderr
+    short = cli(env, "users", "add", "dave", "--password-stdin", stdin="short\n")
+    assert short.returncode != 0 and "Traceback" not in short.stderr
+
+    r = cli(env, "connect", "carol", "--broker", "SANDBOX_US", "--redirect", "http://127.0.0.1:8501/callback")
+    assert r.returncode == 0, r.stderr
+    url = r.stdout.strip().splitlines()[-1]
+    assert url.startswith(sandbox.base_url)
+    with Session(engine) as s:
+        uid = s.exec(select(AppUser.id).where(AppUser.username == "carol")).one()
+        st_user = s.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == uid)).one()
+        assert st_user.snaptrade_user_id.startswith("tds-") and "carol" not in st_user.snaptrade_user_id
+    sandbox.create_connection(st_user.snaptrade_user_id, broker="SANDBOX_CRYPTO", history_size=1500)
+
+    r = cli(env, "sync", "carol")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "completed" in r.stdout and "%" in r.stderr  # a progress bar was drawn
+    truth = sandbox.ground_truth(st_user.snaptrade_user_id)
+    n = sum(len(v) for v in truth.values())
+
+    out = tmp_path / "export.json"
+    assert cli(env, "export", "carol", "--format", "json", "--out", str(out)).returncode == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == n and set(EXPORT_KEYS) <= set(rows[0])
+    with Session(engine) as s:
+        by_id = {t.snaptrade_activity_id: t for t in s.exec(select(BrokerageTransaction))}
+    for row in rows:
+        t = by_id[row["snaptrade_activity_id"]]
+        for key in ("quantity", "price", "amount", "fee", "fx_rate"):
+            value = row[key]
+            assert value is None or (isinstance(value, str) and Decimal(value) == getattr(t, key))
+        assert row["trade_date"] == t.trade_date.isoformat()
+        assert row["settlement_date"] in (None, t.settlement_date and t.settlement_date.isoformat())
+
+    r = cli(env, "export", "carol", "--format", "csv")
+    assert r.returncode == 0
+    parsed = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(parsed) == n and list(parsed[0]) == list(EXPORT_KEYS)
+
+    # Rotation: re-encrypt under a new first key, then the old key alone is no longer needed.
+    new_key = Fernet.generate_key().decode()
+    env_both = dict(env, ENCRYPTION_KEYS=f"{new_key},{env['ENCRYPTION_KEYS']}")
+    r = cli(env_both, "rotate-key")
+    assert r.returncode == 0 and "re-encrypted 1" in r.stdout
+    env_new = dict(env, ENCRYPTION_KEYS=new_key)
+    assert cli(env_new, "sync", "carol").returncode == 0
+    wrong = cli(dict(env, ENCRYPTION_KEYS=Fernet.generate_key().decode()), "sync", "carol")
+    assert wrong.returncode != 0 and "ENCRYPTION_KEYS" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_cli_sync_exits_nonzero_when_the_run_did_not_complete(engine, db_url, sandbox, tmp_path):
+    env = cli_env(sandbox, db_url, tmp_path)
+    cli(env, "users", "add", "erin", "--password-stdin", stdin="a long enough password\n")
+    assert cli(env, "connect", "erin").returncode == 0
+    with Session(engine) as s:
+        st = s.exec(select(SnapTradeUser)).one().snaptrade_user_id
+    auth_id = sandbox.create_connection(st, broker="SANDBOX_US", history_size=50)
+    sandbox.disable_connection(auth_id)
+    r = cli(env, "sync", "erin")
+    assert r.returncode != 0 and "reconnect" in r.stdout.lower()
+    missing = cli(env, "sync", "nobody")
+    assert missing.returncode != 0 and "no user named" in missing.stderr
+
+
+def test_production_cli_refuses_placeholder_keys(tmp_path):
+    env = dict(os.environ, SNAPTRADE_CLIENT_ID="CID", SNAPTRADE_CONSUMER_KEY="KEY", ENCRYPTION_KEYS="changeme",
+               AUTH_COOKIE_KEY="c" * 48, DATA_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/x.db")  # fmt: skip
+    r = cli(env, "migrate")
+    assert r.returncode == 2 and "ENCRYPTION_KEYS" in r.stderr
