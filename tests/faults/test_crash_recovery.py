@@ -76,7 +76,7 @@ def test_kill_9_mid_sync_then_restart_converges_to_ground_truth(engine, db_url, 
         proc = start_worker(env, tmp_path / "worker.log")
         target = rng.randint(1, 9)
         try:
-            wait_for(lambda: _latest_pages(engine, conn.id) >= target or _finished(engine, conn.id), 60, f"page {target}")
+            wait_for(lambda t=target: _latest_pages(engine, conn.id) >= t or _finished(engine, conn.id), 60, f"page {target}")
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()

@@ -121,7 +121,7 @@ def test_two_workers_on_one_postgresql_never_sync_the_same_connection_at_once(pr
             by_conn.setdefault(r.connection_id, []).append((r.started_at, r.completed_at))
         for spans in by_conn.values():
             spans.sort()
-            for (s1, e1), (s2, _e2) in zip(spans, spans[1:]):
+            for (_s1, e1), (s2, _e2) in zip(spans, spans[1:]):
                 assert e1 <= s2, "two runs of one connection overlapped"
         for uid in uids:
             assert_matches_ground_truth(s, sandbox, uid)
