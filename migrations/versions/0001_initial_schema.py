@@ -244,6 +244,7 @@ def upgrade() -> None:
         batch_op.create_index('idx_brokerage_transactions_symbol', ['symbol'], unique=False, postgresql_where=sa.text('symbol IS NOT NULL'), sqlite_where=sa.text('symbol IS NOT NULL'))
         batch_op.create_index('idx_brokerage_transactions_user_symbol', ['user_id', 'symbol'], unique=False)
         batch_op.create_index('idx_brokerage_transactions_user_trade_date', ['user_id', 'trade_date', 'id'], unique=False)
+        batch_op.create_index('idx_brokerage_transactions_user_type_date', ['user_id', 'transaction_type', 'trade_date'], unique=False)
 
     op.create_table('sync_issues',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -283,6 +284,7 @@ def downgrade() -> None:
     with op.batch_alter_table('brokerage_transactions', schema=None) as batch_op:
         batch_op.drop_index('idx_brokerage_transactions_user_symbol')
         batch_op.drop_index('idx_brokerage_transactions_user_trade_date')
+        batch_op.drop_index('idx_brokerage_transactions_user_type_date')
         batch_op.drop_index('idx_brokerage_transactions_symbol', postgresql_where=sa.text('symbol IS NOT NULL'), sqlite_where=sa.text('symbol IS NOT NULL'))
         batch_op.drop_index('idx_brokerage_transactions_option', postgresql_where=sa.text('option_ticker IS NOT NULL'), sqlite_where=sa.text('option_ticker IS NOT NULL'))
         batch_op.drop_index('idx_brokerage_transactions_fingerprint')

@@ -1,0 +1,184 @@
+"""Operations page (staff only): broken connections, failed runs, the sync-issues ledger, the
+webhook log and health tiles across all users, with retry / requeue / resolve actions.
+
+The router registers this page for staff only; it re-checks the role because a registered page is reachable by URL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import queries as q
+from core.db import session_scope
+from core.jobs import requeue_run, retry_run
+
+FLASH_KEY = "ops_flash"
+
+
+def _require_staff() -> str:
+    if not isinstance(st.session_state.get("user_id"), int):
+        st.info("Please sign in.")
+        st.stop()
+    if st.session_state.get("role") != "staff":
+        st.error("Access denied: this page is for staff only.")
+        st.stop()
+    return str(st.session_state.get("username") or "staff")
+
+
+def _localize(df: pd.DataFrame, columns: tuple[str, ...], tz_name: str | None) -> pd.DataFrame:
+    """Stored UTC times as text in the viewer's zone; JSON columns as compact text for the grid."""
+    out = df.copy()
+    for col in columns:
+        if col in out:
+            out[col] = [q.format_timestamp(v, tz_name) if v is not None else "" for v in out[col]]
+    for col in ("error_details", "account_breakdown"):
+        if col in out:
+            out[col] = [q.payload_json(v) if v is not None else "" for v in out[col]]
+    return out
+
+
+def _flash() -> None:
+    message = st.session_state.pop(FLASH_KEY, None)
+    if message:
+        kind, text = message
+        (st.success if kind == "ok" else st.error)(text)
+
+
+# --- actions (button callbacks: they run before the page re-renders, so tables show the result)
+
+
+def _retry(run_id: int) -> None:
+    try:
+        with session_scope() as session:
+            run, created = retry_run(session, run_id)
+            note = f"queued as run #{run.id}" if created else f"already queued/running as run #{run.id}"
+        st.session_state[FLASH_KEY] = ("ok", f"Retry of run #{run_id}: {note}.")
+    except Exception as exc:  # a page shows the domain message instead of a trace
+        st.session_state[FLASH_KEY] = ("error", f"Retry of run #{run_id} failed: {exc}")
+
+
+def _requeue(run_id: int) -> None:
+    try:
+        with session_scope() as session:
+            requeue_run(session, run_id)
+        st.session_state[FLASH_KEY] = ("ok", f"Run #{run_id} is queued again.")
+    except Exception as exc:
+        st.session_state[FLASH_KEY] = ("error", f"Requeue of run #{run_id} failed: {exc}")
+
+
+def _resolve(issue_id: int, staff: str) -> None:
+    with session_scope() as session:
+        done = q.resolve_issue(session, issue_id, staff)
+    st.session_state[FLASH_KEY] = (
+        ("ok", f"Issue #{issue_id} marked resolved by {staff}.") if done
+        else ("error", f"Issue #{issue_id} was already resolved or no longer exists.")
+    )  # fmt: skip
+
+
+# --- sections
+
+
+def _health(health: q.HealthSummary) -> None:
+    rate = "—" if health.success_rate_24h is None else f"{health.success_rate_24h:.0%}"
+    p50 = q.format_age(health.p50_duration_seconds)
+    p95 = q.format_age(health.p95_duration_seconds)
+    cols = st.columns(6)
+    cols[0].metric("Sync success (24 h)", rate, help=f"{health.completed_24h} of {health.runs_24h} finished runs completed")
+    cols[1].metric("Run duration p50 / p95", f"{p50} / {p95}")
+    cols[2].metric("Active connections", health.active_connections)
+    cols[3].metric("Connections needing attention", health.attention_connections)
+    cols[4].metric("Queue depth", health.queue_depth, help=f"{health.running} running")
+    cols[5].metric("Oldest queued job", q.format_age(health.oldest_queued_age_seconds))
+    if health.errors_by_code:
+        codes = ", ".join(f"{code}: {n}" for code, n in health.errors_by_code.items())
+        st.caption(f"API errors by code (24 h): {codes}")
+
+
+def _connections(df: pd.DataFrame, tz_name: str | None) -> None:
+    if df.empty:
+        st.success("No connection needs a reconnect or is in error.")
+        return
+    shown = _localize(df, ("since", "last_successful_sync_at", "last_sync_at"), tz_name)
+    st.dataframe(shown, hide_index=True, column_config={"error_details": st.column_config.TextColumn("error details")})
+
+
+def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
+    if df.empty:
+        st.success("No failed, partial or interrupted runs.")
+        return
+    st.dataframe(_localize(df, ("queued_at", "started_at", "completed_at"), tz_name), hide_index=True)
+    by_id = {int(r["id"]): r for r in df.to_dict("records")}
+    run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['status']} · "
+                          f"{by_id[i]['username']}", key="ops_run")  # fmt: skip
+    run = by_id[run_id]
+    st.markdown(f"**Error:** {run['error_message'] or '—'}")
+    if run["error_details"]:
+        st.json(q.payload_json(run["error_details"]), expanded=False)
+    if run["account_breakdown"]:
+        st.markdown("**Per-account breakdown**")
+        st.dataframe(pd.DataFrame(run["account_breakdown"]).astype(str), hide_index=True)
+    c1, c2 = st.columns(2)
+    c1.button("Retry sync", key="ops_retry", on_click=_retry, args=(run_id,), icon=":material/replay:",
+              help="Queue a new run for the same connection")  # fmt: skip
+    c2.button("Requeue this run", key="ops_requeue", on_click=_requeue, args=(run_id,), icon=":material/queue:",
+              help="Put this interrupted/failed run back in the queue")  # fmt: skip
+
+
+def _issues(staff: str, tz_name: str | None) -> None:
+    unresolved_only = st.toggle("Unresolved only", value=True, key="ops_unresolved")
+    with session_scope() as session:
+        df = q.sync_issues(session, unresolved_only=unresolved_only)
+    if df.empty:
+        st.success("No unresolved sync issues." if unresolved_only else "The issues ledger is empty.")
+        return
+    st.dataframe(_localize(df.drop(columns=["raw_payload"]), ("created_at", "resolved_at"), tz_name), hide_index=True)
+    by_id = {int(r["id"]): r for r in df.to_dict("records")}
+    issue_id = st.selectbox("Issue", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['kind']} · "
+                            f"{by_id[i]['reason']}", key="ops_issue")  # fmt: skip
+    st.json(q.payload_json(by_id[issue_id]["raw_payload"]), expanded=False)
+    if by_id[issue_id]["resolved_at"] is None:
+        st.button("Mark resolved", key="ops_resolve", on_click=_resolve, args=(issue_id, staff),
+                  icon=":material/check:")  # fmt: skip
+
+
+def _webhooks(tz_name: str | None) -> None:
+    status = st.selectbox("Status", ["", "received", "processed", "ignored", "flagged"], key="ops_wh_status",
+                          format_func=lambda s: s or "All")  # fmt: skip
+    with session_scope() as session:
+        df = q.webhook_log(session, status=status or None)
+    if df.empty:
+        st.info("No webhook events received.")
+        return
+    shown = _localize(df.drop(columns=["payload"]), ("received_at", "event_timestamp", "processed_at"), tz_name)
+    st.dataframe(shown, hide_index=True)
+    by_id: dict[int, Any] = {int(r["id"]): r for r in df.to_dict("records")}
+    event_id = st.selectbox("Event", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['event_type']}",
+                            key="ops_wh_event")  # fmt: skip
+    st.json(q.payload_json(by_id[event_id]["payload"]), expanded=False)
+
+
+def render() -> None:
+    staff = _require_staff()
+    st.title("Operations")
+    tz_name = st.session_state.get("timezone")
+    _flash()
+    with session_scope() as session:
+        health = q.health_summary(session)
+        connections = q.connections_needing_attention(session)
+        runs = q.problem_runs(session)
+    _health(health)
+    tabs = st.tabs([f"Connections ({len(connections)})", f"Runs ({len(runs)})", "Sync issues", "Webhooks"])
+    with tabs[0]:
+        _connections(connections, tz_name)
+    with tabs[1]:
+        _runs(runs, tz_name)
+    with tabs[2]:
+        _issues(staff, tz_name)
+    with tabs[3]:
+        _webhooks(tz_name)
+
+
+render()

@@ -1,0 +1,278 @@
+"""core.queries on SQLite and PostgreSQL: filters, paging, sorting, exact per-currency totals,
+CSV export, per-user scoping, formatting, and the staff operations queries."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from core import queries as q
+from core.queries import TransactionFilters as F
+from core.queries import TransactionSort as S
+from tests import factories as f
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def book(session):
+    """alice: two accounts, USD and CAD rows incl. an option; bob: rows that alice must never see."""
+    alice, conn, usd = f.make_trader(session, "alice")
+    cad = f.make_account(session, conn, account_name="TFSA", currency="CAD")
+    rows = {
+        "buy": f.make_transaction(session, usd, transaction_type="BUY", symbol="AAPL", quantity="10", price="150.25",
+                                  amount="-1502.50", fee="0.1", trade_date=date(2026, 1, 5), description="Buy Apple"),
+        "div1": f.make_transaction(session, usd, transaction_type="DIVIDEND", symbol="MSFT", amount="0.1", fee="0.2",
+                                   trade_date=date(2026, 2, 1), description="MSFT cash dividend"),
+        "div2": f.make_transaction(session, usd, transaction_type="DIVIDEND", symbol="MSFT", amount="0.2",
+                                   trade_date=date(2026, 2, 1), description="MSFT cash dividend"),
+        "opt": f.make_transaction(session, usd, transaction_type="SELL", symbol="AAPL",
+                                  option_ticker="AAPL  261218C00240000", quantity="-1", price="3.5", amount="350",
+                                  trade_date=date(2026, 3, 1), description="Sell to open 100% call"),
+        "btc": f.make_transaction(session, usd, transaction_type="BUY", symbol="BTC", quantity="0.00012345",
+                                  amount="-12.345678", trade_date=date(2025, 12, 31)),
+        "cad": f.make_transaction(session, cad, transaction_type="CONTRIBUTION", amount="1000", currency="CAD",
+                                  trade_date=date(2026, 1, 10), description="Deposit"),
+    }
+    bob, _, bob_acct = f.make_trader(session, "bob")
+    rows["bob"] = f.make_transaction(session, bob_acct, transaction_type="DIVIDEND", symbol="MSFT", amount="999",
+                                     trade_date=date(2026, 2, 1), description="MSFT cash dividend")
+    return alice, bob, usd, cad, rows
+
+
+def ids(df) -> list[int]:
+    return [int(i) for i in df["id"]]
+
+
+def test_default_page_is_newest_first_and_counts_only_the_users_rows(session, book):
+    alice, _, _, _, rows = book
+    df, total = q.transactions_page(session, alice.id, F())
+    assert total == 6
+    assert ids(df) == [rows[k].id for k in ("opt", "div2", "div1", "cad", "buy", "btc")]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        (F(symbol="msft"), {"div1", "div2"}),
+        (F(types=("BUY",)), {"buy", "btc"}),
+        (F(types=("BUY", "SELL")), {"buy", "btc", "opt"}),
+        (F(date_from=date(2026, 1, 6), date_to=date(2026, 2, 1)), {"div1", "div2", "cad"}),
+        (F(currencies=("CAD",)), {"cad"}),
+        (F(text="100%"), {"opt"}),  # % is matched literally, not as a wildcard
+        (F(text="dividend"), {"div1", "div2"}),
+        (F(symbol="AAPL", types=("BUY",)), {"buy"}),
+    ],
+)
+def test_each_filter_narrows_the_set(session, book, filters, expected):
+    alice, _, _, _, rows = book
+    df, total = q.transactions_page(session, alice.id, filters)
+    assert set(ids(df)) == {rows[k].id for k in expected}
+    assert total == len(expected)
+
+
+def test_account_filter(session, book):
+    alice, _, _, cad, rows = book
+    df, total = q.transactions_page(session, alice.id, F(account_ids=(cad.id,)))
+    assert ids(df) == [rows["cad"].id] and total == 1
+
+
+def test_paging_is_stable_and_covers_every_row_once(session, book):
+    alice = book[0]
+    for sort in (S("trade_date", True), S("trade_date", False), S("amount", True), S("symbol", False), S("type", True)):
+        pages = [ids(q.transactions_page(session, alice.id, F(), sort, page, 4)[0]) for page in (1, 2)]
+        everything = ids(q.transactions_page(session, alice.id, F(), sort, 1, 100)[0])
+        assert pages[0] + pages[1] == everything, sort
+        assert len(set(everything)) == 6
+
+
+def test_sort_by_amount_is_numeric_not_textual(session, book):
+    alice, _, _, _, rows = book
+    df, _ = q.transactions_page(session, alice.id, F(currencies=("USD",)), S("amount", True))
+    assert ids(df) == [rows[k].id for k in ("opt", "div2", "div1", "btc", "buy")]
+
+
+def test_page_formats_money_quantities_and_options(session, book):
+    alice, _, _, _, rows = book
+    df, _ = q.transactions_page(session, alice.id, F(), page_size=100)
+    by_id = df.set_index("id")
+    assert by_id.loc[rows["buy"].id, "Amount"] == "-1,502.50 USD"
+    assert by_id.loc[rows["buy"].id, "Price"] == "150.25"
+    assert by_id.loc[rows["btc"].id, "Quantity"] == "0.00012345"
+    assert by_id.loc[rows["btc"].id, "Amount"] == "-12.345678 USD"
+    assert by_id.loc[rows["opt"].id, "Symbol"] == "AAPL 2026-12-18 240 C"
+    assert by_id.loc[rows["cad"].id, "Account"].endswith("TFSA · ****1234")
+
+
+def test_totals_are_exact_and_per_currency(session, book):
+    alice = book[0]
+    totals = {t.currency: t for t in q.transaction_totals(session, alice.id, F())}
+    assert set(totals) == {"USD", "CAD"}
+    assert totals["USD"].count == 5
+    assert totals["USD"].amount == Decimal("-1164.545678")
+    assert totals["CAD"].amount == Decimal("1000") and totals["CAD"].count == 1
+    dividends = q.transaction_totals(session, alice.id, F(types=("DIVIDEND",)))
+    assert [(t.currency, t.amount, t.fee) for t in dividends] == [("USD", Decimal("0.3"), Decimal("0.2"))]
+    assert isinstance(dividends[0].amount, Decimal) and str(dividends[0].amount.normalize()) == "0.3"
+
+
+def test_csv_has_exactly_the_filtered_rows_with_exact_decimals(session, book):
+    alice, _, _, _, rows = book
+    text = "".join(q.iter_transactions_csv(session, alice.id, F(symbol="AAPL"), chunk_rows=1))
+    records = list(csv.DictReader(io.StringIO(text)))
+    assert [int(r["id"]) for r in records] == [rows["opt"].id, rows["buy"].id]
+    buy = records[1]
+    assert (buy["trade_date"], buy["amount"], buy["fee"], buy["price"]) == ("2026-01-05", "-1502.5", "0.1", "150.25")
+    assert records[0]["option"] == "AAPL 2026-12-18 240 C"
+    all_rows = list(csv.DictReader(io.StringIO(q.transactions_csv(session, alice.id, F()))))
+    assert len(all_rows) == 6 and rows["bob"].id not in {int(r["id"]) for r in all_rows}
+
+
+def test_csv_of_an_empty_set_is_just_the_header(session, book):
+    text = q.transactions_csv(session, book[0].id, F(text="nothing like this"))
+    assert text.strip().split(",")[0] == "id" and text.count("\n") == 1
+
+
+def test_a_user_never_sees_another_users_rows(session, book):
+    alice, bob, _, _, rows = book
+    assert q.transaction_detail(session, alice.id, rows["bob"].id) is None
+    assert q.transaction_detail(session, bob.id, rows["buy"].id) is None
+    bob_df, bob_total = q.transactions_page(session, bob.id, F())
+    assert ids(bob_df) == [rows["bob"].id] and bob_total == 1
+    assert [t.amount for t in q.transaction_totals(session, bob.id, F())] == [Decimal("999")]
+    alice_div = q.transaction_totals(session, alice.id, F(symbol="MSFT"))
+    assert alice_div[0].amount == Decimal("0.3")
+    options = q.filter_options(session, alice.id)
+    assert options.transaction_count == 6 and "CAD" in options.currencies
+
+
+def test_detail_includes_raw_payload_and_labels(session, book):
+    alice, _, _, _, rows = book
+    detail = q.transaction_detail(session, alice.id, rows["opt"].id)
+    assert detail["option"] == "AAPL 2026-12-18 240 C"
+    assert detail["raw"]["id"] == rows["opt"].snaptrade_activity_id
+    assert detail["amount"] == Decimal("350")
+    assert '"id":"' in q.payload_json(detail["raw"])
+
+
+def test_filter_options(session, book):
+    alice = book[0]
+    options = q.filter_options(session, alice.id)
+    assert options.has_connection
+    assert options.currencies == ["USD", "CAD"]  # most used first
+    assert options.types == ["BUY", "CONTRIBUTION", "DIVIDEND", "SELL"]
+    assert options.symbols == ["AAPL", "BTC", "MSFT"]
+    assert (options.first_date, options.last_date) == (date(2025, 12, 31), date(2026, 3, 1))
+    assert [a.label for a in options.accounts][1].endswith("TFSA · ****1234")
+
+
+def test_data_version_changes_when_rows_are_added(session, book):
+    alice, _, usd, _, _ = book
+    before = q.data_version(session, alice.id)
+    f.make_transaction(session, usd, amount="1")
+    assert q.data_version(session, alice.id) != before
+
+
+@pytest.mark.parametrize(
+    ("ticker", "shown"),
+    [
+        ("AAPL  261218C00240000", "AAPL 2026-12-18 240 C"),
+        ("SPY   250117P00412500", "SPY 2025-01-17 412.5 P"),
+        ("BRK.B 270115C00005000", "BRK.B 2027-01-15 5 C"),
+        ("GE270115C00340000", "GE 2027-01-15 340 C"),
+        ("not an option", "not an option"),
+        (None, ""),
+    ],
+)
+def test_format_option(ticker, shown):
+    assert q.format_option(ticker) == shown
+
+
+def test_money_and_quantity_formatting():
+    assert q.format_money(Decimal("1234.5"), "USD") == "1,234.50 USD"
+    assert q.format_money(Decimal("-0.000123450"), "BTC") == "-0.00012345 BTC"
+    assert q.format_money(Decimal("0E-18"), "USD") == "0.00 USD"
+    assert q.format_money(None, "USD") == ""
+    assert q.format_quantity(Decimal("1000.000000000000000000")) == "1,000"
+
+
+def test_timestamps_are_shown_in_the_users_zone():
+    stamp = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert q.format_timestamp(stamp, "America/New_York") == "2026-07-01 08:00 EDT"
+    assert q.format_timestamp(stamp, None) == "2026-07-01 12:00 UTC"
+    assert q.format_timestamp(stamp, "Not/AZone") == "2026-07-01 12:00 UTC"
+
+
+# --------------------------------------------------------------------------- operations
+
+
+@pytest.fixture
+def ops(session):
+    user, conn, account = f.make_trader(session, "carol")
+    broken = f.make_connection(session, user, status="error", brokerage_name="Questrade", status_reason="UPSTREAM",
+                               error_details={"code": "3002"}, last_successful_sync_at=NOW - timedelta(days=2))
+    runs = {
+        "ok": f.make_run(session, user, conn, status="completed", duration_seconds=10.0, completed_at=NOW),
+        "ok2": f.make_run(session, user, conn, status="completed", duration_seconds=20.0, completed_at=NOW),
+        "failed": f.make_run(session, user, broken, status="failed", duration_seconds=40.0, completed_at=NOW,
+                             error_details={"code": "3002"}, account_breakdown=[{"account_id": account.id}]),
+        "partial": f.make_run(session, user, conn, status="partial", duration_seconds=30.0, completed_at=NOW,
+                              error_details={"code": "throttled"}),
+        "old": f.make_run(session, user, conn, status="failed", completed_at=NOW - timedelta(days=3),
+                          queued_at=NOW - timedelta(days=3), error_details={"code": "1000"}),
+        "queued": f.make_run(session, user, broken, status="queued", queued_at=NOW - timedelta(minutes=10)),
+    }
+    issues = [f.make_issue(session, user, account), f.make_issue(session, user, account, kind="skipped")]
+    f.make_webhook_event(session, user, status="processed")
+    f.make_webhook_event(session, None, event_type="USER_DELETED", status="ignored")
+    return user, broken, runs, issues
+
+
+def test_connections_needing_attention(session, ops):
+    _, broken, _, _ = ops
+    df = q.connections_needing_attention(session)
+    assert list(df["id"]) == [broken.id]
+    assert df["username"][0] == "carol" and df["error_details"][0] == {"code": "3002"}
+    assert not any("secret" in c for c in df.columns)
+
+
+def test_problem_runs_lists_failed_partial_interrupted_newest_first(session, ops):
+    runs = ops[2]
+    df = q.problem_runs(session)
+    assert set(df["id"]) == {runs["failed"].id, runs["partial"].id, runs["old"].id}
+    assert int(df["id"].iloc[-1]) == runs["old"].id
+    failed = df.set_index("id").loc[runs["failed"].id]
+    assert failed["brokerage_name"] == "Questrade" and failed["account_breakdown"][0]["account_id"]
+
+
+def test_health_summary(session, ops):
+    health = q.health_summary(session, now=NOW + timedelta(seconds=1))
+    assert (health.runs_24h, health.completed_24h) == (4, 2)
+    assert health.success_rate_24h == 0.5
+    assert health.p50_duration_seconds == 20.0 and health.p95_duration_seconds == 40.0
+    assert health.errors_by_code == {"3002": 1, "throttled": 1}
+    assert (health.active_connections, health.attention_connections) == (1, 1)
+    assert health.queue_depth == 1 and 599 <= health.oldest_queued_age_seconds <= 700
+
+
+def test_sync_issues_and_resolve(session, ops):
+    _, _, _, issues = ops
+    assert len(q.sync_issues(session)) == 2
+    assert q.resolve_issue(session, issues[0].id, "staff-dan") is True
+    assert q.resolve_issue(session, issues[0].id, "staff-dan") is False  # already resolved
+    assert q.resolve_issue(session, 99999, "staff-dan") is False
+    unresolved = q.sync_issues(session)
+    assert list(unresolved["id"]) == [issues[1].id]
+    everything = q.sync_issues(session, unresolved_only=False).set_index("id")
+    assert everything.loc[issues[0].id, "resolved_by"] == "staff-dan"
+    assert everything.loc[issues[0].id, "raw_payload"]["type"] == "BUY"
+
+
+def test_webhook_log(session, ops):
+    df = q.webhook_log(session)
+    assert len(df) == 2 and set(df["status"]) == {"processed", "ignored"}
+    assert list(q.webhook_log(session, status="ignored")["event_type"]) == ["USER_DELETED"]

@@ -1,0 +1,98 @@
+"""AppTest of the Operations page: staff-only gate, health tiles, problem lists and actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import select
+from streamlit.testing.v1 import AppTest
+
+from core.models import SyncIssue, TransactionSyncLog
+from tests import factories as f
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "operations.py")
+NOW = datetime.now(UTC)
+
+
+def _app(user_id: int | None, role: str = "staff") -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    if user_id is not None:
+        at.session_state["user_id"] = user_id
+        at.session_state["username"] = "ops-carol"
+        at.session_state["role"] = role
+        at.session_state["timezone"] = "America/New_York"
+    return at
+
+
+def _seed(session):
+    user, connection, account = f.make_trader(session, "bob")
+    broken = f.make_connection(session, user, status="needs_reconnect", brokerage_name="Questrade",
+                               status_reason="CONNECTION_BROKEN", error_message="Login expired",
+                               error_details={"code": "3003"}, disabled_at=NOW - timedelta(hours=5))
+    f.make_run(session, user, connection, status="completed", duration_seconds=10.0, completed_at=NOW)
+    failed = f.make_run(session, user, broken, status="failed", duration_seconds=30.0, completed_at=NOW,
+                        error_message="connection disabled", error_details={"code": "3003"},
+                        account_breakdown=[{"account_id": account.id, "status": "failed", "fetched": 0}])
+    issue = f.make_issue(session, user, account, reason="missing trade_date")
+    f.make_webhook_event(session, user, event_type="CONNECTION_BROKEN", status="processed")
+    return failed, issue
+
+
+def test_a_trader_is_denied_and_sees_nothing_else(session):
+    _seed(session)
+    trader = f.make_user(session, "mallory")
+    at = _app(trader.id, role="trader").run()
+    assert any("Access denied" in e.value for e in at.error)
+    assert not at.metric and not at.dataframe and not at.title
+
+
+def test_signed_out_visitor_is_asked_to_sign_in(engine):
+    at = _app(None).run()
+    assert any("Please sign in" in i.value for i in at.info)
+    assert not at.metric
+
+
+def test_staff_sees_health_tiles_and_problem_lists(session):
+    _seed(session)
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    assert not at.exception
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Sync success (24 h)"] == "50%"
+    assert tiles["Active connections"] == "1"
+    assert tiles["Connections needing attention"] == "1"
+    assert tiles["Queue depth"] == "0"
+    assert any("3003: 1" in c.value for c in at.caption)
+    frames = [d.value for d in at.dataframe]
+    conn = next(df for df in frames if "brokerage_name" in df.columns and "status_reason" in df.columns)
+    assert list(conn["brokerage_name"]) == ["Questrade"] and conn["since"][0].endswith(("EST", "EDT"))
+    assert any("user_secret" in c for df in frames for c in df.columns) is False
+    assert any('"code":"3003"' in j.value for j in at.json)
+
+
+def test_resolving_an_issue_records_the_staff_member(session):
+    _, issue = _seed(session)
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    at.button(key="ops_resolve").click().run()
+    assert any("marked resolved by ops-carol" in s.value for s in at.success)
+    session.expire_all()
+    stored = session.get(SyncIssue, issue.id)
+    assert stored.resolved_by == "ops-carol" and stored.resolved_at is not None
+
+
+def test_retry_queues_a_new_run_for_the_connection(session):
+    failed, _ = _seed(session)
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    at.button(key="ops_retry").click().run()
+    assert not at.exception
+    assert any(f"Retry of run #{failed.id}" in s.value for s in [*at.success, *at.error])
+    session.expire_all()
+    queued = session.exec(
+        select(TransactionSyncLog).where(
+            TransactionSyncLog.connection_id == failed.connection_id, TransactionSyncLog.status == "queued"
+        )
+    ).all()
+    assert len(queued) == 1

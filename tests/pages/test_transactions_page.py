@@ -1,0 +1,97 @@
+"""AppTest of the Transactions page: sign-in gate, empty states, filters, totals, detail view."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests import factories as f
+
+PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "transactions.py")
+
+
+def _app(user_id: int | None = None, tz: str | None = "Europe/Paris") -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=30)
+    if user_id is not None:
+        at.session_state["user_id"] = user_id
+        at.session_state["username"] = "alice"
+        at.session_state["role"] = "trader"
+        at.session_state["timezone"] = tz
+    return at
+
+
+def _table(at: AppTest):
+    return next(d.value for d in at.dataframe if "Date" in d.value.columns)
+
+
+def _texts(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.info, *at.markdown, *at.caption] if isinstance(e.value, str))
+
+
+@pytest.fixture
+def trader(session):
+    user, connection, account = f.make_trader(session, "alice")
+    f.make_transaction(session, account, transaction_type="BUY", symbol="AAPL", quantity="10", price="150.25",
+                       amount="-1502.50", fee="1.00", trade_date=date(2026, 3, 2), description="Bought AAPL")
+    f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="MSFT", amount="0.1",
+                       trade_date=date(2026, 3, 5), description="MSFT dividend")
+    f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="MSFT", amount="0.2",
+                       trade_date=date(2026, 3, 6), description="MSFT dividend")
+    f.make_transaction(session, account, transaction_type="CONTRIBUTION", amount="500", currency="CAD",
+                       trade_date=date(2026, 1, 2), description="Deposit")
+    return user
+
+
+def test_without_user_asks_to_sign_in(engine):
+    at = _app().run()
+    assert not at.exception
+    assert any("Please sign in" in i.value for i in at.info)
+    assert not at.dataframe
+
+
+def test_no_connection_points_to_connect_a_broker(session):
+    user = f.make_user(session, "newbie")
+    at = _app(user.id).run()
+    assert not at.exception
+    assert any("No connection yet" in i.value for i in at.info)
+    assert "connect a broker" in _texts(at).lower()
+
+
+def test_lists_newest_first_with_formatted_money_and_per_currency_totals(trader):
+    at = _app(trader.id).run()
+    assert not at.exception
+    table = _table(at)
+    assert list(table["Date"]) == ["2026-03-06", "2026-03-05", "2026-03-02", "2026-01-02"]
+    assert "-1,502.50 USD" in list(table["Amount"])
+    assert "500.00 CAD" in list(table["Amount"])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Transactions"] == "4"
+    assert metrics["Net amount · USD"] == "-1,502.20 USD"  # exact: -1502.50 + 0.1 + 0.2
+    assert metrics["Net amount · CAD"] == "500.00 CAD"
+
+
+def test_type_filter_narrows_the_list(trader):
+    at = _app(trader.id).run()
+    at.multiselect(key="txn_types").set_value(["DIVIDEND"]).run()
+    table = _table(at)
+    assert set(table["Type"]) == {"DIVIDEND"} and len(table) == 2
+    assert {m.label: m.value for m in at.metric}["Net amount · USD"] == "0.30 USD"
+
+
+def test_filters_that_match_nothing_say_so(trader):
+    at = _app(trader.id).run()
+    at.text_input(key="txn_text").input("no such text").run()
+    assert any("No transactions match these filters" in i.value for i in at.info)
+    assert not [d for d in at.dataframe if "Date" in d.value.columns]
+
+
+def test_selecting_a_row_shows_detail_and_raw_payload(trader):
+    at = _app(trader.id).run()
+    at.session_state["txn_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert any(h.value.startswith("Transaction #") for h in at.subheader)
+    assert at.json and '"type":"BUY"' in at.json[0].value
