@@ -23,7 +23,13 @@ def _default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
+class JSONText(str):
+    """Already-serialized JSON: `dumps` passes it through, so a row is serialized once, not twice."""
+
+
 def dumps(obj: Any, *, sort_keys: bool = False) -> str:
+    if type(obj) is JSONText:
+        return obj
     text = json.dumps(obj, default=_default, sort_keys=sort_keys, separators=(",", ":"))
     return _MARKED.sub(r"\1", text) if "\\u0000dec:" in text else text
 

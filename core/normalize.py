@@ -417,23 +417,26 @@ def _normalize(raw: dict) -> dict:
         "institution": _text(raw.get("institution"), _LIMITS["institution"]),
         "external_reference_id": _ident(raw.get("external_reference_id"), _LIMITS["external_reference_id"]),
         "fingerprint": "",
-        "raw": json_safe(raw),
+        "raw": None,
     }
     row["fingerprint"] = content_fingerprint(row)
     return row
 
 
-def normalize_activity(raw: dict) -> dict:
+def normalize_activity(raw: dict, *, clean_raw: bool = True) -> dict:
     """One SnapTrade activity -> a BrokerageTransaction row dict (all columns but id/user_id/account_id/timestamps).
 
     Amounts, fees and signs are kept exactly as SnapTrade sent them; the raw type is kept in raw_type;
-    `raw` is the input made JSON-safe (Decimal -> its exact string; NUL and lone surrogates -> U+FFFD).
+    `raw` is a JSON-safe copy of the input (exact Decimals kept; NUL and lone surrogates -> U+FFFD), or the
+    input itself with clean_raw=False (the sync engine checks the serialized text instead: faster).
     Raises NormalizationError, and only that, for a record that cannot be stored.
     """
     if not isinstance(raw, dict):
         raise NormalizationError("activity is not an object")
     try:
-        return _normalize(raw)
+        row = _normalize(raw)
+        row["raw"] = json_safe(raw) if clean_raw else raw
+        return row
     except NormalizationError:
         raise
     except RecursionError:

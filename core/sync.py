@@ -10,6 +10,7 @@ import hashlib
 import logging
 import math
 import random
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from sqlmodel import Session, select
 from core import jsonexact
 from core.connections import get_snaptrade_identity, reconcile_connections
 from core.db import get_engine
+from core.jsonexact import JSONText
 from core.models import (
     BrokerageAccount,
     BrokerageConnection,
@@ -117,7 +119,7 @@ def write_page(
     issues: list[dict] = []
     for raw in activities:
         try:
-            row = normalize_activity(raw)
+            row = normalize_activity(raw, clean_raw=False)
         except NormalizationError as exc:
             payload = json_safe(raw)
             issues.append({"user_id": user_id, "account_id": account.id, "run_id": run_id, "kind": "quarantined",
@@ -131,7 +133,7 @@ def write_page(
             # Offset paging over a moving list can repeat a row within a page: keep one.
             counts.fetched -= 1
             continue
-        row["raw_hash"] = _payload_hash(row["raw"])
+        row["raw"], row["raw_hash"] = _stored_raw(row["raw"])
         row["user_id"] = user_id
         row["account_id"] = account.id
         row["created_at"] = now
@@ -162,6 +164,18 @@ def write_page(
     if issues:
         session.connection().execute(_ledger_statement(session.get_bind()), issues)
     return counts
+
+
+_UNSAFE_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
+
+
+def _stored_raw(raw: dict) -> tuple[JSONText, str]:
+    """Serialize the raw record once (exact decimals, sorted keys): the same text is hashed and stored.
+    NUL and surrogate escapes (which PostgreSQL JSONB refuses) send it through the cleaning copy."""
+    text = jsonexact.dumps(raw, sort_keys=True)
+    if _UNSAFE_ESCAPE.search(text):
+        text = jsonexact.dumps(json_safe(raw), sort_keys=True)
+    return JSONText(text), hashlib.sha256(text.encode()).hexdigest()
 
 
 def _maybe_id(raw) -> str | None:

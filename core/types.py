@@ -32,7 +32,7 @@ class ExactDecimal(TypeDecorator):
                 raise TypeError("ExactDecimal refuses floats: pass Decimal or str")
             value = Decimal(value)
         if dialect.name == "sqlite":
-            return format_decimal(value)
+            return format(value, "f")  # exact plain text; trailing zeros are harmless and cheaper to keep
         return value
 
     def process_result_value(self, value, dialect):
@@ -42,11 +42,10 @@ class ExactDecimal(TypeDecorator):
 
 
 def format_decimal(value: Decimal) -> str:
-    """Plain (non-scientific) text of a decimal without trailing zeros: 0.0700 → '0.07'."""
+    """Plain (non-scientific) text of a decimal without trailing zeros: 0.0700 → '0.07', 1E+2 → '100'."""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")

@@ -1,0 +1,110 @@
+"""Process entry point: `streamlit run app.py` (or `uvicorn app:app`) serves the dashboard, the
+webhook and health routes, and owns the process-wide services started in the lifespan.
+
+Lifespan: migrations once, demo users and the embedded SnapTrade emulator in sandbox mode, the
+in-process sync worker; everything is stopped again on shutdown. Only this file imports `sandbox`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import streamlit as st
+
+from core.settings import Settings, get_settings
+
+log = logging.getLogger("tradistry.app")
+
+
+def _require(module: str, what: str):
+    """Import a module another engineer owns, failing with a message that says what is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise RuntimeError(f"Cannot start: {module} ({what}) is missing or broken: {exc}") from exc
+
+
+def _api_routes() -> list:
+    return list(_require("core.api", "webhook and health routes").routes)
+
+
+def _sandbox_credential(settings: Settings, name: str) -> str:
+    # Generated once and kept under data/keys, so a restart reuses the emulator's state file.
+    path = settings.data_dir / "keys" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
+
+
+def _start_sandbox(settings: Settings) -> Any:
+    try:
+        from sandbox import Sandbox
+    except ImportError as exc:
+        raise RuntimeError(f"Cannot start in sandbox mode: the emulator (sandbox.Sandbox) is missing: {exc}") from exc
+    snaptrade = _require("core.snaptrade", "SnapTrade client")
+    sb = Sandbox(
+        seed=settings.sandbox_seed,
+        state_file=str(settings.data_dir / "sandbox_state.db"),
+        client_id=_sandbox_credential(settings, "sandbox_client_id"),
+        consumer_key=_sandbox_credential(settings, "sandbox_consumer_key"),
+        webhook_url=f"{settings.app_base_url.rstrip('/')}/api/webhooks/snaptrade",
+        port=settings.sandbox_port or 0,
+    ).start()
+    snaptrade.configure_endpoint(base_url=sb.base_url, client_id=sb.client_id, consumer_key=sb.consumer_key)
+    # The CLI (`python -m core sync …`) runs in another process and finds the emulator through this file.
+    endpoint = snaptrade.embedded_endpoint_file(settings)
+    endpoint.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(endpoint, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"base_url": sb.base_url, "client_id": sb.client_id, "consumer_key": sb.consumer_key}, f)
+    log.info("sandbox mode: SnapTrade emulator listening at %s", sb.base_url)
+    return sb
+
+
+@asynccontextmanager
+async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
+    settings = get_settings()  # refuses weak production secrets with a ConfigurationError naming the variable
+    snaptrade = _require("core.snaptrade", "SnapTrade client")
+    snaptrade.install_log_redaction()
+    from core import auth, migrate
+    from core.db import session_scope
+
+    migrate.upgrade()
+    with session_scope() as session:
+        demo = auth.ensure_demo_users(session)
+    if demo:
+        log.info("sandbox mode: demo logins %s", ", ".join(f"{u}/{p}" for u, p, _ in demo))
+
+    sandbox = worker = None
+    try:
+        if settings.sandbox_mode:
+            sandbox = _start_sandbox(settings)
+        if settings.worker_enabled:
+            worker = _require("core.worker", "sync worker").Worker().start()
+        yield {"sandbox": sandbox, "worker": worker}
+    finally:
+        if worker is not None:
+            worker.stop()
+        if sandbox is not None:
+            sandbox.stop()
+            snaptrade.clear_endpoint()
+            snaptrade.embedded_endpoint_file(settings).unlink(missing_ok=True)
+
+
+app = st.App("pages/main.py", lifespan=lifespan, routes=_api_routes())
+
+if __name__ == "__main__":
+    app.run()

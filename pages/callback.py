@@ -1,0 +1,71 @@
+"""Where SnapTrade's connection portal sends the browser back (`/callback?status=…`).
+
+This is a new browser session: the router re-identified the user by cookie, or we ask them to
+log in here with the query params kept. The params are hints only; core.connections re-reads the
+connections from SnapTrade before saying anything.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import connections as conn_service
+from core.db import session_scope
+from core.snaptrade import SnapTradeError
+from pages import login
+from pages.components import SYNC_WATCH_KEY, current_user
+
+HINT_KEYS = ("status", "connection_id", "authorizationId", "status_code", "error_code")
+OUTCOME_KEY = "callback_outcome"
+
+
+def _links() -> None:
+    c1, c2, _ = st.columns([1, 1, 3])
+    c1.page_link("sync.py", label="Follow the import", icon=":material/sync:")
+    c2.page_link("connections.py", label="Your connections", icon=":material/account_balance:")
+
+
+def _show(outcome: dict) -> None:
+    status, message = outcome["status"], outcome["message"]
+    if status == "connected":
+        st.success(message, icon=":material/check_circle:")
+    elif status == "error":
+        st.error(message, icon=":material/error:")
+    elif status == "abandoned":
+        st.warning(message, icon=":material/undo:")
+    else:
+        st.info(message, icon=":material/info:")
+
+
+def render() -> None:
+    params = {k: st.query_params.get(k) for k in HINT_KEYS if st.query_params.get(k)}
+    user = current_user()
+    if user is None:
+        # Keep the query params: after logging in, the rerun lands here again with them intact.
+        login.login_page(hint="Log in to finish connecting your brokerage.")
+        return
+
+    st.title("Back from your broker")
+    if params:
+        try:
+            with session_scope() as s:
+                out = conn_service.handle_portal_callback(s, user_id=user.user_id, params=params)
+            outcome = {"status": out.status, "message": out.message, "runs": len(out.run_ids)}
+            st.session_state[SYNC_WATCH_KEY] = list(out.run_ids)  # the Sync page then shows their result
+        except SnapTradeError as e:
+            outcome = {"status": "error", "message": f"Could not check your connections with SnapTrade: {e}",
+                       "runs": 0}  # fmt: skip
+        # Shown again on reruns after the URL is cleaned, so a refresh does not re-run the callback.
+        st.session_state[OUTCOME_KEY] = outcome
+        st.query_params.clear()
+    outcome = st.session_state.get(OUTCOME_KEY)
+    if outcome is None:
+        st.info("Nothing to finish here: this page is where SnapTrade sends you back after connecting a broker.")
+    else:
+        _show(outcome)
+        if outcome.get("runs"):
+            st.caption(f"{outcome['runs']} import(s) queued; the worker starts them within seconds.")
+    _links()
+
+
+render()

@@ -1,0 +1,187 @@
+"""Connections page: one card per brokerage connection (status in words, accounts, sync schedule),
+connect a new broker, reconnect a broken one, disconnect with or without the imported history.
+
+Portal links expire after 5 minutes, so one is created only when the user clicks, then shown as a link.
+"""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import streamlit as st
+
+from core import connections as conn_service
+from core import views
+from core.db import session_scope
+from core.settings import get_settings
+from core.snaptrade import SnapTradeError
+from pages.components import fmt_date, fmt_when, require_user, status_badge
+
+PORTAL_LINK_KEY = "portal_link"
+PORTAL_LINK_TTL = 5 * 60
+FREQUENCIES = {60: "Every hour", 6 * 60: "Every 6 hours", 12 * 60: "Every 12 hours", 24 * 60: "Daily",
+               3 * 24 * 60: "Every 3 days", 7 * 24 * 60: "Weekly"}  # fmt: skip
+
+
+def _money(value: Decimal | None, currency: str | None) -> str:
+    return "—" if value is None else f"{value:,.2f} {currency or ''}".strip()
+
+
+def _create_link(user_id: int, reconnect_id: int | None) -> None:
+    """Button callback: ask SnapTrade for a fresh portal URL (reconnect when `reconnect_id` is set)."""
+    redirect = get_settings().app_base_url.rstrip("/") + "/callback"
+    try:
+        with session_scope() as s:
+            url = conn_service.create_portal_link(s, user_id=user_id, reconnect_connection_id=reconnect_id,
+                                                  redirect_url=redirect)  # fmt: skip
+    except (SnapTradeError, ValueError) as e:
+        st.session_state[PORTAL_LINK_KEY] = {"error": str(e), "for": reconnect_id, "at": time.time()}
+        return
+    st.session_state[PORTAL_LINK_KEY] = {"url": url, "for": reconnect_id, "at": time.time()}
+
+
+def _portal_link(reconnect_id: int | None) -> None:
+    """The link (or error) created by the last click, if it belongs here and has not expired."""
+    link = st.session_state.get(PORTAL_LINK_KEY)
+    if not link or link.get("for") != reconnect_id or time.time() - link["at"] > PORTAL_LINK_TTL:
+        return
+    if "error" in link:
+        st.error(f"Could not open the connection portal: {link['error']}", icon=":material/error:")
+        return
+    label = "Open the SnapTrade portal to reconnect" if reconnect_id else "Open the SnapTrade portal"
+    st.link_button(label, link["url"], type="primary", icon=":material/open_in_new:")
+    st.caption("The link is valid for 5 minutes and opens in a new tab; when you finish, SnapTrade brings you "
+               "back here and the first import starts by itself.")  # fmt: skip
+
+
+def _save_schedule(user_id: int, connection_id: int) -> None:
+    enabled = st.session_state[f"auto_{connection_id}"]
+    minutes = st.session_state[f"freq_{connection_id}"]
+    try:
+        with session_scope() as s:
+            conn_service.set_auto_sync(s, user_id=user_id, connection_id=connection_id, enabled=enabled,
+                                       frequency_minutes=minutes)  # fmt: skip
+    except ValueError as e:
+        st.session_state[f"schedule_error_{connection_id}"] = str(e)
+
+
+def _disconnect(user_id: int, connection_id: int) -> None:
+    keep = st.session_state.get(f"keep_{connection_id}", "Keep") == "Keep"
+    try:
+        with session_scope() as s:
+            conn_service.disconnect_connection(s, user_id=user_id, connection_id=connection_id, keep_history=keep)
+    except (SnapTradeError, ValueError) as e:
+        st.session_state[f"disconnect_error_{connection_id}"] = str(e)
+        return
+    st.session_state.pop(f"confirm_{connection_id}", None)
+    st.toast("Disconnected" + (" — imported history kept." if keep else " — imported history deleted."))
+
+
+def _status_sentence(card: views.ConnectionCard) -> None:
+    if card.status == "needs_reconnect":
+        since = f" since {fmt_date(card.disabled_at)}" if card.disabled_at else ""
+        reason = card.status_reason or "the brokerage login is no longer accepted"
+        st.warning(f"**Needs reconnect{since}.** SnapTrade says: {reason}. Until you reconnect, no new "
+                   "transactions arrive (SnapTrade keeps serving its last copy).", icon=":material/link_off:")  # fmt: skip
+    elif card.status == "error":
+        st.error(f"**Error:** {card.error_message or card.status_reason or 'the last sync failed'}",
+                 icon=":material/error:")  # fmt: skip
+    elif card.status == "pending":
+        st.info("Connecting: waiting for SnapTrade to confirm this connection.", icon=":material/hourglass_top:")
+    elif card.status == "disconnected":
+        st.caption(card.status_reason or "Disconnected.")
+
+
+def _schedule(card: views.ConnectionCard, user_id: int) -> None:
+    c1, c2 = st.columns(2)
+    c1.toggle("Auto-sync", value=card.auto_sync_enabled, key=f"auto_{card.connection_id}",
+              on_change=_save_schedule, args=(user_id, card.connection_id))  # fmt: skip
+    options = sorted(set(FREQUENCIES) | {card.sync_frequency_minutes})
+    c2.selectbox("Frequency", options, index=options.index(card.sync_frequency_minutes),
+                 format_func=lambda m: FREQUENCIES.get(m) or views.frequency_label(m).capitalize(),
+                 key=f"freq_{card.connection_id}", disabled=not card.auto_sync_enabled,
+                 on_change=_save_schedule, args=(user_id, card.connection_id))  # fmt: skip
+    error = st.session_state.pop(f"schedule_error_{card.connection_id}", None)
+    if error:
+        st.error(error)
+
+
+def _card(card: views.ConnectionCard, user_id: int) -> None:
+    with st.container(border=True):
+        head, badge = st.columns([4, 1])
+        head.subheader(card.brokerage_name, anchor=False)
+        with badge:
+            status_badge(card.status)
+        _status_sentence(card)
+        if card.accounts:
+            st.dataframe(
+                [
+                    {"Account": a.name, "Number": a.masked_number, "Type": a.account_type or "—",
+                     "Value": _money(a.total_value, a.currency), "Cash": _money(a.cash_balance, a.currency),
+                     "Balance as of": fmt_when(a.balance_updated_at)}  # fmt: skip
+                    for a in card.accounts
+                ],
+                hide_index=True,
+            )
+        else:
+            st.caption("No accounts reported for this connection yet.")
+        next_sync = fmt_when(card.next_sync_at) if card.auto_sync_enabled else "auto-sync is off"
+        st.markdown(f"Last sync: **{fmt_when(card.last_sync_at)}** · Last successful: "
+                    f"**{fmt_when(card.last_successful_sync_at)}** · Next sync: **{next_sync}**")  # fmt: skip
+        if card.active_run_id is not None:
+            st.page_link("sync.py", label="A sync is running now — follow it on the Sync page",
+                         icon=":material/sync:")  # fmt: skip
+        _schedule(card, user_id)
+
+        with st.container(horizontal=True):
+            if card.status == "needs_reconnect":
+                st.button("Reconnect", key=f"reconnect_{card.connection_id}", type="primary", icon=":material/link:",
+                          on_click=_create_link, args=(user_id, card.connection_id))  # fmt: skip
+            disconnect = st.button("Disconnect…", key=f"disconnect_{card.connection_id}", icon=":material/link_off:")
+        if disconnect:
+            st.session_state[f"confirm_{card.connection_id}"] = True
+        _portal_link(card.connection_id)
+        if st.session_state.get(f"confirm_{card.connection_id}"):
+            with st.container(border=True):
+                st.markdown(f"**Disconnect {card.brokerage_name}?** SnapTrade stops reading this brokerage and "
+                            "auto-sync ends. You can connect it again later.")  # fmt: skip
+                st.radio("Imported transactions", ["Keep", "Delete"], key=f"keep_{card.connection_id}",
+                         format_func={"Keep": "Keep my imported history", "Delete": "Delete my imported history"}.get,
+                         horizontal=True)  # fmt: skip
+                c1, c2, _ = st.columns([1, 1, 3])
+                c1.button("Yes, disconnect", key=f"confirm_disconnect_{card.connection_id}", type="primary",
+                          on_click=_disconnect, args=(user_id, card.connection_id))  # fmt: skip
+                if c2.button("Cancel", key=f"cancel_disconnect_{card.connection_id}"):
+                    st.session_state.pop(f"confirm_{card.connection_id}", None)
+                    st.rerun()
+        error = st.session_state.pop(f"disconnect_error_{card.connection_id}", None)
+        if error:
+            st.error(f"Could not disconnect: {error}")
+
+
+def render() -> None:
+    st.title("Connections")
+    user = require_user()
+    with session_scope() as s:
+        cards = views.connection_cards(s, user.user_id, include_disconnected=True)
+    live = [c for c in cards if c.status != "disconnected"]
+    gone = [c for c in cards if c.status == "disconnected"]
+
+    st.button("Connect a broker", type="primary" if not live else "secondary", icon=":material/add_link:",
+              key="connect_new", on_click=_create_link, args=(user.user_id, None))  # fmt: skip
+    _portal_link(None)
+
+    if not live:
+        st.info("**No connection yet.** Press **Connect a broker**: SnapTrade's portal opens in a new tab, you "
+                "sign in to your brokerage there, and your transaction history is imported when you come back.",
+                icon=":material/account_balance:")  # fmt: skip
+    for card in live:
+        _card(card, user.user_id)
+    if gone:
+        with st.expander(f"Disconnected ({len(gone)})"):
+            for card in gone:
+                st.markdown(f"**{card.brokerage_name}** — {card.status_reason or 'disconnected'}")
+
+
+render()

@@ -1,0 +1,246 @@
+"""Sign-in for the dashboard: the login / sign-up page, the re-login cookie, the per-run session
+check that makes logout and password changes revoke every session, and the account sidebar.
+
+Why not streamlit-authenticator's `login()` widget: it checks the password before any lockout we
+keep, locks permanently through an in-memory counter, and re-logs a browser in from a cookie that
+carries only the username, so logout cannot revoke a copied cookie. We keep its model (HS256 JWT
+cookie, read server-side from `st.context.cookies`, SameSite=Strict) but issue the token ourselves
+with the user's session epoch in it (`core.auth.issue_session_token`) and write it with a tiny
+inline component, so a logout or password change (epoch bump) kills every copy of the cookie.
+
+AppTest seam: tests sign in by calling `sign_in(core.auth.authenticate(...))` semantics directly,
+i.e. seeding `st.session_state["auth"] = {"username": u, "epoch": e}`; `identify()` then re-checks
+it against the database exactly as for a browser.
+"""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+
+import streamlit as st
+
+from core import auth
+from core.db import session_scope
+from core.settings import get_settings
+from pages.components import CURRENT_USER_KEY
+
+AUTH_KEY = "auth"  # {"username", "epoch"}: the only marker of a signed-in session
+NOTICE_KEY = "auth_notice"
+COOKIE_CMD_KEY = "auth_cookie_cmd"
+REJECTED_COOKIE_KEY = "auth_cookie_rejected"
+# Keys other pages read (kept in sync with the current user on every run).
+PUBLIC_KEYS = ("user_id", "username", "role", "timezone", CURRENT_USER_KEY)
+
+# Runs in the page itself (no iframe), so it writes a first-party cookie for the app's origin.
+_COOKIE_JS = """
+export default function(component) {
+  const { data, setStateValue } = component;
+  if (!data || !data.id) return;
+  let c = data.name + "=" + (data.op === "set" ? data.value : "") + "; Path=/; SameSite=Strict";
+  c += data.op === "set" ? "; Max-Age=" + data.max_age : "; Max-Age=0";
+  if (data.secure) c += "; Secure";
+  document.cookie = c;
+  setStateValue("done", data.id);
+}
+"""
+_cookie_writer = st.components.v2.component("tradistry_auth_cookie", js=_COOKIE_JS)
+
+
+# --- session state ---------------------------------------------------------------------------------
+
+
+def _queue_cookie(op: str, token: str = "") -> None:
+    st.session_state[COOKIE_CMD_KEY] = {"op": op, "value": token, "id": secrets.token_hex(6)}
+
+
+def apply_cookie_command() -> None:
+    """Write or delete the re-login cookie in the browser; repeated each run until the browser confirms."""
+    cmd = st.session_state.get(COOKIE_CMD_KEY)
+    if not cmd:
+        return
+    settings = get_settings()
+    data = {
+        **cmd,
+        "name": settings.auth_cookie_name,
+        "max_age": int(settings.auth_cookie_expiry_days * 86400),
+        "secure": settings.app_base_url.startswith("https://"),
+    }
+    result = _cookie_writer(key="auth_cookie_writer", data=data, default={"done": None},
+                            on_done_change=lambda: None, height=1)  # fmt: skip
+    if result is not None and getattr(result, "done", None) == cmd["id"]:
+        st.session_state.pop(COOKIE_CMD_KEY, None)
+
+
+def _publish(user: auth.SessionUser) -> None:
+    st.session_state[CURRENT_USER_KEY] = user
+    st.session_state["user_id"] = user.user_id
+    st.session_state["username"] = user.username
+    st.session_state["role"] = user.role
+    st.session_state["timezone"] = user.timezone or st.context.timezone or "UTC"
+
+
+def _forget(notice: str | None = None) -> None:
+    for key in (AUTH_KEY, *PUBLIC_KEYS):
+        st.session_state.pop(key, None)
+    if notice:
+        st.session_state[NOTICE_KEY] = notice
+
+
+def sign_in(result: auth.AuthResult) -> None:
+    """Mark this session signed in after a successful `core.auth.authenticate` and queue the cookie."""
+    assert result.ok and result.username is not None and result.session_epoch is not None
+    st.session_state[AUTH_KEY] = {"username": result.username, "epoch": result.session_epoch}
+    _queue_cookie("set", auth.issue_session_token(result.username, result.session_epoch))
+
+
+def identify() -> auth.SessionUser | None:
+    """Who is signed in, re-checked against the database on every run.
+
+    A session whose stored epoch differs from the user's current one (logout elsewhere, password
+    change) or whose account was disabled is signed out. A fresh session (reload, new tab, the
+    SnapTrade redirect) is re-identified from the cookie, which must carry the current epoch.
+    """
+    state = st.session_state.get(AUTH_KEY)
+    with session_scope() as s:
+        if state:
+            user = auth.load_session_user(s, state["username"])
+            if user is not None and user.is_active and user.session_epoch == state["epoch"]:
+                _publish(user)
+                return user
+            _forget("You were signed out: your session was ended (logout elsewhere or a password change).")
+            return None
+        token = st.context.cookies.get(get_settings().auth_cookie_name)
+        if isinstance(token, str) and token and st.session_state.get(REJECTED_COOKIE_KEY) != token:
+            user = auth.verify_session_token(s, token)
+            if user is not None:
+                st.session_state[AUTH_KEY] = {"username": user.username, "epoch": user.session_epoch}
+                _publish(user)
+                return user
+            # Expired or revoked: remember it so we neither re-check it nor keep deleting it every run.
+            st.session_state[REJECTED_COOKIE_KEY] = token
+            _queue_cookie("delete")
+    _forget()
+    return None
+
+
+def logout() -> None:
+    """Sign out everywhere: bump the epoch (revokes all sessions and cookies) and delete this cookie."""
+    state = st.session_state.get(AUTH_KEY)
+    if state:
+        with session_scope() as s:
+            auth.bump_session_epoch(s, state["username"])
+    _forget("You have logged out.")
+    _queue_cookie("delete")
+
+
+# --- the login page --------------------------------------------------------------------------------
+
+
+def _login_form() -> None:
+    with st.form("login_form", enter_to_submit=True):
+        username = st.text_input("Username", key="login_username", autocomplete="username")
+        password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
+        submitted = st.form_submit_button("Log in", type="primary", key="login_submit")
+    if submitted:
+        if not username or not password:
+            st.error("Enter your username and password.")
+            return
+        with session_scope() as s:
+            result = auth.authenticate(s, username, password)
+        if result.ok:
+            sign_in(result)
+            st.rerun()
+        st.error(result.message, icon=":material/lock:")
+
+
+def _signup_form() -> None:
+    with st.form("signup_form"):
+        username = st.text_input("Username", key="signup_username", help="3–32 letters, digits, '.', '_' or '-'.")
+        name = st.text_input("Your name (optional)", key="signup_name")
+        email = st.text_input("E-mail (optional)", key="signup_email")
+        password = st.text_input("Password", type="password", key="signup_password", help="At least 8 characters.")
+        confirm = st.text_input("Repeat password", type="password", key="signup_confirm")
+        submitted = st.form_submit_button("Create account", type="primary", key="signup_submit")
+    if submitted:
+        if password != confirm:
+            st.error("The two passwords differ.")
+            return
+        try:
+            with session_scope() as s:
+                auth.create_user(s, username=username, password=password, email=email, name=name)
+                result = auth.authenticate(s, username, password)
+        except ValueError as e:
+            st.error(str(e))
+            return
+        sign_in(result)
+        st.rerun()
+
+
+def _demo_logins() -> None:
+    with session_scope() as s:
+        demos = auth.ensure_demo_users(s)
+    if not demos:
+        return
+    with st.container(border=True):
+        st.markdown("**Sandbox mode** — no SnapTrade credentials are configured, so the app talks to the "
+                    "built-in emulator. Demo logins:")  # fmt: skip
+        st.table([{"Username": u, "Password": p, "Role": r} for u, p, r in demos])
+
+
+def login_page(hint: str | None = None) -> None:
+    """The whole page a signed-out visitor sees (also embedded by the callback page)."""
+    st.title("Tradistry Broker Sync")
+    notice = st.session_state.pop(NOTICE_KEY, None)
+    if notice:
+        st.info(notice, icon=":material/info:")
+    if hint:
+        st.info(hint, icon=":material/link:")
+    settings = get_settings()
+    if settings.allow_signup:
+        tab_login, tab_signup = st.tabs(["Log in", "Create account"])
+        with tab_login:
+            _login_form()
+        with tab_signup:
+            _signup_form()
+    else:
+        _login_form()
+    if settings.sandbox_mode:
+        _demo_logins()
+
+
+# --- sidebar for signed-in users ---------------------------------------------------------------------
+
+_BROWSER_TZ = "(browser time zone)"
+
+
+def _save_timezone() -> None:
+    choice = st.session_state.get("tz_choice")
+    username = st.session_state.get("username")
+    if not username:
+        return
+    with session_scope() as s:
+        auth.set_user_timezone(s, username, None if choice == _BROWSER_TZ else choice)
+
+
+@st.cache_data
+def _zone_names() -> list[str]:
+    return sorted(zoneinfo.available_timezones())
+
+
+def account_sidebar(user: auth.SessionUser) -> None:
+    with st.sidebar:
+        st.markdown(f"**{user.display_name}**  \n:gray[{user.username} · {user.role}]")
+        options = [_BROWSER_TZ, *_zone_names()]
+        current = user.timezone if user.timezone in options else _BROWSER_TZ
+        browser = f"Browser ({st.context.timezone or 'UTC'})"
+        st.selectbox(
+            "Show times in",
+            options,
+            index=options.index(current),
+            key="tz_choice",
+            on_change=_save_timezone,
+            format_func=lambda z: browser if z == _BROWSER_TZ else z,
+            help="Times are stored in UTC and shown in this time zone. Saved to your account.",
+        )
+        st.button("Log out", icon=":material/logout:", on_click=logout, key="logout_button", width="stretch")

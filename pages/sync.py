@@ -1,0 +1,145 @@
+"""Sync page: "Sync now" (all connections or one) within the per-user manual-sync limit, live
+progress of running syncs polled from the database, the result summary, and recent history.
+
+The run itself happens in the worker; this page only enqueues and reads `transaction_sync_log`,
+so closing the tab never stops a sync.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import jobs, views
+from core.db import session_scope
+from pages.components import SYNC_WATCH_KEY, fmt_duration, fmt_relative, fmt_time, require_user, status_label
+
+ALL = 0  # the "all connections" choice in the target picker
+FLASH_KEY = "sync_flash"
+HAD_ACTIVE_KEY = "sync_had_active"
+
+
+def _sync_now(user_id: int) -> None:
+    target = st.session_state.get("sync_target", ALL) or None
+    full = bool(st.session_state.get("sync_full"))
+    try:
+        with session_scope() as s:
+            runs = jobs.request_manual_sync(s, user_id=user_id, connection_id=target, full=full)
+            ids = [r.id for r in runs]
+    except jobs.ManualSyncLimitExceeded as e:
+        st.session_state[FLASH_KEY] = ("limit", str(e))
+        return
+    except jobs.NothingToSync as e:
+        st.session_state[FLASH_KEY] = ("info", str(e))
+        return
+    st.session_state[SYNC_WATCH_KEY] = ids
+    n = len(ids)
+    st.session_state[FLASH_KEY] = ("ok", f"Sync queued for {n} connection{'s' if n != 1 else ''}; progress appears below.")
+
+
+def _quota_text(quota: jobs.ManualSyncQuota) -> str:
+    rule = (f"**Sync now** can be pressed {quota.limit} times per {quota.window_seconds} s (each press counts "
+            "once, whether it covers one connection or all). The limit keeps your brokerage within SnapTrade's "
+            "rate limits; scheduled syncs and broker-triggered updates do not count.")  # fmt: skip
+    if quota.remaining > 0:
+        return f"You can start {quota.remaining} more manual sync{'s' if quota.remaining != 1 else ''} " \
+               f"in the next {quota.window_seconds} s. {rule}"  # fmt: skip
+    return f"You have used all {quota.limit} manual syncs for now; the next one is possible in " \
+           f"{quota.reset_in_seconds} s. {rule}"  # fmt: skip
+
+
+def _counts(row: views.RunRow) -> str:
+    return (f"{row.fetched} fetched · {row.new} new · {row.updated} updated · {row.unchanged} unchanged · "
+            f"{row.skipped} skipped")  # fmt: skip
+
+
+def _progress(row: views.RunRow) -> None:
+    with st.container(border=True):
+        st.markdown(f"**{row.brokerage_name}** · {views.TRIGGER_LABELS.get(row.trigger, row.trigger)}"
+                    + (" · full re-import" if row.full_sync else ""))  # fmt: skip
+        text = views.phase_label(row.phase) if row.status == "running" else "Waiting for the worker to pick it up"
+        st.progress(row.fraction, text=text)
+        pages = f"pages {row.pages_done}/{row.pages_total}" if row.pages_total else "pages —"
+        st.caption(f"Accounts {row.accounts_done}/{row.accounts_total} · {pages} · {_counts(row)} · "
+                   f"started {fmt_relative(row.started_at) if row.started_at else 'not yet'}")  # fmt: skip
+
+
+def _summary(row: views.RunRow) -> None:
+    sentence = f"**{row.brokerage_name}** — {views.run_outcome_sentence(row)}"
+    if row.duration_seconds is not None:
+        sentence += f" ({fmt_duration(row.duration_seconds)})"
+    if row.status == "completed":
+        st.success(sentence, icon=":material/check_circle:")
+    elif row.status in ("partial", "interrupted"):
+        st.warning(sentence, icon=":material/warning:")
+    else:
+        st.error(sentence, icon=":material/error:")
+
+
+@st.fragment(run_every="1s")
+def _live(user_id: int) -> None:
+    """Polls the database every second while the tab is open; the timer lives in the browser."""
+    with session_scope() as s:
+        active = views.active_run_rows(s, user_id)
+        watched = views.run_rows(s, user_id, run_ids=st.session_state.get(SYNC_WATCH_KEY, []))
+    for row in active:
+        _progress(row)
+    finished = [r for r in watched if not r.is_active]
+    for row in finished:
+        _summary(row)
+    if not active and not finished:
+        st.caption("No sync is running.")
+    had_active = st.session_state.get(HAD_ACTIVE_KEY, False)
+    st.session_state[HAD_ACTIVE_KEY] = bool(active)
+    if had_active and not active:
+        st.rerun(scope="app")  # refresh the history and the quota once everything has finished
+
+
+def _history(user_id: int) -> None:
+    with session_scope() as s:
+        rows = views.run_rows(s, user_id, limit=25)
+    st.subheader("Recent syncs", anchor=False)
+    if not rows:
+        st.caption("No syncs yet.")
+        return
+    st.dataframe(
+        [
+            {"Connection": r.brokerage_name, "Status": status_label(r.status),
+             "Trigger": views.TRIGGER_LABELS.get(r.trigger, r.trigger), "Started": fmt_time(r.started_at or r.queued_at),
+             "Duration": fmt_duration(r.duration_seconds), "New": r.new, "Updated": r.updated,
+             "Unchanged": r.unchanged, "Skipped": r.skipped, "Fetched": r.fetched,
+             "Result": views.run_outcome_sentence(r)}  # fmt: skip
+            for r in rows
+        ],
+        hide_index=True,
+        column_config={"Result": st.column_config.TextColumn(width="large")},
+    )
+
+
+def render() -> None:
+    st.title("Sync")
+    user = require_user()
+    with session_scope() as s:
+        cards = views.connection_cards(s, user.user_id)
+        quota = jobs.manual_sync_quota(s, user.user_id)
+    if not cards:
+        st.info("**No connection yet.** Connect a broker first; its history is imported automatically.",
+                icon=":material/account_balance:")  # fmt: skip
+        st.page_link("connections.py", label="Connect a broker", icon=":material/add_link:")
+    else:
+        names = {ALL: "All connections", **{c.connection_id: c.brokerage_name for c in cards}}
+        c1, c2 = st.columns([2, 1])
+        c1.selectbox("What to sync", list(names), format_func=names.get, key="sync_target")
+        c2.toggle("Re-read the whole history", key="sync_full",
+                  help="Normally only recent weeks are fetched; a full re-import re-reads everything (slower).")  # fmt: skip
+        st.button("Sync now", type="primary", icon=":material/sync:", key="sync_now",
+                  on_click=_sync_now, args=(user.user_id,))  # fmt: skip
+        flash = st.session_state.pop(FLASH_KEY, None)
+        if flash:
+            kind, message = flash
+            {"ok": st.success, "limit": st.warning, "info": st.info}[kind](message)
+        st.caption(_quota_text(quota))
+    _live(user.user_id)
+    _history(user.user_id)
+
+
+render()

@@ -1,0 +1,84 @@
+"""Connections page: empty state, a fresh portal link per click, cards in words (active, needs
+reconnect, error), masked account numbers, the auto-sync schedule and disconnect with confirmation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from core.models import BrokerageConnection, BrokerageTransaction, utcnow
+from tests.factories import make_account, make_connection, make_transaction
+
+
+def shown(at) -> str:
+    kinds = ("markdown", "info", "error", "warning", "success", "caption", "subheader")
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
+
+
+def test_a_trader_without_connections_sees_the_empty_state(dashboard, users):
+    at = dashboard("tina")
+    assert not at.exception
+    assert "No connection yet" in shown(at)
+    assert at.button(key="connect_new").label == "Connect a broker"
+
+
+def test_connect_a_broker_creates_a_fresh_portal_link_on_click(dashboard, users, sandbox):
+    at = dashboard("tina")
+    assert not at.get("link_button")  # no link until asked: portal links expire after 5 minutes
+    at.button(key="connect_new").click().run()
+    assert not at.exception
+    links = at.get("link_button")
+    assert len(links) == 1 and links[0].proto.url.startswith(sandbox.base_url)
+    assert "valid for 5 minutes" in shown(at)
+
+
+def test_cards_describe_each_connection_in_words(dashboard, db, users):
+    tina = users["tina"]
+    active = make_connection(db, tina, brokerage_name="Alpaca", last_sync_at=utcnow() - timedelta(hours=3),
+                             next_sync_at=utcnow() + timedelta(hours=21))  # fmt: skip
+    make_account(db, active, account_number="12345678", total_value=Decimal("10500.25"), currency="USD")
+    make_connection(db, tina, brokerage_name="Questrade", status="needs_reconnect",
+                    status_reason="Authentication expired", disabled_at=utcnow() - timedelta(days=2))  # fmt: skip
+    make_connection(db, tina, brokerage_name="Wealthsimple", status="error", error_message="SnapTrade is down")
+    at = dashboard("tina")
+    text = shown(at)
+    assert not at.exception
+    assert {"Alpaca", "Questrade", "Wealthsimple"} <= {s.value for s in at.subheader}
+    assert "Needs reconnect since" in text and "Authentication expired" in text
+    assert "Error:** SnapTrade is down" in text
+    accounts = at.dataframe[0].value
+    assert list(accounts["Number"]) == ["••••5678"] and "10,500.25 USD" in list(accounts["Value"])
+    assert "3 h ago" in text and "in 21 h" in text
+    reconnect = [b for b in at.button if b.label == "Reconnect"]
+    assert len(reconnect) == 1
+
+
+def test_auto_sync_toggle_saves_the_schedule(dashboard, db, users):
+    conn = make_connection(db, users["tina"])
+    at = dashboard("tina")
+    at.toggle(key=f"auto_{conn.id}").set_value(False).run()
+    db.expire_all()
+    saved = db.get(BrokerageConnection, conn.id)
+    assert saved.auto_sync_enabled is False and saved.next_sync_at is None
+    at.toggle(key=f"auto_{conn.id}").set_value(True).run()
+    at.selectbox(key=f"freq_{conn.id}").set_value(6 * 60).run()
+    db.expire_all()
+    saved = db.get(BrokerageConnection, conn.id)
+    assert saved.auto_sync_enabled and saved.sync_frequency_minutes == 360 and saved.next_sync_at is not None
+
+
+def test_disconnect_asks_for_confirmation_and_can_delete_history(dashboard, db, users):
+    conn = make_connection(db, users["tina"], brokerage_name="Alpaca")
+    account = make_account(db, conn)
+    make_transaction(db, account)
+    at = dashboard("tina")
+    at.button(key=f"disconnect_{conn.id}").click().run()
+    assert db.get(BrokerageConnection, conn.id).status == "active"  # nothing happens before confirming
+    at.radio(key=f"keep_{conn.id}").set_value("Delete").run()
+    at.button(key=f"confirm_disconnect_{conn.id}").click().run()
+    assert not at.exception
+    db.expire_all()
+    assert db.get(BrokerageConnection, conn.id).status == "disconnected"
+    assert db.query(BrokerageTransaction).count() == 0
+    assert "No connection yet" in shown(at)
+    assert "Disconnected (1)" in [e.label for e in at.expander]

@@ -1,0 +1,89 @@
+"""Sync page: empty state, Sync now queues runs, the manual-sync limit explained and enforced with
+a friendly message, live progress from the database, result summaries and history in words."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from core.models import ManualSyncRequest, TransactionSyncLog, utcnow
+from tests.factories import make_connection, make_run
+
+
+def shown(at) -> str:
+    kinds = ("markdown", "info", "error", "warning", "success", "caption", "subheader")
+    return "\n".join(str(e.value) for kind in kinds for e in getattr(at, kind))
+
+
+def test_without_connections_the_page_says_to_connect_first(dashboard, users):
+    at = dashboard("tina", page="sync.py")
+    assert not at.exception
+    assert "No connection yet" in shown(at)
+    assert not [b for b in at.button if b.key == "sync_now"]
+
+
+def test_sync_now_queues_a_run_and_shows_its_progress(dashboard, db, users):
+    make_connection(db, users["tina"], brokerage_name="Alpaca")
+    at = dashboard("tina", page="sync.py")
+    assert "You can start 5 more manual syncs in the next 60 s" in shown(at)
+    at.button(key="sync_now").click().run()
+    assert not at.exception
+    assert "Sync queued for 1 connection" in [s.value for s in at.success][0]
+    run = db.exec(select(TransactionSyncLog)).one()
+    assert run.status == "queued" and run.trigger == "manual"
+    assert "Waiting for the worker" in at.get("progress")[0].proto.text
+    assert "You can start 4 more manual syncs" in shown(at)
+
+
+def test_the_manual_sync_limit_is_a_friendly_message(dashboard, db, users):
+    make_connection(db, users["tina"])
+    for _ in range(5):
+        db.add(ManualSyncRequest(user_id=users["tina"].id, requested_at=utcnow() - timedelta(seconds=10)))
+    db.commit()
+    at = dashboard("tina", page="sync.py")
+    assert "You have used all 5 manual syncs for now" in shown(at)
+    at.button(key="sync_now").click().run()
+    assert not at.exception
+    warning = at.warning[0].value
+    assert "Try again in" in warning and "Scheduled and webhook-triggered syncs keep running" in warning
+    assert db.exec(select(TransactionSyncLog)).first() is None
+
+
+def test_a_running_sync_shows_phase_accounts_pages_and_counts(dashboard, db, users):
+    conn = make_connection(db, users["tina"], brokerage_name="Alpaca")
+    make_run(db, users["tina"], conn, status="running", phase="fetching Individual", started_at=utcnow(),
+             accounts_total=2, accounts_done=1, pages_total=4, pages_done=2, transactions_fetched=1500,
+             transactions_new=1200, transactions_updated=3, transactions_unchanged=297)  # fmt: skip
+    at = dashboard("tina", page="sync.py")
+    progress = at.get("progress")[0].proto
+    assert progress.text == "Fetching Individual" and 60 <= progress.value <= 75
+    text = shown(at)
+    assert "Accounts 1/2 · pages 2/4 · 1500 fetched · 1200 new · 3 updated · 297 unchanged · 0 skipped" in text
+
+
+def test_history_lists_finished_runs_with_errors_in_words(dashboard, db, users):
+    conn = make_connection(db, users["tina"], brokerage_name="Alpaca")
+    now = utcnow()
+    make_run(db, users["tina"], conn, status="completed", queued_at=now - timedelta(hours=2), started_at=now - timedelta(hours=2),
+             duration_seconds=12.5, transactions_fetched=10, transactions_new=10)  # fmt: skip
+    make_run(db, users["tina"], conn, status="failed", trigger="scheduled", queued_at=now - timedelta(hours=1),
+             started_at=now - timedelta(hours=1), error_message="the brokerage login expired; reconnect it")  # fmt: skip
+    at = dashboard("tina", page="sync.py")
+    history = at.dataframe[0].value
+    assert list(history["Status"]) == ["Failed", "Completed"]
+    assert list(history["Trigger"]) == ["Scheduled", "Sync now"]
+    assert "Failed: the brokerage login expired; reconnect it." == history["Result"].iloc[0]
+    assert history["Duration"].iloc[1] == "12.5 s"
+
+
+def test_the_summary_of_a_run_started_here_is_shown_when_it_finishes(dashboard, db, users):
+    make_connection(db, users["tina"], brokerage_name="Alpaca")
+    at = dashboard("tina", page="sync.py")
+    at.button(key="sync_now").click().run()
+    run = db.exec(select(TransactionSyncLog)).one()
+    run.status, run.error_message = "partial", "one account could not be read (SnapTrade error 500)"
+    db.add(run)
+    db.commit()
+    at.run()
+    assert "Partly completed: one account could not be read (SnapTrade error 500)" in at.warning[0].value
