@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import streamlit as st
 
-from core.settings import Settings, get_settings
+from core.settings import Settings, get_settings, persistent_key
 
 log = logging.getLogger("tradistry.app")
 
@@ -38,15 +37,7 @@ def _api_routes() -> list:
 
 def _sandbox_credential(settings: Settings, name: str) -> str:
     # Generated once and kept under data/keys, so a restart reuses the emulator's state file.
-    path = settings.data_dir / "keys" / name
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
-    return value
+    return persistent_key(settings.data_dir, name)
 
 
 def _start_sandbox(settings: Settings) -> Any:
@@ -60,6 +51,7 @@ def _start_sandbox(settings: Settings) -> Any:
         state_file=str(settings.data_dir / "sandbox_state.db"),
         client_id=_sandbox_credential(settings, "sandbox_client_id"),
         consumer_key=_sandbox_credential(settings, "sandbox_consumer_key"),
+        admin_token=settings.sandbox_admin_token or None,  # SANDBOX_ADMIN_TOKEN: lets e2e tests drive the emulator
         webhook_url=f"{settings.app_base_url.rstrip('/')}/api/webhooks/snaptrade",
         port=settings.sandbox_port or 0,
     ).start()

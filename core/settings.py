@@ -69,6 +69,8 @@ class Settings(BaseSettings):
 
     sandbox_port: int = 0
     sandbox_seed: int = 7
+    # Admin token of the embedded emulator's `/__sandbox__/` API; empty: a random one per start (undiscoverable).
+    sandbox_admin_token: str = ""
 
     log_level: str = "INFO"
 
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'tradistry.db'}"
 
 
-def _sandbox_key(data_dir: Path, name: str, make) -> str:
+def persistent_key(data_dir: Path, name: str, make=lambda: secrets.token_urlsafe(24)) -> str:
     """A key generated once and kept on disk, so a sandbox restart keeps working."""
     path = data_dir / "keys" / name
     if path.exists():
@@ -130,11 +132,11 @@ def load_settings(**overrides) -> Settings:
     settings = Settings(**overrides)
     if settings.sandbox_mode:
         if not settings.fernet_keys:
-            settings.encryption_keys = _sandbox_key(
+            settings.encryption_keys = persistent_key(
                 settings.data_dir, "encryption_key", lambda: Fernet.generate_key().decode()
             )
         if not settings.auth_cookie_key:
-            settings.auth_cookie_key = _sandbox_key(
+            settings.auth_cookie_key = persistent_key(
                 settings.data_dir, "cookie_key", lambda: secrets.token_urlsafe(48)
             )
     else:
