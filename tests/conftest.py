@@ -129,3 +129,51 @@ def sandbox():
     yield sb
     clear_endpoint()
     sb.stop()
+
+
+SUITE_LOG = ROOT / "test-artifacts" / "suite.log"
+TEST_COOKIE_KEYS = ("k" * 48, "c" * 48)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_log():
+    """Capture the logs of the whole suite (urllib3 at DEBUG: it logs full URLs) for the secret scan."""
+    import logging
+
+    from core.snaptrade import install_log_redaction
+
+    install_log_redaction()
+    SUITE_LOG.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(SUITE_LOG, mode="w", encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    yield
+    root.removeHandler(handler)
+    handler.close()
+    root.setLevel(previous)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if any user secret, consumer key or cookie key reached the captured logs."""
+    from core import snaptrade
+
+    if not SUITE_LOG.exists():
+        return
+    with snaptrade._known_lock:
+        secrets = set(snaptrade._known_secrets) | set(TEST_COOKIE_KEYS)
+    text = SUITE_LOG.read_text(encoding="utf-8", errors="replace")
+    logs = [text] + [p.read_text(errors="replace") for p in (ROOT / "test-artifacts").glob("**/*.log") if p != SUITE_LOG]
+    leaked = sorted({s[:4] + "…" for s in secrets for blob in logs if s and s in blob})
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if leaked:
+        if reporter:
+            reporter.write_line(f"SECRET LEAK: {len(leaked)} secret(s) found in the captured logs: {leaked}", red=True)
+        session.exitstatus = 1
+    elif reporter:
+        reporter.write_line(f"secret scan: {len(secrets)} secrets checked against {sum(map(len, logs))} bytes of logs: clean")

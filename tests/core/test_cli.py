@@ -20,9 +20,14 @@ from core.models import AppUser, BrokerageTransaction, SnapTradeUser
 ROOT = Path(__file__).resolve().parents[2]
 
 
+OUTPUTS: list[str] = []
+
+
 def cli(env, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=dict(env, LOG_LEVEL="DEBUG"), input=stdin,
+                       capture_output=True, text=True, timeout=180)  # fmt: skip
+    OUTPUTS.append(r.stdout + r.stderr)
+    return r
 
 
 def cli_env(sandbox, db_url, tmp_path) -> dict:
@@ -88,6 +93,11 @@ def test_cli_end_to_end_users_connect_sync_export(engine, db_url, sandbox, tmp_p
     assert cli(env_new, "sync", "carol").returncode == 0
     wrong = cli(dict(env, ENCRYPTION_KEYS=Fernet.generate_key().decode()), "sync", "carol")
     assert wrong.returncode != 0 and "ENCRYPTION_KEYS" in wrong.stderr and "Traceback" not in wrong.stderr
+    # Nothing the commands printed, DEBUG logs included, holds a secret.
+    printed = "\n".join(OUTPUTS)
+    assert "userSecret=[REDACTED]" in printed  # the DEBUG request log really was printed, scrubbed
+    for secret in (sandbox.user_secret(st_user.snaptrade_user_id), sandbox.consumer_key, env["ENCRYPTION_KEYS"], new_key):
+        assert secret not in printed
 
 
 def test_cli_sync_exits_nonzero_when_the_run_did_not_complete(engine, db_url, sandbox, tmp_path):

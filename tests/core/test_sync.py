@@ -235,3 +235,41 @@ def test_faults_are_survived_and_the_result_converges(engine, sandbox, faults, m
     sync_now(engine, uid, full=True)
     with Session(engine) as s:
         assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_client_paces_itself_by_the_rate_limit_headers_before_being_throttled(engine, sandbox):
+    """With a small customer budget, the X-RateLimit-* headers slow the client down instead of 429s."""
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=14000)
+    sandbox.set_faults(rate_limit={"customer_limit": 8, "account_limit": 1000, "window": 2})
+    sandbox.reset_request_log()
+    run = sync_now(engine, uid)[0]
+    log = sandbox.request_log()
+    throttled = sum(1 for r in log if r["status"] == 429)
+    assert run.status == "completed"
+    assert len(log) >= 16, "enough requests to cross the budget twice"
+    assert throttled <= 1, f"{throttled} requests were throttled: pacing did not work"
+
+
+def test_a_mix_of_every_fault_ends_completed_or_partial_with_a_reason_then_converges(engine, sandbox, monkeypatch):
+    monkeypatch.setenv("HTTP_BACKOFF_BASE_SECONDS", "0.02")
+    monkeypatch.setenv("HTTP_MAX_RETRIES", "3")
+    from core.settings import reset_settings_cache
+
+    reset_settings_cache()
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=3000)
+        connect(s, sandbox, uid, broker="SANDBOX_CA", history_size=1500)
+    sandbox.set_faults(error_rate=0.2, drop_rate=0.1, latency_ms=30, malformed_rate=0.02, seed=21,
+                       rate_limit={"customer_limit": 30, "account_limit": 10, "window": 1})  # fmt: skip
+    runs = sync_now(engine, uid)
+    for run in runs:
+        assert run.status in ("completed", "partial"), (run.status, run.error_message)
+        if run.status == "partial":
+            assert run.error_message and any(a["status"] == "failed" and a["message"] for a in run.account_breakdown)
+    sandbox.set_faults(malformed_rate=0.02, seed=21)
+    assert all(r.status == "completed" for r in sync_now(engine, uid))
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
