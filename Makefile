@@ -14,9 +14,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m core migrate
-	$(BIN)/python -m core banner
-	$(BIN)/python -m streamlit run app.py --server.headless=true --browser.gatherUsageStats=false \
+	export APP_BASE_URL=$${APP_BASE_URL:-http://$${HOST:-127.0.0.1}:$${PORT:-8501}}; \
+	$(BIN)/python -m core migrate && $(BIN)/python -m core banner && \
+	exec $(BIN)/python -m streamlit run app.py --server.headless=true --browser.gatherUsageStats=false \
 		--server.address=$${HOST:-127.0.0.1} --server.port=$${PORT:-8501}
 
 test: $(STAMP)

@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=get_settings().log_level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         install_log_redaction()
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         return args.fn(args)
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
