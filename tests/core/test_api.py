@@ -332,20 +332,9 @@ def test_a_burst_of_1000_deliveries_with_duplicates_from_8_threads_stores_each_e
 # --------------------------------------------------------------------------- the sandbox's own webhooks
 
 
-def _sandbox_or_skip():
-    status_file = ROOT / ".sandbox_status"
-    if "core-api-ready" not in (status_file.read_text() if status_file.exists() else ""):
-        pytest.skip("the sandbox is not marked core-api-ready (.sandbox_status)")
-    try:
-        from sandbox import Sandbox
-    except ImportError as exc:
-        pytest.skip(f"the sandbox cannot be imported: {exc}")
-    return Sandbox
-
-
 def test_the_sandbox_signed_webhooks_mark_a_broken_connection_and_queue_syncs(live, session):
-    Sandbox = _sandbox_or_skip()
     from core.connections import ensure_snaptrade_user, reconcile_connections
+    from sandbox import Sandbox
 
     sb = Sandbox(webhook_url=live.webhook_url).start()
     try:
