@@ -146,7 +146,6 @@ class BrokerageTransaction(SQLModel, table=True):
         sa.Index("idx_brokerage_transactions_user_trade_date", "user_id", "trade_date", "id"),
         sa.Index("idx_brokerage_transactions_user_symbol", "user_id", "symbol"),
         sa.Index("idx_brokerage_transactions_user_type_date", "user_id", "transaction_type", "trade_date"),
-        sa.Index("idx_brokerage_transactions_account_trade_date", "account_id", "trade_date"),
         sa.Index("idx_brokerage_transactions_fingerprint", "account_id", "fingerprint"),
         sa.Index(
             "idx_brokerage_transactions_symbol",

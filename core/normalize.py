@@ -304,6 +304,10 @@ def _canonical_number(value: Any) -> str | None:
     return "0" if not value else str(value.normalize(_EXACT))
 
 
+# One encoder for every fingerprint: json.dumps with options builds a new one per call (slow).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def content_fingerprint(row: dict) -> str:
     """sha256 hex over the activity's content, never its id (decimals compared by value: 1.50 == 1.5).
 
@@ -328,8 +332,7 @@ def content_fingerprint(row: dict) -> str:
         row.get("description"),
         row.get("option_action"),
     ]
-    payload = json.dumps(content, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return hashlib.sha256(_COMPACT.encode(content).encode()).hexdigest()
 
 
 def _activity_id(value: Any) -> str:

@@ -24,6 +24,7 @@ import urllib3
 from snaptrade_client import ApiException, Configuration, SnapTrade, SnapTradeAuth
 from snaptrade_client.exceptions import ApiValueError
 
+from core.pagesplit import split_page
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("tradistry.snaptrade")
@@ -253,6 +254,7 @@ class ActivityPage:
     total: int
     offset: int
     limit: int
+    raw_texts: list[str] | None = None  # each activity's JSON exactly as SnapTrade sent it
 
 
 def _loads_exact(raw: bytes) -> Any:
@@ -380,15 +382,26 @@ class SnapTradeClient:
             kwargs["end_date"] = end_date
         resp = self._call(self._sdk.account_information.get_account_activities, pace_account=account_id,
                           what="activities", **kwargs)
-        body = self._json(resp)
+        raw = getattr(getattr(resp, "response", None), "data", None)
+        texts = None
+        if raw:
+            try:
+                body, texts = split_page(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise UpstreamError(f"SnapTrade activities answer is not valid JSON: {exc}") from None
+        else:
+            body = resp.body
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise UpstreamError("SnapTrade activities answer is not {data, pagination}")
+        if texts is not None and len(texts) != len(body["data"]):
+            texts = None
         pagination = body.get("pagination") or {}
         try:
             total = int(pagination.get("total", len(body["data"])))
         except (TypeError, ValueError):
             total = len(body["data"])
-        return ActivityPage(body["data"], total, int(pagination.get("offset") or offset), int(pagination.get("limit") or limit))
+        return ActivityPage(body["data"], total, int(pagination.get("offset") or offset),
+                            int(pagination.get("limit") or limit), texts)
 
 
 def new_snaptrade_user_id() -> str:

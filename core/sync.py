@@ -14,8 +14,10 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import itemgetter
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -86,8 +88,9 @@ def _payload_hash(payload) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _upsert_statement(bind):
-    ins = (postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert)(T)
+def _upsert_statement(dialect):
+    """Insert new rows; rewrite an existing one only when its raw record changed."""
+    ins = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(T)
     return ins.on_conflict_do_update(
         index_elements=["account_id", "snaptrade_activity_id"],
         set_={name: ins.excluded[name] for name in CONTENT_COLUMNS},
@@ -110,6 +113,7 @@ def write_page(
     run_id: int | None,
     now: datetime,
     seen: set[int] | None = None,
+    raw_texts: list[str] | None = None,
 ) -> PageCounts:
     """Normalize one page and write it with one bulk upsert; malformed records go to the ledger.
 
@@ -117,7 +121,7 @@ def write_page(
     counts = PageCounts(fetched=len(activities))
     rows: dict[str, dict] = {}
     issues: list[dict] = []
-    for raw in activities:
+    for i, raw in enumerate(activities):
         try:
             row = normalize_activity(raw, clean_raw=False)
         except NormalizationError as exc:
@@ -133,7 +137,7 @@ def write_page(
             # Offset paging over a moving list can repeat a row within a page: keep one.
             counts.fetched -= 1
             continue
-        row["raw"], row["raw_hash"] = _stored_raw(row["raw"])
+        row["raw"], row["raw_hash"] = _stored_raw(row["raw"], raw_texts[i] if raw_texts else None)
         row["user_id"] = user_id
         row["account_id"] = account.id
         row["created_at"] = now
@@ -160,7 +164,7 @@ def write_page(
             else:
                 counts.unchanged += 1
         if to_write:
-            session.connection().execute(_upsert_statement(session.get_bind()), to_write)
+            _bulk_upsert(session, to_write)
     if issues:
         session.connection().execute(_ledger_statement(session.get_bind()), issues)
     return counts
@@ -169,13 +173,47 @@ def write_page(
 _UNSAFE_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
-def _stored_raw(raw: dict) -> tuple[JSONText, str]:
-    """Serialize the raw record once (exact decimals, sorted keys): the same text is hashed and stored.
-    NUL and surrogate escapes (which PostgreSQL JSONB refuses) send it through the cleaning copy."""
-    text = jsonexact.dumps(raw, sort_keys=True)
+def _stored_raw(raw: dict, source: str | None = None) -> tuple[JSONText, str]:
+    """The raw record's JSON text, hashed and stored as is: SnapTrade's own text when we have it,
+    else one exact serialization. NUL and surrogate escapes (which PostgreSQL JSONB refuses) send it
+    through the cleaning copy."""
+    text = source if source is not None else jsonexact.dumps(raw, sort_keys=True)
     if _UNSAFE_ESCAPE.search(text):
         text = jsonexact.dumps(json_safe(raw), sort_keys=True)
     return JSONText(text), hashlib.sha256(text.encode()).hexdigest()
+
+
+_bulk_plans: dict[str, tuple] = {}
+
+
+def _bulk_plan(dialect):
+    """The upsert compiled once per dialect, with each column's bind processor: rows then go to the
+    driver's executemany directly, skipping SQLAlchemy's per-row parameter machinery."""
+    plan = _bulk_plans.get(dialect.name)
+    if plan is None:
+        columns = [c.name for c in T.columns if c.name != "id"]
+        compiled = _upsert_statement(dialect).compile(dialect=dialect, column_keys=columns)
+        processors = {name: T.c[name].type._cached_bind_processor(dialect) for name in columns}
+        order = list(compiled.positiontup) if compiled.positional else None
+        plan = _bulk_plans[dialect.name] = (str(compiled), columns, processors, order)
+    return plan
+
+
+def _bulk_upsert(session: Session, rows: list[dict]) -> None:
+    conn = session.connection()
+    sql, columns, processors, order = _bulk_plan(conn.dialect)
+    names = order or columns
+    getter = itemgetter(*names)
+    convert = [(i, processors[name]) for i, name in enumerate(names) if processors[name] is not None]
+    params = []
+    for r in rows:
+        values = list(getter(r))
+        for i, p in convert:
+            v = values[i]
+            if v is not None:
+                values[i] = p(v)
+        params.append(tuple(values) if order is not None else dict(zip(names, values)))
+    conn.exec_driver_sql(sql, params)
 
 
 def _maybe_id(raw) -> str | None:
@@ -193,7 +231,7 @@ def merge_rekeyed(session: Session, *, account: BrokerageAccount, since: datetim
     """Rows inserted since `since` whose content matches an older row whose id vanished from the
     fetched window are the same activity re-keyed by SnapTrade: the old row takes the new id."""
     new_rows = session.execute(
-        sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint, T.c.raw).where(
+        sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint, T.c.raw, T.c.raw_hash).where(
             T.c.account_id == account.id, T.c.created_at >= since
         )
     ).all()
@@ -217,7 +255,7 @@ def merge_rekeyed(session: Session, *, account: BrokerageAccount, since: datetim
         new = candidates.pop(0)
         session.execute(sa.delete(T).where(T.c.id == new.id))
         session.execute(sa.update(T).where(T.c.id == old.id).values(
-            snaptrade_activity_id=new.snaptrade_activity_id, raw=new.raw, raw_hash=_payload_hash(new.raw), updated_at=utcnow()))  # fmt: skip
+            snaptrade_activity_id=new.snaptrade_activity_id, raw=new.raw, raw_hash=new.raw_hash, updated_at=utcnow()))  # fmt: skip
         session.connection().execute(_ledger_statement(session.get_bind()), [{
             "user_id": account.user_id, "account_id": account.id, "run_id": run_id, "kind": "merged",
             "reason": f"SnapTrade re-keyed activity {old.snaptrade_activity_id} as {new.snaptrade_activity_id}; "
@@ -468,37 +506,52 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
     page_size = min(1000, settings.sync_page_size)
     max_trade: date | None = account.last_synced_trade_date
     pages_counted_for_account = 0
-    while True:
-        if should_stop():
-            raise StopRequested()
-        page = rep.client.activities_page(identity.snaptrade_user_id, identity.user_secret, account.snaptrade_account_id,
-                                          offset=offset, limit=page_size, start_date=start)  # fmt: skip
-        pages_for_account = max(1, math.ceil(page.total / page_size)) if page.total else 1
-        if pages_counted_for_account != pages_for_account:
-            run.pages_total += pages_for_account - pages_counted_for_account
-            pages_counted_for_account = pages_for_account
-        now = utcnow()
-        counts = write_page(session, user_id=account.user_id, account=account, activities=page.activities,
-                            run_id=run.id, now=now, seen=seen)  # fmt: skip
-        for a in page.activities:
-            td = _trade_date_of(a)
-            if td and (max_trade is None or td > max_trade):
-                max_trade = td
-        offset += len(page.activities)
-        outcome.pages += 1
-        c = outcome.counts
-        c.fetched += counts.fetched
-        c.new += counts.new
-        c.updated += counts.updated
-        c.unchanged += counts.unchanged
-        c.skipped += counts.skipped
-        rep.add_counts(counts)
-        cp["offset"] = offset
-        rep.update(pages_done=run.pages_done + 1, checkpoint={"accounts": cp_accounts})  # page + progress: one commit
-        if on_progress:
-            on_progress(run)
-        if not page.activities or offset >= page.total:
-            break
+
+    def fetch(at: int):
+        return rep.client.activities_page(identity.snaptrade_user_id, identity.user_secret, account.snaptrade_account_id,
+                                          offset=at, limit=page_size, start_date=start)  # fmt: skip
+
+    # The next page is fetched while this one is normalized and written: network and sandbox/SnapTrade
+    # time overlap our CPU time. Pages are still committed strictly in order (the checkpoint is an offset).
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+    try:
+        pending = prefetch.submit(fetch, offset)
+        while True:
+            if should_stop():
+                raise StopRequested()
+            page = pending.result()
+            next_offset = offset + len(page.activities)
+            more = bool(page.activities) and next_offset < page.total
+            if more:
+                pending = prefetch.submit(fetch, next_offset)
+            pages_for_account = max(1, math.ceil(page.total / page_size)) if page.total else 1
+            if pages_counted_for_account != pages_for_account:
+                run.pages_total += pages_for_account - pages_counted_for_account
+                pages_counted_for_account = pages_for_account
+            now = utcnow()
+            counts = write_page(session, user_id=account.user_id, account=account, activities=page.activities,
+                                run_id=run.id, now=now, seen=seen, raw_texts=page.raw_texts)  # fmt: skip
+            for a in page.activities:
+                td = _trade_date_of(a)
+                if td and (max_trade is None or td > max_trade):
+                    max_trade = td
+            offset = next_offset
+            outcome.pages += 1
+            c = outcome.counts
+            c.fetched += counts.fetched
+            c.new += counts.new
+            c.updated += counts.updated
+            c.unchanged += counts.unchanged
+            c.skipped += counts.skipped
+            rep.add_counts(counts)
+            cp["offset"] = offset
+            rep.update(pages_done=run.pages_done + 1, checkpoint={"accounts": cp_accounts})  # page + progress: one commit
+            if on_progress:
+                on_progress(run)
+            if not more:
+                break
+    finally:
+        prefetch.shutdown(wait=True, cancel_futures=True)
 
     if seen is not None:
         merged = merge_rekeyed(session, account=account, since=t0, seen=seen, run_id=run.id)

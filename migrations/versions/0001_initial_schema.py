@@ -238,7 +238,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('account_id', 'snaptrade_activity_id', name='uq_brokerage_transactions_account_activity')
     )
     with op.batch_alter_table('brokerage_transactions', schema=None) as batch_op:
-        batch_op.create_index('idx_brokerage_transactions_account_trade_date', ['account_id', 'trade_date'], unique=False)
         batch_op.create_index('idx_brokerage_transactions_fingerprint', ['account_id', 'fingerprint'], unique=False)
         batch_op.create_index('idx_brokerage_transactions_option', ['user_id', 'option_ticker'], unique=False, postgresql_where=sa.text('option_ticker IS NOT NULL'), sqlite_where=sa.text('option_ticker IS NOT NULL'))
         batch_op.create_index('idx_brokerage_transactions_symbol', ['symbol'], unique=False, postgresql_where=sa.text('symbol IS NOT NULL'), sqlite_where=sa.text('symbol IS NOT NULL'))
@@ -288,7 +287,6 @@ def downgrade() -> None:
         batch_op.drop_index('idx_brokerage_transactions_symbol', postgresql_where=sa.text('symbol IS NOT NULL'), sqlite_where=sa.text('symbol IS NOT NULL'))
         batch_op.drop_index('idx_brokerage_transactions_option', postgresql_where=sa.text('option_ticker IS NOT NULL'), sqlite_where=sa.text('option_ticker IS NOT NULL'))
         batch_op.drop_index('idx_brokerage_transactions_fingerprint')
-        batch_op.drop_index('idx_brokerage_transactions_account_trade_date')
 
     op.drop_table('brokerage_transactions')
     with op.batch_alter_table('transaction_sync_log', schema=None) as batch_op:
