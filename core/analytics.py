@@ -6,6 +6,7 @@ Amounts in different currencies are never added together: every money aggregatio
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -263,7 +264,11 @@ def calendar_heatmap_figure(by_day: pd.DataFrame, year: int) -> go.Figure:
         text[day.weekday()][week] = day.isoformat()
         day += timedelta(days=1)
     x = [(start + timedelta(weeks=w)).isoformat() for w in range(weeks)]
+    busiest = max(days.values())
+    # Counts are whole numbers: the colour bar gets integer ticks (no "1.5 transactions").
+    colorbar = {"title": {"text": "Count"}, "tickformat": "d", "dtick": max(1, math.ceil(busiest / 5))}
     fig = go.Figure(go.Heatmap(z=z, x=x, y=list(WEEKDAYS), text=text, colorscale="Greens", xgap=2, ygap=2,
+                               zmin=0, zmax=max(1, busiest), colorbar=colorbar,
                                hovertemplate="%{text}: %{z} transactions<extra></extra>"))
     fig.update_layout(title=title, yaxis={"autorange": "reversed"}, xaxis_title="Week of")
     return fig

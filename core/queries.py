@@ -110,13 +110,17 @@ def format_timestamp(value: datetime | None, tz_name: str | None = None) -> str:
 
 
 def format_age(seconds: float | None) -> str:
-    """'3 h 12 min' for a duration in seconds."""
-    if seconds is None:
+    """'3 h 12 min' for a duration in seconds; short ones keep a decimal ('0.2 s', '2.0 s') so that
+    sub-second sync runs do not all read '0 s'."""
+    if seconds is None or pd.isna(seconds):
         return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, _ = divmod(seconds, 60)
+    seconds = max(0.0, float(seconds))
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, _ = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
     if days:
@@ -126,10 +130,43 @@ def format_age(seconds: float | None) -> str:
     return f"{minutes} min"
 
 
+MASK = "••••"
+
+
+def mask_account_number(number: str | None) -> str:
+    """'••••1234': only the last four characters are ever shown, even if a raw number slipped into
+    storage (SnapTrade sends '****1234'; every page masks the same way through this function)."""
+    if not number:
+        return "—"
+    tail = re.sub(r"[\s*•·.-]", "", number)[-4:]
+    return f"{MASK}{tail}" if tail else "—"
+
+
+def account_short_name(account: BrokerageAccount | Any) -> str:
+    """The account's own name without a repeated brokerage prefix: SnapTrade often names accounts
+    'Questrade TFSA' inside the Questrade connection, which says 'Questrade' twice."""
+    name = (account.account_name or "").strip()
+    institution = (getattr(account, "institution_name", None) or "").strip()
+    rest = name[len(institution):]
+    if institution and name.lower().startswith(institution.lower()) and not rest[:1].isalnum():
+        name = rest.lstrip(" -·:|")
+    return name or (getattr(account, "account_type", None) or "").strip() or institution or f"Account {account.id}"
+
+
+def _masked_or_none(number: str | None) -> str | None:
+    masked = mask_account_number(number)
+    return None if masked == "—" else masked
+
+
+def account_short_label(account: BrokerageAccount | Any) -> str:
+    """'TFSA ••••1234': what a table row needs to tell a user's accounts apart."""
+    return " ".join(p for p in (account_short_name(account), _masked_or_none(account.account_number)) if p)
+
+
 def account_label(account: BrokerageAccount | Any) -> str:
-    """'Questrade · TFSA · ****1234', from whichever parts the broker gave us."""
-    parts = [account.institution_name, account.account_name, account.account_number]
-    label = " · ".join(p for p in parts if p)
+    """'Questrade · TFSA · ••••1234', the full label (filters, detail view, CSV)."""
+    parts = [account.institution_name, account_short_name(account), _masked_or_none(account.account_number)]
+    label = " · ".join(dict.fromkeys(p for p in parts if p))  # dict: drop a name equal to the institution
     return label or f"Account {account.id}"
 
 
@@ -277,15 +314,17 @@ def _order_by(session: Session, sort: TransactionSort) -> list[sa.ColumnElement]
     return [direction(column).nulls_last(), direction(Txn.id)]
 
 
-PAGE_COLUMNS = ("id", "Date", "Account", "Type", "Symbol", "Description", "Quantity", "Price", "Amount", "Fee", "Currency")
+# Money first, free text last: the columns a trader scans fit a 1400 px window, the description may scroll.
+PAGE_COLUMNS = ("id", "Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee", "Currency", "Description")
 
 
 def _account_labels(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
+    """Short labels ('Roth IRA ••••1008') for the table; filters and the detail view use account_label."""
     ids = sorted(set(account_ids))
     if not ids:
         return {}
     rows = session.execute(sa.select(BrokerageAccount).where(BrokerageAccount.id.in_(ids))).scalars()
-    return {a.id: account_label(a) for a in rows}
+    return {a.id: account_short_label(a) for a in rows}
 
 
 def _display_symbol(symbol: str | None, option_ticker: str | None) -> str:
@@ -346,12 +385,14 @@ def transactions_page(
             "Account": labels.get(r.account_id, ""),
             "Type": r.transaction_type,
             "Symbol": _display_symbol(r.symbol, r.option_ticker),
-            "Description": r.description or "",
-            "Quantity": format_quantity(r.quantity),
-            "Price": format_number(r.price, min_decimals=2),
-            "Amount": format_money(r.amount, r.currency),
-            "Fee": format_money(r.fee, r.currency),
+            # Cash rows (dividends, deposits) carry 0 units at 0: an empty cell reads better than "0 @ 0.00".
+            "Quantity": format_quantity(r.quantity) if r.quantity else "",
+            "Price": format_number(r.price, min_decimals=2) if r.price else "",
+            # The currency has its own column: repeating it in every money cell only costs width.
+            "Amount": format_money(r.amount),
+            "Fee": format_money(r.fee),
             "Currency": r.currency or "",
+            "Description": r.description or "",
         }
         for r in rows
     ]

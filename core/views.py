@@ -14,6 +14,9 @@ from decimal import Decimal
 from sqlmodel import Session, select
 
 from core.models import ACTIVE_SYNC_STATUSES, BrokerageAccount, BrokerageConnection, TransactionSyncLog
+from core.queries import account_short_name, mask_account_number
+
+__all__ = ["mask_account_number"]  # re-exported: one masking rule for Connections and Transactions
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,23 @@ class ConnectionCard:
     def can_sync(self) -> bool:
         return self.status != "disconnected"
 
+    @property
+    def next_sync_note(self) -> str | None:
+        """Why no next sync time applies, or None when the schedule's time is the truth.
+
+        The scheduler only picks active connections with auto-sync on (core.jobs.connections_due)."""
+        if self.status == "needs_reconnect":
+            return "paused until reconnected"
+        if self.status == "error":
+            return "paused while the connection is in error"
+        if self.status == "pending":
+            return "starts once the connection is confirmed"
+        if self.status == "disconnected":
+            return "none (disconnected)"
+        if not self.auto_sync_enabled:
+            return "auto-sync is off"
+        return None
+
 
 @dataclass(frozen=True)
 class RunRow:
@@ -75,6 +95,10 @@ class RunRow:
     started_at: datetime | None
     completed_at: datetime | None
     duration_seconds: float | None
+    # From the run's per-account breakdown: accounts already finished (synced, skipped or failed) and
+    # the pages they used, so the current account's pages can be told apart from the run-wide counters.
+    accounts_finished: int = 0
+    pages_finished: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -82,22 +106,26 @@ class RunRow:
 
     @property
     def fraction(self) -> float:
-        """Progress 0..1: accounts weigh equally, pages refine the current account."""
+        """Progress 0..1: accounts weigh equally, pages refine the current account.
+
+        A running sync never shows 0 (a sliver while it reads connections and accounts) and never
+        100 % before it finishes, so the bar moves from the first poll instead of jumping at the end."""
         if self.status not in ACTIVE_SYNC_STATUSES:
             return 1.0
-        if self.accounts_total <= 0:
+        if self.status != "running":
             return 0.0
-        within = self.pages_done / self.pages_total if self.pages_total else 0.0
-        done = min(self.accounts_done + min(within, 0.99), self.accounts_total)
-        return max(0.0, min(1.0, done / self.accounts_total))
+        if self.accounts_total <= 0:
+            return RUN_STARTED_FRACTION
+        finished = min(max(self.accounts_finished, self.accounts_done), self.accounts_total)
+        # pages_total grows as each account's first page reveals its size; pages_finished belong to earlier accounts.
+        current_total = self.pages_total - self.pages_finished
+        current_done = self.pages_done - self.pages_finished
+        within = current_done / current_total if current_total > 0 and current_done > 0 else 0.0
+        done = finished + min(within, 0.99) if finished < self.accounts_total else finished
+        return max(RUN_STARTED_FRACTION, min(0.99, done / self.accounts_total))
 
 
-def mask_account_number(number: str | None) -> str:
-    """Only the last four digits are ever shown, even if a raw number slipped into storage."""
-    if not number:
-        return "—"
-    tail = number.replace("*", "").replace(" ", "")[-4:]
-    return f"••••{tail}" if tail else "—"
+RUN_STARTED_FRACTION = 0.02
 
 
 def connection_cards(session: Session, user_id: int, *, include_disconnected: bool = False) -> list[ConnectionCard]:
@@ -118,7 +146,7 @@ def connection_cards(session: Session, user_id: int, *, include_disconnected: bo
         by_connection[a.connection_id].append(
             AccountLine(
                 account_id=a.id,
-                name=a.account_name or a.account_type or "Account",
+                name=account_short_name(a),
                 masked_number=mask_account_number(a.account_number),
                 account_type=a.account_type,
                 currency=a.currency,
@@ -157,6 +185,7 @@ def connection_cards(session: Session, user_id: int, *, include_disconnected: bo
 
 
 def _run_row(run: TransactionSyncLog, names: dict[int, str]) -> RunRow:
+    breakdown = [o for o in (run.account_breakdown or []) if isinstance(o, dict)]
     return RunRow(
         run_id=run.id,
         connection_id=run.connection_id,
@@ -179,6 +208,8 @@ def _run_row(run: TransactionSyncLog, names: dict[int, str]) -> RunRow:
         started_at=run.started_at,
         completed_at=run.completed_at,
         duration_seconds=run.duration_seconds,
+        accounts_finished=len(breakdown),
+        pages_finished=sum(int(o.get("pages") or 0) for o in breakdown),
     )
 
 
@@ -244,6 +275,8 @@ TRIGGER_LABELS = {
 PHASE_LABELS = {
     "queued": "Waiting for the worker",
     "starting": "Starting",
+    "reconciling connections": "Checking the connection with SnapTrade",
+    "syncing accounts": "Reading accounts",
     "accounts": "Reading accounts",
     "balances": "Reading balances",
     "transactions": "Fetching transactions",
@@ -269,6 +302,17 @@ def frequency_label(minutes: int) -> str:
         hours = minutes // 60
         return "hourly" if hours == 1 else f"every {hours} hours"
     return f"every {minutes} minutes"
+
+
+def run_result_brief(row: RunRow) -> str:
+    """The outcome in a table cell, next to a status column that already says "Completed": the
+    counts that matter for a completed run, the full sentence for anything else."""
+    if row.status != "completed":
+        return run_outcome_sentence(row)
+    if row.fetched == 0:
+        return "Nothing new at SnapTrade"
+    changes = [f"{n} {label}" for n, label in ((row.new, "new"), (row.updated, "updated"), (row.skipped, "skipped")) if n]
+    return f"{row.fetched} fetched: {', '.join(changes) if changes else 'all unchanged'}"
 
 
 def run_outcome_sentence(row: RunRow) -> str:

@@ -85,17 +85,20 @@ def render() -> None:
         _chart(an.dividends_symbol_figure(agg("dividends_by_symbol", currency), currency))
 
     st.subheader("Fees and trading")
+    # The slider sits above both charts (not inside the right column) so the two charts stay level.
+    s1, _ = st.columns([1, 2])
+    top_n = s1.slider("Symbols in the traded-value chart", 5, 30, 15, key="an_top_n")
     c1, c2 = st.columns(2)
     with c1:
         _chart(an.fees_figure(agg("monthly_fees", currency), currency))
     with c2:
-        top_n = st.slider("Top symbols", 5, 30, 15, key="an_top_n")
         _chart(an.traded_value_figure(agg("traded_value_by_symbol", currency, top_n), currency))
 
     st.subheader("Activity calendar")
     by_day = agg("activity_by_day")
     years = sorted({d.year for d in by_day["day"]}, reverse=True) or [date.today().year]
-    year = st.selectbox("Year", years, key="an_year")
+    y1, _ = st.columns([1, 4])
+    year = y1.selectbox("Year", years, key="an_year")
     st.caption("Transactions per day, all currencies (a count, not an amount).")
     _chart(an.calendar_heatmap_figure(by_day, int(year)))
 

@@ -78,12 +78,21 @@ def _disconnect(user_id: int, connection_id: int) -> None:
     st.toast("Disconnected" + (" — imported history kept." if keep else " — imported history deleted."))
 
 
+def _reconnect_call(card: views.ConnectionCard, user_id: int) -> None:
+    """The first thing a broken card shows: what happened, since when, and the one button that fixes it."""
+    since = f" since {fmt_date(card.disabled_at)}" if card.disabled_at else ""
+    reason = (card.status_reason or "the brokerage login is no longer accepted").rstrip(".")
+    st.warning(f"**Needs reconnect{since}.** Reason: {reason}. Until you reconnect, no new transactions "
+               "arrive and auto-sync is paused; your imported history stays.", icon=":material/link_off:")  # fmt: skip
+    st.button("Reconnect", key=f"reconnect_{card.connection_id}", type="primary", icon=":material/link:",
+              on_click=_create_link, args=(user_id, card.connection_id),
+              help="Opens SnapTrade's portal, where you sign in to your brokerage again")  # fmt: skip
+    _portal_link(card.connection_id)
+
+
 def _status_sentence(card: views.ConnectionCard) -> None:
     if card.status == "needs_reconnect":
-        since = f" since {fmt_date(card.disabled_at)}" if card.disabled_at else ""
-        reason = card.status_reason or "the brokerage login is no longer accepted"
-        st.warning(f"**Needs reconnect{since}.** SnapTrade says: {reason}. Until you reconnect, no new "
-                   "transactions arrive (SnapTrade keeps serving its last copy).", icon=":material/link_off:")  # fmt: skip
+        return  # _reconnect_call leads the card instead
     elif card.status == "error":
         st.error(f"**Error:** {card.error_message or card.status_reason or 'the last sync failed'}",
                  icon=":material/error:")  # fmt: skip
@@ -113,6 +122,8 @@ def _card(card: views.ConnectionCard, user_id: int) -> None:
         head.subheader(card.brokerage_name, anchor=False)
         with badge:
             status_badge(card.status)
+        if card.status == "needs_reconnect":
+            _reconnect_call(card, user_id)
         _status_sentence(card)
         if card.accounts:
             st.dataframe(
@@ -126,7 +137,7 @@ def _card(card: views.ConnectionCard, user_id: int) -> None:
             )
         else:
             st.caption("No accounts reported for this connection yet.")
-        next_sync = fmt_when(card.next_sync_at) if card.auto_sync_enabled else "auto-sync is off"
+        next_sync = card.next_sync_note or fmt_when(card.next_sync_at)
         st.markdown(f"Last sync: **{fmt_when(card.last_sync_at)}** · Last successful: "
                     f"**{fmt_when(card.last_successful_sync_at)}** · Next sync: **{next_sync}**")  # fmt: skip
         if card.active_run_id is not None:
@@ -134,14 +145,9 @@ def _card(card: views.ConnectionCard, user_id: int) -> None:
                          icon=":material/sync:")  # fmt: skip
         _schedule(card, user_id)
 
-        with st.container(horizontal=True):
-            if card.status == "needs_reconnect":
-                st.button("Reconnect", key=f"reconnect_{card.connection_id}", type="primary", icon=":material/link:",
-                          on_click=_create_link, args=(user_id, card.connection_id))  # fmt: skip
-            disconnect = st.button("Disconnect…", key=f"disconnect_{card.connection_id}", icon=":material/link_off:")
+        disconnect = st.button("Disconnect…", key=f"disconnect_{card.connection_id}", icon=":material/link_off:")
         if disconnect:
             st.session_state[f"confirm_{card.connection_id}"] = True
-        _portal_link(card.connection_id)
         if st.session_state.get(f"confirm_{card.connection_id}"):
             with st.container(border=True):
                 st.markdown(f"**Disconnect {card.brokerage_name}?** SnapTrade stops reading this brokerage and "

@@ -14,8 +14,23 @@ import streamlit as st
 from core import queries as q
 from core.db import session_scope
 from core.jobs import requeue_run, retry_run
+from pages.components import status_label
 
 FLASH_KEY = "ops_flash"
+# Column headers staff read instead of the query's field names (one table, shared by every tab).
+LABELS = {
+    "id": "ID", "username": "User", "brokerage_name": "Brokerage", "status": "Status", "status_reason": "Reason",
+    "error_message": "Error", "error_details": "Error details", "since": "Since",
+    "last_successful_sync_at": "Last successful sync", "last_sync_at": "Last sync", "authorization_id": "Authorization",
+    "connection_id": "Connection", "trigger": "Trigger", "queued_at": "Queued", "started_at": "Started",
+    "completed_at": "Finished", "duration_seconds": "Duration", "attempts": "Attempts", "transactions_new": "New rows",
+    "account_breakdown": "Per account", "account_id": "Account", "run_id": "Run", "kind": "Kind",
+    "reason": "Reason", "snaptrade_activity_id": "SnapTrade activity", "matched_transaction_id": "Matched transaction",
+    "created_at": "Created", "resolved_at": "Resolved", "resolved_by": "Resolved by", "received_at": "Received",
+    "event_type": "Event", "event_timestamp": "Event time", "processed_at": "Processed", "note": "Note",
+    "webhook_id": "Webhook ID",
+}  # fmt: skip
+WIDTHS = {"id": 60, "status_reason": "large", "error_message": "large", "reason": "large", "note": "medium"}
 
 
 def _require_staff() -> str:
@@ -29,7 +44,8 @@ def _require_staff() -> str:
 
 
 def _localize(df: pd.DataFrame, columns: tuple[str, ...], tz_name: str | None) -> pd.DataFrame:
-    """Stored UTC times as text in the viewer's zone; JSON columns as compact text for the grid."""
+    """Stored UTC times as text in the viewer's zone; JSON columns as compact text for the grid;
+    statuses and durations in words; a missing value as an empty cell, never the text "None"."""
     out = df.copy()
     for col in columns:
         if col in out:
@@ -37,7 +53,30 @@ def _localize(df: pd.DataFrame, columns: tuple[str, ...], tz_name: str | None) -
     for col in ("error_details", "account_breakdown"):
         if col in out:
             out[col] = [q.payload_json(v) if v is not None else "" for v in out[col]]
+    if "status" in out:
+        out["status"] = [status_label(v) if isinstance(v, str) else "" for v in out["status"]]
+    if "duration_seconds" in out:
+        out["duration_seconds"] = ["" if pd.isna(v) else q.format_age(v) for v in out["duration_seconds"]]
+    for col in out.columns:
+        if out[col].dtype == object or out[col].isna().any():
+            out[col] = [_cell(v) for v in out[col]]
     return out
+
+
+def _cell(value: Any) -> Any:
+    if value is None or (not isinstance(value, (list, dict, str)) and pd.isna(value)):
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # an id column that held a NULL became float: show 12, not 12.0
+    return value
+
+
+def _grid(df: pd.DataFrame, first: tuple[str, ...] = ()) -> None:
+    """A read-only table with human column headers; `first` are the columns staff read first."""
+    config = {c: st.column_config.Column(LABELS.get(c, c.replace("_", " ").capitalize()), width=WIDTHS.get(c))
+              for c in df.columns}  # fmt: skip
+    order = [c for c in first if c in df.columns] + [c for c in df.columns if c not in first]
+    st.dataframe(df, hide_index=True, column_config=config, column_order=order)
 
 
 def _flash() -> None:
@@ -82,16 +121,21 @@ def _resolve(issue_id: int, staff: str) -> None:
 
 
 def _health(health: q.HealthSummary) -> None:
+    # Two rows of four: six tiles in one row cut off labels and values like "1 h 12 min".
     rate = "—" if health.success_rate_24h is None else f"{health.success_rate_24h:.0%}"
-    p50 = q.format_age(health.p50_duration_seconds)
-    p95 = q.format_age(health.p95_duration_seconds)
-    cols = st.columns(6)
-    cols[0].metric("Sync success (24 h)", rate, help=f"{health.completed_24h} of {health.runs_24h} finished runs completed")
-    cols[1].metric("Run duration p50 / p95", f"{p50} / {p95}")
-    cols[2].metric("Active connections", health.active_connections)
-    cols[3].metric("Connections needing attention", health.attention_connections)
-    cols[4].metric("Queue depth", health.queue_depth, help=f"{health.running} running")
-    cols[5].metric("Oldest queued job", q.format_age(health.oldest_queued_age_seconds))
+    day = st.columns(4)
+    day[0].metric("Sync success (24 h)", rate, help=f"{health.completed_24h} of {health.runs_24h} finished runs completed")
+    day[1].metric("Finished runs (24 h)", health.runs_24h)
+    # format_age keeps a decimal under 10 s: sub-second runs read "0.2 s", not "0 s".
+    day[2].metric("Run duration p50", q.format_age(health.p50_duration_seconds), help="Median of the last 24 h")
+    day[3].metric("Run duration p95", q.format_age(health.p95_duration_seconds),
+                  help="95 % of the last 24 h's runs were at least this fast")  # fmt: skip
+    now = st.columns(4)
+    now[0].metric("Active connections", health.active_connections)
+    now[1].metric("Need attention", health.attention_connections,
+                  help="Connections that need a reconnect or are in error, across all users")  # fmt: skip
+    now[2].metric("Queue depth", health.queue_depth, help=f"{health.running} running")
+    now[3].metric("Oldest queued job", q.format_age(health.oldest_queued_age_seconds))
     if health.errors_by_code:
         codes = ", ".join(f"{code}: {n}" for code, n in health.errors_by_code.items())
         st.caption(f"API errors by code (24 h): {codes}")
@@ -101,17 +145,18 @@ def _connections(df: pd.DataFrame, tz_name: str | None) -> None:
     if df.empty:
         st.success("No connection needs a reconnect or is in error.")
         return
-    shown = _localize(df, ("since", "last_successful_sync_at", "last_sync_at"), tz_name)
-    st.dataframe(shown, hide_index=True, column_config={"error_details": st.column_config.TextColumn("error details")})
+    _grid(_localize(df, ("since", "last_successful_sync_at", "last_sync_at"), tz_name),
+          first=("id", "username", "brokerage_name", "status", "since", "status_reason", "error_message"))
 
 
 def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
     if df.empty:
         st.success("No failed, partial or interrupted runs.")
         return
-    st.dataframe(_localize(df, ("queued_at", "started_at", "completed_at"), tz_name), hide_index=True)
+    _grid(_localize(df, ("queued_at", "started_at", "completed_at"), tz_name),
+          first=("id", "username", "brokerage_name", "status", "queued_at", "error_message"))
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
-    run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['status']} · "
+    run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"#{i} · {status_label(by_id[i]['status'])} · "
                           f"{by_id[i]['username']}", key="ops_run")  # fmt: skip
     run = by_id[run_id]
     st.markdown(f"**Error:** {run['error_message'] or '—'}")
@@ -119,7 +164,7 @@ def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
         st.json(q.payload_json(run["error_details"]), expanded=False)
     if run["account_breakdown"]:
         st.markdown("**Per-account breakdown**")
-        st.dataframe(pd.DataFrame(run["account_breakdown"]).astype(str), hide_index=True)
+        _grid(_localize(pd.DataFrame(run["account_breakdown"]), (), tz_name))
     c1, c2 = st.columns(2)
     c1.button("Retry sync", key="ops_retry", on_click=_retry, args=(run_id,), icon=":material/replay:",
               help="Queue a new run for the same connection")  # fmt: skip
@@ -134,7 +179,7 @@ def _issues(staff: str, tz_name: str | None) -> None:
     if df.empty:
         st.success("No unresolved sync issues." if unresolved_only else "The issues ledger is empty.")
         return
-    st.dataframe(_localize(df.drop(columns=["raw_payload"]), ("created_at", "resolved_at"), tz_name), hide_index=True)
+    _grid(_localize(df.drop(columns=["raw_payload"]), ("created_at", "resolved_at"), tz_name))
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
     issue_id = st.selectbox("Issue", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['kind']} · "
                             f"{by_id[i]['reason']}", key="ops_issue")  # fmt: skip
@@ -152,8 +197,7 @@ def _webhooks(tz_name: str | None) -> None:
     if df.empty:
         st.info("No webhook events received.")
         return
-    shown = _localize(df.drop(columns=["payload"]), ("received_at", "event_timestamp", "processed_at"), tz_name)
-    st.dataframe(shown, hide_index=True)
+    _grid(_localize(df.drop(columns=["payload"]), ("received_at", "event_timestamp", "processed_at"), tz_name))
     by_id: dict[int, Any] = {int(r["id"]): r for r in df.to_dict("records")}
     event_id = st.selectbox("Event", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['event_type']}",
                             key="ops_wh_event")  # fmt: skip

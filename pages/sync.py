@@ -58,8 +58,9 @@ def _progress(row: views.RunRow) -> None:
                     + (" · full re-import" if row.full_sync else ""))  # fmt: skip
         text = views.phase_label(row.phase) if row.status == "running" else "Waiting for the worker to pick it up"
         st.progress(row.fraction, text=text)
+        accounts = f"Accounts {row.accounts_done}/{row.accounts_total}" if row.accounts_total else "Accounts —"
         pages = f"pages {row.pages_done}/{row.pages_total}" if row.pages_total else "pages —"
-        st.caption(f"Accounts {row.accounts_done}/{row.accounts_total} · {pages} · {_counts(row)} · "
+        st.caption(f"{accounts} · {pages} · {_counts(row)} · "
                    f"started {fmt_relative(row.started_at) if row.started_at else 'not yet'}")  # fmt: skip
 
 
@@ -77,10 +78,12 @@ def _summary(row: views.RunRow) -> None:
 
 @st.fragment(run_every="1s")
 def _live(user_id: int) -> None:
-    """Polls the database every second while the tab is open; the timer lives in the browser."""
+    """Polls the database every second while the tab is open; the timer lives in the browser.
+    The history is polled too, so its "Running" row never contradicts the progress bar above it."""
     with session_scope() as s:
         active = views.active_run_rows(s, user_id)
         watched = views.run_rows(s, user_id, run_ids=st.session_state.get(SYNC_WATCH_KEY, []))
+        history = views.run_rows(s, user_id, limit=25)
     for row in active:
         _progress(row)
     finished = [r for r in watched if not r.is_active]
@@ -88,30 +91,39 @@ def _live(user_id: int) -> None:
         _summary(row)
     if not active and not finished:
         st.caption("No sync is running.")
+    _history(history)
     had_active = st.session_state.get(HAD_ACTIVE_KEY, False)
     st.session_state[HAD_ACTIVE_KEY] = bool(active)
     if had_active and not active:
-        st.rerun(scope="app")  # refresh the history and the quota once everything has finished
+        st.rerun(scope="app")  # refresh the quota (outside this fragment) once everything has finished
 
 
-def _history(user_id: int) -> None:
-    with session_scope() as s:
-        rows = views.run_rows(s, user_id, limit=25)
+def _history(rows: list[views.RunRow]) -> None:
     st.subheader("Recent syncs", anchor=False)
     if not rows:
         st.caption("No syncs yet.")
         return
+    # Widths fit a 1400 px window up to Duration; the counts (also in the summary above) may scroll.
+    number = st.column_config.NumberColumn
     st.dataframe(
         [
-            {"Connection": r.brokerage_name, "Status": status_label(r.status),
-             "Trigger": views.TRIGGER_LABELS.get(r.trigger, r.trigger), "Started": fmt_time(r.started_at or r.queued_at),
-             "Duration": fmt_duration(r.duration_seconds), "New": r.new, "Updated": r.updated,
-             "Unchanged": r.unchanged, "Skipped": r.skipped, "Fetched": r.fetched,
-             "Result": views.run_outcome_sentence(r)}  # fmt: skip
+            {"Started": fmt_time(r.started_at or r.queued_at), "Connection": r.brokerage_name,
+             "Trigger": views.TRIGGER_LABELS.get(r.trigger, r.trigger), "Status": status_label(r.status),
+             "Result": views.run_result_brief(r), "Duration": fmt_duration(r.duration_seconds),
+             "Fetched": r.fetched, "New": r.new, "Updated": r.updated, "Unchanged": r.unchanged,
+             "Skipped": r.skipped}  # fmt: skip
             for r in rows
         ],
         hide_index=True,
-        column_config={"Result": st.column_config.TextColumn(width="large")},
+        column_config={
+            "Started": st.column_config.TextColumn(width=140),
+            "Connection": st.column_config.TextColumn(width=160),
+            "Trigger": st.column_config.TextColumn(width=95),
+            "Status": st.column_config.TextColumn(width=115),
+            "Result": st.column_config.TextColumn(width=300, help="What the sync did (click a cell to read it all)"),
+            "Duration": st.column_config.TextColumn(width=75, alignment="right"),
+            **{c: number(width=75) for c in ("Fetched", "New", "Updated", "Unchanged", "Skipped")},
+        },
     )
 
 
@@ -139,7 +151,6 @@ def render() -> None:
             {"ok": st.success, "limit": st.warning, "info": st.info}[kind](message)
         st.caption(_quota_text(quota))
     _live(user.user_id)
-    _history(user.user_id)
 
 
 render()

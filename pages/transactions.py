@@ -98,18 +98,40 @@ def _reset_page_when_changed(signature: tuple) -> None:
 
 
 def _totals(totals: list[q.CurrencyTotal], total: int) -> None:
-    cols = st.columns(min(len(totals), 3) + 1)
-    cols[0].metric("Transactions", f"{total:,}")
-    for col, t in zip(cols[1:], totals, strict=False):
-        col.metric(f"Net amount · {t.currency or 'no currency'}", q.format_money(t.amount, t.currency),
-                   help=f"{t.count:,} transactions, fees {q.format_money(t.fee, t.currency)}")  # fmt: skip
-    if len(totals) > 1:
-        st.dataframe(
-            [{"Currency": t.currency or "—", "Transactions": t.count, "Net amount": q.format_money(t.amount),
-              "Fees": q.format_money(t.fee)} for t in totals],
-            hide_index=True,
-        )  # fmt: skip
-        st.caption("Totals are per currency: amounts in different currencies are never added together.")
+    """One metric row per currency (count, net amount, fees): amounts in different currencies are never added."""
+    several = len(totals) > 1
+    for t in totals:
+        currency = t.currency or "no currency"
+        cols = st.columns(3)
+        if several:
+            cols[0].metric(f"Transactions · {currency}", f"{t.count:,}")
+        else:
+            cols[0].metric("Transactions", f"{total:,}")
+        cols[1].metric(f"Net amount · {currency}", q.format_money(t.amount, t.currency),
+                       help="Sum of the Amount column: the cash effect of the filtered transactions, fees included")  # fmt: skip
+        cols[2].metric(f"Fees · {currency}", q.format_money(t.fee, t.currency),
+                       help="Sum of the Fee column (commissions the broker reported on these transactions)")  # fmt: skip
+    if several:
+        st.caption(f"**{total:,} transactions** in {len(totals)} currencies. Totals are per currency: amounts in "
+                   "different currencies are never added together.")  # fmt: skip
+
+
+# Widths (px) sized so Date … Currency (~890 px) fit the table at a 1400 px window; Description takes the rest.
+TABLE_COLUMNS = {
+    "Date": st.column_config.TextColumn("Date", width=85),
+    "Account": st.column_config.TextColumn("Account", width=165, help="Account name and masked number; "
+                                           "the account filter and the row details show the full label"),  # fmt: skip
+    "Type": st.column_config.TextColumn("Type", width=150),
+    "Symbol": st.column_config.TextColumn("Symbol", width=165, help="Ticker, or the option contract "
+                                          "(underlying, expiry, strike, call/put)"),  # fmt: skip
+    "Quantity": st.column_config.TextColumn("Qty", width=50, alignment="right"),
+    "Price": st.column_config.TextColumn("Price", width=70, alignment="right"),
+    "Amount": st.column_config.TextColumn("Amount", width=105, alignment="right",
+                                          help="Net cash effect, in the row's currency"),  # fmt: skip
+    "Fee": st.column_config.TextColumn("Fee", width=55, alignment="right"),
+    "Currency": st.column_config.TextColumn("Ccy", width=45, help="Currency of Price, Amount and Fee"),
+    "Description": st.column_config.TextColumn("Description", width="large"),
+}
 
 
 def _csv_download(user_id: int, filters: q.TransactionFilters) -> None:
@@ -193,7 +215,7 @@ def render() -> None:
     first_row = (page - 1) * page_size + 1
     st.caption(f"Rows {first_row:,}–{first_row + len(df) - 1:,} of {total:,}")
     st.dataframe(df, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
-                 column_order=[c for c in df.columns if c not in ("id", "Currency")])  # fmt: skip
+                 column_order=[c for c in TABLE_COLUMNS if c in df.columns], column_config=TABLE_COLUMNS)  # fmt: skip
     c1, c2 = st.columns([1, 3])
     c1.number_input(f"Page (of {last_page:,})", min_value=1, max_value=last_page, step=1, key=PAGE_KEY)
     with c2:

@@ -146,3 +146,10 @@ def test_calendar_heatmap_places_days_by_week_and_weekday():
     assert heat.z[0][week] == 7  # a Monday
     assert heat.z[0][0] is None  # 2025-12-29 belongs to another year
     assert an.calendar_heatmap_figure(by_day, 2024).layout.annotations[0].text == "No activity in 2024"
+
+
+def test_calendar_colour_bar_counts_in_whole_numbers():
+    few = an.calendar_heatmap_figure(pd.DataFrame({"day": [date(2026, 1, 1)], "count": [3]}), 2026).data[0]
+    assert (few.zmin, few.zmax, few.colorbar.dtick, few.colorbar.tickformat) == (0, 3, 1, "d")
+    many = an.calendar_heatmap_figure(pd.DataFrame({"day": [date(2026, 1, 1)], "count": [23]}), 2026).data[0]
+    assert many.colorbar.dtick == 5

@@ -7,6 +7,7 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -100,12 +101,14 @@ def test_page_formats_money_quantities_and_options(session, book):
     alice, _, _, _, rows = book
     df, _ = q.transactions_page(session, alice.id, F(), page_size=100)
     by_id = df.set_index("id")
-    assert by_id.loc[rows["buy"].id, "Amount"] == "-1,502.50 USD"
+    assert list(df.columns) == ["id", "Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee",
+                                "Currency", "Description"]
+    assert tuple(by_id.loc[rows["buy"].id, ["Amount", "Fee", "Currency"]]) == ("-1,502.50", "0.10", "USD")
     assert by_id.loc[rows["buy"].id, "Price"] == "150.25"
     assert by_id.loc[rows["btc"].id, "Quantity"] == "0.00012345"
-    assert by_id.loc[rows["btc"].id, "Amount"] == "-12.345678 USD"
+    assert by_id.loc[rows["btc"].id, "Amount"] == "-12.345678"
     assert by_id.loc[rows["opt"].id, "Symbol"] == "AAPL 2026-12-18 240 C"
-    assert by_id.loc[rows["cad"].id, "Account"].endswith("TFSA · ****1234")
+    assert by_id.loc[rows["cad"].id, "Account"] == "TFSA ••••1234"  # short: the filter has the full label
 
 
 def test_totals_are_exact_and_per_currency(session, book):
@@ -167,7 +170,7 @@ def test_filter_options(session, book):
     assert options.types == ["BUY", "CONTRIBUTION", "DIVIDEND", "SELL"]
     assert options.symbols == ["AAPL", "BTC", "MSFT"]
     assert (options.first_date, options.last_date) == (date(2025, 12, 31), date(2026, 3, 1))
-    assert [a.label for a in options.accounts][1].endswith("TFSA · ****1234")
+    assert [a.label for a in options.accounts][1] == "Alpaca · TFSA · ••••1234"
 
 
 def test_data_version_changes_when_rows_are_added(session, book):
@@ -198,6 +201,39 @@ def test_money_and_quantity_formatting():
     assert q.format_money(Decimal("0E-18"), "USD") == "0.00 USD"
     assert q.format_money(None, "USD") == ""
     assert q.format_quantity(Decimal("1000.000000000000000000")) == "1,000"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "—"), (0.2, "0.2 s"), (2.0, "2.0 s"), (9.94, "9.9 s"), (12.7, "12 s"), (59.9, "59 s"),
+     (192, "3 min"), (3 * 3600 + 12 * 60, "3 h 12 min"), (26 * 3600, "1 d 2 h"), (-1, "0.0 s")],
+)
+def test_format_age_keeps_a_decimal_below_ten_seconds(seconds, shown):
+    assert q.format_age(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    ("number", "shown"),
+    [("****1008", "••••1008"), ("12345678", "••••5678"), ("•••• 5148", "••••5148"), ("", "—"), (None, "—"),
+     ("****", "—")],
+)
+def test_account_numbers_are_masked_one_way(number, shown):
+    assert q.mask_account_number(number) == shown
+
+
+def test_account_labels_drop_a_repeated_brokerage_name():
+    def account(name, institution="Sandbox US Brokerage", number="****1008", account_type=None):
+        return SimpleNamespace(id=7, account_name=name, institution_name=institution, account_number=number,
+                               account_type=account_type)
+
+    roth = account("Sandbox US Brokerage Roth IRA")
+    assert q.account_short_label(roth) == "Roth IRA ••••1008"
+    assert q.account_label(roth) == "Sandbox US Brokerage · Roth IRA · ••••1008"
+    assert q.account_short_label(account("Questrade - TFSA", "Questrade")) == "TFSA ••••1008"
+    # Only a whole-word prefix is dropped, and a name that is just the brokerage falls back to the type.
+    assert q.account_short_label(account("Allyson IRA", "Ally")) == "Allyson IRA ••••1008"
+    assert q.account_short_label(account("Alpaca", "Alpaca", account_type="Margin")) == "Margin ••••1008"
+    assert q.account_label(account("Alpaca", "Alpaca", number=None)) == "Alpaca"
 
 
 def test_timestamps_are_shown_in_the_users_zone():

@@ -82,3 +82,23 @@ def test_disconnect_asks_for_confirmation_and_can_delete_history(dashboard, db, 
     assert db.query(BrokerageTransaction).count() == 0
     assert "No connection yet" in shown(at)
     assert "Disconnected (1)" in [e.label for e in at.expander]
+
+
+def test_a_broken_connection_leads_with_reconnect_and_pauses_its_schedule(dashboard, db, users):
+    broken = make_connection(db, users["tina"], brokerage_name="Questrade", status="needs_reconnect",
+                             status_reason="SnapTrade reported the connection as broken",
+                             disabled_at=utcnow() - timedelta(days=2),
+                             next_sync_at=utcnow() + timedelta(hours=21))  # fmt: skip
+    make_account(db, broken, institution_name="Questrade", account_name="Questrade TFSA", account_number="****5148")
+    at = dashboard("tina")
+    text = shown(at)
+    assert not at.exception
+    warning = at.warning[0].value
+    assert warning.startswith("**Needs reconnect since ") and "Reason: SnapTrade reported the connection as broken." in warning
+    assert "Next sync: **paused until reconnected**" in text and "in 21 h" not in text
+    assert at.button(key=f"reconnect_{broken.id}").label == "Reconnect"
+    # The call to action comes before the accounts table and the schedule.
+    order = [getattr(e, "key", None) or type(e).__name__ for e in at.main]
+    assert order.index(f"reconnect_{broken.id}") < order.index("Dataframe") < order.index(f"auto_{broken.id}")
+    accounts = at.dataframe[0].value
+    assert (accounts["Account"].iloc[0], accounts["Number"].iloc[0]) == ("TFSA", "••••5148")

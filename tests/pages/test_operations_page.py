@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,14 +62,30 @@ def test_staff_sees_health_tiles_and_problem_lists(session):
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Sync success (24 h)"] == "50%"
     assert tiles["Active connections"] == "1"
-    assert tiles["Connections needing attention"] == "1"
+    assert tiles["Need attention"] == "1"
+    assert (tiles["Run duration p50"], tiles["Run duration p95"]) == ("10 s", "30 s")
     assert tiles["Queue depth"] == "0"
     assert any("3003: 1" in c.value for c in at.caption)
     frames = [d.value for d in at.dataframe]
     conn = next(df for df in frames if "brokerage_name" in df.columns and "status_reason" in df.columns)
     assert list(conn["brokerage_name"]) == ["Questrade"] and conn["since"][0].endswith(("EST", "EDT"))
+    assert list(conn["status"]) == ["Needs reconnect"]  # in words, like the trader's badge
+    assert "None" not in conn.astype(str).to_numpy().ravel().tolist()  # a missing value is an empty cell
+    grid = next(d for d in at.dataframe if "status_reason" in d.value.columns)
+    headers = {name: cfg.get("label") for name, cfg in json.loads(grid.proto.columns).items()}
+    assert (headers["brokerage_name"], headers["status_reason"], headers["error_message"]) == ("Brokerage", "Reason", "Error")
     assert any("user_secret" in c for df in frames for c in df.columns) is False
     assert any('"code":"3003"' in j.value for j in at.json)
+
+
+def test_short_runs_keep_their_fraction_of_a_second(session):
+    user, connection, _ = f.make_trader(session, "dora")
+    for seconds in (0.2, 2.0):
+        f.make_run(session, user, connection, status="completed", duration_seconds=seconds, completed_at=NOW)
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    tiles = {m.label: m.value for m in at.metric}
+    assert (tiles["Run duration p50"], tiles["Run duration p95"]) == ("0.2 s", "2.0 s")
 
 
 def test_resolving_an_issue_records_the_staff_member(session):

@@ -87,3 +87,28 @@ def test_the_summary_of_a_run_started_here_is_shown_when_it_finishes(dashboard, 
     db.commit()
     at.run()
     assert "Partly completed: one account could not be read (SnapTrade error 500)" in at.warning[0].value
+
+
+def test_a_sync_still_reading_connections_already_moves_the_bar_and_the_history_agrees(dashboard, db, users):
+    conn = make_connection(db, users["tina"], brokerage_name="Alpaca")
+    make_run(db, users["tina"], conn, status="running", phase="reconciling connections", started_at=utcnow())
+    at = dashboard("tina", page="sync.py")
+    progress = at.get("progress")[0].proto
+    assert progress.text == "Checking the connection with SnapTrade" and progress.value > 0
+    assert "Accounts — · pages — · 0 fetched" in shown(at)
+    history = at.dataframe[0].value  # drawn by the polling fragment, so it follows the bar
+    assert list(history["Status"]) == ["Running"]
+    assert history["Result"].iloc[0] == "Checking the connection with SnapTrade…"
+
+
+def test_history_of_a_completed_run_fits_its_result_in_a_few_words(dashboard, db, users):
+    conn = make_connection(db, users["tina"], brokerage_name="Alpaca")
+    make_run(db, users["tina"], conn, status="completed", started_at=utcnow(), duration_seconds=2.0,
+             transactions_fetched=656, transactions_unchanged=656)  # fmt: skip
+    make_run(db, users["tina"], conn, status="completed", started_at=utcnow() - timedelta(minutes=5),
+             queued_at=utcnow() - timedelta(minutes=5), duration_seconds=0.2, transactions_fetched=656,
+             transactions_new=656)  # fmt: skip
+    at = dashboard("tina", page="sync.py")
+    history = at.dataframe[0].value
+    assert list(history["Result"]) == ["656 fetched: all unchanged", "656 fetched: 656 new"]
+    assert list(history["Duration"]) == ["2.0 s", "0.2 s"]

@@ -65,12 +65,43 @@ def test_lists_newest_first_with_formatted_money_and_per_currency_totals(trader)
     assert not at.exception
     table = _table(at)
     assert list(table["Date"]) == ["2026-03-06", "2026-03-05", "2026-03-02", "2026-01-02"]
-    assert "-1,502.50 USD" in list(table["Amount"])
-    assert "500.00 CAD" in list(table["Amount"])
+    money = list(zip(table["Amount"], table["Fee"], table["Currency"], strict=True))
+    assert ("-1,502.50", "1.00", "USD") in money  # the currency has its own column
+    assert ("500.00", "", "CAD") in money
+    # One metric row per currency: count, net amount and fees; never one sum across currencies.
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Transactions"] == "4"
+    assert metrics["Transactions · USD"] == "3" and metrics["Transactions · CAD"] == "1"
     assert metrics["Net amount · USD"] == "-1,502.20 USD"  # exact: -1502.50 + 0.1 + 0.2
-    assert metrics["Net amount · CAD"] == "500.00 CAD"
+    assert metrics["Fees · USD"] == "1.00 USD"
+    assert metrics["Net amount · CAD"] == "500.00 CAD" and metrics["Fees · CAD"] == "0.00 CAD"
+    assert "4 transactions** in 2 currencies" in _texts(at)
+
+
+def test_money_columns_come_before_the_description_and_accounts_are_short(session):
+    user, connection, _ = f.make_trader(session, "carla")
+    roth = f.make_account(session, connection, institution_name="Sandbox US Brokerage",
+                          account_name="Sandbox US Brokerage Roth IRA", account_number="****1008")
+    f.make_transaction(session, roth, transaction_type="OPTIONASSIGNMENT", symbol="AAPL",
+                       option_ticker="AAPL  261218C00240000", quantity="1", price="2.5", amount="-250", fee="0.65",
+                       description="Assigned")
+    at = _app(user.id).run()
+    assert not at.exception
+    grid = next(d for d in at.dataframe if "Date" in d.value.columns)
+    shown = [c for c in grid.proto.column_order]
+    assert shown == ["Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee", "Currency",
+                     "Description"]
+    row = grid.value.iloc[0]
+    assert row["Account"] == "Roth IRA ••••1008"  # no repeated brokerage, masked like on Connections
+    assert (row["Symbol"], row["Amount"], row["Fee"]) == ("AAPL 2026-12-18 240 C", "-250.00", "0.65")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Transactions"] == "1" and metrics["Fees · USD"] == "0.65 USD"
+    # The full label stays available in the account filter and the detail view.
+    accounts = at.multiselect(key="txn_accounts")
+    assert "Sandbox US Brokerage · Roth IRA · ••••1008" in accounts.options
+    at.session_state["txn_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    fields = dict(zip(at.dataframe[-1].value["Field"], at.dataframe[-1].value["Value"], strict=True))
+    assert fields["Account"] == "Sandbox US Brokerage · Roth IRA · ••••1008"
 
 
 def test_type_filter_narrows_the_list(trader):
