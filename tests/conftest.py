@@ -144,7 +144,10 @@ def suite_log():
 
     install_log_redaction()
     SUITE_LOG.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(SUITE_LOG, mode="w", encoding="utf-8")
+    SUITE_LOG.write_text("")
+    # Append mode: logging.config.dictConfig (uvicorn's, in the webhook tests) closes every handler, and a
+    # closed FileHandler reopens on the next record; in "w" mode that would wipe what was captured so far.
+    handler = logging.FileHandler(SUITE_LOG, mode="a", encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
