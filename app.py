@@ -70,7 +70,7 @@ def _start_sandbox(settings: Settings) -> Any:
 async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
     settings = get_settings()  # refuses weak production secrets with a ConfigurationError naming the variable
     snaptrade = _require("core.snaptrade", "SnapTrade client")
-    snaptrade.install_log_redaction()
+    snaptrade.install_log_redaction(settings)
     from core import auth, migrate
     from core.db import session_scope
 

@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         logging.basicConfig(level=get_settings().log_level, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        install_log_redaction()
+        install_log_redaction(get_settings())
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         return args.fn(args)
     except ConfigurationError as exc:

@@ -57,10 +57,14 @@ def redact(text: object) -> str:
 _factory_installed = False
 
 
-def install_log_redaction() -> None:
+def install_log_redaction(settings: Settings | None = None) -> None:
     """Scrub secrets from every log record as it is created, whichever logger or handler it reaches
-    (urllib3 logs full URLs, and the SDK puts userSecret in the query string)."""
+    (urllib3 logs full URLs, and the SDK puts userSecret in the query string). With settings, the
+    consumer key, cookie key and encryption keys are registered as secrets too."""
     global _factory_installed
+    if settings is not None:
+        for value in (settings.snaptrade_consumer_key, settings.auth_cookie_key, *settings.fernet_keys):
+            remember_secret(value)
     if _factory_installed:
         return
     base = logging.getLogRecordFactory()
