@@ -145,13 +145,7 @@ def write_page(
         rows[activity_id] = row
     counts.skipped = len(issues)
     if rows:
-        existing = dict(
-            session.execute(
-                sa.select(T.c.snaptrade_activity_id, T.c.raw_hash).where(
-                    T.c.account_id == account.id, T.c.snaptrade_activity_id.in_(list(rows))
-                )
-            ).all()
-        )
+        existing = dict(session.execute(_existing_query(session.get_bind(), account.id, list(rows))).all())
         to_write = []
         for activity_id, row in rows.items():
             old_hash = existing.get(activity_id)
@@ -171,6 +165,17 @@ def write_page(
 
 
 _UNSAFE_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
+
+
+def _existing_query(bind, account_id: int, ids: list[str]):
+    """Stored (id, raw_hash) of this page's ids. On PostgreSQL one array parameter (= ANY) keeps it a
+    unique-index lookup even under a generic prepared plan on a table without statistics yet, where
+    an IN list of 1,000 parameters degrades to scanning the account's rows."""
+    if bind.dialect.name == "postgresql":
+        match = T.c.snaptrade_activity_id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.String)))
+    else:
+        match = T.c.snaptrade_activity_id.in_(ids)
+    return sa.select(T.c.snaptrade_activity_id, T.c.raw_hash).where(T.c.account_id == account_id, match)
 
 
 def _stored_raw(raw: dict, source: str | None = None) -> tuple[JSONText, str]:
