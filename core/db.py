@@ -1,7 +1,7 @@
 """Engine and sessions for SQLite (default) and PostgreSQL.
 
-SQLite gets WAL, a busy timeout, foreign keys and an exact `decimal_sum` aggregate, because its
-own SUM would turn our exact decimal text into floats.
+SQLite gets WAL, a busy timeout and foreign keys; `decimal_sum` is an exact SUM on both dialects,
+because SQLite's own SUM would turn our exact decimal text into floats.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -18,29 +17,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 from core import jsonexact
-from core.types import format_decimal
+from core.types import DecimalTextSum, ExactDecimal
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
-
-
-class _DecimalSum:
-    """SQLite aggregate: exact sum of decimal text; NULL when every input is NULL."""
-
-    def __init__(self) -> None:
-        self.total: Decimal | None = None
-
-    def step(self, value) -> None:
-        if value is None:
-            return
-        try:
-            d = Decimal(value) if isinstance(value, str) else Decimal(str(value))
-        except InvalidOperation:
-            return
-        self.total = d if self.total is None else self.total + d
-
-    def finalize(self):
-        return None if self.total is None else format_decimal(self.total)
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:
@@ -50,7 +30,6 @@ def _sqlite_connect(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
-    dbapi_conn.create_aggregate("decimal_sum", 1, _DecimalSum)
 
 
 def normalize_url(url: str) -> str:
@@ -113,7 +92,8 @@ def is_postgres(bind) -> bool:
 
 
 def decimal_sum(bind, column):
-    """An exact SUM for the given dialect (SQLite's built-in SUM is float)."""
+    """An exact SUM that yields a Decimal on both dialects (SQLite's built-in SUM is float):
+    NUMERIC SUM on PostgreSQL; on SQLite the exact texts concatenated in C, summed on the way out."""
     if bind.dialect.name == "sqlite":
-        return sa.func.decimal_sum(column)
-    return sa.func.sum(column)
+        return sa.type_coerce(sa.func.group_concat(column, ","), DecimalTextSum())
+    return sa.type_coerce(sa.func.sum(column), ExactDecimal())

@@ -33,7 +33,7 @@ from core.models import (
     WebhookEvent,
     utcnow,
 )
-from core.types import ExactDecimal, format_decimal
+from core.types import format_decimal
 
 Txn = BrokerageTransaction.__table__.c
 
@@ -400,8 +400,8 @@ def transactions_page(
 
 
 def exact_sum(session: Session, column: sa.ColumnElement) -> sa.ColumnElement:
-    """decimal_sum typed as ExactDecimal, so both dialects hand back a Decimal."""
-    return sa.type_coerce(decimal_sum(session.get_bind(), column), ExactDecimal())
+    """An exact sum that comes back as a Decimal on both dialects."""
+    return decimal_sum(session.get_bind(), column)
 
 
 def transaction_totals(session: Session, user_id: int, filters: TransactionFilters) -> list[CurrencyTotal]:
