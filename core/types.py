@@ -6,7 +6,7 @@ into floats), so there the exact decimal text is stored and parsed back into `De
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -52,6 +52,9 @@ JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+_SUM_CONTEXT = Context(prec=80)
+
+
 class DecimalTextSum(TypeDecorator):
     """The result of SQLite's group_concat over exact decimal text: summed exactly in Python.
 
@@ -66,4 +69,5 @@ class DecimalTextSum(TypeDecorator):
             return None
         if isinstance(value, (int, Decimal)):
             return Decimal(value)
-        return sum(map(Decimal, value.split(",")), Decimal(0))
+        with localcontext(_SUM_CONTEXT):  # the default 28 digits would round NUMERIC(38, 18) sums
+            return sum(map(Decimal, value.split(",")), Decimal(0))
