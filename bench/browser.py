@@ -1,0 +1,154 @@
+"""Benchmark 5: time from navigation to a rendered Transactions table for the heavy user, in Chromium
+(Playwright, sync API) against `streamlit run app.py` on the seeded SQLite database.
+
+Each server start gives one cold visit (empty st.cache_data, first run of the page script) and then warm
+visits, each in a fresh browser context (a new Streamlit session) signed in with the app's re-login cookie.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.harness import ROOT, free_port, summarize
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]  # fmt: skip
+TARGET_SECONDS = 2.0
+TABLE = '[data-testid="stDataFrame"]'
+
+
+def available() -> str | None:
+    """Why the browser benchmark cannot run here, or None when it can."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is not installed"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed"
+    return None
+
+
+class StreamlitServer:
+    def __init__(self, database_url: str, data_dir: Path):
+        self.port = free_port()
+        self.database_url = database_url
+        self.data_dir = data_dir
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> StreamlitServer:
+        env = {**os.environ, "DATABASE_URL": self.database_url, "DATA_DIR": str(self.data_dir), "WORKER_ENABLED": "false",
+               "APP_BASE_URL": self.url}  # fmt: skip
+        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={self.port}",
+               "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]  # fmt: skip
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self._proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        log = self.log_tail()
+        self.stop()
+        raise RuntimeError(f"streamlit did not become healthy: {log}")
+
+    def log_tail(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+            self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _visit(browser, base_url: str, token: str, cookie_name: str, expect_rows: int) -> tuple[float, float]:
+    """Seconds from navigation to the page title, and to the table with its 'Rows 1–50 of N' caption, visible."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        context.add_cookies([{"name": cookie_name, "value": token, "url": base_url}])
+        page = context.new_page()
+        t0 = time.perf_counter()
+        page.goto(f"{base_url}/transactions", wait_until="commit")
+        page.get_by_role("heading", name="Transactions").first.wait_for(state="visible", timeout=120_000)
+        title = time.perf_counter() - t0
+        page.get_by_text(f"of {expect_rows:,}", exact=False).first.wait_for(state="visible", timeout=120_000)
+        page.locator(TABLE).first.wait_for(state="visible", timeout=120_000)
+        page.locator(f"{TABLE} canvas").first.wait_for(state="attached", timeout=120_000)
+        return title, time.perf_counter() - t0
+    finally:
+        context.close()
+
+
+def run(database_url: str, username: str, expect_rows: int, *, server_starts: int, warm_visits: int,
+        workdir: Path, progress=print) -> dict[str, Any]:  # fmt: skip
+    from playwright.sync_api import sync_playwright
+    from sqlmodel import Session
+
+    from core import auth
+    from core.db import create_db_engine
+    from core.settings import get_settings
+
+    engine = create_db_engine(database_url)
+    with Session(engine) as s:
+        user = auth.get_user(s, username)
+        token = auth.issue_session_token(username, user.session_epoch)
+    engine.dispose()
+    cookie = get_settings().auth_cookie_name
+    cold: list[float] = []
+    warm: list[float] = []
+    titles: list[float] = []
+    start_seconds: list[float] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for i in range(server_starts):
+                t0 = time.perf_counter()
+                server = StreamlitServer(database_url, workdir / f"app-data-{i}").start()
+                start_seconds.append(time.perf_counter() - t0)
+                try:
+                    title, table = _visit(browser, server.url, token, cookie, expect_rows)
+                    cold.append(table)
+                    for _ in range(warm_visits):
+                        title, table = _visit(browser, server.url, token, cookie, expect_rows)
+                        titles.append(title)
+                        warm.append(table)
+                except Exception as exc:
+                    raise RuntimeError(f"browser visit failed: {exc}; server log: {server.log_tail()}") from exc
+                finally:
+                    server.stop()
+                progress(
+                    f"  browser: server start {i + 1}: cold {cold[-1]:.2f} s, warm {', '.join(f'{w:.2f}' for w in warm[-warm_visits:])} s"
+                )
+        finally:
+            browser.close()
+    return {"rows": expect_rows, "target_seconds": TARGET_SECONDS, "cold_seconds": summarize(cold),
+            "warm_seconds": summarize(warm), "warm_title_seconds": summarize(titles), "server_start_seconds": summarize(start_seconds),
+            "server_starts": server_starts, "warm_visits_per_start": warm_visits}  # fmt: skip

@@ -1,0 +1,197 @@
+"""A fast bulk seeder for the dashboard benchmarks: many users with synthetic but realistic transactions
+(SnapTrade-shaped raw JSON, options, dividends, fees, two currencies), one executemany per chunk.
+
+Rows are deterministic for a given seed, so SQLite and PostgreSQL get the same data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from core.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
+
+T = BrokerageTransaction.__table__
+
+# (type, weight): a trader's history is mostly trades and dividends.
+TYPE_WEIGHTS = (
+    ("BUY", 300), ("SELL", 200), ("DIVIDEND", 150), ("REI", 30), ("INTEREST", 50), ("FEE", 50), ("TAX", 30),
+    ("CONTRIBUTION", 60), ("WITHDRAWAL", 20), ("OPTIONEXPIRATION", 10), ("OPTIONASSIGNMENT", 5),
+    ("TRANSFER", 10), ("STOCK_DIVIDEND", 5), ("RETURN_OF_CAPITAL", 5), ("SPLIT", 3), ("OTHER", 2),
+)  # fmt: skip
+SYMBOLS = (
+    "AAPL MSFT NVDA AMZN GOOG META TSLA BRK.B JPM V UNH XOM JNJ PG MA HD CVX MRK ABBV PEP KO AVGO COST WMT MCD "
+    "CSCO TMO ACN ABT DHR NEE LIN TXN PM NKE ORCL AMD INTC QCOM IBM SPY QQQ VTI VOO IWM DIA SCHD VYM XLE XLF "
+    "SHOP RY TD ENB CNR BNS BMO CP SU TRP BCE MFC SLF NTR CNQ ATD WCN FTS T BAM GIB L DOL WN"
+).split()
+QUANTUM = Decimal("0.01")
+
+
+@dataclass
+class SeedPlan:
+    users: int = 100
+    rows_per_user: int = 10_000
+    big_user_rows: int = 200_000
+    seed: int = 42
+    years: int = 6
+    chunk: int = 5_000
+
+
+@dataclass
+class Seeded:
+    big_user_id: int
+    big_username: str
+    typical_user_id: int
+    rows: int
+    top_symbol: str
+    users: int
+    account_ids: dict[int, list[int]] = field(default_factory=dict)
+
+
+def _users(plan: SeedPlan) -> list[tuple[str, int]]:
+    out = [(f"trader{i:03d}", plan.rows_per_user) for i in range(plan.users)]
+    out.append(("bigtrader", plan.big_user_rows))
+    return out
+
+
+def _create_owners(engine: Engine, plan: SeedPlan) -> dict[str, tuple[int, list[tuple[int, str]]]]:
+    """App users, one connection each and two accounts (USD margin + USD IRA, or CAD TFSA for every 4th user)."""
+    now = datetime.now(UTC)
+    owners: dict[str, tuple[int, list[tuple[int, str]]]] = {}
+    with engine.begin() as c:
+        for i, (username, _) in enumerate(_users(plan)):
+            uid = c.execute(sa.insert(AppUser.__table__).values(
+                username=username, password_hash="x", role="trader", is_active=True, session_epoch=0,
+                failed_login_count=0, created_at=now, updated_at=now).returning(AppUser.__table__.c.id)).scalar_one()  # fmt: skip
+            cid = c.execute(sa.insert(BrokerageConnection.__table__).values(
+                user_id=uid, authorization_id=f"auth-{username}", brokerage_slug="QUESTRADE", brokerage_name="Questrade",
+                status="active", sync_frequency_minutes=1440, auto_sync_enabled=True, created_at=now,
+                updated_at=now).returning(BrokerageConnection.__table__.c.id)).scalar_one()  # fmt: skip
+            second = ("TFSA", "CAD") if (i % 4 == 3 or username == "bigtrader") else ("Roth IRA", "USD")
+            accounts = []
+            for k, (name, currency) in enumerate((("Individual Margin", "USD"), second)):
+                aid = c.execute(sa.insert(BrokerageAccount.__table__).values(
+                    user_id=uid, connection_id=cid, snaptrade_account_id=f"acct-{username}-{k}", account_name=name,
+                    account_number=f"****{1000 + i * 2 + k}", institution_name="Questrade", currency=currency,
+                    is_active=True, sync_enabled=True, has_pending_hint=False, created_at=now,
+                    updated_at=now).returning(BrokerageAccount.__table__.c.id)).scalar_one()  # fmt: skip
+                accounts.append((aid, currency))
+            owners[username] = (uid, accounts)
+    return owners
+
+
+def _occ(root: str, expiry: date, right: str, strike: Decimal) -> str:
+    return f"{root:<6}{expiry:%y%m%d}{right}{int(strike * 1000):08d}"
+
+
+def transactions(
+    user_id: int, accounts: list[tuple[int, str]], n: int, rng: random.Random, years: int
+) -> Iterator[dict[str, Any]]:
+    """n rows spread over `years` years up to yesterday, 70 % in the first account."""
+    types = [t for t, _ in TYPE_WEIGHTS]
+    weights = [w for _, w in TYPE_WEIGHTS]
+    cum = [sum(weights[: i + 1]) for i in range(len(weights))]
+    sym_weights = [1 / (k + 1) for k in range(len(SYMBOLS))]  # a few favourites, a long tail
+    sym_cum = [sum(sym_weights[: i + 1]) for i in range(len(sym_weights))]
+    end = date.today() - timedelta(days=1)
+    span = 365 * years
+    now = datetime.now(UTC)
+    for i in range(n):
+        account_id, currency = accounts[0] if rng.random() < 0.7 else accounts[1]
+        kind = rng.choices(types, cum_weights=cum)[0]
+        day = end - timedelta(days=rng.randrange(span))
+        symbol = (
+            rng.choices(SYMBOLS, cum_weights=sym_cum)[0]
+            if kind not in ("CONTRIBUTION", "WITHDRAWAL", "INTEREST", "FEE", "TRANSFER", "OTHER")
+            else None
+        )
+        qty = price = fee = None
+        option = None
+        if kind in ("BUY", "SELL"):
+            if rng.random() < 0.12:
+                expiry = day + timedelta(days=rng.randrange(7, 120))
+                strike = Decimal(rng.randrange(5, 500))
+                option = _occ(symbol or "SPY", expiry, rng.choice("CP"), strike)
+                qty = Decimal(rng.randrange(1, 10))
+                price = (Decimal(rng.randrange(5, 2000)) / 100).quantize(QUANTUM)
+                amount = qty * price * 100
+            else:
+                qty = Decimal(rng.randrange(1, 300))
+                price = (Decimal(rng.randrange(500, 90000)) / 100).quantize(QUANTUM)
+                amount = qty * price
+            fee = Decimal(rng.choice(("0", "0", "4.95", "9.99", "1.00")))
+            amount = -(amount + fee) if kind == "BUY" else amount - fee
+        elif kind in ("DIVIDEND", "REI", "INTEREST", "CONTRIBUTION", "RETURN_OF_CAPITAL"):
+            amount = (Decimal(rng.randrange(100, 500000)) / 100).quantize(QUANTUM)
+        elif kind in ("FEE", "TAX", "WITHDRAWAL"):
+            amount = -(Decimal(rng.randrange(100, 200000)) / 100).quantize(QUANTUM)
+        else:
+            amount = Decimal(0)
+        activity_id = f"{user_id:04x}-{i:08x}-{rng.getrandbits(48):012x}"
+        desc = f"{kind.replace('_', ' ').title()} {option or symbol or ''}".strip()
+        settle = day + timedelta(days=1 if kind in ("BUY", "SELL") else 0)
+        raw = {
+            "id": activity_id, "account": {"id": f"acct-{account_id}"}, "type": kind, "description": desc,
+            "symbol": {"id": f"sym-{symbol}", "symbol": symbol, "raw_symbol": symbol, "description": f"{symbol} Inc.",
+                       "currency": {"code": currency}, "exchange": {"code": "NASDAQ", "mic_code": "XNAS"},
+                       "type": {"code": "cs", "description": "Common Stock"}} if symbol and not option else None,
+            "option_symbol": {"ticker": option, "option_type": "CALL" if option and option[12] == "C" else "PUT",
+                              "underlying_symbol": {"symbol": symbol}} if option else None,
+            "units": qty, "price": price, "amount": amount, "fee": fee, "fx_rate": None,
+            "currency": {"code": currency, "name": currency}, "institution": "Questrade",
+            "trade_date": f"{day.isoformat()}T14:30:00.000Z", "settlement_date": f"{settle.isoformat()}T00:00:00.000Z",
+            "external_reference_id": f"ord-{rng.getrandbits(32):08x}", "option_type": "", "pagination": None,
+        }  # fmt: skip
+        yield {
+            "user_id": user_id, "account_id": account_id, "snaptrade_activity_id": activity_id, "transaction_type": kind,
+            "raw_type": kind, "symbol": (option[:6].strip() if option else symbol), "security_name": f"{symbol} Inc." if symbol else None,
+            "security_type": "option" if option else ("cs" if symbol else None), "option_ticker": option,
+            "option_underlying": symbol if option else None, "option_right": ("CALL" if option[12] == "C" else "PUT") if option else None,
+            "option_strike": Decimal(int(option[13:])) / 1000 if option else None,
+            "option_expiration": datetime.strptime(option[6:12], "%y%m%d").date() if option else None,
+            "option_action": ("BUY_TO_OPEN" if kind == "BUY" else "SELL_TO_CLOSE") if option else None,
+            "quantity": qty, "price": price, "amount": amount, "fee": fee, "currency": currency, "fx_rate": None,
+            "trade_date": day, "trade_timestamp": raw["trade_date"], "trade_date_from_settlement": False,
+            "settlement_date": settle, "description": desc, "institution": "Questrade",
+            "external_reference_id": raw["external_reference_id"],
+            "fingerprint": hashlib.blake2b(f"{account_id}{kind}{day}{amount}{symbol}".encode(), digest_size=16).hexdigest(),
+            "raw_hash": hashlib.blake2b(activity_id.encode(), digest_size=16).hexdigest(), "raw": raw,
+            "created_at": now, "updated_at": now,
+        }  # fmt: skip
+
+
+def seed(engine: Engine, plan: SeedPlan) -> Seeded:
+    """Seed a migrated, empty database; ANALYZE (VACUUM ANALYZE on PostgreSQL) at the end."""
+    owners = _create_owners(engine, plan)
+    total = 0
+    for username, n in _users(plan):
+        user_id, accounts = owners[username]
+        rng = random.Random(f"{plan.seed}/{username}")
+        batch: list[dict[str, Any]] = []
+        with engine.begin() as c:
+            for row in transactions(user_id, accounts, n, rng, plan.years):
+                batch.append(row)
+                if len(batch) >= plan.chunk:
+                    c.execute(sa.insert(T), batch)
+                    total += len(batch)
+                    batch = []
+            if batch:
+                c.execute(sa.insert(T), batch)
+                total += len(batch)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
+    big_id = owners["bigtrader"][0]
+    with engine.connect() as c:
+        top = c.execute(sa.select(T.c.symbol, sa.func.count().label("n")).where(T.c.user_id == big_id, T.c.symbol.is_not(None))
+                        .group_by(T.c.symbol).order_by(sa.desc("n")).limit(1)).first()  # fmt: skip
+    typical = owners["trader000"][0] if plan.users else big_id
+    return Seeded(big_id, "bigtrader", typical, total, top[0] if top else "AAPL", plan.users + 1,
+                  {uid: [a for a, _ in accts] for uid, accts in owners.values()})  # fmt: skip
