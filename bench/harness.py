@@ -293,11 +293,18 @@ def git_state(before: str | None = None) -> dict[str, Any]:
 
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
-        return out.stdout.strip() if out.returncode == 0 else ""
+        return out.stdout if out.returncode == 0 else ""
 
-    head = git("rev-list", "-1", f"--before={before}", "HEAD") if before else git("rev-parse", "HEAD")
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "core", "pages", "app.py").splitlines() if line]
-    return {"head": head[:12], "subject": git("log", "-1", "--format=%s", head) if head else "", "uncommitted": dirty}
+    head = (git("rev-list", "-1", f"--before={before}", "HEAD") if before else git("rev-parse", "HEAD")).strip()
+    # porcelain lines are "XY path": the status letters take the first three characters
+    dirty = [
+        line[3:] for line in git("status", "--porcelain", "--", "core", "pages", "app.py").splitlines() if line.strip()
+    ]
+    return {
+        "head": head[:12],
+        "subject": git("log", "-1", "--format=%s", head).strip() if head else "",
+        "uncommitted": dirty,
+    }
 
 
 def loadavg() -> list[float]:

@@ -41,7 +41,8 @@ def _mb(b: float) -> str:
 
 
 def _ratio(r: float | None) -> str:
-    return "—" if r is None else f"{r:.2f}×"
+    # three decimals below 1, so 0.495 does not read as a met 0.50 target
+    return "—" if r is None else (f"{r:.3f}×" if r < 1 else f"{r:.2f}×")
 
 
 def _verdict(ok: bool | None) -> str:
@@ -620,9 +621,9 @@ def _how(results: dict[str, Any]) -> list[str]:
                   f"start(s) × (1 cold + {ps.get('browser_warm')} warm) visits; sandbox: {ps.get('sandbox_runs')} runs.", ""]  # fmt: skip
     lines += _table(["benchmark", "minutes", "finished at (UTC)"], rows)
     for earlier in meta.get("earlier_runs") or []:
-        lines += ["", f"Sections without a finish time come from an earlier invocation: `python -m bench "
-                  f"{' '.join(earlier.get('argv') or [])}`".rstrip() + f"` on {earlier.get('date')}, which took "
-                  f"{(earlier.get('seconds') or 0) / 60:.1f} minutes."]  # fmt: skip
+        cmd = " ".join(["python -m bench", *(earlier.get("argv") or [])])
+        lines += ["", f"Sections finished before {meta.get('date')} come from an earlier invocation, `{cmd}`, started "
+                  f"{earlier.get('date')}, which took {(earlier.get('seconds') or 0) / 60:.1f} minutes."]  # fmt: skip
     lines += ["", f"This invocation took {(meta.get('seconds') or 0) / 60:.1f} minutes. `make bench` runs the full "
               "profile; `python -m bench --quick` takes a few minutes; `--only NAME` reruns one section and keeps the "
               "others.", ""]  # fmt: skip
