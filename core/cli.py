@@ -27,9 +27,9 @@ EXPORT_KEYS = (
 
 
 def _user_id(session: Session, username: str) -> int:
-    from core.models import AppUser
+    from core.auth import get_user
 
-    user = session.exec(select(AppUser).where(AppUser.username == username.strip().lower())).first()
+    user = get_user(session, username)
     if user is None:
         raise SystemExit(f"error: no user named {username!r} (create one with `python -m core users add`)")
     return user.id

@@ -547,6 +547,12 @@ def filter_options(session: Session, user_id: int) -> FilterOptions:
 # --------------------------------------------------------------------------- operations (staff)
 
 
+def _frame(session: Session, stmt) -> pd.DataFrame:
+    """Rows of a select as a DataFrame whose columns are the select's (also when there are no rows)."""
+    rows = session.execute(stmt).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+
+
 def connections_needing_attention(session: Session) -> pd.DataFrame:
     """Connections in needs_reconnect or error across all users, oldest problem first."""
     C = BrokerageConnection
@@ -561,8 +567,7 @@ def connections_needing_attention(session: Session) -> pd.DataFrame:
         .where(C.status.in_(ATTENTION_STATUSES))
         .order_by(since, C.id)
     )
-    rows = session.execute(stmt).mappings().all()
-    return pd.DataFrame([dict(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+    return _frame(session, stmt)
 
 
 def problem_runs(
@@ -582,8 +587,7 @@ def problem_runs(
         .order_by(R.queued_at.desc(), R.id.desc())
         .limit(limit)
     )
-    rows = session.execute(stmt).mappings().all()
-    return pd.DataFrame([dict(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+    return _frame(session, stmt)
 
 
 def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200) -> pd.DataFrame:
@@ -600,8 +604,7 @@ def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200
     )
     if unresolved_only:
         stmt = stmt.where(Issue.resolved_at.is_(None))
-    rows = session.execute(stmt).mappings().all()
-    return pd.DataFrame([dict(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+    return _frame(session, stmt)
 
 
 def resolve_issue(session: Session, issue_id: int, staff_username: str) -> bool:
@@ -630,8 +633,7 @@ def webhook_log(session: Session, limit: int = 200, status: str | None = None) -
     )
     if status:
         stmt = stmt.where(W.status == status)
-    rows = session.execute(stmt).mappings().all()
-    return pd.DataFrame([dict(r) for r in rows], columns=list(stmt.selected_columns.keys()))
+    return _frame(session, stmt)
 
 
 @dataclass(frozen=True)

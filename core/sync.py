@@ -61,6 +61,7 @@ class PageCounts:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    latest_trade_date: date | None = None
 
 
 @dataclass
@@ -138,6 +139,8 @@ def write_page(
             counts.fetched -= 1
             continue
         row["raw"], row["raw_hash"] = _stored_raw(row["raw"], raw_texts[i] if raw_texts else None)
+        if counts.latest_trade_date is None or row["trade_date"] > counts.latest_trade_date:
+            counts.latest_trade_date = row["trade_date"]
         row["user_id"] = user_id
         row["account_id"] = account.id
         row["created_at"] = now
@@ -536,10 +539,8 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
             now = utcnow()
             counts = write_page(session, user_id=account.user_id, account=account, activities=page.activities,
                                 run_id=run.id, now=now, seen=seen, raw_texts=page.raw_texts)  # fmt: skip
-            for a in page.activities:
-                td = _trade_date_of(a)
-                if td and (max_trade is None or td > max_trade):
-                    max_trade = td
+            if counts.latest_trade_date and (max_trade is None or counts.latest_trade_date > max_trade):
+                max_trade = counts.latest_trade_date
             offset = next_offset
             outcome.pages += 1
             c = outcome.counts
@@ -579,18 +580,6 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
 
 def _iso(d: date | None) -> str | None:
     return d.isoformat() if d else None
-
-
-def _trade_date_of(activity) -> date | None:
-    if not isinstance(activity, dict):
-        return None
-    value = activity.get("trade_date") or activity.get("settlement_date")
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
 
 
 def _apply_balances(account: BrokerageAccount, balances: list) -> None:
