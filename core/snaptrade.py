@@ -23,6 +23,7 @@ from typing import Any
 import urllib3
 from snaptrade_client import ApiException, Configuration, SnapTrade, SnapTradeAuth
 from snaptrade_client.exceptions import ApiValueError
+from snaptrade_client.paths.accounts_account_id_activities import get as _activities_get
 
 from core.pagesplit import split_page
 from core.settings import Settings, get_settings
@@ -265,6 +266,29 @@ def _loads_exact(raw: bytes) -> Any:
     return json.loads(raw, parse_float=Decimal)
 
 
+_raw_answer = threading.local()
+
+
+def _keep_activity_pages_raw() -> None:
+    """The SDK json.loads every JSON answer even when told to skip deserialization, and we read an
+    activity page from its raw bytes anyway (core.pagesplit: one exact pass that also keeps each
+    activity's text). For our own activities calls (a thread-local flag: other users of the SDK in
+    this process are untouched) that parse is skipped: it was about a fifth of a sync's CPU. Error
+    answers are still parsed (their code and detail are read)."""
+    ok = _activities_get._status_code_to_response["200"]
+    parse = ok.deserialize_body
+
+    def deserialize_body(response, content_type):
+        if getattr(_raw_answer, "wanted", False):
+            return None, content_type
+        return parse(response, content_type)
+
+    ok.deserialize_body = deserialize_body
+
+
+_keep_activity_pages_raw()
+
+
 class SnapTradeClient:
     """One SDK client plus our retry policy; counts the requests it makes (for run accounting)."""
 
@@ -384,17 +408,17 @@ class SnapTradeClient:
             kwargs["start_date"] = start_date
         if end_date:
             kwargs["end_date"] = end_date
-        resp = self._call(self._sdk.account_information.get_account_activities, pace_account=account_id,
-                          what="activities", **kwargs)
+        _raw_answer.wanted = True
+        try:
+            resp = self._call(self._sdk.account_information.get_account_activities, pace_account=account_id,
+                              what="activities", **kwargs)
+        finally:
+            _raw_answer.wanted = False
         raw = getattr(getattr(resp, "response", None), "data", None)
-        texts = None
-        if raw:
-            try:
-                body, texts = split_page(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                raise UpstreamError(f"SnapTrade activities answer is not valid JSON: {exc}") from None
-        else:
-            body = resp.body
+        try:
+            body, texts = split_page(raw.decode("utf-8"))
+        except (AttributeError, UnicodeDecodeError, ValueError) as exc:
+            raise UpstreamError(f"SnapTrade activities answer is not valid JSON: {exc}") from None
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise UpstreamError("SnapTrade activities answer is not {data, pagination}")
         if texts is not None and len(texts) != len(body["data"]):

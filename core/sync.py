@@ -6,17 +6,22 @@ crash at any moment leaves the database consistent and the next attempt resumes 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
+import queue
 import random
 import re
+import sqlite3
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
+from itertools import chain
 from operator import itemgetter
 
 import sqlalchemy as sa
@@ -38,7 +43,7 @@ from core.models import (
 )
 from core.normalize import NormalizationError, json_safe, normalize_activity
 from core.settings import get_settings
-from core.snaptrade import DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
+from core.snaptrade import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
 
 log = logging.getLogger("tradistry.sync")
 
@@ -105,36 +110,43 @@ def _ledger_statement(bind):
     return ins.on_conflict_do_nothing(index_elements=["kind", "account_id", "payload_hash"])
 
 
-def write_page(
-    session: Session,
-    *,
-    user_id: int,
-    account: BrokerageAccount,
-    activities: list,
-    run_id: int | None,
-    now: datetime,
-    seen: set[int] | None = None,
-    raw_texts: list[str] | None = None,
-) -> PageCounts:
-    """Normalize one page and write it with one bulk upsert; malformed records go to the ledger.
+@dataclass
+class PreparedPage:
+    """One fetched page, normalized and bound for the database: built off the writing thread."""
 
-    The caller commits (together with the run's progress)."""
+    page: ActivityPage
+    counts: PageCounts
+    params: dict[str, tuple[object, str]]  # activity id -> (driver parameters, raw_hash)
+    issues: list[dict]
+    seen: list[int]
+
+
+def prepare_page(dialect, *, user_id: int, account_id: int, page: ActivityPage, run_id: int | None,
+                 now: datetime, track: bool) -> PreparedPage:  # fmt: skip
+    """Normalize one page into driver-ready rows; malformed records become ledger entries.
+
+    Pure CPU work with no session, so the sync runs it in the prefetch thread while the previous
+    page is being written (SQLite and psycopg release the GIL while they execute)."""
+    activities, raw_texts = page.activities, page.raw_texts
     counts = PageCounts(fetched=len(activities))
-    rows: dict[str, dict] = {}
+    binder = _binder(dialect)
+    stamp = binder.stamp(now)
+    params: dict[str, tuple[object, str]] = {}
     issues: list[dict] = []
+    seen: list[int] = []
     for i, raw in enumerate(activities):
         try:
             row = normalize_activity(raw, clean_raw=False)
         except NormalizationError as exc:
             payload = json_safe(raw)
-            issues.append({"user_id": user_id, "account_id": account.id, "run_id": run_id, "kind": "quarantined",
+            issues.append({"user_id": user_id, "account_id": account_id, "run_id": run_id, "kind": "quarantined",
                            "reason": str(exc), "snaptrade_activity_id": _maybe_id(raw), "raw_payload": payload,
                            "payload_hash": _payload_hash(payload), "created_at": now})  # fmt: skip
             continue
         activity_id = row["snaptrade_activity_id"]
-        if seen is not None:
-            seen.add(_id_key(activity_id))
-        if activity_id in rows:
+        if track:
+            seen.append(_id_key(activity_id))
+        if activity_id in params:
             # Offset paging over a moving list can repeat a row within a page: keep one.
             counts.fetched -= 1
             continue
@@ -142,29 +154,47 @@ def write_page(
         if counts.latest_trade_date is None or row["trade_date"] > counts.latest_trade_date:
             counts.latest_trade_date = row["trade_date"]
         row["user_id"] = user_id
-        row["account_id"] = account.id
-        row["created_at"] = now
-        row["updated_at"] = now
-        rows[activity_id] = row
+        row["account_id"] = account_id
+        row["created_at"] = row["updated_at"] = stamp
+        params[activity_id] = (binder.bind(row), row["raw_hash"])
     counts.skipped = len(issues)
+    return PreparedPage(page, counts, params, issues, seen)
+
+
+def store_page(session: Session, account_id: int, prepared: PreparedPage) -> PageCounts:
+    """Write a prepared page with one bulk upsert (only new or changed rows) and its ledger entries.
+
+    The caller commits (together with the run's progress)."""
+    counts = prepared.counts
+    rows = prepared.params
     if rows:
-        existing = dict(session.execute(_existing_query(session.get_bind(), account.id, list(rows))).all())
+        existing = dict(session.execute(_existing_query(session.get_bind(), account_id, list(rows))).all())
         to_write = []
-        for activity_id, row in rows.items():
+        for activity_id, (bound, raw_hash) in rows.items():
             old_hash = existing.get(activity_id)
             if old_hash is None:
                 counts.new += 1
-                to_write.append(row)
-            elif old_hash != row["raw_hash"]:
+                to_write.append(bound)
+            elif old_hash != raw_hash:
                 counts.updated += 1
-                to_write.append(row)
+                to_write.append(bound)
             else:
                 counts.unchanged += 1
         if to_write:
-            _bulk_upsert(session, to_write)
-    if issues:
-        session.connection().execute(_ledger_statement(session.get_bind()), issues)
+            _binder(session.get_bind().dialect).write(session.connection(), to_write)
+    if prepared.issues:
+        session.connection().execute(_ledger_statement(session.get_bind()), prepared.issues)
     return counts
+
+
+def write_page(session: Session, *, user_id: int, account: BrokerageAccount, page: ActivityPage,
+               run_id: int | None, now: datetime, seen: set[int] | None = None) -> PageCounts:  # fmt: skip
+    """prepare_page + store_page in one call (the caller commits)."""
+    prepared = prepare_page(session.get_bind().dialect, user_id=user_id, account_id=account.id, page=page,
+                            run_id=run_id, now=now, track=seen is not None)  # fmt: skip
+    if seen is not None:
+        seen.update(prepared.seen)
+    return store_page(session, account.id, prepared)
 
 
 _UNSAFE_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
@@ -191,37 +221,95 @@ def _stored_raw(raw: dict, source: str | None = None) -> tuple[JSONText, str]:
     return JSONText(text), hashlib.sha256(text.encode()).hexdigest()
 
 
-_bulk_plans: dict[str, tuple] = {}
+class _Binder:
+    """The upsert compiled once per dialect, and a row dict -> driver parameters conversion equal to
+    SQLAlchemy's bind processors for the values the normalizer produces, but done with C-level
+    callables: rows go to the driver's executemany without SQLAlchemy's per-row machinery."""
 
-
-def _bulk_plan(dialect):
-    """The upsert compiled once per dialect, with each column's bind processor: rows then go to the
-    driver's executemany directly, skipping SQLAlchemy's per-row parameter machinery."""
-    plan = _bulk_plans.get(dialect.name)
-    if plan is None:
+    def __init__(self, dialect):
         columns = [c.name for c in T.columns if c.name != "id"]
         compiled = _upsert_statement(dialect).compile(dialect=dialect, column_keys=columns)
+        self.sql = str(compiled)
+        self.names = list(compiled.positiontup) if compiled.positional else columns
+        self.positional = compiled.positional
         processors = {name: T.c[name].type._cached_bind_processor(dialect) for name in columns}
-        order = list(compiled.positiontup) if compiled.positional else None
-        plan = _bulk_plans[dialect.name] = (str(compiled), columns, processors, order)
-    return plan
+        self._stamp = processors["created_at"]
+        # created_at/updated_at are bound once per page by stamp(); on SQLite `raw` needs nothing: it is
+        # always JSONText, which the JSON serializer (its processor there) passes through unchanged.
+        done = {"created_at", "updated_at"} | ({"raw"} if dialect.name == "sqlite" else set())
+        self._convert = [(i, _fast_processor(T.c[name].type, dialect, processors[name]) or processors[name])
+                         for i, name in enumerate(self.names) if processors[name] is not None and name not in done]  # fmt: skip
+        self._getter = itemgetter(*self.names)
+        self._multi: dict[int, str] = {}
 
+    def write(self, conn, rows: list) -> None:
+        """One executemany on PostgreSQL (psycopg pipelines it). On SQLite, multi-row VALUES statements:
+        the rows are bound in C and inserted in one step with the GIL released, so the prefetch thread
+        normalizes the next page meanwhile (executemany would release and retake the GIL per row)."""
+        if not self.positional or conn.dialect.name != "sqlite":
+            conn.exec_driver_sql(self.sql, rows)
+            return
+        per = max(1, _SQLITE_MAX_VARIABLES // len(self.names))
+        for i in range(0, len(rows), per):
+            chunk = rows[i : i + per]
+            conn.exec_driver_sql(self._multi_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
 
-def _bulk_upsert(session: Session, rows: list[dict]) -> None:
-    conn = session.connection()
-    sql, columns, processors, order = _bulk_plan(conn.dialect)
-    names = order or columns
-    getter = itemgetter(*names)
-    convert = [(i, processors[name]) for i, name in enumerate(names) if processors[name] is not None]
-    params = []
-    for r in rows:
-        values = list(getter(r))
-        for i, p in convert:
+    def _multi_sql(self, n: int) -> str:
+        sql = self._multi.get(n)
+        if sql is None:
+            head, rest = self.sql.split(" VALUES (", 1)
+            group, tail = rest.split(") ON CONFLICT", 1)
+            sql = f"{head} VALUES {', '.join([f'({group})'] * n)} ON CONFLICT{tail}"
+            if len(self._multi) > 8:
+                self._multi.clear()
+            self._multi[n] = sql
+        return sql
+
+    def stamp(self, now: datetime):
+        return self._stamp(now) if self._stamp else now
+
+    def bind(self, row: dict):
+        values = list(self._getter(row))
+        for i, convert in self._convert:
             v = values[i]
             if v is not None:
-                values[i] = p(v)
-        params.append(tuple(values) if order is not None else dict(zip(names, values)))
-    conn.exec_driver_sql(sql, params)
+                values[i] = convert(v)
+        return tuple(values) if self.positional else dict(zip(self.names, values))
+
+
+def _fast_processor(type_, dialect, slow):
+    """A C-speed equal of SQLite's bind processor for the exact types the normalizer produces (Decimal
+    for exact decimals, date, bool), falling back to `slow` for anything else; None when there is none."""
+    from core.types import ExactDecimal
+
+    if dialect.name != "sqlite":
+        return None
+    if isinstance(type_, ExactDecimal):
+        exact, fast = Decimal, _decimal_text
+    elif isinstance(type_, sa.Date) and not isinstance(type_, sa.DateTime):
+        exact, fast = date, date.isoformat
+    elif isinstance(type_, sa.Boolean):
+        exact, fast = bool, int
+    else:
+        return None
+    return lambda v: fast(v) if v.__class__ is exact else slow(v)
+
+
+def _decimal_text(value: Decimal) -> str:
+    return format(value, "f")
+
+
+# SQLite's default SQLITE_MAX_VARIABLE_NUMBER since 3.32 (Debian 12 ships 3.40).
+_SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+_binders: dict[str, _Binder] = {}
+
+
+def _binder(dialect) -> _Binder:
+    binder = _binders.get(dialect.name)
+    if binder is None:
+        binder = _binders[dialect.name] = _Binder(dialect)
+    return binder
 
 
 def _maybe_id(raw) -> str | None:
@@ -273,6 +361,83 @@ def merge_rekeyed(session: Session, *, account: BrokerageAccount, since: datetim
             "payload_hash": _payload_hash([old.snaptrade_activity_id, new.snaptrade_activity_id]), "created_at": utcnow()}])  # fmt: skip
         merged += 1
     return merged
+
+
+_END = object()
+
+
+class PagePipeline:
+    """Pages of one account through two background stages, fetch and prepare, each one page ahead of
+    the next stage; iterating yields prepared pages in order. A stage's exception is raised to the
+    consumer at that page. Leaving the `with` block stops both threads and waits for them."""
+
+    def __init__(self, fetch: Callable[[int], ActivityPage], prepare: Callable[[ActivityPage], PreparedPage], offset: int):
+        self._fetch, self._prepare, self._offset = fetch, prepare, offset
+        self._fetched: queue.Queue = queue.Queue(maxsize=1)
+        self._prepared: queue.Queue = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run_fetch, name="sync-fetch", daemon=True),
+                         threading.Thread(target=self._run_prepare, name="sync-prepare", daemon=True)]  # fmt: skip
+
+    def __enter__(self) -> PagePipeline:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for q in (self._fetched, self._prepared):  # unblock a stage waiting to hand over a page
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    q.get_nowait()
+        for t in self._threads:
+            t.join()
+
+    def __iter__(self):
+        while True:
+            item = self._prepared.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, q: queue.Queue, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run_fetch(self) -> None:
+        at = self._offset
+        try:
+            while not self._stop.is_set():
+                page = self._fetch(at)
+                if not self._put(self._fetched, page):
+                    return
+                at += len(page.activities)
+                if not page.activities or at >= page.total:
+                    break
+            self._put(self._fetched, _END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put(self._fetched, exc)
+
+    def _run_prepare(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._fetched.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is not _END and not isinstance(item, BaseException):
+                try:
+                    item = self._prepare(item)
+                except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                    item = exc
+            if not self._put(self._prepared, item) or item is _END or isinstance(item, BaseException):
+                return
 
 
 # --------------------------------------------------------------------------- a run
@@ -515,33 +680,35 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
     max_trade: date | None = account.last_synced_trade_date
     pages_counted_for_account = 0
 
-    def fetch(at: int):
-        return rep.client.activities_page(identity.snaptrade_user_id, identity.user_secret, account.snaptrade_account_id,
-                                          offset=at, limit=page_size, start_date=start)  # fmt: skip
+    # Plain values for the prefetch thread: it must not touch the session or its objects.
+    dialect, track = session.get_bind().dialect, seen is not None
+    ids = {"user_id": account.user_id, "account_id": account.id, "run_id": run.id}
+    who = (identity.snaptrade_user_id, identity.user_secret, account.snaptrade_account_id)
 
-    # The next page is fetched while this one is normalized and written: network and sandbox/SnapTrade
-    # time overlap our CPU time. Pages are still committed strictly in order (the checkpoint is an offset).
-    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
-    try:
-        pending = prefetch.submit(fetch, offset)
-        while True:
+    def fetch_page(at: int) -> ActivityPage:
+        return rep.client.activities_page(*who, offset=at, limit=page_size, start_date=start)
+
+    def prepare(page: ActivityPage) -> PreparedPage:
+        return prepare_page(dialect, page=page, now=utcnow(), track=track, **ids)
+
+    # Fetching, normalizing and writing run at once on consecutive pages (two threads feed this one):
+    # SnapTrade's time, our CPU time and the database's time overlap. Pages are still written and
+    # committed strictly in order (the checkpoint is an offset).
+    with PagePipeline(fetch_page, prepare, offset) as pages:
+        for prepared in pages:
             if should_stop():
                 raise StopRequested()
-            page = pending.result()
-            next_offset = offset + len(page.activities)
-            more = bool(page.activities) and next_offset < page.total
-            if more:
-                pending = prefetch.submit(fetch, next_offset)
+            page = prepared.page
             pages_for_account = max(1, math.ceil(page.total / page_size)) if page.total else 1
             if pages_counted_for_account != pages_for_account:
                 run.pages_total += pages_for_account - pages_counted_for_account
                 pages_counted_for_account = pages_for_account
-            now = utcnow()
-            counts = write_page(session, user_id=account.user_id, account=account, activities=page.activities,
-                                run_id=run.id, now=now, seen=seen, raw_texts=page.raw_texts)  # fmt: skip
+            counts = store_page(session, account.id, prepared)
+            if seen is not None:
+                seen.update(prepared.seen)
             if counts.latest_trade_date and (max_trade is None or counts.latest_trade_date > max_trade):
                 max_trade = counts.latest_trade_date
-            offset = next_offset
+            offset += len(page.activities)
             outcome.pages += 1
             c = outcome.counts
             c.fetched += counts.fetched
@@ -554,10 +721,6 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
             rep.update(pages_done=run.pages_done + 1, checkpoint={"accounts": cp_accounts})  # page + progress: one commit
             if on_progress:
                 on_progress(run)
-            if not more:
-                break
-    finally:
-        prefetch.shutdown(wait=True, cancel_futures=True)
 
     if seen is not None:
         merged = merge_rekeyed(session, account=account, since=t0, seen=seen, run_id=run.id)

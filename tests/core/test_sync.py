@@ -273,3 +273,106 @@ def test_a_mix_of_every_fault_ends_completed_or_partial_with_a_reason_then_conve
     assert all(r.status == "completed" for r in sync_now(engine, uid))
     with Session(engine) as s:
         assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_sqlite_multi_row_statements_split_and_store_every_row(engine, sandbox, monkeypatch):
+    """SQLite writes a page as multi-row VALUES statements within its bound-variable limit; a small
+    limit forces several statements per page and the result must still equal the sandbox."""
+    import core.sync as sync
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the multi-row VALUES path is SQLite's")
+    monkeypatch.setattr(sync, "_SQLITE_MAX_VARIABLES", 7 * len(sync._binder(engine.dialect).names) + 3)
+    statements = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]) if "INSERT INTO brokerage_transactions" in a[2] else None)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=130)
+    [run] = sync_now(engine, uid, trigger="initial")
+    assert run.status == "completed" and run.transactions_new > 100
+    assert len(statements) >= run.transactions_new // 7
+    assert max(s.count("), (") for s in statements) == 6  # 7 rows per statement at most
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_bound_rows_equal_what_sqlalchemy_would_bind(engine):
+    """The binder's fast conversions give the driver exactly what SQLAlchemy's own bind processors give."""
+    from datetime import UTC, date, datetime
+
+    import core.sync as sync
+
+    dialect = engine.dialect
+    binder = sync._binder(dialect)
+    raw = {"id": "a-1", "type": "BUY", "trade_date": "2024-03-22T10:00:00Z", "settlement_date": "2024-03-25",
+           "units": "12.500", "price": 140.30, "amount": "-1753.75", "fee": "0", "fx_rate": None,
+           "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"},
+           "option_symbol": {"ticker": "AAPL  261218C00240000"}, "description": "Bought"}  # fmt: skip
+    row = normalize_activity(raw, clean_raw=False)
+    now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+    row["raw"], row["raw_hash"] = sync._stored_raw(row["raw"])
+    row.update(user_id=1, account_id=2, created_at=binder.stamp(now), updated_at=binder.stamp(now))
+    bound = binder.bind(row)
+    values = bound if isinstance(bound, dict) else dict(zip(binder.names, bound, strict=True))
+    table = sync.T
+    for name, value in values.items():
+        original = {**row, "created_at": now, "updated_at": now}[name]
+        processor = table.c[name].type._cached_bind_processor(dialect)
+        expected = processor(original) if processor and original is not None else original
+        assert type(value) is type(expected), name
+        if hasattr(expected, "obj"):  # psycopg's Jsonb wrapper compares by identity
+            value, expected = value.obj, expected.obj
+        assert value == expected, name
+    assert values["trade_date"] == (date(2024, 3, 22) if dialect.name == "postgresql" else "2024-03-22")
+
+
+class _Page:
+    def __init__(self, n, total, offset):
+        self.activities, self.total, self.offset = [offset + i for i in range(n)], total, offset
+
+
+def test_page_pipeline_yields_pages_in_order_and_raises_a_stage_error_at_its_page():
+    from core.sync import PagePipeline
+
+    def fetch(at):
+        if at >= 30:
+            raise RuntimeError("page 4 failed")
+        return _Page(10, 50, at)
+
+    got = []
+    with pytest.raises(RuntimeError, match="page 4 failed"), PagePipeline(fetch, lambda p: p, 0) as pages:
+        for page in pages:
+            got.append(page.offset)
+    assert got == [0, 10, 20]
+
+    def bad_prepare(page):
+        if page.offset == 10:
+            raise ValueError("cannot prepare")
+        return page
+
+    got = []
+    with pytest.raises(ValueError, match="cannot prepare"), PagePipeline(lambda at: _Page(10, 50, at), bad_prepare, 0) as pages:
+        for page in pages:
+            got.append(page.offset)
+    assert got == [0]
+
+
+def test_page_pipeline_stops_its_threads_when_the_consumer_leaves_early():
+    import threading
+
+    from core.sync import PagePipeline
+
+    fetched = []
+
+    def fetch(at):
+        fetched.append(at)
+        return _Page(10, 10_000, at)
+
+    before = threading.active_count()
+    with PagePipeline(fetch, lambda p: p, 100) as pages:
+        first = next(iter(pages))
+    assert first.offset == 100
+    assert threading.active_count() == before
+    assert len(fetched) <= 4  # it reads ahead a few pages, not the whole history
+    with PagePipeline(lambda at: _Page(3, 3, at), lambda p: p, 0) as pages:
+        assert [p.offset for p in pages] == [0]  # the last page ends the stream
