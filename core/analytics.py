@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.activity_types import CATEGORY_BY_TYPE
-from core.queries import TransactionFilters, Txn, exact_sum, scoped_conditions
+from core.queries import TransactionFilters, Txn, covered, exact_sum, filter_conditions
 
 # Cash-flow categories the analytics page charts, in legend order.
 CASH_FLOW_CATEGORIES = ("contributions", "withdrawals", "dividends", "interest", "fees", "taxes")
@@ -36,14 +36,9 @@ def month_bucket(session: Session, column: sa.ColumnElement) -> sa.ColumnElement
     return sa.func.to_char(column, sa.literal_column("'YYYY-MM'"))
 
 
-def _scope(
-    session: Session, user_id: int, filters: TransactionFilters, currency: str | None = None, *, covered: bool = False
-) -> list[sa.ColumnElement[bool]]:
-    # Analytics honours only the account and date filters of the shared filter object.
+def _scope(user_id: int, filters: TransactionFilters, currency: str | None = None) -> list[sa.ColumnElement[bool]]:
     scoped = TransactionFilters(account_ids=filters.account_ids, date_from=filters.date_from, date_to=filters.date_to)
-    # `covered`: the (user_id, trade_date, id) index alone answers the query, so keep using it.
-    whole_set = not (covered and currency is None and not filters.account_ids)
-    conds = scoped_conditions(session, user_id, scoped, reads_whole_set=whole_set)
+    conds = filter_conditions(user_id, scoped)
     if currency is not None:
         conds.append(Txn.currency == currency)
     return conds
@@ -52,22 +47,22 @@ def _scope(
 def currencies_by_use(session: Session, user_id: int, filters: TransactionFilters | None = None) -> list[str]:
     """The user's currencies, most used first (the first one is the page's default)."""
     filters = filters or TransactionFilters()
-    rows = session.execute(
+    rows = session.execute(covered(session,
         sa.select(Txn.currency, sa.func.count().label("n"))
-        .where(*_scope(session, user_id, filters), Txn.currency.is_not(None))
+        .where(*_scope(user_id, filters), Txn.currency.is_not(None))
         .group_by(Txn.currency)
-    ).all()
+    )).all()  # fmt: skip
     return [r.currency for r in sorted(rows, key=lambda r: (-r.n, r.currency))]
 
 
 def monthly_cash_flow(session: Session, user_id: int, filters: TransactionFilters, currency: str) -> pd.DataFrame:
     """Net amount per month and cash-flow category in one currency: columns month, category, amount (Decimal)."""
     month = month_bucket(session, Txn.trade_date).label("month")
-    rows = session.execute(
+    rows = session.execute(covered(session,
         sa.select(month, Txn.transaction_type, exact_sum(session, Txn.amount).label("amount"))
-        .where(*_scope(session, user_id, filters, currency), Txn.transaction_type.in_(types_in(*CASH_FLOW_CATEGORIES)))
+        .where(*_scope(user_id, filters, currency), Txn.transaction_type.in_(types_in(*CASH_FLOW_CATEGORIES)))
         .group_by(month, Txn.transaction_type)
-    ).all()
+    )).all()  # fmt: skip
     # SQL groups by type; folding types into categories here keeps the mapping in one place.
     sums: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for r in rows:
@@ -97,11 +92,11 @@ def dividends_by_symbol(
     session: Session, user_id: int, filters: TransactionFilters, currency: str, top_n: int = 15
 ) -> pd.DataFrame:
     """Dividend income per symbol in one currency, largest first: columns symbol, amount."""
-    rows = session.execute(
+    rows = session.execute(covered(session,
         sa.select(Txn.symbol, exact_sum(session, Txn.amount).label("amount"))
-        .where(*_scope(session, user_id, filters, currency), Txn.transaction_type.in_(types_in("dividends")))
+        .where(*_scope(user_id, filters, currency), Txn.transaction_type.in_(types_in("dividends")))
         .group_by(Txn.symbol)
-    ).all()
+    )).all()  # fmt: skip
     records = [{"symbol": r.symbol or "(no symbol)", "amount": r.amount} for r in rows if r.amount is not None]
     records.sort(key=lambda rec: (-rec["amount"], rec["symbol"]))
     return pd.DataFrame.from_records(records[:top_n], columns=["symbol", "amount"])
@@ -112,15 +107,15 @@ def monthly_fees(session: Session, user_id: int, filters: TransactionFilters, cu
     every row) and fee transactions (FEE/REBATE rows, whose amounts are negative when charged)."""
     month = month_bucket(session, Txn.trade_date).label("month")
     fee_amount = sa.case((Txn.transaction_type.in_(types_in("fees")), Txn.amount))
-    rows = session.execute(
+    rows = session.execute(covered(session,
         sa.select(
             month,
             exact_sum(session, Txn.fee).label("commissions"),
             exact_sum(session, fee_amount).label("charges"),
         )
-        .where(*_scope(session, user_id, filters, currency))
+        .where(*_scope(user_id, filters, currency))
         .group_by(month)
-    ).all()
+    )).all()  # fmt: skip
     records = [
         {"month": r.month, "commissions": r.commissions or Decimal(0), "fee_transactions": -(r.charges or Decimal(0))}
         for r in sorted(rows, key=lambda r: r.month)
@@ -134,11 +129,11 @@ def traded_value_by_symbol(
 ) -> pd.DataFrame:
     """Bought and sold value per symbol in one currency, top N by total: columns symbol, bought, sold, total."""
     # Sum buys and sells separately: abs() on SQLite's decimal text would go through floats.
-    rows = session.execute(
+    rows = session.execute(covered(session,
         sa.select(Txn.symbol, Txn.transaction_type, exact_sum(session, Txn.amount).label("amount"))
-        .where(*_scope(session, user_id, filters, currency), Txn.transaction_type.in_(types_in("trade")))
+        .where(*_scope(user_id, filters, currency), Txn.transaction_type.in_(types_in("trade")))
         .group_by(Txn.symbol, Txn.transaction_type)
-    ).all()
+    )).all()  # fmt: skip
     table: dict[str, dict[str, Decimal]] = defaultdict(lambda: {"bought": Decimal(0), "sold": Decimal(0)})
     for r in rows:
         if r.amount is None:
@@ -154,7 +149,7 @@ def activity_by_day(session: Session, user_id: int, filters: TransactionFilters)
     """Number of transactions per trade date (all currencies: a count, not money): columns day, count."""
     rows = session.execute(
         sa.select(Txn.trade_date, sa.func.count().label("n"))
-        .where(*_scope(session, user_id, filters, covered=True))
+        .where(*_scope(user_id, filters))
         .group_by(Txn.trade_date)
         .order_by(Txn.trade_date)
     ).all()

@@ -13,11 +13,21 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 from core import jsonexact
 from core.types import DecimalTextSum, ExactDecimal
+
+
+def _sqlite_from_hint(self, table, text: str | None) -> str | None:
+    return text
+
+
+# SQLite's `INDEXED BY name` is a table hint, but SQLAlchemy's SQLite compiler drops every table hint:
+# this renders `select(...).with_hint(table, "INDEXED BY name", "sqlite")` (see core.queries.covered).
+SQLiteCompiler.get_from_hint_text = _sqlite_from_hint
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()

@@ -46,6 +46,9 @@ _LIMITS = {
     "trade_timestamp": 64,
     "institution": 255,
     "external_reference_id": 128,
+    # Shown and searched; the whole text stays in `raw`. Bounded so the covering index entry that holds
+    # it stays under PostgreSQL's B-tree limit (~2,700 bytes) whatever the broker writes.
+    "description": 500,
 }
 
 # NUMERIC(38, 18) on PostgreSQL holds at most 20 integer digits; PostgreSQL also refuses huge exponents.
@@ -416,7 +419,7 @@ def _normalize(raw: dict) -> dict:
         "trade_timestamp": trade_timestamp[: _LIMITS["trade_timestamp"]] if trade_timestamp else None,
         "trade_date_from_settlement": from_settlement,
         "settlement_date": settlement_date,
-        "description": _text(raw.get("description")),
+        "description": _text(raw.get("description"), _LIMITS["description"]),
         "institution": _text(raw.get("institution"), _LIMITS["institution"]),
         "external_reference_id": _ident(raw.get("external_reference_id"), _LIMITS["external_reference_id"]),
         "fingerprint": "",

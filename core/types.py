@@ -6,6 +6,7 @@ into floats), so there the exact decimal text is stored and parsed back into `De
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Context, Decimal, localcontext
 
 import sqlalchemy as sa
@@ -69,5 +70,9 @@ class DecimalTextSum(TypeDecorator):
             return None
         if isinstance(value, (int, Decimal)):
             return Decimal(value)
+        parts = value.split(",")
         with localcontext(_SUM_CONTEXT):  # the default 28 digits would round NUMERIC(38, 18) sums
-            return sum(map(Decimal, value.split(",")), Decimal(0))
+            if len(parts) > 256 and len(set(parts[:256])) < 64:
+                # Mostly repeated values (fees: "0" nearly everywhere): parse each distinct one once.
+                return sum((Decimal(text) * n for text, n in Counter(parts).items()), Decimal(0))
+            return sum(map(Decimal, parts), Decimal(0))

@@ -312,3 +312,65 @@ def test_webhook_log(session, ops):
     df = q.webhook_log(session)
     assert len(df) == 2 and set(df["status"]) == {"processed", "ignored"}
     assert list(q.webhook_log(session, status="ignored")["event_type"]) == ["USER_DELETED"]
+
+
+def test_symbol_sort_orders_by_symbol_then_date_then_id(session, book):
+    alice, _, _, _, rows = book
+    df, _ = q.transactions_page(session, alice.id, F(currencies=("USD",)), S("symbol", False))
+    assert ids(df) == [rows[k].id for k in ("buy", "opt", "btc", "div1", "div2")]
+    df, _ = q.transactions_page(session, alice.id, F(currencies=("USD",)), S("symbol", True))
+    assert ids(df) == [rows[k].id for k in ("div2", "div1", "btc", "opt", "buy")]
+
+
+def test_aggregations_read_the_covering_index_on_sqlite(session, book):
+    """SQLite plans for the average user; the totals, filter options and Analytics aggregations are
+    pinned to the covering index (INDEXED BY) so a heavy user's wide rows are never read."""
+    import sqlalchemy as sa
+
+    from core import analytics as an
+
+    if session.get_bind().dialect.name != "sqlite":
+        pytest.skip("PostgreSQL chooses its index-only scans itself")
+    alice = book[0]
+    statements: list[tuple[str, object]] = []
+    engine = session.get_bind()
+    listener = lambda conn, cur, stmt, params, ctx, many: statements.append((stmt, params))  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        q.transaction_totals(session, alice.id, F(text="dividend"))
+        q.filter_options(session, alice.id)
+        an.monthly_fees(session, alice.id, F(), "USD")
+        an.dividends_by_symbol(session, alice.id, F(), "USD")
+        an.traded_value_by_symbol(session, alice.id, F(), "USD")
+        an.monthly_cash_flow(session, alice.id, F(), "USD")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    aggregations = [(s, p) for s, p in statements if "group by" in s.lower()]
+    assert len(aggregations) == 6
+    raw = session.connection().connection.dbapi_connection
+    for stmt, params in aggregations:
+        assert f"INDEXED BY {q.AGGREGATES_INDEX}" in stmt
+        plan = " ".join(r[-1] for r in raw.execute("EXPLAIN QUERY PLAN " + stmt, params))
+        assert f"COVERING INDEX {q.AGGREGATES_INDEX}" in plan, plan
+
+
+def test_a_long_multibyte_description_fits_the_covering_index(session, book):
+    """PostgreSQL refuses B-tree entries over ~2,700 bytes; the normalizer's 500-character cut keeps a
+    4-byte-per-character description inside that, and the raw record keeps it whole."""
+    from datetime import UTC, datetime
+
+    from core.normalize import normalize_activity
+    from core.snaptrade import ActivityPage
+    from core.sync import write_page
+
+    alice, _, usd, _, _ = book
+    text = "\U0001f4c8" * 3000
+    activity = {"id": "long-desc", "type": "DIVIDEND", "trade_date": "2026-01-02", "amount": "1.5",
+                "currency": {"code": "USD"}, "description": text}  # fmt: skip
+    assert len(normalize_activity(activity)["description"]) == 500
+    counts = write_page(session, user_id=alice.id, account=usd, page=ActivityPage([activity], 1, 0, 1000),
+                        run_id=None, now=datetime.now(UTC))  # fmt: skip
+    session.commit()
+    assert counts.new == 1
+    df, _ = q.transactions_page(session, alice.id, F(text="\U0001f4c8"), S())
+    assert len(df) == 1 and df["Description"][0] == "\U0001f4c8" * 500
