@@ -66,6 +66,32 @@ def _start_sandbox(settings: Settings) -> Any:
     return sb
 
 
+def _warm_up() -> None:
+    """Pay the first visit's one-off costs at start-up: the pages' heavy imports (pandas, pyarrow, the
+    login component) and the first compile of every dashboard query (run for a user id that owns no
+    rows), so the first trader after a restart waits no longer than the next one."""
+    import importlib
+
+    try:
+        for module in ("pandas", "pyarrow", "streamlit_authenticator", "core.queries", "core.analytics", "core.views"):
+            importlib.import_module(module)
+        from core import analytics as an
+        from core import queries as q
+        from core.db import session_scope
+
+        nobody, filters = 0, q.TransactionFilters()
+        with session_scope() as s:
+            q.data_version(s, nobody)
+            q.filter_options(s, nobody)
+            q.transaction_totals(s, nobody, filters)
+            q.transactions_page(s, nobody, filters, total=1)
+            for chart in (an.monthly_cash_flow, an.dividends_by_symbol, an.monthly_fees, an.traded_value_by_symbol):
+                chart(s, nobody, filters, "USD")
+            an.activity_by_day(s, nobody, filters)
+    except Exception:  # noqa: BLE001 - a warm-up must never stop the app from starting
+        log.warning("start-up warm-up failed; the first visit will be slower", exc_info=True)
+
+
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
     settings = get_settings()  # refuses weak production secrets with a ConfigurationError naming the variable
@@ -79,6 +105,7 @@ async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         demo = auth.ensure_demo_users(session)
     if demo:
         log.info("sandbox mode: demo logins %s", ", ".join(f"{u}/{p}" for u, p, _ in demo))
+    _warm_up()
 
     sandbox = worker = None
     try:

@@ -1,0 +1,47 @@
+"""app.py's start-up warm-up: the first visit's one-off costs are paid before the server reports healthy."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_warm_up_runs_every_dashboard_query_without_touching_data(engine, caplog):  # noqa: ARG001 - migrates the db
+    import sqlalchemy as sa
+
+    import app
+    from core.db import get_engine
+
+    warm_engine = get_engine()  # the engine session_scope() uses, pointed at the fresh database by `engine`
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, *_rest):
+        statements.append(statement)
+
+    sa.event.listen(warm_engine, "before_cursor_execute", record)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tradistry.app"):
+            app._warm_up()
+    finally:
+        sa.event.remove(warm_engine, "before_cursor_execute", record)
+    assert not [r for r in caplog.records if "warm-up failed" in r.getMessage()]
+    reads = [s for s in statements if "brokerage_transactions" in s]
+    assert len(reads) >= 9 and all(s.lstrip().upper().startswith("SELECT") for s in reads)
+
+
+def test_warm_up_imports_what_the_first_page_run_would(tmp_path):
+    """In a fresh interpreter: after the warm-up, pandas and the page queries are already imported."""
+    code = (
+        "import os, sys; sys.path.insert(0, os.getcwd()); import app; "
+        "before = {m for m in ('pandas', 'core.queries', 'core.analytics') if m in sys.modules}; "
+        "app._warm_up(); after = {m for m in ('pandas', 'core.queries', 'core.analytics') if m in sys.modules}; "
+        "print(sorted(before), sorted(after))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+           "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "WARNING"}  # fmt: skip
+    subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[] ['core.analytics', 'core.queries', 'pandas']", out.stdout + out.stderr
