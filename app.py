@@ -73,7 +73,7 @@ def _warm_up() -> None:
     import importlib
 
     try:
-        for module in ("pandas", "pyarrow", "streamlit_authenticator", "core.queries", "core.analytics", "core.views"):
+        for module in ("pandas", "pyarrow", "streamlit_authenticator", "core.views"):  # core.queries/analytics: below
             importlib.import_module(module)
         from core import analytics as an
         from core import queries as q
