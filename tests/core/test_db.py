@@ -1,12 +1,13 @@
 """Exact money sums on both dialects: SQLite's SUM is float, ours never is."""
 
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 
 import sqlalchemy as sa
 
 from core.db import decimal_sum
 from core.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
+from core.types import ARROW_SUM_MIN_CHARS, DecimalTextSum, _arrow_sum
 
 
 def _account(session, name: str) -> tuple[AppUser, BrokerageAccount]:
@@ -36,13 +37,39 @@ def test_decimal_sum_is_exact_and_null_aware(session):
     assert empty is None
 
 
-def test_decimal_sum_of_mostly_repeated_values_is_exact(session):
-    """Fees are "0" on nearly every row: distinct values are parsed once and multiplied, still exactly."""
+def test_decimal_sum_of_a_long_column_is_exact(session):
+    """Long columns are summed in Arrow (SQLite) or NUMERIC (PostgreSQL): still exact, whatever the scales."""
     u, a = _account(session, "fees")
-    values = [Decimal("0")] * 900 + [Decimal("0.10")] * 90 + [Decimal("1.000000000000000001")] * 9 + [Decimal("-2.5")]
+    values = ([Decimal("0")] * 900 + [Decimal("0.10")] * 90 + [Decimal("1.000000000000000001")] * 9 + [Decimal("-2.5")]
+              + [Decimal(f"{i * 7919 % 100003}.{i % 97:02d}") * (-1 if i % 3 else 1) for i in range(1500)]
+              + [Decimal("99999999999999999999.999999999999999999")] * 3)  # fmt: skip
     session.add_all(BrokerageTransaction(user_id=u.id, account_id=a.id, snaptrade_activity_id=f"t{i}", transaction_type="FEE",
                                          trade_date=date(2024, 1, 2), fee=v, fingerprint="f", raw_hash="h")
                     for i, v in enumerate(values))  # fmt: skip
     session.commit()
     total = session.execute(sa.select(decimal_sum(session.get_bind(), BrokerageTransaction.fee))).scalar_one()
-    assert total == Decimal("15.500000000000000009") == sum(values)
+    with localcontext(Context(prec=80)):
+        expected = sum(values, Decimal(0))
+    assert total == expected
+    assert len(expected.as_tuple().digits) > 38  # past decimal128: a wrapping sum would be caught here
+
+
+def test_long_text_sums_go_through_arrow_exactly_and_fall_back_past_18_places():
+    texts = [f"{i * 104729 % 1000003}.{i % 1000:03d}" for i in range(3000)] + ["-0.000000000000000001", "7"]
+    text = ",".join(texts)
+    assert len(text) >= ARROW_SUM_MIN_CHARS
+    expected = sum(map(Decimal, texts), Decimal(0))
+    assert _arrow_sum(text) == expected
+    assert DecimalTextSum().process_result_value(text, None) == expected
+    assert str(_arrow_sum(",".join(["1.25", "2.25"] * 2000))) == "7000"  # trailing zeros of decimal256 trimmed
+    assert str(_arrow_sum(",".join(["1.25", "2.20"] * 2000))) == "6900"
+    assert str(_arrow_sum(",".join(["1.25", "2.21"] * 2000))) == "6920"
+    assert str(_arrow_sum(",".join(["0.1", "0.02"] * 2000))) == "240"
+    assert str(_arrow_sum(",".join(["0.1", "0.001"] * 2000))) == "202"
+    assert str(_arrow_sum(",".join(["0.1", "0.0001"] * 3000))) == "300.3"
+
+    # SQLite keeps whatever exact text it was given: 19 places do not fit decimal256(76, 18), so Python sums them.
+    finer = text + ",0.0000000000000000001"
+    assert _arrow_sum(finer) is None
+    with localcontext(Context(prec=80)):
+        assert DecimalTextSum().process_result_value(finer, None) == expected + Decimal("0.0000000000000000001")
