@@ -84,7 +84,7 @@ def toy_profile(dbs: tuple[str, ...] = ("sqlite", "postgresql")) -> Profile:
         name="toy", runs=1, ingest_sizes=[1_000], ingest_runs={1_000: 1}, guide_size=1_000, guide_runs=1,
         profile_size=1_000, memory_small=1_000, memory_large=1_000, budget_history=2_000, force_memory_diagnosis=dbs[:1],
         profile_dbs=dbs[:1], guide_dbs=dbs[:1],
-        seed=SeedPlan(users=2, rows_per_user=200, big_user_rows=1_000), query_reps=2, browser_starts=1, browser_warm=0,
+        seed=SeedPlan(users=2, rows_per_user=200, big_user_rows=1_000), query_reps=2, browser_starts=1, browser_warm=1,
         sandbox_pages=2, sandbox_runs=1, sandbox_history=10_000, dbs=dbs, notes=["Toy run (smoke test)."],
     )  # fmt: skip
 

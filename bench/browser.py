@@ -3,6 +3,9 @@
 
 Each server start gives one cold visit (empty st.cache_data, first run of the page script) and then warm
 visits, each in a fresh browser context (a new Streamlit session) signed in with the app's re-login cookie.
+Each warm visit is followed by a visit to the floor (bench/browser_floor.py: Streamlit alone rendering a
+50-row st.dataframe, and its shell without the table), served in the same run, so the app's time reads as
+a ratio to what Streamlit itself needs on this machine.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]  # fmt: skip
 TARGET_SECONDS = 2.0
 TABLE = '[data-testid="stDataFrame"]'
+FLOOR_SCRIPT = "bench/browser_floor.py"
 
 
 def available() -> str | None:
@@ -37,8 +41,9 @@ def available() -> str | None:
 
 
 class StreamlitServer:
-    def __init__(self, database_url: str, data_dir: Path):
+    def __init__(self, database_url: str, data_dir: Path, script: str = "app.py"):
         self.port = free_port()
+        self.script = script
         self.database_url = database_url
         self.data_dir = data_dir
         self._proc: subprocess.Popen[bytes] | None = None
@@ -51,7 +56,7 @@ class StreamlitServer:
     def start(self, timeout: float = 90.0) -> StreamlitServer:
         env = {**os.environ, "DATABASE_URL": self.database_url, "DATA_DIR": str(self.data_dir), "WORKER_ENABLED": "false",
                "APP_BASE_URL": self.url}  # fmt: skip
-        cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={self.port}",
+        cmd = [sys.executable, "-m", "streamlit", "run", self.script, "--server.headless=true", f"--server.port={self.port}",
                "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"]  # fmt: skip
         self._log = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
@@ -89,19 +94,23 @@ class StreamlitServer:
             self._log = None
 
 
-def _visit(browser, base_url: str, token: str, cookie_name: str, expect_rows: int) -> tuple[float, float]:
-    """Seconds from navigation to the page title, and to the table with its 'Rows 1–50 of N' caption, visible."""
+def _visit(browser, url: str, expect_rows: int, cookie: dict[str, str] | None = None,
+           table: bool = True) -> tuple[float, float]:  # fmt: skip
+    """Seconds from navigation to the page title, and to the table with its 'Rows 1–50 of N' caption, visible
+    (to the caption alone when `table` is False)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
-        context.add_cookies([{"name": cookie_name, "value": token, "url": base_url}])
+        if cookie:
+            context.add_cookies([cookie])
         page = context.new_page()
         t0 = time.perf_counter()
-        page.goto(f"{base_url}/transactions", wait_until="commit")
+        page.goto(url, wait_until="commit")
         page.get_by_role("heading", name="Transactions").first.wait_for(state="visible", timeout=120_000)
         title = time.perf_counter() - t0
         page.get_by_text(f"of {expect_rows:,}", exact=False).first.wait_for(state="visible", timeout=120_000)
-        page.locator(TABLE).first.wait_for(state="visible", timeout=120_000)
-        page.locator(f"{TABLE} canvas").first.wait_for(state="attached", timeout=120_000)
+        if table:
+            page.locator(TABLE).first.wait_for(state="visible", timeout=120_000)
+            page.locator(f"{TABLE} canvas").first.wait_for(state="attached", timeout=120_000)
         return title, time.perf_counter() - t0
     finally:
         context.close()
@@ -126,29 +135,41 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
     warm: list[float] = []
     titles: list[float] = []
     start_seconds: list[float] = []
+    floor_table: list[float] = []
+    floor_shell: list[float] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        floor = StreamlitServer(database_url, workdir / "floor-data", script=FLOOR_SCRIPT).start()
+        floor_url = f"{floor.url}/?rows={expect_rows}"
         try:
+            _visit(browser, floor_url, expect_rows)  # its first script run and imports: not part of the floor
             for i in range(server_starts):
                 t0 = time.perf_counter()
                 server = StreamlitServer(database_url, workdir / f"app-data-{i}").start()
                 start_seconds.append(time.perf_counter() - t0)
+                app_url, login = f"{server.url}/transactions", {"name": cookie, "value": token, "url": server.url}
                 try:
-                    title, table = _visit(browser, server.url, token, cookie, expect_rows)
+                    title, table = _visit(browser, app_url, expect_rows, login)
                     cold.append(table)
-                    for _ in range(warm_visits):
-                        title, table = _visit(browser, server.url, token, cookie, expect_rows)
+                    for _ in range(warm_visits):  # interleaved, so the app and its floor share the machine's mood
+                        title, table = _visit(browser, app_url, expect_rows, login)
                         titles.append(title)
                         warm.append(table)
+                        floor_table.append(_visit(browser, floor_url, expect_rows)[1])
+                        floor_shell.append(_visit(browser, f"{floor_url}&table=0", expect_rows, table=False)[1])
                 except Exception as exc:
-                    raise RuntimeError(f"browser visit failed: {exc}; server log: {server.log_tail()}") from exc
+                    raise RuntimeError(f"browser visit failed: {exc}; server log: {server.log_tail()} "
+                                       f"floor log: {floor.log_tail()}") from exc  # fmt: skip
                 finally:
                     server.stop()
                 progress(
                     f"  browser: server start {i + 1}: cold {cold[-1]:.2f} s, warm {', '.join(f'{w:.2f}' for w in warm[-warm_visits:])} s"
+                    f" (floor: table {', '.join(f'{w:.2f}' for w in floor_table[-warm_visits:])} s)"
                 )
         finally:
+            floor.stop()
             browser.close()
     return {"rows": expect_rows, "target_seconds": TARGET_SECONDS, "cold_seconds": summarize(cold),
             "warm_seconds": summarize(warm), "warm_title_seconds": summarize(titles), "server_start_seconds": summarize(start_seconds),
+            "floor_table_seconds": summarize(floor_table), "floor_shell_seconds": summarize(floor_shell),
             "server_starts": server_starts, "warm_visits_per_start": warm_visits}  # fmt: skip

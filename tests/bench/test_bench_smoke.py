@@ -29,6 +29,9 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
     assert saved["ingest"]["summary"]["ratios"], "engine ÷ floor and engine ÷ guide are computed"
     assert {r["approach"] for r in saved["ingest"]["runs"]} == {"engine", "floor", "guide"}
     assert saved["requests"]["scenarios"][1]["total"] <= 2
+    if "skipped" not in saved["browser"]:  # no chromium here: the section says so
+        assert saved["browser"]["warm_seconds"]["n"] == 1
+        assert saved["browser"]["floor_table_seconds"]["n"] == saved["browser"]["floor_shell_seconds"]["n"] == 1
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for heading in ("## 1. Ingest throughput", "## 2. Request budget", "## 3. Memory", "## 4. Dashboard queries",
                     "## 5. In the browser", "## 6. Sandbox speed"):  # fmt: skip
