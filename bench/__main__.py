@@ -57,7 +57,7 @@ def full_profile(runs: int = 5, big_runs: int = 1) -> Profile:
     notes = []
     if big_runs < runs:
         notes.append(f"1,000,000-activity syncs: {big_runs} run(s) per approach and database instead of {runs}, to keep "
-                     f"`make bench` near 45 minutes; their figures are single measurements, not medians.")  # fmt: skip
+                     f"`make bench` near an hour on a shared machine; their figures are single measurements, not medians.")  # fmt: skip
     return Profile(
         name="full", runs=runs, ingest_sizes=[10_000, 100_000, 1_000_000],
         ingest_runs={10_000: runs, 100_000: runs, 1_000_000: big_runs}, guide_size=10_000, guide_runs=runs,

@@ -529,7 +529,7 @@ def _misses(results: dict[str, Any]) -> list[str]:
         if r["ratio"] is not None and r["ratio"] < r["target"]:
             items.append(f"Ingest on {DB_NAMES[r['db']]} at {_size(r['size'])} activities: {r.get('label', 'engine')} ÷ "
                          f"{r['versus']} = {_ratio(r['ratio'])} (target ≥ {r['target']:g}×).")  # fmt: skip
-    if ing.get("runs"):
+    if items and ing.get("runs"):  # the evidence on why, only when an ingest target is missed
         items += _ingest_causes(ing)
     mem = results.get("memory") or {}
     for db, m in (mem.get("by_db") or {}).items():
