@@ -3,7 +3,7 @@
 
 Each server start gives one cold visit (empty st.cache_data, first run of the page script) and then warm
 visits, each in a fresh browser context (a new Streamlit session) signed in with the app's re-login cookie.
-Each warm visit is followed by a visit to the floor (bench/browser_floor.py: Streamlit alone rendering a
+Each warm visit is followed by visits to the floor (bench/browser_floor.py: Streamlit alone rendering a
 50-row st.dataframe, and its shell without the table), served in the same run, so the app's time reads as
 a ratio to what Streamlit itself needs on this machine.
 """

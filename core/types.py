@@ -61,13 +61,11 @@ ARROW_SUM_MIN_CHARS = 8192
 
 def _arrow_sum(text: str) -> Decimal | None:
     """Exact sum of comma-separated decimal texts, parsed and added in Arrow's C++ (decimal256 with
-    18 places), ~3x faster than `Decimal` per value. None when a value does not fit 18 places exactly
-    (or pyarrow is missing): the caller then sums in Python."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-    except ImportError:  # pragma: no cover - pyarrow comes with streamlit and pandas
-        return None
+    18 places), ~3x faster than `Decimal` per value. None when a value does not fit 18 places exactly:
+    the caller then sums in Python."""
+    import pyarrow as pa  # here, not at the top: every process imports this module, few sum long columns
+    import pyarrow.compute as pc
+
     try:
         values = pc.split_pattern(pa.array([text], pa.large_string()), ",").flatten()
         # decimal256: a sum of many NUMERIC(38, 18) values can pass 38 digits, where decimal128 silently wraps.
