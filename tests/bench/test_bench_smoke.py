@@ -32,7 +32,10 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
     if "skipped" not in saved["browser"]:  # no chromium here: the section says so
         assert saved["browser"]["warm_seconds"]["n"] == 1
         assert saved["browser"]["floor_table_seconds"]["n"] == saved["browser"]["floor_shell_seconds"]["n"] == 1
+        assert saved["browser"]["returning_seconds"]["n"] == saved["browser"]["floor_returning_seconds"]["n"] == 1
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for heading in ("## 1. Ingest throughput", "## 2. Request budget", "## 3. Memory", "## 4. Dashboard queries",
                     "## 5. In the browser", "## 6. Sandbox speed"):  # fmt: skip
         assert heading in report
+    if "skipped" not in saved["browser"]:
+        assert "returning browser: later visits, table rendered" in report
