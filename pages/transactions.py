@@ -23,7 +23,7 @@ PAGE_KEY = "txn_page"
 
 
 @st.cache_data(ttl=300, max_entries=128, show_spinner=False)
-def _cached(query: str, database: str, user_id: int, version: tuple[int, int], *args: Any) -> Any:
+def _cached(query: str, database: str, user_id: int, version: tuple[int, int, int], *args: Any) -> Any:
     """Memoized core.queries.<query>: keyed on the database and the user's data version, so a
     sync that adds rows (or another test database) never serves stale results."""
     with session_scope() as session:
@@ -206,7 +206,8 @@ def render() -> None:
     page = min(max(1, int(st.session_state.get(PAGE_KEY, 1))), last_page)
     st.session_state[PAGE_KEY] = page
     with session_scope() as session:
-        df, total = q.transactions_page(session, user_id, filters, sort, page, page_size, total=total)
+        df, total = q.transactions_page(session, user_id, filters, sort, page, page_size, total=total,
+                                        user_rows=version[0])  # fmt: skip
 
     if total == 0:
         st.info("No transactions match these filters. Clear a filter or widen the date range.")

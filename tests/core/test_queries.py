@@ -322,6 +322,38 @@ def test_symbol_sort_orders_by_symbol_then_date_then_id(session, book):
     assert ids(df) == [rows[k].id for k in ("div2", "div1", "btc", "opt", "buy")]
 
 
+def test_a_page_reuses_the_users_row_count_it_is_given(session, book):
+    """The page already has the user's row count from data_version: handing it over saves a count of
+    every row of the user (SQLite's plan choice needs it), and the page is the same either way."""
+    import sqlalchemy as sa
+
+    alice = book[0]
+    user_rows = q.data_version(session, alice.id)[0]
+    statements: list[str] = []
+    engine = session.get_bind()
+    listener = lambda conn, cur, stmt, params, ctx, many: statements.append(stmt.lower())  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for sort in (S(), S("amount", True)):
+            for filters in (F(), F(types=("BUY", "SELL"))):
+                total = sum(t.count for t in q.transaction_totals(session, alice.id, filters))
+                session.info.pop("txn_user_stats", None)  # what a new page session starts with
+                given = q.transactions_page(session, alice.id, filters, sort, total=total, user_rows=user_rows)
+                session.info.pop("txn_user_stats", None)
+                statements.clear()
+                counted = q.transactions_page(session, alice.id, filters, sort, total=total)
+                counts = [s for s in statements if "count(" in s]
+                assert ids(given[0]) == ids(counted[0]) and given[1] == counted[1] == total
+                if engine.dialect.name == "sqlite":
+                    assert counts, "without the hint SQLite's page counts the user's rows"
+                session.info.pop("txn_user_stats", None)
+                statements.clear()
+                q.transactions_page(session, alice.id, filters, sort, total=total, user_rows=user_rows)
+                assert [s for s in statements if "count(" in s] == []
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+
+
 def test_aggregations_read_the_covering_index_on_sqlite(session, book):
     """SQLite plans for the average user; the totals, filter options and Analytics aggregations are
     pinned to the covering index (INDEXED BY) so a heavy user's wide rows are never read."""
