@@ -169,6 +169,14 @@ def transactions(
         }  # fmt: skip
 
 
+def all_visible_share(c) -> float:
+    """Share of brokerage_transactions' pages that PostgreSQL's visibility map marks all-visible."""
+    pages, visible = c.execute(
+        sa.text("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'brokerage_transactions'")
+    ).one()
+    return visible / pages if pages else 1.0
+
+
 def _vacuum_until_all_visible(c, attempts: int = 20) -> float:
     """VACUUM ANALYZE until the visibility map covers the table, and return the share it covers.
 
@@ -180,10 +188,7 @@ def _vacuum_until_all_visible(c, attempts: int = 20) -> float:
     share = 0.0
     for attempt in range(attempts):
         c.execute(sa.text("VACUUM ANALYZE brokerage_transactions"))
-        pages, visible = c.execute(
-            sa.text("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'brokerage_transactions'")
-        ).one()
-        share = visible / pages if pages else 1.0
+        share = all_visible_share(c)
         if share >= 0.99:
             break
         time.sleep(1 + attempt)  # let the snapshot that holds the rows back end

@@ -9,7 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from bench.seed import _vacuum_until_all_visible
+from bench.seed import _vacuum_until_all_visible, all_visible_share
 from core.db import create_db_engine
 from tests.conftest import new_pg_database
 from tests.factories import make_trader, make_transaction
@@ -24,10 +24,7 @@ def pg_engine(pg_server, pg_template):
 
 def _all_visible_share(engine) -> float:
     with engine.connect() as c:
-        pages, visible = c.execute(
-            sa.text("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'brokerage_transactions'")
-        ).one()
-    return visible / pages if pages else 1.0
+        return all_visible_share(c)
 
 
 def _insert_rows(engine, n: int) -> None:
