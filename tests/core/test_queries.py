@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
@@ -322,61 +324,59 @@ def test_symbol_sort_orders_by_symbol_then_date_then_id(session, book):
     assert ids(df) == [rows[k].id for k in ("div2", "div1", "btc", "opt", "buy")]
 
 
+@contextmanager
+def recorded_statements(engine) -> Iterator[list[tuple[str, object]]]:
+    """(SQL, parameters) of every statement the engine runs inside the block."""
+    import sqlalchemy as sa
+
+    statements: list[tuple[str, object]] = []
+    listener = lambda conn, cur, stmt, params, ctx, many: statements.append((stmt, params))  # noqa: E731
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+
+
 def test_a_page_reuses_the_users_row_count_it_is_given(session, book):
     """The page already has the user's row count from data_version: handing it over saves a count of
     every row of the user (SQLite's plan choice needs it), and the page is the same either way."""
-    import sqlalchemy as sa
-
     alice = book[0]
     user_rows = q.data_version(session, alice.id)[0]
-    statements: list[str] = []
     engine = session.get_bind()
-    listener = lambda conn, cur, stmt, params, ctx, many: statements.append(stmt.lower())  # noqa: E731
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
-        for sort in (S(), S("amount", True)):
-            for filters in (F(), F(types=("BUY", "SELL"))):
-                total = sum(t.count for t in q.transaction_totals(session, alice.id, filters))
-                session.info.pop("txn_user_stats", None)  # what a new page session starts with
-                given = q.transactions_page(session, alice.id, filters, sort, total=total, user_rows=user_rows)
-                session.info.pop("txn_user_stats", None)
-                statements.clear()
-                counted = q.transactions_page(session, alice.id, filters, sort, total=total)
-                counts = [s for s in statements if "count(" in s]
-                assert ids(given[0]) == ids(counted[0]) and given[1] == counted[1] == total
-                if engine.dialect.name == "sqlite":
-                    assert counts, "without the hint SQLite's page counts the user's rows"
-                session.info.pop("txn_user_stats", None)
-                statements.clear()
-                q.transactions_page(session, alice.id, filters, sort, total=total, user_rows=user_rows)
-                assert [s for s in statements if "count(" in s] == []
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
+
+    def page(filters, sort, total, **hint):
+        session.info.pop("txn_user_stats", None)  # what a new page session starts with
+        with recorded_statements(engine) as statements:
+            result = q.transactions_page(session, alice.id, filters, sort, total=total, **hint)
+        return result, [stmt for stmt, _ in statements if "count(" in stmt.lower()]
+
+    for sort in (S(), S("amount", True)):
+        for filters in (F(), F(types=("BUY", "SELL"))):
+            total = sum(t.count for t in q.transaction_totals(session, alice.id, filters))
+            given, counts_given = page(filters, sort, total, user_rows=user_rows)
+            counted, counts = page(filters, sort, total)
+            assert ids(given[0]) == ids(counted[0]) and given[1] == counted[1] == total
+            assert counts_given == []
+            if engine.dialect.name == "sqlite":
+                assert counts, "without the hint SQLite's page counts the user's rows"
 
 
 def test_aggregations_read_the_covering_index_on_sqlite(session, book):
     """SQLite plans for the average user; the totals, filter options and Analytics aggregations are
     pinned to the covering index (INDEXED BY) so a heavy user's wide rows are never read."""
-    import sqlalchemy as sa
-
     from core import analytics as an
 
     if session.get_bind().dialect.name != "sqlite":
         pytest.skip("PostgreSQL chooses its index-only scans itself")
     alice = book[0]
-    statements: list[tuple[str, object]] = []
-    engine = session.get_bind()
-    listener = lambda conn, cur, stmt, params, ctx, many: statements.append((stmt, params))  # noqa: E731
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements(session.get_bind()) as statements:
         q.transaction_totals(session, alice.id, F(text="dividend"))
         q.filter_options(session, alice.id)
         an.monthly_fees(session, alice.id, F(), "USD")
         an.dividends_by_symbol(session, alice.id, F(), "USD")
         an.traded_value_by_symbol(session, alice.id, F(), "USD")
         an.monthly_cash_flow(session, alice.id, F(), "USD")
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
     aggregations = [(s, p) for s, p in statements if "group by" in s.lower()]
     assert len(aggregations) == 6
     raw = session.connection().connection.dbapi_connection
