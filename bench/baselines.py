@@ -1,8 +1,9 @@
 """The two approaches the sync engine is compared with, fetching the same pages from the same sandbox.
 
 - `floor_sync`: the cheapest import that still lands rows in `brokerage_transactions` — a plain keep-alive
-  http.client connection signed by hand (REFERENCE §1), `json.loads`, and one executemany INSERT per page on
-  the raw DB-API connection; no normalization, no Decimal parsing, no dedupe. Nothing real can be faster.
+  http.client connection signed by hand (REFERENCE §1), `json.loads`, and one bulk INSERT per page on the raw
+  DB-API connection (executemany on SQLite, one unnest statement on PostgreSQL); no normalization, no Decimal
+  parsing, no dedupe. Nothing real can be faster.
 - `guide_sync`: the original integration guide's shape — the SDK client, then one upsert per transaction
   (ORM select, then insert or update, commit) like its `upsert_brokerage_transaction` RPC called per row.
 """
@@ -60,18 +61,21 @@ class PlainClient:
 
 
 def _floor_insert_sql(dialect: str) -> str:
+    """SQLite: one INSERT executed per row (executemany). PostgreSQL: one INSERT per page, from one array
+    per column (unnest), as the engine writes: executemany there is one statement per row, and each
+    statement also runs the stats triggers (migration 0003), which would slow the floor, not the engine."""
     cols = ("user_id", "account_id", "snaptrade_activity_id", "transaction_type", "trade_date",
             "trade_date_from_settlement", "fingerprint", "raw_hash", "raw", "created_at", "updated_at")  # fmt: skip
     if dialect == "sqlite":
-        marks = ", ".join("?" for _ in cols)
-    else:
-        marks = "%s, %s, %s, %s, %s::date, %s, %s, %s, %s::jsonb, %s::timestamptz, %s::timestamptz"
-    return f"INSERT INTO brokerage_transactions ({', '.join(cols)}) VALUES ({marks})"
+        return f"INSERT INTO brokerage_transactions ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+    arrays = ("%s::integer[], %s::integer[], %s::varchar[], %s::varchar[], %s::date[], %s::boolean[], %s::varchar[], "
+              "%s::varchar[], %s::jsonb[], %s::timestamptz[], %s::timestamptz[]")  # fmt: skip
+    return f"INSERT INTO brokerage_transactions ({', '.join(cols)}) SELECT * FROM unnest({arrays})"
 
 
 def floor_sync(engine: Engine, *, endpoint: dict, user_id: int, snaptrade_user_id: str, user_secret: str,
                accounts: list[list]) -> dict[str, Any]:  # fmt: skip
-    """Fetch every page of every account and insert it as is; one executemany and one commit per page."""
+    """Fetch every page of every account and insert it as is; one bulk insert and one commit per page."""
     client = PlainClient(endpoint["base_url"], endpoint["client_id"], endpoint["consumer_key"])
     dialect = engine.dialect.name
     sql = _floor_insert_sql(dialect)
@@ -94,8 +98,10 @@ def floor_sync(engine: Engine, *, endpoint: dict, user_id: int, snaptrade_user_i
                     day = (a.get("trade_date") or a.get("settlement_date") or today)[:10]
                     rows.append((user_id, db_account_id, a["id"], t if t in _TYPES else "OTHER", day, False, a["id"], a["id"],
                                  json.dumps(a), now, now))  # fmt: skip
-                if rows:
+                if rows and dialect == "sqlite":
                     cur.executemany(sql, rows)
+                elif rows:
+                    cur.execute(sql, [list(column) for column in zip(*rows)])
                 dbapi.commit()
                 fetched += len(data)
                 offset += len(data)

@@ -8,7 +8,7 @@ from typing import Any
 
 DB_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 SECTIONS = ("sandbox", "requests", "ingest", "memory", "queries", "browser")
-APPROACH_NAMES = {"engine": "engine (`core.sync`)", "floor": "floor (plain HTTP + executemany)",
+APPROACH_NAMES = {"engine": "engine (`core.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
                   "guide": "guide (row-by-row upsert)", "profile": "engine under cProfile",
                   "engine (no autoanalyze)": "engine, no autoanalyze during the sync ¹"}  # fmt: skip
 
@@ -194,7 +194,8 @@ def _ingest(ing: dict[str, Any] | None) -> list[str]:
         "- **engine**: `core.sync.execute_run` of a claimed initial run: SDK client with our retry policy, normalizer, "
         "one bulk upsert per page committed with the run's progress, balances.",
         "- **floor**: the same pages fetched with http.client (signed by hand, REFERENCE §1), `json.loads`, one "
-        "executemany INSERT of the raw rows per page (no normalization, no Decimal, no dedupe), one commit per page.",
+        "bulk INSERT of the raw rows per page (SQLite: executemany; PostgreSQL: one `INSERT … SELECT FROM unnest(…)` "
+        "of column arrays, as the engine writes) — no normalization, no Decimal, no dedupe — one commit per page.",
         "- **guide**: the integration guide's approach — the same SDK pages, then for every transaction an ORM select "
         "followed by an insert or update and a commit (its `upsert_brokerage_transaction` RPC called per row), with the "
         "same normalizer so only the write pattern differs.",

@@ -48,3 +48,54 @@ def test_role_check_constraint_rejects_unknown_role(engine):
     except sa.exc.IntegrityError:
         pass
     assert uid is not None
+
+
+STATS_TRIGGERS = {"trg_brokerage_transactions_stats_insert", "trg_brokerage_transactions_stats_update",
+                  "trg_brokerage_transactions_stats_delete"}  # fmt: skip
+
+
+def _triggers(conn) -> set[str]:
+    if conn.dialect.name == "postgresql":
+        sql = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'brokerage_transactions'::regclass AND NOT tgisinternal"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'brokerage_transactions'"
+    return set(conn.execute(sa.text(sql)).scalars())
+
+
+def test_0003_backfills_the_stats_and_installs_triggers_that_a_downgrade_removes(empty_db_url):
+    """Users with history before 0003 get their exact count; after it the triggers keep it; going back to
+    0002 leaves a table that writes without them. (A later SQLite batch migration that rebuilds
+    brokerage_transactions would drop the triggers: the check at head would catch it.)"""
+    from sqlmodel import Session
+
+    from tests import factories as f
+
+    engine = create_db_engine(empty_db_url)
+
+    def count_of(s, user) -> int | None:
+        return s.execute(sa.text("SELECT row_count FROM user_transaction_stats WHERE user_id = :u"),
+                         {"u": user.id}).scalar()  # fmt: skip
+
+    try:
+        migrate.upgrade(engine, "0002")
+        with Session(engine, expire_on_commit=False) as s:
+            a, _, a_acct = f.make_trader(s, "a")
+            b, _, b_acct = f.make_trader(s, "b")
+            c, _, _ = f.make_trader(s, "c")
+            f.bulk_transactions(s, f.random_transactions(a_acct, 7, seed=1))
+            f.bulk_transactions(s, f.random_transactions(b_acct, 3, seed=1))
+        migrate.upgrade(engine)
+        with Session(engine) as s:
+            assert STATS_TRIGGERS <= _triggers(s.connection())
+            counts = dict(s.execute(sa.text("SELECT user_id, row_count FROM user_transaction_stats")).all())
+            assert counts == {a.id: 7, b.id: 3}
+            f.bulk_transactions(s, f.random_transactions(a_acct, 2, seed=2))
+            assert count_of(s, a) == 9 and count_of(s, c) is None
+        migrate.downgrade(engine, "0002")
+        with Session(engine) as s:
+            assert not _triggers(s.connection()) & STATS_TRIGGERS
+            assert "user_transaction_stats" not in sa.inspect(s.connection()).get_table_names()
+            f.bulk_transactions(s, f.random_transactions(b_acct, 2, seed=2))
+            assert s.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar() == 14
+    finally:
+        engine.dispose()
