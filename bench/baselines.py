@@ -68,8 +68,9 @@ def _floor_insert_sql(dialect: str) -> str:
             "trade_date_from_settlement", "fingerprint", "raw_hash", "raw", "created_at", "updated_at")  # fmt: skip
     if dialect == "sqlite":
         return f"INSERT INTO brokerage_transactions ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-    arrays = ("%s::integer[], %s::integer[], %s::varchar[], %s::varchar[], %s::date[], %s::boolean[], %s::varchar[], "
-              "%s::varchar[], %s::jsonb[], %s::timestamptz[], %s::timestamptz[]")  # fmt: skip
+    # Binary arrays (%b), as the engine sends them: text-format arrays are escaped element by element in Python.
+    arrays = ("%b::integer[], %b::integer[], %b::varchar[], %b::varchar[], %b::date[], %b::boolean[], %b::varchar[], "
+              "%b::varchar[], %b::jsonb[], %b::timestamptz[], %b::timestamptz[]")  # fmt: skip
     return f"INSERT INTO brokerage_transactions ({', '.join(cols)}) SELECT * FROM unnest({arrays})"
 
 

@@ -285,14 +285,16 @@ class _Binder:
 
 
 def _unnest_sql(sql: str, types: list, dialect) -> str | None:
-    """PostgreSQL: the upsert with its VALUES row replaced by `SELECT * FROM unnest(%s::type[], …)`.
+    """PostgreSQL: the upsert with its VALUES row replaced by `SELECT * FROM unnest(%b::type[], …)`.
     Casts drop length limits (an explicit cast to varchar(n) would silently cut a value the column
     refuses), so the column's own type still rejects what it always rejected."""
     if dialect.name != "postgresql":
         return None
     head, rest = sql.split(" VALUES (", 1)
     tail = rest.split(") ON CONFLICT", 1)[1].split(" RETURNING ", 1)[0]  # the ids are not needed
-    casts = ", ".join(f"%s::{re.sub(r'[(].*?[)]', '', t.compile(dialect=dialect))}[]" for t in types)
+    # %b: arrays go in binary format. In text format psycopg escapes every element in Python (each quote of
+    # each raw JSON record): 10x the CPU, measured at 0.17 s per 1,000 rows.
+    casts = ", ".join(f"%b::{re.sub(r'[(].*?[)]', '', t.compile(dialect=dialect))}[]" for t in types)
     return f"{head} SELECT * FROM unnest({casts}) ON CONFLICT{tail}"
 
 
