@@ -62,8 +62,8 @@ class PlainClient:
 
 def _floor_insert_sql(dialect: str) -> str:
     """SQLite: one INSERT executed per row (executemany). PostgreSQL: one INSERT per page, from one array
-    per column (unnest), as the engine writes: executemany there is one statement per row, and each
-    statement also runs the stats triggers (migration 0003), which would slow the floor, not the engine."""
+    per column (unnest), as the engine writes; executemany there is one statement per row, slower than the
+    engine's own write, so it would be no floor."""
     cols = ("user_id", "account_id", "snaptrade_activity_id", "transaction_type", "trade_date",
             "trade_date_from_settlement", "fingerprint", "raw_hash", "raw", "created_at", "updated_at")  # fmt: skip
     if dialect == "sqlite":

@@ -194,20 +194,6 @@ class BrokerageTransaction(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-class UserTransactionStats(SQLModel, table=True):
-    """Per user: how many transactions they have and a revision that moves with every change to them.
-
-    Kept by database triggers (migration 0003) in the same transaction as the rows, so it is exact
-    whoever writes (sync, disconnect, cascades, bulk loads) and survives a crash mid-write. It makes
-    `queries.data_version` a primary-key read instead of counting a heavy user's 200k index entries."""
-
-    __tablename__ = "user_transaction_stats"
-
-    user_id: int = Field(primary_key=True, foreign_key="app_users.id", ondelete="CASCADE")
-    row_count: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False, server_default="0"))
-    revision: int = Field(default=0, sa_column=Column(sa.BigInteger, nullable=False, server_default="0"))
-
-
 class TransactionSyncLog(SQLModel, table=True):
     """A sync run and the job queue at once: queued rows are work, finished rows are history."""
 

@@ -12,10 +12,8 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-import sqlalchemy as sa
 
 from core import queries as q
-from core.models import AppUser, BrokerageAccount, BrokerageTransaction, UserTransactionStats
 from core.queries import TransactionFilters as F
 from core.queries import TransactionSort as S
 from tests import factories as f
@@ -184,108 +182,6 @@ def test_data_version_changes_when_rows_are_added(session, book):
     assert q.data_version(session, alice.id) != before
 
 
-def _true_counts(session) -> dict[int, int]:
-    T = BrokerageTransaction.__table__
-    return dict(session.execute(sa.select(T.c.user_id, sa.func.count()).group_by(T.c.user_id)).all())
-
-
-def _stats(session) -> dict[int, int]:
-    """Every user's stats count, users with no stats row left out, zeros dropped (a user whose rows
-    were all deleted keeps a row saying 0)."""
-    S_ = UserTransactionStats.__table__
-    return {u: n for u, n in session.execute(sa.select(S_.c.user_id, S_.c.row_count)).all() if n}
-
-
-def test_stats_follow_every_kind_of_write(session, book):
-    """The trigger-kept count equals count(*) after bulk inserts, updates, a row moved between users,
-    multi-row deletes and cascades, and data_version moves at each step, even when the count does not."""
-    alice, bob, usd, cad, rows = book
-    T = BrokerageTransaction.__table__
-    assert _stats(session) == _true_counts(session) == {alice.id: 6, bob.id: 1}
-    assert q.data_version(session, alice.id)[0] == 6
-    seen = {q.data_version(session, alice.id)}
-
-    def step(expected: dict[int, int]) -> None:
-        session.commit()
-        assert _stats(session) == _true_counts(session) == expected
-        version = q.data_version(session, alice.id)
-        assert version not in seen, "data_version did not move"
-        seen.add(version)
-
-    f.bulk_transactions(session, f.random_transactions(cad, 250, seed=3))  # one executemany
-    step({alice.id: 256, bob.id: 1})
-    session.execute(sa.update(T).where(T.c.id == rows["buy"].id).values(amount=Decimal("-1502.51")))
-    step({alice.id: 256, bob.id: 1})  # same count, new revision
-    session.execute(sa.update(T).where(T.c.id == rows["cad"].id).values(user_id=bob.id))
-    step({alice.id: 255, bob.id: 2})
-    session.execute(sa.delete(T).where(T.c.account_id == cad.id, T.c.transaction_type == "BUY"))
-    buys = sum(1 for r in f.random_transactions(cad, 250, seed=3) if r["transaction_type"] == "BUY")
-    step({alice.id: 255 - buys, bob.id: 2})
-    # Cascade: the account's rows go, the one moved to bob included.
-    session.execute(sa.delete(BrokerageAccount.__table__).where(BrokerageAccount.__table__.c.id == cad.id))
-    step({alice.id: 5, bob.id: 1})
-    before_bob = q.data_version(session, bob.id)
-    session.execute(sa.delete(AppUser.__table__).where(AppUser.__table__.c.id == alice.id))  # cascade
-    session.commit()
-    assert _stats(session) == _true_counts(session) == {bob.id: 1}
-    assert q.data_version(session, alice.id) == (0, 0, 0)
-    assert q.data_version(session, bob.id) == before_bob, "another user's writes left bob's version alone"
-
-
-def test_stats_roll_back_with_the_rows(engine, book, session):
-    alice, _, usd, _, _ = book
-    before = q.data_version(session, alice.id)
-    session.commit()
-    with engine.connect() as c:
-        c.execute(sa.insert(BrokerageTransaction.__table__), [{**f.transaction_row(usd), "created_at": NOW,
-                                                               "updated_at": NOW} for _ in range(3)])  # fmt: skip
-        assert c.execute(sa.select(UserTransactionStats.row_count).where(UserTransactionStats.user_id == alice.id)
-                         ).scalar() == 9  # fmt: skip
-        c.rollback()
-    assert q.data_version(session, alice.id) == before
-
-
-def test_stats_survive_truncate_on_postgresql(engine, book, session):
-    if engine.dialect.name != "postgresql":
-        pytest.skip("TRUNCATE is PostgreSQL's")
-    alice, bob, *_ = book
-    before = q.data_version(session, alice.id)
-    session.commit()
-    with engine.begin() as c:
-        c.execute(sa.text("TRUNCATE brokerage_transactions"))
-    assert _stats(session) == _true_counts(session) == {}
-    assert q.data_version(session, alice.id)[:2] == (0, before[1] + 1)
-
-
-def test_the_sync_upsert_counts_new_rows_once_and_bumps_the_revision_on_changes(engine, session, book):
-    """The sync's one-statement page upsert: new rows are counted, unchanged ones leave the version alone,
-    a changed record (an update through ON CONFLICT) moves the revision and not the count."""
-    from core.snaptrade import ActivityPage
-    from core.sync import write_page
-
-    alice, _, usd, _, _ = book
-
-    def activity(i: int, amount: str) -> dict:
-        return {"id": f"page-{i}", "type": "DIVIDEND", "trade_date": "2026-03-02T00:00:00Z", "amount": amount,
-                "currency": {"code": "USD"}, "symbol": {"symbol": "MSFT", "id": "s1"}, "description": "Dividend"}
-
-    def write(amounts: list[str]):
-        page = ActivityPage([activity(i, a) for i, a in enumerate(amounts)], len(amounts), 0, 1000)
-        counts = write_page(session, user_id=alice.id, account=usd, page=page, run_id=None, now=NOW)
-        session.commit()
-        return counts, q.data_version(session, alice.id)
-
-    counts, v1 = write(["1.00"] * 40)
-    assert (counts.new, v1[0]) == (40, 46)
-    counts, v2 = write(["1.00"] * 40)
-    assert (counts.unchanged, v2) == (40, v1)
-    counts, v3 = write(["1.00"] * 39 + ["2.00"])
-    assert (counts.updated, v3[0]) == (1, 46) and v3[1] > v2[1]
-    counts, v4 = write(["1.00"] * 39 + ["2.00"] + ["3.00"] * 5)
-    assert (counts.new, counts.unchanged, v4[0]) == (5, 40, 51)
-    assert _stats(session) == _true_counts(session)
-
-
 @pytest.mark.parametrize(
     ("ticker", "shown"),
     [
@@ -431,6 +327,8 @@ def test_symbol_sort_orders_by_symbol_then_date_then_id(session, book):
 @contextmanager
 def recorded_statements(engine) -> Iterator[list[tuple[str, object]]]:
     """(SQL, parameters) of every statement the engine runs inside the block."""
+    import sqlalchemy as sa
+
     statements: list[tuple[str, object]] = []
     listener = lambda conn, cur, stmt, params, ctx, many: statements.append((stmt, params))  # noqa: E731
     sa.event.listen(engine, "before_cursor_execute", listener)
@@ -441,8 +339,8 @@ def recorded_statements(engine) -> Iterator[list[tuple[str, object]]]:
 
 
 def test_a_page_reuses_the_users_row_count_it_is_given(session, book):
-    """The page already has the user's row count from data_version: handing it over saves reading it
-    again (SQLite's plan choice needs it), nothing counts the user's rows, and the page is the same."""
+    """The page already has the user's row count from data_version: handing it over saves a count of
+    every row of the user (SQLite's plan choice needs it), and the page is the same either way."""
     alice = book[0]
     user_rows = q.data_version(session, alice.id)[0]
     engine = session.get_bind()
@@ -451,18 +349,17 @@ def test_a_page_reuses_the_users_row_count_it_is_given(session, book):
         session.info.pop("txn_user_stats", None)  # what a new page session starts with
         with recorded_statements(engine) as statements:
             result = q.transactions_page(session, alice.id, filters, sort, total=total, **hint)
-        sql = [stmt.lower() for stmt, _ in statements]
-        return result, [s for s in sql if "count(" in s], [s for s in sql if "user_transaction_stats" in s]
+        return result, [stmt for stmt, _ in statements if "count(" in stmt.lower()]
 
     for sort in (S(), S("amount", True)):
         for filters in (F(), F(types=("BUY", "SELL"))):
             total = sum(t.count for t in q.transaction_totals(session, alice.id, filters))
-            given, counts_given, stats_given = page(filters, sort, total, user_rows=user_rows)
-            counted, counts, stats = page(filters, sort, total)
+            given, counts_given = page(filters, sort, total, user_rows=user_rows)
+            counted, counts = page(filters, sort, total)
             assert ids(given[0]) == ids(counted[0]) and given[1] == counted[1] == total
-            assert counts_given == counts == [] and stats_given == []
+            assert counts_given == []
             if engine.dialect.name == "sqlite":
-                assert len(stats) == 1, "without the hint SQLite's page reads the user's stats row once"
+                assert counts, "without the hint SQLite's page counts the user's rows"
 
 
 def test_aggregations_read_the_covering_index_on_sqlite(session, book):
