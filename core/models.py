@@ -28,6 +28,7 @@ CONNECTION_STATUSES = ("pending", "active", "needs_reconnect", "error", "disconn
 SYNC_TRIGGERS = ("manual", "scheduled", "webhook", "initial")
 SYNC_STATUSES = ("queued", "running", "completed", "partial", "failed", "interrupted")
 ACTIVE_SYNC_STATUSES = ("queued", "running")
+FINAL_SYNC_STATUSES = ("completed", "partial", "failed")  # will not write again (an interrupted run resumes)
 ISSUE_KINDS = ("quarantined", "skipped", "merged", "flagged")
 
 
@@ -211,6 +212,14 @@ class TransactionSyncLog(SQLModel, table=True):
         ),
         sa.Index("idx_transaction_sync_log_status_queued", "status", "queued_at"),
         sa.Index("idx_transaction_sync_log_user_started", "user_id", "queued_at"),
+        # data_version's "last finished run": one index probe however many runs a user has had.
+        sa.Index(
+            "idx_transaction_sync_log_user_finished",
+            "user_id",
+            "id",
+            postgresql_where=sa.text(f"status IN ({_in(FINAL_SYNC_STATUSES)})"),
+            sqlite_where=sa.text(f"status IN ({_in(FINAL_SYNC_STATUSES)})"),
+        ),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)

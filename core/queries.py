@@ -24,6 +24,7 @@ from sqlmodel import Session
 from core import jsonexact
 from core.db import decimal_sum
 from core.models import (
+    FINAL_SYNC_STATUSES,
     AppUser,
     BrokerageAccount,
     BrokerageConnection,
@@ -295,15 +296,17 @@ def covered(session: Session, stmt):
     return stmt
 
 
+def last_final_run(user_id: int) -> sa.Select:
+    """The id of the user's last completed, partial or failed run (its own partial index answers it)."""
+    Run = TransactionSyncLog
+    return sa.select(sa.func.max(Run.id)).where(Run.user_id == user_id, Run.status.in_(FINAL_SYNC_STATUSES))
+
+
 def data_version(session: Session, user_id: int) -> tuple[int, int, int]:
     """(count, highest id, last finished run) of the user's data: changes when a sync adds, updates or
     merges rows. A cheap cache key for pages that memoize totals, filter options and analytics."""
-    from core.models import TransactionSyncLog as Run
-
     row = session.execute(sa.select(sa.func.count(), sa.func.max(Txn.id)).where(Txn.user_id == user_id)).one()
-    last_run = session.execute(
-        sa.select(sa.func.max(Run.id)).where(Run.user_id == user_id, Run.status.in_(("completed", "partial", "failed")))
-    ).scalar()
+    last_run = session.execute(last_final_run(user_id)).scalar()
     return int(row[0]), int(row[1] or 0), int(last_run or 0)
 
 

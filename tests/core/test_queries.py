@@ -12,8 +12,10 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+import sqlalchemy as sa
 
 from core import queries as q
+from core.models import TransactionSyncLog
 from core.queries import TransactionFilters as F
 from core.queries import TransactionSort as S
 from tests import factories as f
@@ -182,6 +184,39 @@ def test_data_version_changes_when_rows_are_added(session, book):
     assert q.data_version(session, alice.id) != before
 
 
+def test_data_version_reads_the_last_final_run_from_its_own_index(session, book):
+    """A user with a long run history: data_version names the last completed/partial/failed run (not a
+    queued, running or interrupted one) and the database answers it from the partial index, not by walking
+    every run of the user."""
+    alice, bob, *_ = book
+    users = [alice, bob, *(f.make_user(session) for _ in range(38))]
+    T = TransactionSyncLog.__table__
+    now = datetime.now(UTC)
+    statuses = ("completed", "partial", "failed", "interrupted")
+    session.execute(sa.insert(T), [{"user_id": user.id, "trigger": "scheduled", "status": statuses[i % 4], "full_sync": False,
+                                    "pages_total": 0, "pages_done": 0, "accounts_total": 0, "accounts_done": 0,
+                                    "transactions_fetched": 0, "transactions_new": 0, "transactions_updated": 0,
+                                    "transactions_unchanged": 0, "transactions_skipped": 0, "api_requests": 0,
+                                    "attempts": 1, "queued_at": now - timedelta(hours=i)}
+                                   for i in range(200) for user in users])  # fmt: skip
+    f.make_run(session, alice, status="interrupted")
+    f.make_run(session, alice, status="running")
+    session.commit()
+    final = session.execute(sa.select(sa.func.max(T.c.id)).where(T.c.user_id == alice.id,
+                                                                 T.c.status.in_(("completed", "partial", "failed")))).scalar()  # fmt: skip
+    assert q.data_version(session, alice.id)[2] == final
+    engine = session.get_bind()
+    stmt = q.last_final_run(alice.id).compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as c:
+        if engine.dialect.name == "sqlite":
+            c.exec_driver_sql("ANALYZE")
+            plan = " ".join(str(r[-1]) for r in c.exec_driver_sql(f"EXPLAIN QUERY PLAN {stmt}"))
+        else:
+            c.exec_driver_sql("ANALYZE transaction_sync_log")
+            plan = " ".join(r[0] for r in c.exec_driver_sql(f"EXPLAIN {stmt}"))
+    assert "idx_transaction_sync_log_user_finished" in plan, plan
+
+
 @pytest.mark.parametrize(
     ("ticker", "shown"),
     [
@@ -327,8 +362,6 @@ def test_symbol_sort_orders_by_symbol_then_date_then_id(session, book):
 @contextmanager
 def recorded_statements(engine) -> Iterator[list[tuple[str, object]]]:
     """(SQL, parameters) of every statement the engine runs inside the block."""
-    import sqlalchemy as sa
-
     statements: list[tuple[str, object]] = []
     listener = lambda conn, cur, stmt, params, ctx, many: statements.append((stmt, params))  # noqa: E731
     sa.event.listen(engine, "before_cursor_execute", listener)
