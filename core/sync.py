@@ -231,7 +231,6 @@ class _Binder:
         compiled = _upsert_statement(dialect).compile(dialect=dialect, column_keys=columns)
         self.sql = str(compiled)
         self.names = list(compiled.positiontup) if compiled.positional else columns
-        self.positional = compiled.positional
         processors = {name: T.c[name].type._cached_bind_processor(dialect) for name in columns}
         self._stamp = processors["created_at"]
         # created_at/updated_at are bound once per page by stamp(); on SQLite `raw` needs nothing: it is

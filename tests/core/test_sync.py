@@ -296,6 +296,16 @@ def test_sqlite_multi_row_statements_split_and_store_every_row(engine, sandbox, 
         assert_matches_ground_truth(s, sandbox, uid)
 
 
+def _page_row(binder, raw: dict, now, **values) -> dict:
+    """One activity as prepare_page makes it: normalized, raw JSON stored and hashed, stamped, then `values`."""
+    import core.sync as sync
+
+    row = normalize_activity(raw, clean_raw=False)
+    row["raw"], row["raw_hash"] = sync._stored_raw(row["raw"])
+    row.update(created_at=binder.stamp(now), updated_at=binder.stamp(now), **values)
+    return row
+
+
 def test_bound_rows_equal_what_sqlalchemy_would_bind(engine):
     """The binder's fast conversions give the driver exactly what SQLAlchemy's own bind processors give."""
     from datetime import UTC, date, datetime
@@ -308,12 +318,9 @@ def test_bound_rows_equal_what_sqlalchemy_would_bind(engine):
            "units": "12.500", "price": 140.30, "amount": "-1753.75", "fee": "0", "fx_rate": None,
            "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"},
            "option_symbol": {"ticker": "AAPL  261218C00240000"}, "description": "Bought"}  # fmt: skip
-    row = normalize_activity(raw, clean_raw=False)
     now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-    row["raw"], row["raw_hash"] = sync._stored_raw(row["raw"])
-    row.update(user_id=1, account_id=2, created_at=binder.stamp(now), updated_at=binder.stamp(now))
-    bound = binder.bind(row)
-    values = bound if isinstance(bound, dict) else dict(zip(binder.names, bound, strict=True))
+    row = _page_row(binder, raw, now, user_id=1, account_id=2)
+    values = dict(zip(binder.names, binder.bind(row), strict=True))
     table = sync.T
     for name, value in values.items():
         original = {**row, "created_at": now, "updated_at": now}[name]
@@ -344,11 +351,8 @@ def test_postgresql_page_statement_still_enforces_the_columns_limits(engine):
     def bound(i: int, symbol: str):
         raw = {"id": f"a-{i}", "type": "BUY", "trade_date": "2024-03-22T10:00:00Z", "units": "1", "price": "2",
                "amount": "-2", "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"}}  # fmt: skip
-        row = normalize_activity(raw, clean_raw=False)
-        row["raw"], row["raw_hash"] = sync._stored_raw(row["raw"])
-        now = binder.stamp(datetime.now(UTC))
-        row.update(user_id=user.id, account_id=account.id, symbol=symbol, created_at=now, updated_at=now)
-        return binder.bind(row)
+        return binder.bind(_page_row(binder, raw, datetime.now(UTC), user_id=user.id, account_id=account.id,
+                                     symbol=symbol))  # fmt: skip
 
     with pytest.raises(sa.exc.DataError, match="too long"), engine.begin() as c:
         binder.write(c, [bound(1, "AAPL"), bound(2, "X" * 65)])
