@@ -1,6 +1,10 @@
 """A fast bulk seeder for the dashboard benchmarks: many users with synthetic but realistic transactions
 (SnapTrade-shaped raw JSON, options, dividends, fees, two currencies), one executemany per chunk.
 
+On PostgreSQL the executemany is batched into multi-row INSERTs of 1,000 rows (SQLAlchemy's
+insertmanyvalues, which it uses for INSERT … RETURNING): psycopg's own executemany runs one statement
+per row, and each statement appends a count delta (migration 0004), where a sync appends one per page.
+
 Rows are deterministic for a given seed, so SQLite and PostgreSQL get the same data.
 """
 
@@ -202,6 +206,8 @@ def seed(engine: Engine, plan: SeedPlan) -> Seeded:
     """Seed a migrated, empty database; ANALYZE (VACUUM ANALYZE on PostgreSQL) at the end."""
     owners = _create_owners(engine, plan)
     total = 0
+    # RETURNING is what makes SQLAlchemy batch a PostgreSQL executemany into multi-row statements.
+    insert = sa.insert(T).returning(T.c.id) if engine.dialect.name == "postgresql" else sa.insert(T)
     for username, n in _users(plan):
         user_id, accounts = owners[username]
         rng = random.Random(f"{plan.seed}/{username}")
@@ -210,11 +216,11 @@ def seed(engine: Engine, plan: SeedPlan) -> Seeded:
             for row in transactions(user_id, accounts, n, rng, plan.years):
                 batch.append(row)
                 if len(batch) >= plan.chunk:
-                    c.execute(sa.insert(T), batch)
+                    c.execute(insert, batch)
                     total += len(batch)
                     batch = []
             if batch:
-                c.execute(sa.insert(T), batch)
+                c.execute(insert, batch)
                 total += len(batch)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         if engine.dialect.name == "postgresql":

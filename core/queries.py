@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core import jsonexact
+from core.counts import user_count
 from core.db import decimal_sum
 from core.models import (
     FINAL_SYNC_STATUSES,
@@ -246,12 +247,11 @@ def filter_conditions(
 
 def _user_stats(session: Session, user_id: int, user_rows: int | None = None) -> tuple[int, int]:
     """(rows of the user, rows in the table), once per session: both come from indexes. A caller that
-    already knows the user's rows (data_version's count) passes them: counting 200k index entries
-    costs SQLite ~17 ms, as much as the rest of a page query."""
+    already knows the user's rows (data_version's count) passes them and saves a query."""
     cache = session.info.setdefault("txn_user_stats", {})
     if user_id not in cache:
         if user_rows is None:
-            user_rows = session.execute(sa.select(sa.func.count()).where(Txn.user_id == user_id)).scalar_one()
+            user_rows = user_count(session, user_id)[0]
         # max(id) is an index lookup; deletions only make the table look bigger (biasing towards the index).
         table_rows = session.execute(sa.select(sa.func.max(Txn.id))).scalar_one() or 0
         cache[user_id] = (int(user_rows), int(table_rows))
@@ -303,11 +303,12 @@ def last_final_run(user_id: int) -> sa.Select:
 
 
 def data_version(session: Session, user_id: int) -> tuple[int, int, int]:
-    """(count, highest id, last finished run) of the user's data: changes when a sync adds, updates or
-    merges rows. A cheap cache key for pages that memoize totals, filter options and analytics."""
-    row = session.execute(sa.select(sa.func.count(), sa.func.max(Txn.id)).where(Txn.user_id == user_id)).one()
+    """(row count, revision, last finished run) of the user's data: changes whenever a row of theirs is
+    added, changed or deleted, by any writer, and when a run ends. The cache key of pages that memoize
+    totals, filter options and analytics: a few index entries, whatever the user's size (core.counts)."""
+    rows, revision = user_count(session, user_id)
     last_run = session.execute(last_final_run(user_id)).scalar()
-    return int(row[0]), int(row[1] or 0), int(last_run or 0)
+    return rows, revision, int(last_run or 0)
 
 
 def _money_order(session: Session, column: sa.ColumnElement) -> sa.ColumnElement:

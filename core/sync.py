@@ -31,6 +31,7 @@ from sqlmodel import Session, select
 
 from core import jsonexact
 from core.connections import get_snaptrade_identity, reconcile_connections
+from core.counts import fold as fold_counts
 from core.db import get_engine
 from core.jsonexact import JSONText
 from core.models import (
@@ -581,6 +582,11 @@ def _finish(session, run, status, message, details, started, prior_duration) -> 
             conn.updated_at = now
             session.add(conn)
     session.commit()
+    try:
+        with Session(session.get_bind()) as own:  # its commit or rollback leaves `run` loaded
+            fold_counts(own, run.user_id)
+    except Exception:  # noqa: BLE001 - the deltas stay exact unfolded; the next run folds them
+        log.warning("run %s: folding user %s's transaction counts failed; the next run retries", run.id, run.user_id)
     return run
 
 

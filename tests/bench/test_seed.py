@@ -56,3 +56,23 @@ def test_vacuum_waits_out_an_old_snapshot_and_leaves_the_table_all_visible(pg_en
     assert share >= 0.99
     assert _all_visible_share(pg_engine) >= 0.99
     assert time.monotonic() - started >= 0.5  # it did wait for the snapshot to go
+
+
+def test_seed_writes_a_chunk_per_statement_so_the_counts_look_like_a_syncs(pg_engine):
+    """psycopg's executemany is one statement per row, each appending a count delta: the seed batches
+    1,000 rows per statement, as a sync writes a page, so the heavy user's data_version reads what a
+    real one would (a delta per page), and the kept counts equal the rows."""
+    from sqlmodel import Session
+
+    from bench.seed import SeedPlan, seed
+    from core import queries as q
+    from core.models import BrokerageTransaction, UserTransactionCount
+
+    seeded = seed(pg_engine, SeedPlan(users=2, rows_per_user=1_500, big_user_rows=4_200, chunk=5_000))
+    T, C = BrokerageTransaction.__table__, UserTransactionCount.__table__
+    with Session(pg_engine) as s:
+        rows = dict(s.execute(sa.select(T.c.user_id, sa.func.count()).group_by(T.c.user_id)).all())
+        deltas = dict(s.execute(sa.select(C.c.user_id, sa.func.count()).group_by(C.c.user_id)).all())
+        assert q.data_version(s, seeded.big_user_id)[0] == rows[seeded.big_user_id] == 4_200
+        assert deltas[seeded.big_user_id] == 5  # 1,000 + 1,000 + 1,000 + 1,000 + 200
+        assert all(q.data_version(s, u)[0] == n for u, n in rows.items())

@@ -372,8 +372,8 @@ def recorded_statements(engine) -> Iterator[list[tuple[str, object]]]:
 
 
 def test_a_page_reuses_the_users_row_count_it_is_given(session, book):
-    """The page already has the user's row count from data_version: handing it over saves a count of
-    every row of the user (SQLite's plan choice needs it), and the page is the same either way."""
+    """The page already has the user's row count from data_version: handing it over saves reading it
+    again (SQLite's plan choice needs it), nothing counts the user's rows, and the page is the same."""
     alice = book[0]
     user_rows = q.data_version(session, alice.id)[0]
     engine = session.get_bind()
@@ -382,17 +382,18 @@ def test_a_page_reuses_the_users_row_count_it_is_given(session, book):
         session.info.pop("txn_user_stats", None)  # what a new page session starts with
         with recorded_statements(engine) as statements:
             result = q.transactions_page(session, alice.id, filters, sort, total=total, **hint)
-        return result, [stmt for stmt, _ in statements if "count(" in stmt.lower()]
+        sql = [stmt.lower() for stmt, _ in statements]
+        return result, [s for s in sql if "count(" in s], [s for s in sql if "user_transaction_counts" in s]
 
     for sort in (S(), S("amount", True)):
         for filters in (F(), F(types=("BUY", "SELL"))):
             total = sum(t.count for t in q.transaction_totals(session, alice.id, filters))
-            given, counts_given = page(filters, sort, total, user_rows=user_rows)
-            counted, counts = page(filters, sort, total)
+            given, counts_given, kept_given = page(filters, sort, total, user_rows=user_rows)
+            counted, counts, kept = page(filters, sort, total)
             assert ids(given[0]) == ids(counted[0]) and given[1] == counted[1] == total
-            assert counts_given == []
+            assert counts_given == counts == [] and kept_given == []
             if engine.dialect.name == "sqlite":
-                assert counts, "without the hint SQLite's page counts the user's rows"
+                assert len(kept) == 1, "without the hint SQLite's page reads the user's kept count once"
 
 
 def test_aggregations_read_the_covering_index_on_sqlite(session, book):

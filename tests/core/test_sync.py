@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from core.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, SyncIssue
 from core.normalize import NormalizationError, normalize_activity
+from core.queries import data_version
 from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now
 
 COMPARED = ("transaction_type", "raw_type", "symbol", "option_ticker", "option_action", "quantity", "price", "amount",
@@ -63,6 +64,8 @@ def assert_matches_ground_truth(session, sb, user_id):
     assert sums_stored == sums_expected
     quarantined = session.exec(select(sa.func.count()).select_from(SyncIssue).where(SyncIssue.kind == "quarantined")).one()
     assert quarantined == bad
+    # The trigger-kept count the dashboard reads (migration 0004) agrees, whatever crashed on the way.
+    assert data_version(session, user_id)[0] == len(stored)
 
 
 def test_first_sync_stores_exactly_what_the_sandbox_holds_and_second_rewrites_nothing(engine, sandbox):
