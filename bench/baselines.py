@@ -2,7 +2,7 @@
 
 - `floor_sync`: the cheapest import that still lands rows in `brokerage_transactions` — a plain keep-alive
   http.client connection signed by hand (REFERENCE §1), `json.loads`, and one bulk INSERT per page on the raw
-  DB-API connection (executemany on SQLite, one unnest statement on PostgreSQL); no normalization, no Decimal
+  DB-API connection (multi-row VALUES on SQLite, one unnest statement on PostgreSQL); no normalization, no Decimal
   parsing, no dedupe. Nothing real can be faster.
 - `guide_sync`: the original integration guide's shape — the SDK client, then one upsert per transaction
   (ORM select, then insert or update, commit) like its `upsert_brokerage_transaction` RPC called per row.
@@ -60,18 +60,24 @@ class PlainClient:
         self.conn.close()
 
 
-def _floor_insert_sql(dialect: str) -> str:
-    """SQLite: one INSERT executed per row (executemany). PostgreSQL: one INSERT per page, from one array
-    per column (unnest), as the engine writes; executemany there is one statement per row, slower than the
-    engine's own write, so it would be no floor."""
-    cols = ("user_id", "account_id", "snaptrade_activity_id", "transaction_type", "trade_date",
-            "trade_date_from_settlement", "fingerprint", "raw_hash", "raw", "created_at", "updated_at")  # fmt: skip
+FLOOR_COLUMNS = ("user_id", "account_id", "snaptrade_activity_id", "transaction_type", "trade_date",
+                 "trade_date_from_settlement", "fingerprint", "raw_hash", "raw", "created_at", "updated_at")  # fmt: skip
+
+
+def _floor_insert_sql(dialect: str, rows: int = 1) -> str:
+    """One INSERT per page, as the engine writes. SQLite: multi-row VALUES (a page's 1,000 rows are 11,000
+    variables, under SQLite's 32,766); executemany would be one statement per row, and each row's
+    statement would then also journal the pages its count trigger (migration 0004) touches, which would
+    slow the floor, not the engine. PostgreSQL: one array per column (unnest); executemany there is one
+    statement per row, slower than the engine's own write, so it would be no floor."""
+    cols = ", ".join(FLOOR_COLUMNS)
     if dialect == "sqlite":
-        return f"INSERT INTO brokerage_transactions ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+        one = "(" + ", ".join("?" for _ in FLOOR_COLUMNS) + ")"
+        return f"INSERT INTO brokerage_transactions ({cols}) VALUES {', '.join([one] * rows)}"
     # Binary arrays (%b), as the engine sends them: text-format arrays are escaped element by element in Python.
     arrays = ("%b::integer[], %b::integer[], %b::varchar[], %b::varchar[], %b::date[], %b::boolean[], %b::varchar[], "
               "%b::varchar[], %b::jsonb[], %b::timestamptz[], %b::timestamptz[]")  # fmt: skip
-    return f"INSERT INTO brokerage_transactions ({', '.join(cols)}) SELECT * FROM unnest({arrays})"
+    return f"INSERT INTO brokerage_transactions ({cols}) SELECT * FROM unnest({arrays})"
 
 
 def floor_sync(engine: Engine, *, endpoint: dict, user_id: int, snaptrade_user_id: str, user_secret: str,
@@ -100,7 +106,7 @@ def floor_sync(engine: Engine, *, endpoint: dict, user_id: int, snaptrade_user_i
                     rows.append((user_id, db_account_id, a["id"], t if t in _TYPES else "OTHER", day, False, a["id"], a["id"],
                                  json.dumps(a), now, now))  # fmt: skip
                 if rows and dialect == "sqlite":
-                    cur.executemany(sql, rows)
+                    cur.execute(_floor_insert_sql(dialect, len(rows)), [v for row in rows for v in row])
                 elif rows:
                     cur.execute(sql, [list(column) for column in zip(*rows)])
                 dbapi.commit()

@@ -194,7 +194,7 @@ def _ingest(ing: dict[str, Any] | None) -> list[str]:
         "- **engine**: `core.sync.execute_run` of a claimed initial run: SDK client with our retry policy, normalizer, "
         "one bulk upsert per page committed with the run's progress, balances.",
         "- **floor**: the same pages fetched with http.client (signed by hand, REFERENCE §1), `json.loads`, one "
-        "bulk INSERT of the raw rows per page (SQLite: executemany; PostgreSQL: one `INSERT … SELECT FROM unnest(…)` "
+        "bulk INSERT of the raw rows per page (SQLite: one multi-row VALUES; PostgreSQL: one `INSERT … SELECT FROM unnest(…)` "
         "of column arrays, as the engine writes) — no normalization, no Decimal, no dedupe — one commit per page.",
         "- **guide**: the integration guide's approach — the same SDK pages, then for every transaction an ORM select "
         "followed by an insert or update and a commit (its `upsert_brokerage_transaction` RPC called per row), with the "

@@ -15,8 +15,10 @@ C = UserTransactionCount.__table__.c
 
 
 def user_count(session: Session, user_id: int) -> tuple[int, int]:
-    """(rows, revision) of the user: the sum of their deltas and the newest delta's id, both read from
-    the (user_id, id, delta) index. The revision moves with every insert, update or delete of their rows."""
+    """(rows, revision) of the user: the sum of their deltas and the newest delta's id, from one range of
+    the (user_id, id) index. The pair moves with every insert, update or delete of their rows: on
+    PostgreSQL the revision moves with each write statement; on SQLite inserts move the count and updates
+    and deletes the revision (an insert-only change always raises the count)."""
     rows, revision = session.execute(sa.select(sa.func.sum(C.delta), sa.func.max(C.id)).where(C.user_id == user_id)).one()
     return int(rows or 0), int(revision or 0)
 

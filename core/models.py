@@ -197,16 +197,16 @@ class BrokerageTransaction(SQLModel, table=True):
 
 class UserTransactionCount(SQLModel, table=True):
     """Each user's transaction count as deltas kept by database triggers (migration 0004), in the same
-    transaction as the rows, whoever writes them: the user's count is the sum of their deltas and the
-    newest delta's id is a revision that moves with every change (core.counts reads and folds them).
+    transaction as the rows, whoever writes them: the user's count is the sum of their deltas, and
+    (count, newest delta's id) moves with every change to their rows (core.counts reads and folds them).
 
     PostgreSQL appends one delta per user per write statement (one per sync page): appends take no row
     lock two syncs could wait on and leave no version chain to walk, as updating one row per user would.
-    SQLite replaces the user's single row on every row written (in place, no such costs there)."""
+    SQLite keeps one row per user: inserts add to it in place, updates and deletes give it a new id."""
 
     __tablename__ = "user_transaction_counts"
-    # sum(delta) and max(id) of a user straight from the index.
-    __table_args__ = (sa.Index("idx_user_transaction_counts_user", "user_id", "id", "delta"),)
+    # A user's deltas are one index range (the delta itself is not in the index: SQLite updates it in place).
+    __table_args__ = (sa.Index("idx_user_transaction_counts_user", "user_id", "id"),)
 
     id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
     user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
