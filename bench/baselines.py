@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import http.client
@@ -64,6 +65,7 @@ FLOOR_COLUMNS = ("user_id", "account_id", "snaptrade_activity_id", "transaction_
                  "trade_date_from_settlement", "fingerprint", "raw_hash", "raw", "created_at", "updated_at")  # fmt: skip
 
 
+@functools.lru_cache(maxsize=8)  # a page's statement is built once per row count, not once per page
 def _floor_insert_sql(dialect: str, rows: int = 1) -> str:
     """One INSERT per page, as the engine writes. SQLite: multi-row VALUES (a page's 1,000 rows are 11,000
     variables, under SQLite's 32,766); executemany would be one statement per row, and each row's
