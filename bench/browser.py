@@ -56,6 +56,11 @@ class StreamlitServer:
         self._log = None
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -100,12 +105,49 @@ class StreamlitServer:
             self._log = None
 
 
+class CpuMeter:
+    """CPU seconds spent during one visit by Chromium (all its processes: browser, renderer, GPU, network)
+    and by one Streamlit server, read from the processes this benchmark started. On a machine with few
+    cores the two compete, so this tells which side a visit's time goes to."""
+
+    def __init__(self, server_pid: int):
+        import psutil
+
+        self._psutil = psutil
+        self.server_pid = server_pid
+        self._start: dict[int, float] = {}
+
+    def _sample(self) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for proc in self._psutil.Process().children(recursive=True):
+            try:
+                if proc.pid == self.server_pid or "chrom" in proc.name().lower():
+                    t = proc.cpu_times()
+                    out[proc.pid] = t.user + t.system
+            except self._psutil.Error:
+                continue  # exited meanwhile
+        return out
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> tuple[float, float]:
+        """(Chromium, server) CPU seconds since start(); call before the visit's context closes, since a
+        renderer's CPU is lost with its process."""
+        now = self._sample()
+        spent = {pid: t - self._start.get(pid, 0.0) for pid, t in now.items()}
+        server = spent.pop(self.server_pid, 0.0)
+        return sum(spent.values()), server
+
+
 VIEWPORT = {"width": 1400, "height": 1000}
+PAGE_ROWS = 50  # the Transactions page's default page size, and the floor's table
 PRIMING_VISITS = 2
 
 
 def _visit(browser, url: str, expect_rows: int, cookie: dict[str, str] | None = None, table: bool = True,
-           context=None) -> tuple[float, float]:  # fmt: skip
+           context=None, meter: CpuMeter | None = None, cpu: list[tuple[float, float]] | None = None
+           ) -> tuple[float, float]:  # fmt: skip
     """Seconds from navigation to the page title, and to the table with its 'Rows 1–50 of N' caption, visible
     (to the caption alone when `table` is False). In a fresh browser context unless `context` (a returning
     browser, with its cache) is given; either way in a new tab, so a new Streamlit session."""
@@ -117,6 +159,8 @@ def _visit(browser, url: str, expect_rows: int, cookie: dict[str, str] | None = 
         if cookie and own:
             context.add_cookies([cookie])
         page = context.new_page()
+        if meter is not None:
+            meter.start()
         t0 = time.perf_counter()
         page.goto(url, wait_until="commit")
         page.get_by_role("heading", name="Transactions").first.wait_for(state="visible", timeout=120_000)
@@ -125,7 +169,13 @@ def _visit(browser, url: str, expect_rows: int, cookie: dict[str, str] | None = 
         if table:
             page.locator(TABLE).first.wait_for(state="visible", timeout=120_000)
             page.locator(f"{TABLE} canvas").first.wait_for(state="attached", timeout=120_000)
-        return title, time.perf_counter() - t0
+            # The grid's accessible mirror holds the rows once they are rendered: header + one page of 50.
+            page.locator(f'{TABLE} [role="grid"][aria-rowcount="{PAGE_ROWS + 1}"]').first.wait_for(
+                state="attached", timeout=120_000)
+        elapsed = time.perf_counter() - t0
+        if meter is not None and cpu is not None:
+            cpu.append(meter.stop())
+        return title, elapsed
     finally:
         if own:
             context.close()
@@ -156,11 +206,14 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
     floor_shell: list[float] = []
     returning: list[float] = []
     floor_returning: list[float] = []
+    warm_cpu: list[tuple[float, float]] = []  # (Chromium, server) CPU seconds per warm visit
+    floor_cpu: list[tuple[float, float]] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         cache = browser.new_context(viewport=VIEWPORT)  # the returning browser: its cache lives for the whole run
         floor = StreamlitServer(database_url, workdir / "floor-data", script=FLOOR_SCRIPT).start()
         floor_url = f"{floor.url}/?rows={expect_rows}"
+        floor_meter = CpuMeter(floor.pid)
         try:
             _visit(browser, floor_url, expect_rows)  # its first script run and imports: not part of the floor
             for _ in range(PRIMING_VISITS):
@@ -170,6 +223,7 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
                 server = StreamlitServer(database_url, workdir / f"app-data-{i}").start()
                 start_seconds.append(time.perf_counter() - t0)
                 app_url, login = f"{server.url}/transactions", {"name": cookie, "value": token, "url": server.url}
+                app_meter = CpuMeter(server.pid)
                 try:
                     title, table = _visit(browser, app_url, expect_rows, login)
                     cold.append(table)
@@ -177,10 +231,10 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
                     for _ in range(PRIMING_VISITS):  # a new port is a new origin: its cache starts empty
                         _visit(browser, app_url, expect_rows, context=cache)
                     for _ in range(warm_visits):  # interleaved, so the app and its floor share the machine's mood
-                        title, table = _visit(browser, app_url, expect_rows, login)
+                        title, table = _visit(browser, app_url, expect_rows, login, meter=app_meter, cpu=warm_cpu)
                         titles.append(title)
                         warm.append(table)
-                        floor_table.append(_visit(browser, floor_url, expect_rows)[1])
+                        floor_table.append(_visit(browser, floor_url, expect_rows, meter=floor_meter, cpu=floor_cpu)[1])
                         floor_shell.append(_visit(browser, f"{floor_url}&table=0", expect_rows, table=False)[1])
                         returning.append(_visit(browser, app_url, expect_rows, context=cache)[1])
                         floor_returning.append(_visit(browser, floor_url, expect_rows, context=cache)[1])
@@ -202,5 +256,9 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
             "warm_seconds": summarize(warm), "warm_title_seconds": summarize(titles), "server_start_seconds": summarize(start_seconds),
             "floor_table_seconds": summarize(floor_table), "floor_shell_seconds": summarize(floor_shell),
             "returning_seconds": summarize(returning), "floor_returning_seconds": summarize(floor_returning),
-            "priming_visits": PRIMING_VISITS,
+            "priming_visits": PRIMING_VISITS, "page_rows": PAGE_ROWS, "cpus": os.cpu_count(),
+            "warm_browser_cpu_seconds": summarize([c[0] for c in warm_cpu]),
+            "warm_server_cpu_seconds": summarize([c[1] for c in warm_cpu]),
+            "floor_browser_cpu_seconds": summarize([c[0] for c in floor_cpu]),
+            "floor_server_cpu_seconds": summarize([c[1] for c in floor_cpu]),
             "server_starts": server_starts, "warm_visits_per_start": warm_visits}  # fmt: skip

@@ -473,11 +473,19 @@ def _browser(b: dict[str, Any] | None) -> list[str]:
                   _verdict(returning["median"] <= b["target_seconds"])],
                  ["returning browser: floor (Streamlit alone, same table)", _range(floor_returning, 2), "", ""]]  # fmt: skip
     rows.append(["server start until /_stcore/health answers", _range(b["server_start_seconds"], 1), "", ""])
+    cpu_rows = [[label, _range(b.get(key), 2)] for label, key in (
+        ("warm visit: Chromium (all its processes)", "warm_browser_cpu_seconds"),
+        ("warm visit: the app's Streamlit server", "warm_server_cpu_seconds"),
+        ("floor visit: Chromium", "floor_browser_cpu_seconds"),
+        ("floor visit: Streamlit alone", "floor_server_cpu_seconds"),
+    ) if (b.get(key) or {}).get("median") is not None]  # fmt: skip
     lines = ["## 5. In the browser", "",
              f"Chromium (Playwright, sync API, `/usr/bin/chromium`) against `python -m streamlit run app.py` on the seeded "
              f"SQLite database, signed in as the heavy user ({_size(b['rows'])} transactions) with the app's re-login cookie. "
              "The clock runs from `page.goto('/transactions')` until the 'Rows 1–50 of N' caption and the table's grid "
-             f"canvas are visible. {b['server_starts']} server start(s); after each, one cold visit (empty `st.cache_data`) "
+             "canvas are visible"
+             + (f" and the grid's accessible mirror holds its {b['page_rows']} rows" if b.get("page_rows") else "")
+             + f". {b['server_starts']} server start(s); after each, one cold visit (empty `st.cache_data`) "
              f"and {b['warm_visits_per_start']} warm visit(s), each in a fresh browser context (a new Streamlit session)."
              + (" Each warm visit is followed, in the same way, by visits to the floor (`bench/browser_floor.py`, served "
                 "by a second `streamlit run` in the same run): Streamlit alone showing the title, the caption and a "
@@ -489,6 +497,12 @@ def _browser(b: dict[str, Any] | None) -> list[str]:
                 f"{b.get('priming_visits', 2)} untimed visits per server address fill the cache first)."
                 if returning.get("median") is not None else ""), "",
              *_table(["", "seconds, median (min–max)", "target", "verdict"], rows), ""]  # fmt: skip
+    if cpu_rows:
+        lines += ["CPU seconds per visit, from the processes' own counters (the same warm visits and table floor visits "
+                  f"as above; this machine has {b.get('cpus', '?')} CPUs, shared by Chromium, the servers and Playwright). "
+                  "The floor is stock Streamlit; the app's server sets TCP_NODELAY on its listening socket and freezes "
+                  "its start-up heap so Streamlit's full garbage collection after each run stays short (`app._tune_server`).",
+                  "", *_table(["", "CPU s, median (min–max)"], cpu_rows), ""]  # fmt: skip
     ratio = _floor_ratio(b)
     if ratio is not None:
         lines += [f"Later visits ÷ the table floor: **{ratio:.2f}×** (the app's own share: "

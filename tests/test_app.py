@@ -45,3 +45,22 @@ def test_warm_up_imports_what_the_first_page_run_would(tmp_path):
     subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "[] ['core.analytics', 'core.queries', 'pandas']", out.stdout + out.stderr
+
+
+def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_heap():
+    import gc
+
+    import app
+    from tests.core.test_sockets import accepted_nodelay, streamlit_style_listener
+
+    with streamlit_style_listener() as listener:
+        before = gc.get_freeze_count()
+        try:
+            app._tune_server(listener.getsockname()[1])
+
+            assert accepted_nodelay(listener) == 1
+            assert gc.get_freeze_count() > before
+            # The point of freezing: a full collection no longer walks the objects alive at start-up.
+            assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
+        finally:
+            gc.unfreeze()

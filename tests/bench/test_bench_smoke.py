@@ -33,9 +33,12 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
         assert saved["browser"]["warm_seconds"]["n"] == 1
         assert saved["browser"]["floor_table_seconds"]["n"] == saved["browser"]["floor_shell_seconds"]["n"] == 1
         assert saved["browser"]["returning_seconds"]["n"] == saved["browser"]["floor_returning_seconds"]["n"] == 1
+        cpu = [saved["browser"][f"{who}_{side}_cpu_seconds"] for who in ("warm", "floor") for side in ("browser", "server")]
+        assert all(c["n"] == 1 and c["median"] > 0 for c in cpu), cpu
     report = (tmp_path / "BENCHMARKS.md").read_text()
     for heading in ("## 1. Ingest throughput", "## 2. Request budget", "## 3. Memory", "## 4. Dashboard queries",
                     "## 5. In the browser", "## 6. Sandbox speed"):  # fmt: skip
         assert heading in report
     if "skipped" not in saved["browser"]:
         assert "returning browser: later visits, table rendered" in report
+        assert "warm visit: the app's Streamlit server" in report

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -86,3 +87,19 @@ def test_control_the_same_event_signed_with_the_real_key_is_accepted(live_app):
 
     assert r.status_code == 200, r.text
     assert r.json()["webhookId"] == event["webhookId"]
+
+
+def test_keep_alive_requests_are_not_held_back_by_nagles_algorithm(live_app):
+    """app._tune_server sets TCP_NODELAY on Streamlit's listening socket. Without it every request after the
+    first on a keep-alive connection waits for the client's delayed ACK: at least ~40 ms each, a fixed kernel
+    timer, where the answer itself takes about 1 ms. So this checks a behaviour, not a speed: with Nagle on,
+    all 15 requests would be that slow; a loaded machine might make a few slow, never most."""
+    times: list[float] = []
+    with requests.Session() as http:
+        http.get(f"{live_app.base_url}/_stcore/health", timeout=10).raise_for_status()  # opens the connection
+        for _ in range(15):
+            t0 = time.perf_counter()
+            http.get(f"{live_app.base_url}/_stcore/health", timeout=10).raise_for_status()
+            times.append(time.perf_counter() - t0)
+    slow = [t for t in times if t >= 0.035]
+    assert len(slow) <= 5, [f"{t * 1000:.1f} ms" for t in times]
