@@ -6,12 +6,14 @@ A thin view: every read goes through core.queries with a session from core.db.se
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from core import periods
 from core import queries as q
 from core.db import session_scope
 from core.settings import get_settings
@@ -62,6 +64,24 @@ def _date_range(options: q.FilterOptions) -> tuple[date | None, date | None]:
     return picked, None
 
 
+def _today() -> date:
+    """Today in the trader's time zone, which is what "last 30 days" or "year to date" mean to them."""
+    try:
+        return datetime.now(ZoneInfo(st.session_state.get("timezone") or "UTC")).date()
+    except (ZoneInfoNotFoundError, ValueError):
+        return datetime.now(ZoneInfo("UTC")).date()
+
+
+def _period(options: q.FilterOptions) -> tuple[date | None, date | None]:
+    # Presets cover what traders filter by (a tax year, year to date); the calendar opens only for a
+    # custom range, which also keeps the date picker's scripts off the first page load.
+    labels = periods.choices(options.first_date, options.last_date)
+    key = st.selectbox("Period", list(labels), format_func=labels.get, key="txn_period")
+    if key == periods.CUSTOM:
+        return _date_range(options)
+    return periods.bounds(key, _today())
+
+
 def _filters(options: q.FilterOptions) -> q.TransactionFilters:
     labels = {a.id: a.label for a in options.accounts}
     with st.container(border=True):
@@ -73,7 +93,7 @@ def _filters(options: q.FilterOptions) -> q.TransactionFilters:
         types = c3.multiselect("Types", options.types, key="txn_types", placeholder="All types")
         c4, c5, c6 = st.columns(3)
         with c4:
-            date_from, date_to = _date_range(options)
+            date_from, date_to = _period(options)
         currencies = c5.multiselect("Currency", options.currencies, key="txn_currencies", placeholder="All currencies")
         text = c6.text_input("Description contains", key="txn_text")
     return q.TransactionFilters(

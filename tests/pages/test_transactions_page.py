@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -126,3 +127,34 @@ def test_selecting_a_row_shows_detail_and_raw_payload(trader):
     assert not at.exception
     assert any(h.value.startswith("Transaction #") for h in at.subheader)
     assert at.json and '"type":"BUY"' in at.json[0].value
+
+
+def test_period_presets_filter_by_trade_date_without_a_calendar(session):
+    user, _, account = f.make_trader(session, "pia")
+    today = datetime.now(ZoneInfo("Pacific/Auckland")).date()  # the trader's zone, ahead of UTC
+    for day, amount in ((today, "1"), (today - timedelta(days=29), "2"), (today - timedelta(days=30), "4"),
+                        (date(2023, 7, 1), "8")):  # fmt: skip
+        f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="VTI", amount=amount, trade_date=day)
+    at = _app(user.id, tz="Pacific/Auckland").run()
+    assert not at.exception
+    period = at.selectbox(key="txn_period")
+    assert period.value == "all" and len(_table(at)) == 4
+    assert not at.date_input  # the calendar's scripts are loaded only for a custom range
+    assert period.options[:5] == ["All time", "Last 30 days", "Last 90 days", "Year to date", "Last 12 months"]
+    assert period.options[-1] == "Custom range…" and {str(today.year), "2023"} <= set(period.options)
+
+    period.set_value("30d").run()
+    assert sorted(_table(at)["Amount"]) == ["1.00", "2.00"]  # 30 days with both ends included, in Auckland
+    at.selectbox(key="txn_period").set_value("y2023").run()
+    assert list(_table(at)["Amount"]) == ["8.00"]
+    assert {m.label: m.value for m in at.metric}["Net amount · USD"] == "8.00 USD"
+
+
+def test_custom_period_opens_the_date_range_picker(trader):
+    at = _app(trader.id).run()
+    at.selectbox(key="txn_period").set_value("custom").run()
+    assert not at.exception
+    dates = at.date_input(key="txn_dates")
+    assert dates.value == (date(2026, 1, 2), date(2026, 3, 6))  # the whole history until narrowed
+    dates.set_value((date(2026, 3, 3), date(2026, 3, 6))).run()
+    assert list(_table(at)["Date"]) == ["2026-03-06", "2026-03-05"]
