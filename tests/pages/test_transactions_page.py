@@ -158,3 +158,29 @@ def test_custom_period_opens_the_date_range_picker(trader):
     assert dates.value == (date(2026, 1, 2), date(2026, 3, 6))  # the whole history until narrowed
     dates.set_value((date(2026, 3, 3), date(2026, 3, 6))).run()
     assert list(_table(at)["Date"]) == ["2026-03-06", "2026-03-05"]
+
+
+def test_sort_by_amount_ascending(trader):
+    at = _app(trader.id).run()
+    at.selectbox(key="txn_sort").set_value("amount").run()
+    at.radio(key="txn_order").set_value("Ascending").run()
+    assert not at.exception
+    assert list(_table(at)["Amount"]) == ["-1,502.50", "0.10", "0.20", "500.00"]
+    at.radio(key="txn_order").set_value("Descending").run()
+    assert list(_table(at)["Amount"]) == ["500.00", "0.20", "0.10", "-1,502.50"]
+
+
+def test_paging_through_a_long_history(session):
+    user, _, account = f.make_trader(session, "paul")
+    for i in range(30):
+        f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="VTI", amount=str(i + 1),
+                           trade_date=date(2026, 1, 1) + timedelta(days=i))  # fmt: skip
+    at = _app(user.id).run()
+    at.selectbox(key="txn_page_size").set_value(25).run()
+    assert len(_table(at)) == 25 and "Rows 1–25 of 30" in _texts(at)
+    at.number_input(key="txn_page").set_value(2).run()
+    assert not at.exception
+    assert list(_table(at)["Amount"]) == ["5.00", "4.00", "3.00", "2.00", "1.00"]  # newest first: the oldest five
+    assert "Rows 26–30 of 30" in _texts(at)
+    at.selectbox(key="txn_sort").set_value("symbol").run()  # a new sort starts again from page 1
+    assert at.number_input(key="txn_page").value == 1
