@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 
 
 def _open_fds() -> list[int]:
@@ -35,9 +36,16 @@ def disable_nagle_on_listeners(port: int | None = None) -> list[tuple[str, int]]
     changed: list[tuple[str, int]] = []
     for fd in _open_fds():
         try:
-            sock = socket.socket(fileno=os.dup(fd))
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                continue
+            dup = os.dup(fd)
         except OSError:
-            continue  # not a socket, or closed since the listing
+            continue  # closed since the listing
+        try:
+            sock = socket.socket(fileno=dup)
+        except OSError:
+            os.close(dup)  # a failed socket() leaves the descriptor open: a leaked pipe end never sees EOF
+            continue
         try:
             if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
                 continue

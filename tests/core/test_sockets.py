@@ -101,3 +101,22 @@ def test_no_listener_on_the_port_changes_nothing():
 
         assert disable_nagle_on_listeners(unused_port) == []
         assert accepted_nodelay(listener) == 0
+
+
+def test_no_descriptor_is_left_open_behind():
+    """Only duplicates are opened, and every one is closed again: a leaked copy of a pipe's write end would
+    keep its reader from ever seeing end-of-file (Playwright's driver waits for exactly that on exit)."""
+    import os
+
+    read_end, write_end = os.pipe()
+    before = sorted(os.listdir("/proc/self/fd"))
+    with streamlit_style_listener() as listener:
+        disable_nagle_on_listeners(listener.getsockname()[1])
+        disable_nagle_on_listeners()
+    after = sorted(os.listdir("/proc/self/fd"))
+    os.close(write_end)
+    try:
+        assert after == before
+        assert os.read(read_end, 1) == b""  # end-of-file: no other copy of the write end is open
+    finally:
+        os.close(read_end)
