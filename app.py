@@ -141,7 +141,18 @@ async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
             snaptrade.embedded_endpoint_file(settings).unlink(missing_ok=True)
 
 
-app = st.App("pages/main.py", lifespan=lifespan, routes=_api_routes())
+def _middleware() -> list:
+    from pathlib import Path
+
+    from starlette.middleware import Middleware
+
+    from core.static_assets import StaticAssetCache
+
+    # Streamlit's frontend build ships inside the package; its hashed files are answered from memory.
+    return [Middleware(StaticAssetCache, build_dir=Path(st.__file__).parent / "static")]
+
+
+app = st.App("pages/main.py", lifespan=lifespan, routes=_api_routes(), middleware=_middleware())
 
 if __name__ == "__main__":
     app.run()

@@ -501,7 +501,8 @@ def _browser(b: dict[str, Any] | None) -> list[str]:
         lines += ["CPU seconds per visit, from the processes' own counters (the same warm visits and table floor visits "
                   f"as above; this machine has {b.get('cpus', '?')} CPUs, shared by Chromium, the servers and Playwright). "
                   "The floor is stock Streamlit; the app's server sets TCP_NODELAY on its listening socket and freezes "
-                  "its start-up heap so Streamlit's full garbage collection after each run stays short (`app._tune_server`).",
+                  "its start-up heap so Streamlit's full garbage collection after each run stays short (`app._tune_server`), "
+                  "and answers the frontend's build files from memory (`core/static_assets.py`).",
                   "", *_table(["", "CPU s, median (min–max)"], cpu_rows), ""]  # fmt: skip
     ratio = _floor_ratio(b)
     if ratio is not None:

@@ -64,3 +64,23 @@ def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_h
             assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
         finally:
             gc.unfreeze()
+
+
+def test_the_app_serves_streamlits_build_files_from_memory():
+    """`app._middleware()` puts core.static_assets in front of Streamlit, over the installed frontend build:
+    the bundle that index.html loads is among the files it answers."""
+    import re
+    from pathlib import Path
+
+    import streamlit as st
+
+    import app
+    from core.static_assets import StaticAssetCache
+
+    (entry,) = app._middleware()
+    assert entry.cls is StaticAssetCache
+    cache = StaticAssetCache(None, **entry.kwargs)
+    build = Path(st.__file__).parent / "static"
+    bundle = re.search(r'src="\./(static/js/index\.[\w-]+\.js)"', (build / "index.html").read_text()).group(1)
+    assert cache.files[f"/{bundle}"] == build / bundle
+    assert "/index.html" not in cache.files  # the shell stays no-cache, answered by Streamlit
