@@ -229,7 +229,10 @@ def _zone_names() -> list[str]:
 
 
 def account_sidebar(user: auth.SessionUser) -> None:
-    with st.sidebar:
+    # An account menu rather than open controls: the time-zone picker (~600 zones) and the logout button
+    # are mounted only when opened, which keeps them off every page's first paint (BENCHMARKS.md, browser).
+    with st.sidebar.popover(user.display_name, icon=":material/account_circle:", width="stretch",
+                            help="Your account: time zone and logging out"):  # fmt: skip
         st.markdown(f"**{user.display_name}**  \n:gray[{user.username} · {user.role}]")
         options = [_BROWSER_TZ, *_zone_names()]
         current = user.timezone if user.timezone in options else _BROWSER_TZ

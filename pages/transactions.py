@@ -19,7 +19,13 @@ from core.db import session_scope
 from core.settings import get_settings
 
 CONNECTIONS_PAGE = "connections.py"
-SORT_LABELS = {"trade_date": "Trade date", "amount": "Amount", "symbol": "Symbol", "type": "Type"}
+# One "Sort" choice, column and direction together: the order a trader asks for, in their words.
+SORTS = {
+    "trade_date:desc": "Newest first", "trade_date:asc": "Oldest first",
+    "amount:desc": "Amount: largest first", "amount:asc": "Amount: smallest first",
+    "symbol:asc": "Symbol: A to Z", "symbol:desc": "Symbol: Z to A",
+    "type:asc": "Type: A to Z", "type:desc": "Type: Z to A",
+}  # fmt: skip
 TABLE_KEY = "txn_table"
 PAGE_KEY = "txn_page"
 
@@ -103,11 +109,11 @@ def _filters(options: q.FilterOptions) -> q.TransactionFilters:
 
 
 def _sorting() -> tuple[q.TransactionSort, int]:
-    c1, c2, c3 = st.columns([2, 2, 1])
-    key = c1.selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.get, key="txn_sort")
-    descending = c2.radio("Order", ["Descending", "Ascending"], horizontal=True, key="txn_order") == "Descending"
-    page_size = c3.selectbox("Rows per page", q.PAGE_SIZES, index=1, key="txn_page_size")
-    return q.TransactionSort(key, descending), int(page_size)
+    c1, c2 = st.columns([4, 1])
+    choice = c1.selectbox("Sort", list(SORTS), format_func=SORTS.get, key="txn_sort")
+    page_size = c2.selectbox("Rows per page", q.PAGE_SIZES, index=1, key="txn_page_size")
+    column, direction = choice.split(":")
+    return q.TransactionSort(column, direction == "desc"), int(page_size)
 
 
 def _reset_page_when_changed(signature: tuple) -> None:

@@ -56,7 +56,7 @@ def log_in(page: Page, username: str, password: str) -> None:
     form.get_by_role("textbox", name="Username").fill(username)
     form.get_by_role("textbox", name="Password").fill(password)
     form.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("button", name="Log out")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stSidebarNav")).to_be_visible(timeout=30_000)  # members' navigation: signed in
     deadline = time.monotonic() + 30
     while not any(c["name"] == AUTH_COOKIE for c in page.context.cookies()):
         assert time.monotonic() < deadline, f"the {AUTH_COOKIE} cookie was never written after signing in"

@@ -178,6 +178,17 @@ def test_a_privileged_page_refuses_a_trader_who_reaches_it_by_url(dashboard, use
             assert "Access denied" in page.error[0].value
 
 
+def test_account_controls_sit_in_a_menu_named_for_the_user(dashboard, users):
+    """The time-zone picker and logout live in the sidebar's account popover (closed until clicked), so
+    they are not mounted on every page's first paint."""
+    at = dashboard("tina")
+    (menu,) = [b for b in at.sidebar.children.values() if getattr(b, "type", None) == "popover"]
+    assert menu.proto.popover.label == "Tina Trader"
+    assert not menu.proto.popover.open
+    keys = {getattr(w, "key", None) for w in menu.children.values()}
+    assert {"tz_choice", "logout_button"} <= keys
+
+
 def test_timezone_setting_is_saved_to_the_account(dashboard, db, users):
     at = dashboard("tina")
     at.selectbox(key="tz_choice").set_value("Asia/Tokyo").run()

@@ -162,11 +162,13 @@ def test_custom_period_opens_the_date_range_picker(trader):
 
 def test_sort_by_amount_ascending(trader):
     at = _app(trader.id).run()
-    at.selectbox(key="txn_sort").set_value("amount").run()
-    at.radio(key="txn_order").set_value("Ascending").run()
+    sort = at.selectbox(key="txn_sort")
+    assert sort.label == "Sort" and sort.value == "trade_date:desc"  # newest first until asked otherwise
+    assert sort.options[:4] == ["Newest first", "Oldest first", "Amount: largest first", "Amount: smallest first"]
+    sort.set_value("amount:asc").run()
     assert not at.exception
     assert list(_table(at)["Amount"]) == ["-1,502.50", "0.10", "0.20", "500.00"]
-    at.radio(key="txn_order").set_value("Descending").run()
+    at.selectbox(key="txn_sort").set_value("amount:desc").run()
     assert list(_table(at)["Amount"]) == ["500.00", "0.20", "0.10", "-1,502.50"]
 
 
@@ -182,5 +184,5 @@ def test_paging_through_a_long_history(session):
     assert not at.exception
     assert list(_table(at)["Amount"]) == ["5.00", "4.00", "3.00", "2.00", "1.00"]  # newest first: the oldest five
     assert "Rows 26–30 of 30" in _texts(at)
-    at.selectbox(key="txn_sort").set_value("symbol").run()  # a new sort starts again from page 1
+    at.selectbox(key="txn_sort").set_value("trade_date:asc").run()  # a new sort starts again from page 1
     assert at.number_input(key="txn_page").value == 1
