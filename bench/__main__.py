@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,9 +125,11 @@ def run_benchmarks(profile: Profile, selected: tuple[str, ...] = BENCHMARKS, out
                     loadavg_start=loadavg(), profile_settings=_profile_dict(profile), git=git_state())  # fmt: skip
         previous = results.get("meta")
         if previous:  # a partial run: remember which invocations the other sections come from
-            meta["earlier_runs"] = (previous.get("earlier_runs") or []) + [
-                {k: previous.get(k) for k in ("date", "argv", "selected", "seconds", "git")}
-            ]
+            meta["earlier_runs"] = earlier_runs_still_shown(
+                (previous.get("earlier_runs") or [])
+                + [{k: previous.get(k) for k in ("date", "argv", "selected", "seconds", "git")}],
+                selected,
+            )
         results["meta"] = meta
         if needs_sandbox:
             from bench.remote_sandbox import RemoteSandbox
@@ -262,6 +265,20 @@ def _browser(profile: Profile, dbs, sandbox, context, workdir, progress) -> dict
 
 RUNNERS = {"sandbox": _sandbox, "requests": _requests, "ingest": _ingest, "memory": _memory, "queries": _queries,
            "browser": _browser}  # fmt: skip
+
+
+def earlier_runs_still_shown(runs: list[dict], selected: Sequence[str]) -> list[dict]:
+    """The earlier invocations (oldest first) that still own a section of the report, each with the
+    sections it owns: a section comes from the latest invocation that ran it, so a run whose every
+    section was rerun since is dropped rather than cited."""
+    taken = set(selected)
+    kept: list[dict] = []
+    for run in reversed(runs):
+        owns = [name for name in (run.get("selected") or []) if name not in taken]
+        taken.update(owns)
+        if owns:
+            kept.append({**run, "sections": owns})
+    return kept[::-1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -698,7 +698,8 @@ def _how(results: dict[str, Any]) -> list[str]:
     lines += _table(["benchmark", "minutes", "finished at (UTC)"], rows)
     for earlier in meta.get("earlier_runs") or []:
         cmd = " ".join(["python -m bench", *(earlier.get("argv") or [])])
-        lines += ["", f"Sections finished before {meta.get('date')} come from an earlier invocation, `{cmd}`, started "
+        sections = ", ".join(f"`{name}`" for name in earlier.get("sections") or []) or "Other sections"
+        lines += ["", f"{sections}: from an earlier invocation, `{cmd}`, started "
                   f"{earlier.get('date')}, which took {(earlier.get('seconds') or 0) / 60:.1f} minutes."]  # fmt: skip
     lines += ["", f"This invocation took {(meta.get('seconds') or 0) / 60:.1f} minutes. `make bench` runs the full "
               "profile; `python -m bench --quick` takes a few minutes; `--only NAME` reruns one section and keeps the "
