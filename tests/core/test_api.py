@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -35,14 +36,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class LiveServer:
-    """uvicorn serving the app's routes from a background thread, on a port the OS picked."""
+    """uvicorn serving `app` (default: the app's API routes) from a background thread, on a port the OS picked."""
 
-    def __init__(self) -> None:
+    def __init__(self, app: Any = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(Starlette(routes=api.routes), lifespan="off", log_level="warning", access_log=False)
+        app = app if app is not None else Starlette(routes=api.routes)
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

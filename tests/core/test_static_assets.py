@@ -4,21 +4,18 @@ what Streamlit's own static handler answers, over real HTTP (uvicorn on 127.0.0.
 from __future__ import annotations
 
 import http.client
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from streamlit.web.server.starlette.starlette_static_routes import create_streamlit_static_handler
 
 from core.static_assets import IMMUTABLE, StaticAssetCache
+from tests.core.test_api import LiveServer
 
 INDEX = b"<!DOCTYPE html><html><head><title>shell</title></head><body></body></html>"
 FILES = {
@@ -45,21 +42,11 @@ def serve(build_dir: Path, *, cached: bool) -> Iterator[int]:
     middleware = [Middleware(StaticAssetCache, build_dir=build_dir)] if cached else []
     app = Starlette(routes=[Mount("/", app=create_streamlit_static_handler(str(build_dir), None))],
                     middleware=middleware)  # fmt: skip
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.01)
+    server = LiveServer(app).start()
     try:
-        yield sock.getsockname()[1]
+        yield server.port
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+        server.stop()
 
 
 def fetch(port: int, path: str, method: str = "GET", headers: dict | None = None) -> tuple[int, dict, bytes]:
