@@ -77,9 +77,10 @@ def render(results: dict[str, Any]) -> str:
         f"`{meta.get('results_file', 'bench/results.json')}`.",
         "",
     ]
-    for note in meta.get("notes") or []:
+    notes = [*(meta.get("notes") or []), *_ingest_run_notes(results.get("ingest"))]
+    for note in notes:
         lines.append(f"> {note}")
-    if meta.get("notes"):
+    if notes:
         lines.append("")
     lines += _machine(meta)
     lines += _targets(results)
@@ -94,6 +95,22 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _ingest_runs(ing: dict[str, Any] | None) -> dict[int, int]:
+    """Runs per size of the ingest section shown, from its own plan: with `--only`, the invocation
+    writing the report may have had other settings than the one that measured the syncs."""
+    return {int(k): int(v) for k, v in (((ing or {}).get("plan") or {}).get("runs") or {}).items()}
+
+
+def _ingest_run_notes(ing: dict[str, Any] | None) -> list[str]:
+    runs = _ingest_runs(ing)
+    if not runs:
+        return []
+    most = max(runs.values())
+    return [f"{_size(size)}-activity syncs: {n} run(s) per approach and database instead of {most}; "
+            + ("their figures are single measurements, not medians." if n == 1 else f"their figures are medians of {n}.")
+            for size, n in sorted(runs.items()) if n < most]  # fmt: skip
+
+
 def _machine(meta: dict[str, Any]) -> list[str]:
     mem_total, mem_avail = meta.get("mem_total_bytes"), meta.get("mem_available_bytes")
     rows = [
@@ -101,7 +118,8 @@ def _machine(meta: dict[str, Any]) -> list[str]:
         ["Memory", f"{_n((mem_total or 0) / 2**30, 1)} GiB total, {_n((mem_avail or 0) / 2**30, 1)} GiB available at the start"],
         ["Kernel", str(meta.get("kernel", "?"))],
         ["Python / SQLite", f"{meta.get('python', '?')} / {meta.get('sqlite', '?')}"],
-        ["PostgreSQL", f"{meta.get('postgresql') or 'not used'}" + (f" ({meta['postgresql_settings']})" if meta.get("postgresql_settings") else "")],
+        ["PostgreSQL", f"{meta.get('postgresql') or ('not used by this invocation' if meta.get('earlier_runs') else 'not used')}"
+         + (f" ({meta['postgresql_settings']})" if meta.get("postgresql_settings") else "")],
         ["SQLAlchemy / psycopg", f"{meta.get('sqlalchemy', '?')} / {meta.get('psycopg', '?')}"],
         ["Load average (1, 5, 15 min)", f"start {meta.get('loadavg_start')}, end {meta.get('loadavg_end')}"],
     ]  # fmt: skip
@@ -690,11 +708,18 @@ def _how(results: dict[str, Any]) -> list[str]:
         "",
     ]
     if ps:
-        runs = ", ".join(f"{int(k):,}: {v}" for k, v in (ps.get("ingest_runs") or {}).items())
-        lines += [f"- Ingest runs per approach and database, by size: {runs}; the guide at {ps.get('guide_size', 0):,} "
-                  f"activities, {ps.get('guide_runs')} runs (it is too slow for larger sizes: compare at equal size).",
-                  f"- Queries: {ps.get('query_reps')} timed calls per query; browser: {ps.get('browser_starts')} server "
-                  f"start(s) × (1 cold + {ps.get('browser_warm')} warm) visits; sandbox: {ps.get('sandbox_runs')} runs.", ""]  # fmt: skip
+        # Each section's own record of how it was run, falling back to this invocation's profile: with
+        # `--only`, the sections shown come from invocations with different settings.
+        ing, qs, br, sb = (results.get(n) or {} for n in ("ingest", "queries", "browser", "sandbox"))
+        plan = ing.get("plan") or {}
+        runs = ", ".join(f"{k:,}: {v}" for k, v in (_ingest_runs(ing) or {int(k): v for k, v in (ps.get("ingest_runs") or {}).items()}).items())
+        lines += [f"- Ingest runs per approach and database, by size: {runs}; the guide at "
+                  f"{plan.get('guide_size', ps.get('guide_size', 0)):,} activities, {plan.get('guide_runs', ps.get('guide_runs'))} "
+                  "runs (it is too slow for larger sizes: compare at equal size).",
+                  f"- Queries: {qs.get('reps', ps.get('query_reps'))} timed calls per query; browser: "
+                  f"{br.get('server_starts', ps.get('browser_starts'))} server start(s) × (1 cold + "
+                  f"{br.get('warm_visits_per_start', ps.get('browser_warm'))} warm) visits; sandbox: "
+                  f"{(sb.get('bytes_only') or {}).get('runs', ps.get('sandbox_runs'))} runs.", ""]  # fmt: skip
     lines += _table(["benchmark", "minutes", "finished at (UTC)"], rows)
     for earlier in meta.get("earlier_runs") or []:
         cmd = " ".join(["python -m bench", *(earlier.get("argv") or [])])
