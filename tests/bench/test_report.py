@@ -46,3 +46,11 @@ def test_a_partial_run_without_postgresql_does_not_say_the_report_used_none():
     text = report.render(_results(BROWSER_ONLY_META))
     assert "| PostgreSQL | not used by this invocation |" in text
     assert "| PostgreSQL | not used |" in report.render(_results({**BROWSER_ONLY_META, "earlier_runs": []}))
+
+
+def test_the_browser_section_says_how_fast_streamlit_alone_must_be_for_the_target_to_hold():
+    results = _results(BROWSER_ONLY_META)
+    results["browser"]["warm_seconds"]["median"], results["browser"]["floor_table_seconds"]["median"] = 2.5, 2.0
+    text = report.render(results)
+    assert "Later visits ÷ the table floor: **1.25×**" in text
+    assert "at 1.25× the target of 2 s holds while Streamlit alone shows the same table in ≤ 1.60 s (here 2.00 s)." in text
