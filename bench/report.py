@@ -633,7 +633,9 @@ def _misses(results: dict[str, Any]) -> list[str]:
         if "error" in sec:
             items.append(f"Benchmark `{name}` failed in this run: `{sec['error']}`.")
     if not items:
-        return ["## What misses its target", "", "Nothing: every target above is met in this run.", ""]
+        where = ("by the invocation that measured it (see *How this run was made*)"
+                 if (results.get("meta") or {}).get("earlier_runs") else "in this run")
+        return ["## What misses its target", "", f"Nothing: every target above is met {where}.", ""]
     return ["## What misses its target", "", *[f"- {i}" for i in items], ""]
 
 
