@@ -546,6 +546,17 @@ def user_has_connection(session: Session, user_id: int) -> bool:
     return session.execute(stmt).first() is not None
 
 
+def trade_date_bounds(user_id: int) -> sa.Select:
+    """(first, last) trade date of the user's rows, each read off one end of the (user_id, trade_date) index.
+
+    Two scalar subqueries, not min() and max() in one select: SQLite takes the index shortcut only for a
+    lone min() or max(), and with both it scans the user's whole range (25 ms instead of 1 ms for
+    200,000 rows, paid on every uncached Transactions visit)."""
+    first, last = (sa.select(agg(Txn.trade_date)).where(Txn.user_id == user_id).scalar_subquery()
+                   for agg in (sa.func.min, sa.func.max))  # fmt: skip
+    return sa.select(first, last)
+
+
 def filter_options(session: Session, user_id: int) -> FilterOptions:
     """Accounts, currencies (most used first), types, symbols and date bounds of the user's data."""
     # One grouped pass gives both currencies and types and how often each is used.
@@ -563,9 +574,7 @@ def filter_options(session: Session, user_id: int) -> FilterOptions:
     symbols = session.execute(
         sa.select(Txn.symbol).where(Txn.user_id == user_id, Txn.symbol.is_not(None)).distinct().order_by(Txn.symbol)
     ).scalars()
-    bounds = session.execute(
-        sa.select(sa.func.min(Txn.trade_date), sa.func.max(Txn.trade_date)).where(Txn.user_id == user_id)
-    ).one()
+    bounds = session.execute(trade_date_bounds(user_id)).one()
     return FilterOptions(
         has_connection=user_has_connection(session, user_id),
         transaction_count=sum(r.n for r in combos),

@@ -177,6 +177,38 @@ def test_filter_options(session, book):
     assert [a.label for a in options.accounts][1] == "Alpaca · TFSA · ••••1234"
 
 
+def test_trade_date_bounds_read_each_end_of_the_index_not_the_users_rows(session, book):
+    """filter_options' first and last trade date: SQLite answers a lone min() or max() from one end of
+    the (user_id, trade_date) index; both in one select would step through every row of the user."""
+    alice, _, usd, _, rows = book
+    T = rows["buy"].__table__
+    template = {k: v for k, v in session.execute(sa.select(T).where(T.c.id == rows["buy"].id)).mappings().one().items()
+                if k != "id"}  # fmt: skip
+    engine = session.get_bind()
+
+    def bounds_and_steps(user_id: int) -> tuple[tuple, int]:
+        steps = [0]
+        raw = session.connection().connection.dbapi_connection
+        if engine.dialect.name == "sqlite":  # SQLite's own count of virtual-machine instructions
+            raw.set_progress_handler(lambda: steps.__setitem__(0, steps[0] + 1) or 0, 1)
+        try:
+            bounds = tuple(session.execute(q.trade_date_bounds(user_id)).one())
+        finally:
+            if engine.dialect.name == "sqlite":
+                raw.set_progress_handler(None, 1)
+        return bounds, steps[0]
+
+    small, small_steps = bounds_and_steps(alice.id)
+    assert small == (date(2025, 12, 31), date(2026, 3, 1))
+    session.execute(sa.insert(T), [{**template, "snaptrade_activity_id": f"bulk-{i}",
+                                    "trade_date": date(2026, 1, 6) + timedelta(days=i % 50)} for i in range(3_000)])  # fmt: skip
+    session.commit()
+    big, big_steps = bounds_and_steps(alice.id)
+    assert big == small == (q.filter_options(session, alice.id).first_date, q.filter_options(session, alice.id).last_date)
+    if engine.dialect.name == "sqlite":
+        assert big_steps < small_steps + 100, (small_steps, big_steps)
+
+
 def test_data_version_changes_when_rows_are_added(session, book):
     alice, _, usd, _, _ = book
     before = q.data_version(session, alice.id)
