@@ -146,10 +146,13 @@ def _middleware() -> list:
 
     from starlette.middleware import Middleware
 
+    from core.page_shell import BackendBaseHint
     from core.static_assets import StaticAssetCache
 
     # Streamlit's frontend build ships inside the package; its hashed files are answered from memory.
-    return [Middleware(StaticAssetCache, build_dir=Path(st.__file__).parent / "static")]
+    # A page address's HTML shell names the server's base path, sparing the frontend a wrong first probe.
+    return [Middleware(StaticAssetCache, build_dir=Path(st.__file__).parent / "static"),
+            Middleware(BackendBaseHint, base_path=st.get_option("server.baseUrlPath") or "")]  # fmt: skip
 
 
 app = st.App("pages/main.py", lifespan=lifespan, routes=_api_routes(), middleware=_middleware())

@@ -77,10 +77,18 @@ def test_the_app_serves_streamlits_build_files_from_memory():
     import app
     from core.static_assets import StaticAssetCache
 
-    (entry,) = app._middleware()
-    assert entry.cls is StaticAssetCache
+    (entry,) = [m for m in app._middleware() if m.cls is StaticAssetCache]
     cache = StaticAssetCache(None, **entry.kwargs)
     build = Path(st.__file__).parent / "static"
     bundle = re.search(r'src="\./(static/js/index\.[\w-]+\.js)"', (build / "index.html").read_text()).group(1)
     assert cache.files[f"/{bundle}"] == build / bundle
     assert "/index.html" not in cache.files  # the shell stays no-cache, answered by Streamlit
+
+
+def test_the_app_hints_its_backend_base_in_page_shells():
+    """`app._middleware()` puts core.page_shell in front of Streamlit, with Streamlit's configured base path."""
+    import app
+    from core.page_shell import BackendBaseHint
+
+    (entry,) = [m for m in app._middleware() if m.cls is BackendBaseHint]
+    assert entry.kwargs == {"base_path": ""}  # server.baseUrlPath is unset here
