@@ -520,14 +520,17 @@ def _browser(b: dict[str, Any] | None) -> list[str]:
                   f"as above; this machine has {b.get('cpus', '?')} CPUs, shared by Chromium, the servers and Playwright). "
                   "The floor is stock Streamlit; the app's server sets TCP_NODELAY on its listening socket and freezes "
                   "its start-up heap so Streamlit's full garbage collection after each run stays short (`app._tune_server`), "
-                  "and answers the frontend's build files from memory (`core/static_assets.py`).",
+                  "answers the frontend's build files from memory (`core/static_assets.py`), and names its base in a "
+                  "page address's HTML shell so the frontend's first server check is the right one (`core/page_shell.py`; "
+                  "the floor is served at `/`, where stock Streamlit needs no such hint).",
                   "", *_table(["", "CPU s, median (min–max)"], cpu_rows), ""]  # fmt: skip
     ratio = _floor_ratio(b)
     if ratio is not None:
-        lines += [f"Later visits ÷ the table floor: **{ratio:.2f}×** (the app's own share: "
-                  f"{b['warm_seconds']['median'] - floor_table['median']:+.2f} s of sidebar, filters, totals, paging "
-                  f"and its queries). The shell floor is what any Streamlit page costs on this machine before it "
-                  f"shows anything; the table floor is the least any page showing this `st.dataframe` can take.", "",
+        lines += [f"Later visits ÷ the table floor: **{ratio:.2f}×** "
+                  f"({b['warm_seconds']['median'] - floor_table['median']:+.2f} s: the app's sidebar, filters, totals, "
+                  f"paging and queries, net of what its server's tuning saves against stock Streamlit). The shell floor "
+                  f"is what any Streamlit page costs on this machine before it shows anything; the table floor is what "
+                  f"stock Streamlit needs to show this `st.dataframe`.", "",
                   # The seconds follow the shared machine's load (the visit is CPU-bound); the ratio is what
                   # the code controls, so say what it implies for the target.
                   f"The visit is bound by CPU, so its seconds move with the machine's load; at {ratio:.2f}× the "
