@@ -22,6 +22,8 @@ import json
 import re
 from typing import Any
 
+from core.static_assets import etag_matches, send_not_modified
+
 # Page addresses are one segment (Streamlit's url_path); anything else passes through untouched.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _RESERVED = {"_stcore", "static", "media", "component", "app", "api"}
@@ -89,9 +91,8 @@ class BackendBaseHint:
             etag = b'"' + hashlib.md5(body, usedforsecurity=False).hexdigest().encode() + b'"'
             kept = [(k, v) for k, v in response_headers
                     if k not in (b"content-length", b"etag", b"content-encoding", b"last-modified", b"vary")]  # fmt: skip
-            if etag in [t.strip() for t in headers.get(b"if-none-match", b"").split(b",")]:
-                await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag)]})
-                await send({"type": "http.response.body", "body": b""})
+            if etag_matches(headers, etag):
+                await send_not_modified(send, etag)
                 return
             kept += [(b"etag", etag), (b"vary", b"Accept-Encoding")]
             if b"gzip" in headers.get(b"accept-encoding", b""):

@@ -51,6 +51,16 @@ def _load(path: Path) -> _Asset:
     return _Asset(body, headers, etag.encode())
 
 
+def etag_matches(request_headers: dict[bytes, bytes], etag: bytes) -> bool:
+    """Whether the request's If-None-Match names this ETag (it may list several)."""
+    return etag in [t.strip() for t in request_headers.get(b"if-none-match", b"").split(b",")]
+
+
+async def send_not_modified(send: Any, etag: bytes) -> None:
+    await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag)]})
+    await send({"type": "http.response.body", "body": b""})
+
+
 class StaticAssetCache:
     """ASGI middleware: GET/HEAD of a file under `<build_dir>/static/` is answered from memory.
 
@@ -87,9 +97,8 @@ class StaticAssetCache:
             except OSError:  # removed since start-up: let Streamlit give its usual answer
                 await self.app(scope, receive, send)
                 return
-        if asset.etag in [t.strip() for t in request_headers.get(b"if-none-match", b"").split(b",")]:
-            await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", asset.etag)]})
-            await send({"type": "http.response.body", "body": b""})
+        if etag_matches(request_headers, asset.etag):
+            await send_not_modified(send, asset.etag)
             return
         await send({"type": "http.response.start", "status": 200, "headers": asset.headers})
         await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else asset.body})
