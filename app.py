@@ -21,18 +21,10 @@ from core.settings import Settings, get_settings, persistent_key
 log = logging.getLogger("tradistry.app")
 
 
-def _require(module: str, what: str):
-    """Import a module another engineer owns, failing with a message that says what is missing."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise RuntimeError(f"Cannot start: {module} ({what}) is missing or broken: {exc}") from exc
-
-
 def _api_routes() -> list:
-    return list(_require("core.api", "webhook and health routes").routes)
+    from core.web.api import routes
+
+    return list(routes)
 
 
 def _sandbox_credential(settings: Settings, name: str) -> str:
@@ -45,7 +37,8 @@ def _start_sandbox(settings: Settings) -> Any:
         from sandbox import Sandbox
     except ImportError as exc:
         raise RuntimeError(f"Cannot start in sandbox mode: the emulator (sandbox.Sandbox) is missing: {exc}") from exc
-    snaptrade = _require("core.snaptrade", "SnapTrade client")
+    from core.snaptrade import client as snaptrade
+
     sb = Sandbox(
         seed=settings.sandbox_seed,
         state_file=str(settings.data_dir / "sandbox_state.db"),
@@ -73,11 +66,11 @@ def _warm_up() -> None:
     import importlib
 
     try:
-        for module in ("pandas", "pyarrow", "streamlit_authenticator", "core.views"):  # core.queries/analytics: below
+        for module in ("pandas", "pyarrow", "streamlit_authenticator", "core.reads.views"):  # core.reads.queries/analytics: below
             importlib.import_module(module)
-        from core import analytics as an
-        from core import queries as q
-        from core.db import session_scope
+        from core.reads import analytics as an
+        from core.reads import queries as q
+        from core.storage.db import session_scope
 
         nobody, filters = 0, q.TransactionFilters()
         with session_scope() as s:
@@ -96,9 +89,9 @@ def _tune_server(port: int | None) -> None:
     """Two process-wide settings that make every page load and rerun cheaper; see the comments."""
     import gc
 
-    from core.sockets import disable_nagle_on_listeners
+    from core.web.sockets import disable_nagle_on_listeners
 
-    # Streamlit's listening socket leaves Nagle's algorithm on: ~40 ms per keep-alive request (core/sockets.py).
+    # Streamlit's listening socket leaves Nagle's algorithm on: ~40 ms per keep-alive request (core/web/sockets.py).
     if not disable_nagle_on_listeners(port):
         log.info("no listening socket on port %s to set TCP_NODELAY on", port)
     # Streamlit runs a full gc.collect() after every script run (runner.postScriptGC), holding the GIL, so
@@ -112,10 +105,12 @@ def _tune_server(port: int | None) -> None:
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
     settings = get_settings()  # refuses weak production secrets with a ConfigurationError naming the variable
-    snaptrade = _require("core.snaptrade", "SnapTrade client")
+    from core.snaptrade import client as snaptrade
+
     snaptrade.install_log_redaction(settings)
-    from core import auth, migrate
-    from core.db import session_scope
+    from core.accounts import auth
+    from core.storage import migrate
+    from core.storage.db import session_scope
 
     migrate.upgrade()
     with session_scope() as session:
@@ -130,7 +125,9 @@ async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         if settings.sandbox_mode:
             sandbox = _start_sandbox(settings)
         if settings.worker_enabled:
-            worker = _require("core.worker", "sync worker").Worker().start()
+            from core.jobs.worker import Worker
+
+            worker = Worker().start()
         yield {"sandbox": sandbox, "worker": worker}
     finally:
         if worker is not None:
@@ -146,13 +143,10 @@ def _middleware() -> list:
 
     from starlette.middleware import Middleware
 
-    from core.page_shell import BackendBaseHint
-    from core.static_assets import StaticAssetCache
+    from core.web.static_assets import StaticAssetCache
 
     # Streamlit's frontend build ships inside the package; its hashed files are answered from memory.
-    # A page address's HTML shell names the server's base path, sparing the frontend a wrong first probe.
-    return [Middleware(StaticAssetCache, build_dir=Path(st.__file__).parent / "static"),
-            Middleware(BackendBaseHint, base_path=st.get_option("server.baseUrlPath") or "")]  # fmt: skip
+    return [Middleware(StaticAssetCache, build_dir=Path(st.__file__).parent / "static")]
 
 
 app = st.App("pages/main.py", lifespan=lifespan, routes=_api_routes(), middleware=_middleware())

@@ -133,7 +133,7 @@ def run_benchmarks(profile: Profile, selected: tuple[str, ...] = BENCHMARKS, out
         results["meta"] = meta
         if needs_sandbox:
             from bench.remote_sandbox import RemoteSandbox
-            from core.snaptrade import configure_endpoint
+            from core.snaptrade.client import configure_endpoint
 
             sandbox = RemoteSandbox().start()
             configure_endpoint(sandbox.base_url, sandbox.client_id, sandbox.consumer_key)
@@ -157,9 +157,9 @@ def run_benchmarks(profile: Profile, selected: tuple[str, ...] = BENCHMARKS, out
             results["meta"]["seconds"] = time.perf_counter() - started
             _write(results, md_path, json_path, report)
     finally:
-        from core.db import dispose_engines
         from core.settings import reset_settings_cache
-        from core.snaptrade import clear_endpoint
+        from core.snaptrade.client import clear_endpoint
+        from core.storage.db import dispose_engines
 
         clear_endpoint()
         dispose_engines()
@@ -249,7 +249,7 @@ def _browser(profile: Profile, dbs, sandbox, context, workdir, progress) -> dict
     kept = context.pop("seeded_sqlite", None)
     if kept is None:
         from bench.seed import seed
-        from core.db import create_db_engine
+        from core.storage.db import create_db_engine
 
         url = dbs.new("sqlite")
         engine = create_db_engine(url)

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlparse
 
 from sqlalchemy.engine import Engine
 
-from core.activity_types import NORMALIZED_TYPES
+from core.ingest.activity_types import NORMALIZED_TYPES
 
 PAGE = 1000
 _TYPES = frozenset(NORMALIZED_TYPES)
@@ -129,10 +129,10 @@ def guide_sync(
     """Page through each account with the SDK and upsert every transaction on its own (select, write, commit)."""
     from sqlmodel import Session, select
 
-    from core import jsonexact
-    from core.models import BrokerageTransaction
-    from core.normalize import NormalizationError, normalize_activity
-    from core.snaptrade import SnapTradeClient
+    from core.ingest.normalize import NormalizationError, normalize_activity
+    from core.snaptrade.client import SnapTradeClient
+    from core.storage import jsonexact
+    from core.storage.models import BrokerageTransaction
 
     client = SnapTradeClient()
     counts = {"fetched": 0, "new": 0, "updated": 0, "skipped": 0}

@@ -188,9 +188,9 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
     from playwright.sync_api import sync_playwright
     from sqlmodel import Session
 
-    from core import auth
-    from core.db import create_db_engine
+    from core.accounts import auth
     from core.settings import get_settings
+    from core.storage.db import create_db_engine
 
     engine = create_db_engine(database_url)
     with Session(engine) as s:

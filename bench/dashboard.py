@@ -28,8 +28,8 @@ class QueryPlan:
 
 def scenarios(seeded: Seeded) -> list[tuple[str, str, Any, Any, int]]:
     """(name, kind, filters, sort, page) for the Transactions page; kind 'page' pairs with 'totals'."""
-    from core.queries import TransactionFilters as F
-    from core.queries import TransactionSort as S
+    from core.reads.queries import TransactionFilters as F
+    from core.reads.queries import TransactionSort as S
 
     year_ago = date.today() - timedelta(days=365)
     return [
@@ -52,8 +52,8 @@ def _calls(engine, seeded: Seeded, user_id: int) -> list[tuple[str, str, Callabl
     """(group, name, fn(session)) for every timed query of one user."""
     from sqlmodel import Session
 
-    from core import analytics as an
-    from core import queries as q
+    from core.reads import analytics as an
+    from core.reads import queries as q
 
     calls: list[tuple[str, str, Callable[[Any], Any]]] = []
     for name, _, filters, sort, page in scenarios(seeded):
@@ -159,7 +159,7 @@ def time_user(engine, seeded: Seeded, user_id: int, reps: int) -> list[dict[str,
 
 def run(dbs: Databases, plan: QueryPlan, progress=print, keep_sqlite: bool = False) -> dict[str, Any]:
     """Seed each database, time every query for the heavy and a typical user; optionally keep the SQLite file."""
-    from core.db import create_db_engine
+    from core.storage.db import create_db_engine
 
     results: dict[str, Any] = {"seed": plan.seed.__dict__, "reps": plan.reps, "by_db": {}}
     kept = None

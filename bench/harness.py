@@ -70,8 +70,8 @@ class Databases:
     def start(self) -> Databases:
         import sqlalchemy as sa
 
-        from core import migrate
-        from core.db import create_db_engine
+        from core.storage import migrate
+        from core.storage.db import create_db_engine
 
         if "sqlite" in self.kinds:
             self._sqlite_template = self.workdir / "template.db"
@@ -108,7 +108,7 @@ class Databases:
     def drop(self, url: str) -> None:
         import sqlalchemy as sa
 
-        from core.db import dispose_engines
+        from core.storage.db import dispose_engines
 
         dispose_engines()
         if url.startswith("sqlite"):

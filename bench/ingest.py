@@ -55,12 +55,12 @@ def prepare_initial_sync(db_url: str, sandbox: RemoteSandbox, size: int, broker:
     """A trader whose new connection holds `size` activities in total, reconciled, with a claimed initial run."""
     from sqlmodel import Session, select
 
-    from core import jobs
-    from core.auth import create_user
-    from core.connections import ensure_snaptrade_user, reconcile_connections
-    from core.db import create_db_engine
-    from core.models import BrokerageAccount, BrokerageConnection
-    from core.snaptrade import SnapTradeClient
+    from core.accounts.auth import create_user
+    from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
+    from core.jobs import queue as jobs
+    from core.snaptrade.client import SnapTradeClient
+    from core.storage.db import create_db_engine
+    from core.storage.models import BrokerageAccount, BrokerageConnection
 
     per_account = size // accounts_per_connection(broker)
     engine = create_db_engine(db_url)

@@ -8,7 +8,7 @@ from typing import Any
 
 DB_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 SECTIONS = ("sandbox", "requests", "ingest", "memory", "queries", "browser")
-APPROACH_NAMES = {"engine": "engine (`core.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
+APPROACH_NAMES = {"engine": "engine (`core.ingest.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
                   "guide": "guide (row-by-row upsert)", "profile": "engine under cProfile",
                   "engine (no autoanalyze)": "engine, no autoanalyze during the sync ¹"}  # fmt: skip
 
@@ -209,7 +209,7 @@ def _ingest(ing: dict[str, Any] | None) -> list[str]:
         "threads) is what *CPU s per 1,000* means. For PostgreSQL the server's CPU (postmaster and backends, read "
         "from /proc) is shown separately. Imports and the first DB connection happen before the clock starts.",
         "",
-        "- **engine**: `core.sync.execute_run` of a claimed initial run: SDK client with our retry policy, normalizer, "
+        "- **engine**: `core.ingest.sync.execute_run` of a claimed initial run: SDK client with our retry policy, normalizer, "
         "one bulk upsert per page committed with the run's progress, balances.",
         "- **floor**: the same pages fetched with http.client (signed by hand, REFERENCE §1), `json.loads`, one "
         "bulk INSERT of the raw rows per page (SQLite: one multi-row VALUES; PostgreSQL: one `INSERT … SELECT FROM unnest(…)` "
@@ -351,7 +351,7 @@ def _requests(req: dict[str, Any] | None) -> list[str]:
         f"One user, one connection (`{req['broker']}`, {req['accounts_per_connection']} accounts, "
         f"{_size(req['history_size'])} activities in total), counted in the sandbox's request log (every API request it "
         "received, retries included). The webhook scenario uses the sandbox's own ACCOUNT_TRANSACTIONS_UPDATED "
-        "deliveries after `advance_day`, passed through `core.webhooks.receive_delivery` (signature, dedupe, account "
+        "deliveries after `advance_day`, passed through `core.web.webhooks.receive_delivery` (signature, dedupe, account "
         "hint, queued run with trigger `webhook`).",
         "",
         *_table(["scenario", "requests", "by endpoint", "engine's own count", "activities fetched"], rows),
@@ -520,8 +520,8 @@ def _browser(b: dict[str, Any] | None) -> list[str]:
                   f"as above; this machine has {b.get('cpus', '?')} CPUs, shared by Chromium, the servers and Playwright). "
                   "The floor is stock Streamlit; the app's server sets TCP_NODELAY on its listening socket and freezes "
                   "its start-up heap so Streamlit's full garbage collection after each run stays short (`app._tune_server`), "
-                  "answers the frontend's build files from memory (`core/static_assets.py`), and names its base in a "
-                  "page address's HTML shell so the frontend's first server check is the right one (`core/page_shell.py`; "
+                  "answers the frontend's build files from memory (`core/web/static_assets.py`), and names its base in a "
+                  "page address's HTML shell so the frontend's first server check is the right one (`core/web/page_shell.py`; "
                   "the floor is served at `/`, where stock Streamlit needs no such hint).",
                   "", *_table(["", "CPU s, median (min–max)"], cpu_rows), ""]  # fmt: skip
     ratio = _floor_ratio(b)

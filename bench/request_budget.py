@@ -3,7 +3,7 @@ many users one client id can keep fresh under the 250 requests/minute customer l
 
 Scenarios, on one user with one connection (SANDBOX_US: two accounts): the initial sync; a scheduled sync with
 nothing new; a webhook-triggered sync after SnapTrade's next daily refresh (`advance_day`, the sandbox's
-ACCOUNT_TRANSACTIONS_UPDATED webhooks delivered through `core.webhooks.receive_delivery`); and a scheduled
+ACCOUNT_TRANSACTIONS_UPDATED webhooks delivered through `core.web.webhooks.receive_delivery`); and a scheduled
 sync after a daily refresh without any webhook.
 """
 
@@ -63,8 +63,8 @@ class _WebhookInbox(http.server.ThreadingHTTPServer):
 def _run_sync(engine, user_id: int, connection_id: int, trigger: str) -> dict[str, Any]:
     from sqlmodel import Session
 
-    from core import jobs
-    from core.sync import execute_run
+    from core.ingest.sync import execute_run
+    from core.jobs import queue as jobs
 
     with Session(engine, expire_on_commit=False) as s:
         run, _ = jobs.enqueue_sync(s, user_id=user_id, connection_id=connection_id, trigger=trigger)
@@ -83,10 +83,10 @@ def _counted(sandbox: RemoteSandbox, fn) -> tuple[Any, dict[str, int]]:
 def run(dbs: Databases, sandbox: RemoteSandbox, history_size: int = 10_000, progress=print) -> dict[str, Any]:
     from sqlmodel import Session, select
 
-    from core.db import create_db_engine
-    from core.models import BrokerageConnection
     from core.settings import get_settings
-    from core.webhooks import receive_delivery
+    from core.storage.db import create_db_engine
+    from core.storage.models import BrokerageConnection
+    from core.web.webhooks import receive_delivery
 
     n_accounts = accounts_per_connection(BROKER)
     url = dbs.new("sqlite")
@@ -98,7 +98,7 @@ def run(dbs: Databases, sandbox: RemoteSandbox, history_size: int = 10_000, prog
         with Session(engine) as s:
             conn_id = s.exec(select(BrokerageConnection.id).where(BrokerageConnection.user_id == p.user_id)).one()
         # prepare_initial_sync queued and claimed the initial run; execute it while counting.
-        from core.sync import execute_run
+        from core.ingest.sync import execute_run
 
         done, counts = _counted(sandbox, lambda: execute_run(p.run_id, engine=engine))
         scenarios.append({"name": "initial sync", "trigger": "initial", "status": done.status, "fetched": done.transactions_fetched,
@@ -127,7 +127,7 @@ def run(dbs: Databases, sandbox: RemoteSandbox, history_size: int = 10_000, prog
         run_id = run_ids.pop()
 
         def webhook_run() -> dict[str, Any]:
-            from core import jobs
+            from core.jobs import queue as jobs
 
             with Session(engine, expire_on_commit=False) as s:
                 jobs.claim_run(s, run_id, "bench")

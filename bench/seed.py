@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
+from core.storage.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
 
 T = BrokerageTransaction.__table__
 

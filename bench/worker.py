@@ -1,6 +1,6 @@
 """One measured task in a fresh interpreter: `python -m bench.worker '<json spec>'` prints one JSON line.
 
-Tasks: `engine` (core.sync.execute_run of a claimed run), `floor` and `guide` (bench.baselines). The figures
+Tasks: `engine` (core.ingest.sync.execute_run of a claimed run), `floor` and `guide` (bench.baselines). The figures
 are this process's own: wall time, CPU time of all its threads, peak RSS, plus the PostgreSQL server's CPU
 when a postmaster pid is given. Imports happen before the clock starts, as in a long-running worker.
 """
@@ -65,7 +65,7 @@ def _statement_table(statements: dict[str, list[float]], limit: int = 10) -> lis
 
 
 def _engine(spec: dict[str, Any], engine) -> dict[str, Any]:
-    from core.sync import execute_run
+    from core.ingest.sync import execute_run
 
     traced = spec.get("tracemalloc", False)
     samples: list[list[float]] = []
@@ -187,12 +187,12 @@ def main(argv: list[str]) -> int:
 
     import sqlalchemy as sa
 
-    import core.normalize  # noqa: F401 - imported up front like in a running worker
-    import core.sync  # noqa: F401
+    import core.ingest.normalize  # noqa: F401 - imported up front like in a running worker
+    import core.ingest.sync  # noqa: F401
     from bench.harness import postgres_cpu_seconds
-    from core.db import get_engine
     from core.settings import reset_settings_cache
-    from core.snaptrade import configure_endpoint
+    from core.snaptrade.client import configure_endpoint
+    from core.storage.db import get_engine
 
     reset_settings_cache()
     ep = spec["endpoint"]

@@ -15,9 +15,9 @@ import time
 
 from sqlmodel import Session, select
 
-from core.db import get_engine
 from core.settings import ConfigurationError, get_settings
-from core.snaptrade import SnapTradeError, install_log_redaction, redact
+from core.snaptrade.client import SnapTradeError, install_log_redaction, redact
+from core.storage.db import get_engine
 
 EXPORT_KEYS = (
     "snaptrade_activity_id", "snaptrade_account_id", "transaction_type", "raw_type", "symbol", "option_ticker",
@@ -27,7 +27,7 @@ EXPORT_KEYS = (
 
 
 def _user_id(session: Session, username: str) -> int:
-    from core.auth import get_user
+    from core.accounts.auth import get_user
 
     user = get_user(session, username)
     if user is None:
@@ -36,7 +36,7 @@ def _user_id(session: Session, username: str) -> int:
 
 
 def cmd_migrate(args) -> int:
-    from core import migrate
+    from core.storage import migrate
 
     migrate.upgrade()
     print(f"database is at the latest schema ({_safe_url()})")
@@ -50,7 +50,7 @@ def _safe_url() -> str:
 
 
 def cmd_users_add(args) -> int:
-    from core.auth import create_user
+    from core.accounts.auth import create_user
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -68,7 +68,7 @@ def cmd_users_add(args) -> int:
 
 
 def cmd_connect(args) -> int:
-    from core.connections import create_portal_link
+    from core.accounts.connections import create_portal_link
 
     with Session(get_engine(), expire_on_commit=False) as session:
         uid = _user_id(session, args.username)
@@ -92,10 +92,10 @@ def _progress_line(run) -> str:
 
 
 def cmd_sync(args) -> int:
-    from core import jobs
-    from core.connections import reconcile_connections
-    from core.models import BrokerageConnection, TransactionSyncLog
-    from core.worker import Worker
+    from core.accounts.connections import reconcile_connections
+    from core.jobs import queue as jobs
+    from core.jobs.worker import Worker
+    from core.storage.models import BrokerageConnection, TransactionSyncLog
 
     engine = get_engine()
     with Session(engine, expire_on_commit=False) as session:
@@ -150,7 +150,7 @@ def cmd_sync(args) -> int:
 
 
 def _print_progress(engine, run_id: int) -> None:
-    from core.models import TransactionSyncLog
+    from core.storage.models import TransactionSyncLog
 
     with Session(engine) as session:
         r = session.get(TransactionSyncLog, run_id)
@@ -162,9 +162,9 @@ def export_rows(session: Session, user_id: int):
     """Every stored transaction of a user, oldest first, as plain dicts with exact decimal strings."""
     import sqlalchemy as sa
 
-    from core.models import BrokerageAccount
-    from core.models import BrokerageTransaction as Tx
-    from core.types import format_decimal
+    from core.storage.models import BrokerageAccount
+    from core.storage.models import BrokerageTransaction as Tx
+    from core.storage.types import format_decimal
 
     query = (
         sa.select(Tx, BrokerageAccount.snaptrade_account_id)
@@ -209,7 +209,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from core.worker import Worker
+    from core.jobs.worker import Worker
 
     worker = Worker(poll_seconds=args.poll)
     signal.signal(signal.SIGTERM, lambda *_: worker._stop.set())
@@ -220,7 +220,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_rotate_key(args) -> int:
-    from core.crypto import SecretDecryptionError, rotate_secrets
+    from core.accounts.crypto import SecretDecryptionError, rotate_secrets
 
     with Session(get_engine()) as session:
         try:
@@ -238,7 +238,7 @@ def cmd_banner(args) -> int:
     settings = get_settings()
     print(f"Tradistry Broker Sync → {settings.app_base_url}")
     if settings.sandbox_mode:
-        from core.auth import DEMO_USERS
+        from core.accounts.auth import DEMO_USERS
 
         print("Sandbox mode (no SnapTrade credentials): an embedded SnapTrade sandbox and a SQLite file under data/.")
         for username, password, role in DEMO_USERS:

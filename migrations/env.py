@@ -7,8 +7,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlmodel import SQLModel
 
-import core.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from core.db import create_db_engine
+import core.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from core.storage.db import create_db_engine
 
 config = context.config
 # The stock fileConfig disables every existing logger; only configure logging when run from the CLI.

@@ -1,6 +1,6 @@
 """Analytics page: charts of a trader's stored transactions, one currency at a time.
 
-Aggregations run in SQL (core.analytics) and are memoized per data version; figures are pure builders.
+Aggregations run in SQL (core.reads.analytics) and are memoized per data version; figures are pure builders.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 import streamlit as st
 
-from core import analytics as an
-from core import queries as q
-from core.db import session_scope
+from core.reads import analytics as an
+from core.reads import queries as q
 from core.settings import get_settings
+from core.storage.db import session_scope
 
 
 @st.cache_data(ttl=300, max_entries=128, show_spinner=False)

@@ -1,7 +1,7 @@
 """Where SnapTrade's connection portal sends the browser back (`/callback?status=…`).
 
 This is a new browser session: the router re-identified the user by cookie, or we ask them to
-log in here with the query params kept. The params are hints only; core.connections re-reads the
+log in here with the query params kept. The params are hints only; core.accounts.connections re-reads the
 connections from SnapTrade before saying anything.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import connections as conn_service
-from core.db import session_scope
-from core.snaptrade import SnapTradeError
+from core.accounts import connections as conn_service
+from core.snaptrade.client import SnapTradeError
+from core.storage.db import session_scope
 from pages import login
 from pages.components import SYNC_WATCH_KEY, current_user
 

@@ -2,7 +2,7 @@
 time zone, durations and status badges. Pages import from here instead of reading session_state.
 
 Contract for page authors:
-- `current_user()` -> `core.auth.SessionUser | None` (set by the router before any page runs);
+- `current_user()` -> `core.accounts.auth.SessionUser | None` (set by the router before any page runs);
   `require_user()` stops the page when nobody is signed in; `require_role("staff")` also checks the role
   (a registered page is reachable by URL, so privileged pages re-check it themselves).
 - `fmt_time(dt)`, `fmt_when(dt)`, `fmt_relative(dt)`, `fmt_duration(s)`, `display_timezone()`.
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
-from core.auth import SessionUser
+from core.accounts.auth import SessionUser
 
 CURRENT_USER_KEY = "current_user"
 # Run ids whose result the Sync page summarises (set by "Sync now" and by the portal callback).

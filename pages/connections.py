@@ -11,11 +11,11 @@ from decimal import Decimal
 
 import streamlit as st
 
-from core import connections as conn_service
-from core import views
-from core.db import session_scope
+from core.accounts import connections as conn_service
+from core.reads import views
 from core.settings import get_settings
-from core.snaptrade import SnapTradeError
+from core.snaptrade.client import SnapTradeError
+from core.storage.db import session_scope
 from pages.components import fmt_date, fmt_when, require_user, status_badge
 
 PORTAL_LINK_KEY = "portal_link"

@@ -5,10 +5,10 @@ Why not streamlit-authenticator's `login()` widget: it checks the password befor
 keep, locks permanently through an in-memory counter, and re-logs a browser in from a cookie that
 carries only the username, so logout cannot revoke a copied cookie. We keep its model (HS256 JWT
 cookie, read server-side from `st.context.cookies`, SameSite=Strict) but issue the token ourselves
-with the user's session epoch in it (`core.auth.issue_session_token`) and write it with a tiny
+with the user's session epoch in it (`core.accounts.auth.issue_session_token`) and write it with a tiny
 inline component, so a logout or password change (epoch bump) kills every copy of the cookie.
 
-AppTest seam: tests sign in by calling `sign_in(core.auth.authenticate(...))` semantics directly,
+AppTest seam: tests sign in by calling `sign_in(core.accounts.auth.authenticate(...))` semantics directly,
 i.e. seeding `st.session_state["auth"] = {"username": u, "epoch": e}`; `identify()` then re-checks
 it against the database exactly as for a browser.
 """
@@ -20,9 +20,9 @@ import zoneinfo
 
 import streamlit as st
 
-from core import auth
-from core.db import session_scope
+from core.accounts import auth
 from core.settings import get_settings
+from core.storage.db import session_scope
 from pages.components import CURRENT_USER_KEY
 
 AUTH_KEY = "auth"  # {"username", "epoch"}: the only marker of a signed-in session
@@ -88,7 +88,7 @@ def _forget(notice: str | None = None) -> None:
 
 
 def sign_in(result: auth.AuthResult) -> None:
-    """Mark this session signed in after a successful `core.auth.authenticate` and queue the cookie."""
+    """Mark this session signed in after a successful `core.accounts.auth.authenticate` and queue the cookie."""
     assert result.ok and result.username is not None and result.session_epoch is not None
     st.session_state[AUTH_KEY] = {"username": result.username, "epoch": result.session_epoch}
     _queue_cookie("set", auth.issue_session_token(result.username, result.session_epoch))

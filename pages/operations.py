@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import queries as q
-from core.db import session_scope
-from core.jobs import requeue_run, retry_run
+from core.jobs.queue import requeue_run, retry_run
+from core.reads import queries as q
+from core.storage.db import session_scope
 from pages.components import status_label
 
 FLASH_KEY = "ops_flash"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import jobs, views
-from core.db import session_scope
+from core.jobs import queue as jobs
+from core.reads import views
+from core.storage.db import session_scope
 from pages.components import SYNC_WATCH_KEY, fmt_duration, fmt_relative, fmt_time, require_user, status_label
 
 ALL = 0  # the "all connections" choice in the target picker

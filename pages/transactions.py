@@ -1,6 +1,6 @@
 """Transactions page: a trader browses, filters, sorts, totals and exports their imported history.
 
-A thin view: every read goes through core.queries with a session from core.db.session_scope().
+A thin view: every read goes through core.reads.queries with a session from core.storage.db.session_scope().
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core import periods
-from core import queries as q
-from core.db import session_scope
+from core.reads import periods
+from core.reads import queries as q
 from core.settings import get_settings
+from core.storage.db import session_scope
 
 CONNECTIONS_PAGE = "connections.py"
 # One "Sort" choice, column and direction together: the order a trader asks for, in their words.
@@ -32,7 +32,7 @@ PAGE_KEY = "txn_page"
 
 @st.cache_data(ttl=300, max_entries=128, show_spinner=False)
 def _cached(query: str, database: str, user_id: int, version: tuple[int, int, int], *args: Any) -> Any:
-    """Memoized core.queries.<query>: keyed on the database and the user's data version, so a
+    """Memoized core.reads.queries.<query>: keyed on the database and the user's data version, so a
     sync that adds rows (or another test database) never serves stale results."""
     with session_scope() as session:
         return getattr(q, query)(session, user_id, *args)

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core import migrate  # noqa: E402
-from core.db import create_db_engine, dispose_engines  # noqa: E402
 from core.settings import reset_settings_cache  # noqa: E402
+from core.storage import migrate  # noqa: E402
+from core.storage.db import create_db_engine, dispose_engines  # noqa: E402
 from tests.pgserver import find_pg_bin, start_postgres  # noqa: E402
 
 _counter = itertools.count()
@@ -121,7 +121,7 @@ def session(engine):
 @pytest.fixture
 def sandbox():
     """A fresh SnapTrade emulator on a free loopback port; core's client is pointed at it."""
-    from core.snaptrade import clear_endpoint, configure_endpoint
+    from core.snaptrade.client import clear_endpoint, configure_endpoint
     from sandbox import Sandbox
 
     sb = Sandbox(seed=11).start()
@@ -140,7 +140,7 @@ def suite_log():
     """Capture the logs of the whole suite (urllib3 at DEBUG: it logs full URLs) for the secret scan."""
     import logging
 
-    from core.snaptrade import install_log_redaction
+    from core.snaptrade.client import install_log_redaction
 
     install_log_redaction()
     SUITE_LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +164,7 @@ def suite_log():
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if any user secret, consumer key or cookie key reached the captured logs."""
-    from core import snaptrade
+    from core.snaptrade import client as snaptrade
 
     if not SUITE_LOG.exists():
         return

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.models import (
+from core.storage.models import (
     AppUser,
     BrokerageAccount,
     BrokerageConnection,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from core import jobs
-from core.auth import create_user
-from core.connections import ensure_snaptrade_user, reconcile_connections
-from core.models import BrokerageConnection, TransactionSyncLog
-from core.snaptrade import SnapTradeClient
-from core.sync import execute_run
+from core.accounts.auth import create_user
+from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
+from core.ingest.sync import execute_run
+from core.jobs import queue as jobs
+from core.snaptrade.client import SnapTradeClient
+from core.storage.models import BrokerageConnection, TransactionSyncLog
 
 
 def make_user(session: Session, username: str = "trader1") -> int:
@@ -23,7 +23,7 @@ def connect(session: Session, sb, user_id: int, broker: str = "SANDBOX_US", hist
 
 
 def snaptrade_user_id(session: Session, user_id: int) -> str:
-    from core.models import SnapTradeUser
+    from core.storage.models import SnapTradeUser
 
     return session.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == user_id)).one().snaptrade_user_id
 

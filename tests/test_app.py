@@ -13,7 +13,7 @@ def test_warm_up_runs_every_dashboard_query_without_touching_data(engine, caplog
     import sqlalchemy as sa
 
     import app
-    from core.db import get_engine
+    from core.storage.db import get_engine
 
     warm_engine = get_engine()  # the engine session_scope() uses, pointed at the fresh database by `engine`
     statements: list[str] = []
@@ -36,15 +36,15 @@ def test_warm_up_imports_what_the_first_page_run_would(tmp_path):
     """In a fresh interpreter: after the warm-up, pandas and the page queries are already imported."""
     code = (
         "import os, sys; sys.path.insert(0, os.getcwd()); import app; "
-        "before = {m for m in ('pandas', 'core.queries', 'core.analytics') if m in sys.modules}; "
-        "app._warm_up(); after = {m for m in ('pandas', 'core.queries', 'core.analytics') if m in sys.modules}; "
+        "before = {m for m in ('pandas', 'core.reads.queries', 'core.reads.analytics') if m in sys.modules}; "
+        "app._warm_up(); after = {m for m in ('pandas', 'core.reads.queries', 'core.reads.analytics') if m in sys.modules}; "
         "print(sorted(before), sorted(after))"
     )
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
            "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "WARNING"}  # fmt: skip
     subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    assert out.stdout.strip() == "[] ['core.analytics', 'core.queries', 'pandas']", out.stdout + out.stderr
+    assert out.stdout.strip() == "[] ['core.reads.analytics', 'core.reads.queries', 'pandas']", out.stdout + out.stderr
 
 
 def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_heap():
@@ -67,7 +67,7 @@ def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_h
 
 
 def test_the_app_serves_streamlits_build_files_from_memory():
-    """`app._middleware()` puts core.static_assets in front of Streamlit, over the installed frontend build:
+    """`app._middleware()` puts core.web.static_assets in front of Streamlit, over the installed frontend build:
     the bundle that index.html loads is among the files it answers."""
     import re
     from pathlib import Path
@@ -75,7 +75,7 @@ def test_the_app_serves_streamlits_build_files_from_memory():
     import streamlit as st
 
     import app
-    from core.static_assets import StaticAssetCache
+    from core.web.static_assets import StaticAssetCache
 
     (entry,) = [m for m in app._middleware() if m.cls is StaticAssetCache]
     cache = StaticAssetCache(None, **entry.kwargs)
@@ -83,12 +83,3 @@ def test_the_app_serves_streamlits_build_files_from_memory():
     bundle = re.search(r'src="\./(static/js/index\.[\w-]+\.js)"', (build / "index.html").read_text()).group(1)
     assert cache.files[f"/{bundle}"] == build / bundle
     assert "/index.html" not in cache.files  # the shell stays no-cache, answered by Streamlit
-
-
-def test_the_app_hints_its_backend_base_in_page_shells():
-    """`app._middleware()` puts core.page_shell in front of Streamlit, with Streamlit's configured base path."""
-    import app
-    from core.page_shell import BackendBaseHint
-
-    (entry,) = [m for m in app._middleware() if m.cls is BackendBaseHint]
-    assert entry.kwargs == {"base_path": ""}  # server.baseUrlPath is unset here

@@ -9,7 +9,7 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import core.types
+import core.storage.types
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0001'
@@ -127,9 +127,9 @@ def upgrade() -> None:
     sa.Column('account_type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('institution_name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
-    sa.Column('cash_balance', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
-    sa.Column('total_value', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
-    sa.Column('buying_power', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('cash_balance', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('total_value', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('buying_power', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
     sa.Column('balances', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('sync_enabled', sa.Boolean(), nullable=False),
@@ -210,15 +210,15 @@ def upgrade() -> None:
     sa.Column('option_ticker', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('option_underlying', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
     sa.Column('option_right', sqlmodel.sql.sqltypes.AutoString(length=4), nullable=True),
-    sa.Column('option_strike', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('option_strike', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
     sa.Column('option_expiration', sa.Date(), nullable=True),
     sa.Column('option_action', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
-    sa.Column('quantity', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
-    sa.Column('price', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
-    sa.Column('amount', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
-    sa.Column('fee', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('quantity', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('price', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('amount', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('fee', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=True),
-    sa.Column('fx_rate', core.types.ExactDecimal(precision=38, scale=18), nullable=True),
+    sa.Column('fx_rate', core.storage.types.ExactDecimal(precision=38, scale=18), nullable=True),
     sa.Column('trade_date', sa.Date(), nullable=False),
     sa.Column('trade_timestamp', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('trade_date_from_settlement', sa.Boolean(), nullable=False),

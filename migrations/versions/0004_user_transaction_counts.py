@@ -5,8 +5,8 @@ load: 40-54 ms for a 200k-row user on PostgreSQL. Triggers keep the count in the
 rows, so it is exact whoever writes them and whatever crashes; the page reads a handful of index entries.
 
 PostgreSQL: statement triggers over transition tables append one (user_id, delta) row per user per write
-statement; the sync writes a page as one statement (core.sync), so a 1M-row sync appends ~1,000, folded
-into one after the run (core.counts.fold). Appending, not updating a row per user: many updates of one
+statement; the sync writes a page as one statement (core.ingest.sync), so a 1M-row sync appends ~1,000, folded
+into one after the run (core.storage.counts.fold). Appending, not updating a row per user: many updates of one
 row in one transaction walk its growing version chain (measured 2,000/4,000/8,000 updates: 0.53/1.09/3.53 s)
 and concurrent writers would queue on its lock.
 

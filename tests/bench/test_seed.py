@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from bench.seed import _vacuum_until_all_visible, all_visible_share
-from core.db import create_db_engine
+from core.storage.db import create_db_engine
 from tests.conftest import new_pg_database
 from tests.factories import make_trader, make_transaction
 
@@ -65,8 +65,8 @@ def test_seed_writes_a_chunk_per_statement_so_the_counts_look_like_a_syncs(pg_en
     from sqlmodel import Session
 
     from bench.seed import SeedPlan, seed
-    from core import queries as q
-    from core.models import BrokerageTransaction, UserTransactionCount
+    from core.reads import queries as q
+    from core.storage.models import BrokerageTransaction, UserTransactionCount
 
     seeded = seed(pg_engine, SeedPlan(users=2, rows_per_user=1_500, big_user_rows=4_200, chunk=5_000))
     T, C = BrokerageTransaction.__table__, UserTransactionCount.__table__

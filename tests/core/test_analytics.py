@@ -1,4 +1,4 @@
-"""core.analytics on SQLite and PostgreSQL: monthly buckets, exact sums, currencies kept apart,
+"""core.reads.analytics on SQLite and PostgreSQL: monthly buckets, exact sums, currencies kept apart,
 user scoping; and the pure figure builders."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core import analytics as an
-from core.queries import TransactionFilters as F
+from core.reads import analytics as an
+from core.reads.queries import TransactionFilters as F
 from tests import factories as f
 
 

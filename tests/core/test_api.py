@@ -22,11 +22,11 @@ import uvicorn
 from sqlmodel import Session, select
 from starlette.applications import Starlette
 
-from core import api
-from core.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, TransactionSyncLog, WebhookEvent
 from core.settings import reset_settings_cache
-from core.snaptrade import clear_endpoint, configure_endpoint
-from core.webhooks import webhook_signature
+from core.snaptrade.client import clear_endpoint, configure_endpoint
+from core.storage.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, TransactionSyncLog, WebhookEvent
+from core.web import api
+from core.web.webhooks import webhook_signature
 from tests.factories import make_account, make_connection, make_user
 
 KEY = "test-consumer-key"
@@ -335,7 +335,7 @@ def test_a_burst_of_1000_deliveries_with_duplicates_from_8_threads_stores_each_e
 
 
 def test_the_sandbox_signed_webhooks_mark_a_broken_connection_and_queue_syncs(live, session):
-    from core.connections import ensure_snaptrade_user, reconcile_connections
+    from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
     from sandbox import Sandbox
 
     sb = Sandbox(webhook_url=live.webhook_url).start()

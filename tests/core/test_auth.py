@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from core import auth
-from core.models import AppUser, utcnow
+from core.accounts import auth
 from core.settings import reset_settings_cache
+from core.storage.models import AppUser, utcnow
 
 PW = "correct horse battery"
 

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 
 from core.cli import EXPORT_KEYS
-from core.models import AppUser, BrokerageTransaction, SnapTradeUser
+from core.storage.models import AppUser, BrokerageTransaction, SnapTradeUser
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,14 +9,14 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core.connections import (
+from core.accounts.connections import (
     create_portal_link,
     disconnect_connection,
     handle_portal_callback,
     reconcile_connections,
     set_auto_sync,
 )
-from core.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, TransactionSyncLog
+from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, TransactionSyncLog
 from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now
 
 
@@ -136,7 +136,7 @@ def test_disconnect_deletes_at_snaptrade_and_keeps_history_unless_asked(engine, 
 
 
 def _authorizations(sandbox, st_user):
-    from core.snaptrade import SnapTradeClient
+    from core.snaptrade.client import SnapTradeClient
 
     return SnapTradeClient().list_authorizations(st_user, sandbox.user_secret(st_user))
 

@@ -1,4 +1,4 @@
-"""core.counts and the triggers behind it (migration 0004), on SQLite and PostgreSQL: the kept count
+"""core.storage.counts and the triggers behind it (migration 0004), on SQLite and PostgreSQL: the kept count
 equals count(*) after every kind of write, the revision moves with every change, rollbacks take the
 deltas with them, folding keeps the sum, and reading never touches the transactions."""
 
@@ -12,9 +12,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core import counts
-from core import queries as q
-from core.models import AppUser, BrokerageAccount, BrokerageTransaction, UserTransactionCount
+from core.reads import queries as q
+from core.storage import counts
+from core.storage.models import AppUser, BrokerageAccount, BrokerageTransaction, UserTransactionCount
 from tests import factories as f
 from tests.syncsupport import connect, make_user, sync_now
 
@@ -113,8 +113,8 @@ def _activity(i: int, amount: str) -> dict:
 def test_the_sync_upsert_counts_new_rows_once_and_moves_the_revision_on_changes(session, book):
     """The sync's one-statement page upsert: new rows are counted, unchanged ones leave the version alone,
     a changed record (an update through ON CONFLICT) moves the revision and not the count."""
-    from core.snaptrade import ActivityPage
-    from core.sync import write_page
+    from core.ingest.sync import write_page
+    from core.snaptrade.client import ActivityPage
 
     alice, _, usd, _, _ = book
 

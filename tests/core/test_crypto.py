@@ -5,9 +5,9 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from sqlmodel import select
 
-from core.crypto import SecretDecryptionError, decrypt_secret, encrypt_secret, rotate_secrets
-from core.models import AppUser, SnapTradeUser
+from core.accounts.crypto import SecretDecryptionError, decrypt_secret, encrypt_secret, rotate_secrets
 from core.settings import load_settings
+from core.storage.models import AppUser, SnapTradeUser
 
 SECRET = "user-secret-3f9a1c77-plaintext"
 

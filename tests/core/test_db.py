@@ -5,9 +5,9 @@ from decimal import Context, Decimal, localcontext
 
 import sqlalchemy as sa
 
-from core.db import decimal_sum
-from core.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
-from core.types import ARROW_SUM_MIN_CHARS, DecimalTextSum, _arrow_sum
+from core.storage.db import decimal_sum
+from core.storage.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
+from core.storage.types import ARROW_SUM_MIN_CHARS, DecimalTextSum, _arrow_sum
 
 
 def _account(session, name: str) -> tuple[AppUser, BrokerageAccount]:

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import core
-from core.db import create_db_engine
-from core.health import health
+from core.storage.db import create_db_engine
+from core.web.health import health
 from tests.factories import make_connection, make_run, make_user
 
 

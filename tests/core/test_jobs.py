@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from core import jobs
-from core.auth import create_user
-from core.models import BrokerageConnection, TransactionSyncLog, utcnow
-from core.worker import schedule_due
+from core.accounts.auth import create_user
+from core.jobs import queue as jobs
+from core.jobs.worker import schedule_due
+from core.storage.models import BrokerageConnection, TransactionSyncLog, utcnow
 
 
 def _conn(session, uid, n=0, **kw) -> BrokerageConnection:

@@ -5,8 +5,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from core import migrate
-from core.db import create_db_engine
+from core.storage import migrate
+from core.storage.db import create_db_engine
 
 EXPECTED_TABLES = {
     "app_users", "snaptrade_users", "brokerage_connections", "brokerage_accounts", "brokerage_transactions",
@@ -68,7 +68,7 @@ def test_0004_backfills_the_counts_and_installs_triggers_that_a_downgrade_remove
     brokerage_transactions would drop the triggers: the check at head would catch it.)"""
     from sqlmodel import Session
 
-    from core.counts import user_count
+    from core.storage.counts import user_count
     from tests import factories as f
 
     engine = create_db_engine(empty_db_url)

@@ -9,10 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from core import jsonexact
-from core.activity_types import DOCUMENTED_TYPES
-from core.models import BrokerageTransaction
-from core.normalize import (
+from core.ingest.activity_types import DOCUMENTED_TYPES
+from core.ingest.normalize import (
     NormalizationError,
     OccContract,
     canonical_occ,
@@ -22,6 +20,8 @@ from core.normalize import (
     parse_occ,
     parse_snaptrade_date,
 )
+from core.storage import jsonexact
+from core.storage.models import BrokerageTransaction
 
 ROW_KEYS = {
     "snaptrade_activity_id", "transaction_type", "raw_type", "symbol", "symbol_id", "security_name", "security_type",

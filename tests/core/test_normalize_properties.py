@@ -10,9 +10,9 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import jsonexact
-from core.activity_types import NORMALIZED_TYPES
-from core.normalize import NormalizationError, normalize_activity, parse_occ
+from core.ingest.activity_types import NORMALIZED_TYPES
+from core.ingest.normalize import NormalizationError, normalize_activity, parse_occ
+from core.storage import jsonexact
 
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""core/periods.py: the Transactions page's date presets and the trade-date bounds they stand for."""
+"""core/reads/periods.py: the Transactions page's date presets and the trade-date bounds they stand for."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from core import periods
+from core.reads import periods
 
 
 def test_choices_list_relative_periods_then_each_year_of_the_data_newest_first():

@@ -1,4 +1,4 @@
-"""core.queries on SQLite and PostgreSQL: filters, paging, sorting, exact per-currency totals,
+"""core.reads.queries on SQLite and PostgreSQL: filters, paging, sorting, exact per-currency totals,
 CSV export, per-user scoping, formatting, and the staff operations queries."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from core import queries as q
-from core.models import TransactionSyncLog
-from core.queries import TransactionFilters as F
-from core.queries import TransactionSort as S
+from core.reads import queries as q
+from core.reads.queries import TransactionFilters as F
+from core.reads.queries import TransactionSort as S
+from core.storage.models import TransactionSyncLog
 from tests import factories as f
 
 NOW = datetime.now(UTC)
@@ -431,7 +431,7 @@ def test_a_page_reuses_the_users_row_count_it_is_given(session, book):
 def test_aggregations_read_the_covering_index_on_sqlite(session, book):
     """SQLite plans for the average user; the totals, filter options and Analytics aggregations are
     pinned to the covering index (INDEXED BY) so a heavy user's wide rows are never read."""
-    from core import analytics as an
+    from core.reads import analytics as an
 
     if session.get_bind().dialect.name != "sqlite":
         pytest.skip("PostgreSQL chooses its index-only scans itself")
@@ -457,9 +457,9 @@ def test_a_long_multibyte_description_fits_the_covering_index(session, book):
     4-byte-per-character description inside that, and the raw record keeps it whole."""
     from datetime import UTC, datetime
 
-    from core.normalize import normalize_activity
-    from core.snaptrade import ActivityPage
-    from core.sync import write_page
+    from core.ingest.normalize import normalize_activity
+    from core.ingest.sync import write_page
+    from core.snaptrade.client import ActivityPage
 
     alice, _, usd, _, _ = book
     text = "\U0001f4c8" * 3000

@@ -1,4 +1,4 @@
-"""core.snaptrade's activity pages: read from the raw answer once, exactly, without the SDK's own parse."""
+"""core.snaptrade.client's activity pages: read from the raw answer once, exactly, without the SDK's own parse."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import snaptrade_client.api_client as sdk_api_client
 
-from core.snaptrade import SnapTradeClient
+from core.snaptrade.client import SnapTradeClient
 
 
 def _user_with_history(sandbox, size: int = 40):
@@ -28,7 +28,7 @@ def test_activity_pages_skip_the_sdk_parse_and_keep_exact_text(sandbox, monkeypa
 
     page = client.activities_page(user_id, secret, account, offset=0, limit=1000)
 
-    assert parsed == [], "the SDK parsed the activities answer although core.pagesplit reads it"
+    assert parsed == [], "the SDK parsed the activities answer although core.snaptrade.pagesplit reads it"
     assert page.total == len(page.activities) > 0
     assert len(page.raw_texts) == len(page.activities)
     for activity, text in zip(page.activities, page.raw_texts, strict=True):

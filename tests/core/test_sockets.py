@@ -1,4 +1,4 @@
-"""core/sockets.py: TCP_NODELAY set on listening sockets reaches every connection they accept."""
+"""core/web/sockets.py: TCP_NODELAY set on listening sockets reaches every connection they accept."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from core.sockets import disable_nagle_on_listeners
+from core.web.sockets import disable_nagle_on_listeners
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""core/static_assets.py: Streamlit's build files answered from memory, byte for byte and header for header
+"""core/web/static_assets.py: Streamlit's build files answered from memory, byte for byte and header for header
 what Streamlit's own static handler answers, over real HTTP (uvicorn on 127.0.0.1)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 from streamlit.web.server.starlette.starlette_static_routes import create_streamlit_static_handler
 
-from core.static_assets import IMMUTABLE, StaticAssetCache
+from core.web.static_assets import IMMUTABLE, StaticAssetCache
 from tests.core.test_api import LiveServer
 
 INDEX = b"<!DOCTYPE html><html><head><title>shell</title></head><body></body></html>"

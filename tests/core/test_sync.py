@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, SyncIssue
-from core.normalize import NormalizationError, normalize_activity
-from core.queries import data_version
+from core.ingest.normalize import NormalizationError, normalize_activity
+from core.reads.queries import data_version
+from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, SyncIssue
 from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now
 
 COMPARED = ("transaction_type", "raw_type", "symbol", "option_ticker", "option_action", "quantity", "price", "amount",
@@ -169,8 +169,8 @@ def test_scheduled_sync_with_nothing_new_costs_at_most_two_requests(engine, sand
     assert first.api_requests == activity_requests + 2 + len(truth)
     sandbox.reset_request_log()
     with Session(engine, expire_on_commit=False) as s:
-        from core import jobs
-        from core.sync import execute_run
+        from core.ingest.sync import execute_run
+        from core.jobs import queue as jobs
 
         conn = s.exec(select(BrokerageConnection)).one()
         run, _ = jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="scheduled")
@@ -281,7 +281,7 @@ def test_a_mix_of_every_fault_ends_completed_or_partial_with_a_reason_then_conve
 def test_sqlite_multi_row_statements_split_and_store_every_row(engine, sandbox, monkeypatch):
     """SQLite writes a page as multi-row VALUES statements within its bound-variable limit; a small
     limit forces several statements per page and the result must still equal the sandbox."""
-    import core.sync as sync
+    import core.ingest.sync as sync
 
     if engine.dialect.name != "sqlite":
         pytest.skip("the multi-row VALUES path is SQLite's")
@@ -301,7 +301,7 @@ def test_sqlite_multi_row_statements_split_and_store_every_row(engine, sandbox, 
 
 def _page_row(binder, raw: dict, now, **values) -> dict:
     """One activity as prepare_page makes it: normalized, raw JSON stored and hashed, stamped, then `values`."""
-    import core.sync as sync
+    import core.ingest.sync as sync
 
     row = normalize_activity(raw, clean_raw=False)
     row["raw"], row["raw_hash"] = sync._stored_raw(row["raw"])
@@ -313,7 +313,7 @@ def test_bound_rows_equal_what_sqlalchemy_would_bind(engine):
     """The binder's fast conversions give the driver exactly what SQLAlchemy's own bind processors give."""
     from datetime import UTC, date, datetime
 
-    import core.sync as sync
+    import core.ingest.sync as sync
 
     dialect = engine.dialect
     binder = sync._binder(dialect)
@@ -342,7 +342,7 @@ def test_postgresql_page_statement_still_enforces_the_columns_limits(engine):
     the statement, as a plain INSERT would, and nothing of the page is written."""
     from datetime import UTC, datetime
 
-    import core.sync as sync
+    import core.ingest.sync as sync
     from tests.factories import make_trader
 
     if engine.dialect.name != "postgresql":
@@ -371,7 +371,7 @@ class _Page:
 
 
 def test_page_pipeline_yields_pages_in_order_and_raises_a_stage_error_at_its_page():
-    from core.sync import PagePipeline
+    from core.ingest.sync import PagePipeline
 
     def fetch(at):
         if at >= 30:
@@ -399,7 +399,7 @@ def test_page_pipeline_yields_pages_in_order_and_raises_a_stage_error_at_its_pag
 def test_page_pipeline_stops_its_threads_when_the_consumer_leaves_early():
     import threading
 
-    from core.sync import PagePipeline
+    from core.ingest.sync import PagePipeline
 
     fetched = []
 

@@ -1,4 +1,4 @@
-"""core.views wording and progress: what the Sync and Connections pages say about runs and schedules."""
+"""core.reads.views wording and progress: what the Sync and Connections pages say about runs and schedules."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core import views
+from core.reads import views
 
 NOW = datetime(2026, 11, 24, 8, 36, tzinfo=UTC)
 RUN = views.RunRow(

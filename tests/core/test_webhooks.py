@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core import webhooks
-from core.models import (
+from core.storage.models import (
     BrokerageAccount,
     BrokerageConnection,
     BrokerageTransaction,
@@ -20,7 +19,8 @@ from core.models import (
     TransactionSyncLog,
     WebhookEvent,
 )
-from core.webhooks import WebhookRejected, process_webhook, receive_delivery
+from core.web import webhooks
+from core.web.webhooks import WebhookRejected, process_webhook, receive_delivery
 from tests.factories import make_account, make_connection, make_transaction, make_user
 
 KEY = "test-consumer-key"

@@ -16,7 +16,7 @@ import requests
 
 pytestmark = pytest.mark.e2e
 
-# core/health.py: the document of GET /api/health (aggregates only; no names, ids or secrets).
+# core/web/health.py: the document of GET /api/health (aggregates only; no names, ids or secrets).
 HEALTH_FIELDS = {"status", "version", "time", "database", "connections", "queue", "last_completed_sync_at"}
 QUEUE_FIELDS = {"depth", "running", "stalled_running", "oldest_queued_age_seconds"}
 

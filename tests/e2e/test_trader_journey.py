@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from core.auth import DEMO_USERS
+from core.accounts.auth import DEMO_USERS
 from tests.e2e.ui import ARTIFACTS, choose, log_in, settle, shot
 
 pytestmark = pytest.mark.e2e

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core import jobs
-from core.models import BrokerageConnection, BrokerageTransaction, TransactionSyncLog
+from core.jobs import queue as jobs
+from core.storage.models import BrokerageConnection, BrokerageTransaction, TransactionSyncLog
 from tests.core.test_sync import assert_matches_ground_truth
 from tests.syncsupport import connect, make_user
 
@@ -64,7 +64,7 @@ def test_kill_9_mid_sync_then_restart_converges_to_ground_truth(engine, db_url, 
     with Session(engine, expire_on_commit=False) as s:
         uid = make_user(s)
         connect(s, sandbox, uid, history_size=12000)
-        from core.connections import reconcile_connections
+        from core.accounts.connections import reconcile_connections
 
         reconcile_connections(s, user_id=uid)
         conn = s.exec(select(BrokerageConnection)).one()
@@ -116,7 +116,7 @@ def test_concurrent_triggers_yield_one_run_per_connection(engine, sandbox):
         uid = make_user(s)
         connect(s, sandbox, uid, history_size=50)
         connect(s, sandbox, uid, broker="SANDBOX_CA", history_size=50)
-        from core.connections import reconcile_connections
+        from core.accounts.connections import reconcile_connections
 
         reconcile_connections(s, user_id=uid)
         conn_ids = [c.id for c in s.exec(select(BrokerageConnection))]
@@ -151,7 +151,7 @@ def test_double_sync_now_yields_one_run(engine, sandbox):
     with Session(engine, expire_on_commit=False) as s:
         uid = make_user(s)
         connect(s, sandbox, uid, history_size=20)
-        from core.connections import reconcile_connections
+        from core.accounts.connections import reconcile_connections
 
         reconcile_connections(s, user_id=uid)
         first = jobs.request_manual_sync(s, user_id=uid)
@@ -163,7 +163,7 @@ def test_manual_sync_limit_is_enforced_with_a_clear_message(engine, sandbox):
     with Session(engine, expire_on_commit=False) as s:
         uid = make_user(s)
         connect(s, sandbox, uid, history_size=20)
-        from core.connections import reconcile_connections
+        from core.accounts.connections import reconcile_connections
 
         reconcile_connections(s, user_id=uid)
         for _ in range(5):

@@ -11,11 +11,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core import jobs, migrate
-from core.connections import reconcile_connections
-from core.db import create_db_engine
-from core.models import BrokerageConnection, TransactionSyncLog
+from core.accounts.connections import reconcile_connections
+from core.jobs import queue as jobs
 from core.settings import reset_settings_cache
+from core.storage import migrate
+from core.storage.db import create_db_engine
+from core.storage.models import BrokerageConnection, TransactionSyncLog
 from tests.core.test_sync import assert_matches_ground_truth
 from tests.faults.test_crash_recovery import start_worker, wait_for, worker_env
 from tests.pgserver import find_pg_bin, start_postgres
@@ -46,7 +47,7 @@ def private_pg(settings_env):
 
 
 def test_database_going_away_mid_sync_fails_cleanly_and_the_next_run_recovers(private_pg, sandbox):
-    from core.worker import Worker
+    from core.jobs.worker import Worker
 
     server, engine = private_pg
     sandbox.set_faults(latency_ms=20)
@@ -135,7 +136,7 @@ def _all_idle(engine) -> bool:
 
 def test_secrets_never_reach_logs_or_errors(engine, sandbox, caplog, settings_env):
     """Run syncs through every failure path with DEBUG logging everywhere (urllib3 included)."""
-    from core.snaptrade import install_log_redaction
+    from core.snaptrade.client import install_log_redaction
 
     install_log_redaction()
     settings_env.setenv("HTTP_BACKOFF_BASE_SECONDS", "0.01")
@@ -147,7 +148,7 @@ def test_secrets_never_reach_logs_or_errors(engine, sandbox, caplog, settings_en
         uid = make_user(s)
         auth = connect(s, sandbox, uid, history_size=2000)
         secret = None
-        from core.connections import get_snaptrade_identity
+        from core.accounts.connections import get_snaptrade_identity
 
         secret = get_snaptrade_identity(s, uid).user_secret
     sandbox.set_faults(error_rate=0.3, drop_rate=0.2, malformed_rate=0.05, seed=9)

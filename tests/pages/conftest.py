@@ -2,7 +2,7 @@
 known passwords, and `dashboard(...)` which returns an AppTest of the router signed in as someone.
 
 Sign-in seam: AppTest cannot run the cookie component or a browser, so `dashboard(user=...)` runs
-the real `core.auth.authenticate` and seeds `session_state["auth"]` exactly as `pages.login.sign_in`
+the real `core.accounts.auth.authenticate` and seeds `session_state["auth"]` exactly as `pages.login.sign_in`
 does; the router then re-checks that session against the database on every run, as in production.
 Page tests run on SQLite only (AppTest is the slow part); core tests cover PostgreSQL.
 """
@@ -16,9 +16,9 @@ import pytest
 from sqlmodel import Session
 from streamlit.testing.v1 import AppTest
 
-from core import auth
-from core.db import create_db_engine, dispose_engines
+from core.accounts import auth
 from core.settings import reset_settings_cache
+from core.storage.db import create_db_engine, dispose_engines
 from tests.conftest import ROOT
 
 PASSWORDS = {"tina": "tina-trades-2024", "sam": "sam-staff-2024"}
@@ -80,7 +80,7 @@ def dashboard(db) -> Callable[..., AppTest]:
 @pytest.fixture
 def sandbox(tmp_path):
     """The SnapTrade emulator over real HTTP, with every client in this process pointed at it."""
-    from core import snaptrade
+    from core.snaptrade import client as snaptrade
     from sandbox import Sandbox
 
     sb = Sandbox(seed=7, state_file=str(tmp_path / "sandbox_state.db")).start()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from core.connections import create_portal_link, get_snaptrade_identity
-from core.models import BrokerageConnection, TransactionSyncLog
+from core.accounts.connections import create_portal_link, get_snaptrade_identity
+from core.storage.models import BrokerageConnection, TransactionSyncLog
 from tests.pages.conftest import PASSWORDS
 
 

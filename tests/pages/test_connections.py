@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from core.models import BrokerageConnection, BrokerageTransaction, utcnow
+from core.storage.models import BrokerageConnection, BrokerageTransaction, utcnow
 from tests.factories import make_account, make_connection, make_transaction
 
 

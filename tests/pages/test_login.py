@@ -7,7 +7,7 @@ import pytest
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
-from core import auth
+from core.accounts import auth
 from core.settings import reset_settings_cache
 from tests.pages.conftest import PASSWORDS
 

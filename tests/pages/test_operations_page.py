@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core.models import SyncIssue, TransactionSyncLog
+from core.storage.models import SyncIssue, TransactionSyncLog
 from tests import factories as f
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "operations.py")

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from core.models import ManualSyncRequest, TransactionSyncLog, utcnow
+from core.storage.models import ManualSyncRequest, TransactionSyncLog, utcnow
 from tests.factories import make_connection, make_run
 
 

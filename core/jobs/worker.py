@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from core import jobs
-from core.db import get_engine
-from core.models import BrokerageConnection, TransactionSyncLog, utcnow
+from core.ingest.sync import execute_run
+from core.jobs import queue as jobs
 from core.settings import get_settings
-from core.sync import execute_run
+from core.storage.db import get_engine
+from core.storage.models import BrokerageConnection, TransactionSyncLog, utcnow
 
 log = logging.getLogger("tradistry.worker")
 

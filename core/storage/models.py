@@ -11,8 +11,8 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlmodel import Column, Field, SQLModel
 
-from core.activity_types import NORMALIZED_TYPES
-from core.types import BigIntPK, ExactDecimal, JSONType
+from core.ingest.activity_types import NORMALIZED_TYPES
+from core.storage.types import BigIntPK, ExactDecimal, JSONType
 
 
 def utcnow() -> datetime:
@@ -198,7 +198,7 @@ class BrokerageTransaction(SQLModel, table=True):
 class UserTransactionCount(SQLModel, table=True):
     """Each user's transaction count as deltas kept by database triggers (migration 0004), in the same
     transaction as the rows, whoever writes them: the user's count is the sum of their deltas, and
-    (count, newest delta's id) moves with every change to their rows (core.counts reads and folds them).
+    (count, newest delta's id) moves with every change to their rows (core.storage.counts reads and folds them).
 
     PostgreSQL appends one delta per user per write statement (one per sync page): appends take no row
     lock two syncs could wait on and leave no version chain to walk, as updating one row per user would.

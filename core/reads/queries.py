@@ -21,10 +21,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core import jsonexact
-from core.counts import user_count
-from core.db import decimal_sum
-from core.models import (
+from core.storage import jsonexact
+from core.storage.counts import user_count
+from core.storage.db import decimal_sum
+from core.storage.models import (
     FINAL_SYNC_STATUSES,
     AppUser,
     BrokerageAccount,
@@ -35,7 +35,7 @@ from core.models import (
     WebhookEvent,
     utcnow,
 )
-from core.types import format_decimal
+from core.storage.types import format_decimal
 
 Txn = BrokerageTransaction.__table__.c
 
@@ -305,7 +305,7 @@ def last_final_run(user_id: int) -> sa.Select:
 def data_version(session: Session, user_id: int) -> tuple[int, int, int]:
     """(row count, revision, last finished run) of the user's data: changes whenever a row of theirs is
     added, changed or deleted, by any writer, and when a run ends. The cache key of pages that memoize
-    totals, filter options and analytics: a few index entries, whatever the user's size (core.counts)."""
+    totals, filter options and analytics: a few index entries, whatever the user's size (core.storage.counts)."""
     rows, revision = user_count(session, user_id)
     last_run = session.execute(last_final_run(user_id)).scalar()
     return rows, revision, int(last_run or 0)

@@ -17,8 +17,8 @@ from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
-from core import jsonexact
-from core.types import DecimalTextSum, ExactDecimal
+from core.storage import jsonexact
+from core.storage.types import DecimalTextSum, ExactDecimal
 
 
 def _sqlite_from_hint(self, table, text: str | None) -> str | None:
@@ -26,7 +26,7 @@ def _sqlite_from_hint(self, table, text: str | None) -> str | None:
 
 
 # SQLite's `INDEXED BY name` is a table hint, but SQLAlchemy's SQLite compiler drops every table hint:
-# this renders `select(...).with_hint(table, "INDEXED BY name", "sqlite")` (see core.queries.covered).
+# this renders `select(...).with_hint(table, "INDEXED BY name", "sqlite")` (see core.reads.queries.covered).
 SQLiteCompiler.get_from_hint_text = _sqlite_from_hint
 
 _engines: dict[str, Engine] = {}

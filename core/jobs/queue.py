@@ -15,14 +15,14 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.models import (
+from core.settings import get_settings
+from core.storage.models import (
     ACTIVE_SYNC_STATUSES,
     BrokerageConnection,
     ManualSyncRequest,
     TransactionSyncLog,
     utcnow,
 )
-from core.settings import get_settings
 
 MAX_ATTEMPTS = 5
 SYNCABLE_CONNECTION_STATUSES = ("active", "needs_reconnect", "error", "pending")

@@ -29,12 +29,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from core import jsonexact
-from core.connections import get_snaptrade_identity, reconcile_connections
-from core.counts import fold as fold_counts
-from core.db import get_engine
-from core.jsonexact import JSONText
-from core.models import (
+from core.accounts.connections import get_snaptrade_identity, reconcile_connections
+from core.ingest.normalize import NormalizationError, json_safe, normalize_activity
+from core.settings import get_settings
+from core.snaptrade.client import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
+from core.storage import jsonexact
+from core.storage.counts import fold as fold_counts
+from core.storage.db import get_engine
+from core.storage.jsonexact import JSONText
+from core.storage.models import (
     BrokerageAccount,
     BrokerageConnection,
     BrokerageTransaction,
@@ -42,9 +45,6 @@ from core.models import (
     TransactionSyncLog,
     utcnow,
 )
-from core.normalize import NormalizationError, json_safe, normalize_activity
-from core.settings import get_settings
-from core.snaptrade import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
 
 log = logging.getLogger("tradistry.sync")
 
@@ -298,7 +298,7 @@ def _unnest_sql(sql: str, types: list, dialect) -> str | None:
 def _fast_processor(type_, dialect, slow):
     """A C-speed equal of SQLite's bind processor for the exact types the normalizer produces (Decimal
     for exact decimals, date, bool), falling back to `slow` for anything else; None when there is none."""
-    from core.types import ExactDecimal
+    from core.storage.types import ExactDecimal
 
     if dialect.name != "sqlite":
         return None
@@ -769,7 +769,7 @@ def _iso(d: date | None) -> str | None:
 
 
 def _apply_balances(account: BrokerageAccount, balances: list) -> None:
-    from core.connections import _dec
+    from core.accounts.connections import _dec
 
     clean = []
     cash_total = None

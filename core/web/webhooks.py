@@ -22,9 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.jobs import enqueue_sync
-from core.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, WebhookEvent, utcnow
-from core.snaptrade import redact
+from core.jobs.queue import enqueue_sync
+from core.snaptrade.client import redact
+from core.storage.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, WebhookEvent, utcnow
 
 log = logging.getLogger("tradistry.webhooks")
 

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.activity_types import OPTION_ACTIONS, normalize_type
+from core.ingest.activity_types import OPTION_ACTIONS, normalize_type
 
 __all__ = [
     "NormalizationError",
@@ -33,7 +33,7 @@ class NormalizationError(ValueError):
     """An activity that cannot be stored; `str(e)` is the human-readable reason."""
 
 
-# Column limits from core.models.BrokerageTransaction (max_length); longer text is cut, `raw` keeps it whole.
+# Column limits from core.storage.models.BrokerageTransaction (max_length); longer text is cut, `raw` keeps it whole.
 _ID_MAX = 128
 _LIMITS = {
     "raw_type": 128,
@@ -275,7 +275,7 @@ def _option_fields(option_symbol: Any) -> dict | None:
 
 
 def json_safe(value: Any) -> Any:
-    """A copy PostgreSQL JSONB accepts via core.jsonexact: finite Decimals stay Decimal (written as exact
+    """A copy PostgreSQL JSONB accepts via core.storage.jsonexact: finite Decimals stay Decimal (written as exact
     JSON numbers), text is cleaned of NULs and lone surrogates."""
     if isinstance(value, str):
         return _clean(value)

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 from sqlmodel import Session, select
 
-from core.models import ACTIVE_SYNC_STATUSES, BrokerageAccount, BrokerageConnection, TransactionSyncLog
-from core.queries import account_short_name, mask_account_number
+from core.reads.queries import account_short_name, mask_account_number
+from core.storage.models import ACTIVE_SYNC_STATUSES, BrokerageAccount, BrokerageConnection, TransactionSyncLog
 
 __all__ = ["mask_account_number"]  # re-exported: one masking rule for Connections and Transactions
 
@@ -56,7 +56,7 @@ class ConnectionCard:
     def next_sync_note(self) -> str | None:
         """Why no next sync time applies, or None when the schedule's time is the truth.
 
-        The scheduler only picks active connections with auto-sync on (core.jobs.connections_due)."""
+        The scheduler only picks active connections with auto-sync on (core.jobs.queue.connections_due)."""
         if self.status == "needs_reconnect":
             return "paused until reconnected"
         if self.status == "error":

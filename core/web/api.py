@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core import webhooks
-from core.db import get_engine
-from core.health import health
 from core.settings import get_settings
-from core.snaptrade import NotConfiguredError, remember_secret, resolve_endpoint
+from core.snaptrade.client import NotConfiguredError, remember_secret, resolve_endpoint
+from core.storage.db import get_engine
+from core.web import webhooks
+from core.web.health import health
 
 
 class BodyTooLarge(Exception):

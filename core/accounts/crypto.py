@@ -8,8 +8,8 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlmodel import Session, select
 
-from core.models import SnapTradeUser, utcnow
 from core.settings import Settings, get_settings
+from core.storage.models import SnapTradeUser, utcnow
 
 
 class SecretDecryptionError(RuntimeError):

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 import core
-from core.models import BrokerageConnection, TransactionSyncLog, utcnow
 from core.settings import get_settings
+from core.storage.models import BrokerageConnection, TransactionSyncLog, utcnow
 
 log = logging.getLogger("tradistry.health")
 

@@ -14,21 +14,21 @@ from decimal import Decimal, InvalidOperation
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core.crypto import decrypt_secret, encrypt_secret
-from core.models import (
-    BrokerageAccount,
-    BrokerageConnection,
-    BrokerageTransaction,
-    SnapTradeUser,
-    utcnow,
-)
+from core.accounts.crypto import decrypt_secret, encrypt_secret
 from core.settings import get_settings
-from core.snaptrade import (
+from core.snaptrade.client import (
     InvalidInputError,
     NotFoundError,
     SnapTradeClient,
     new_snaptrade_user_id,
     remember_secret,
+)
+from core.storage.models import (
+    BrokerageAccount,
+    BrokerageConnection,
+    BrokerageTransaction,
+    SnapTradeUser,
+    utcnow,
 )
 
 log = logging.getLogger("tradistry.connections")
@@ -261,7 +261,7 @@ PORTAL_ERRORS = {
 
 def handle_portal_callback(session: Session, *, user_id: int, params: dict, client: SnapTradeClient | None = None) -> CallbackOutcome:
     """The portal sent the browser back: treat the query as a hint, re-read SnapTrade, queue syncs."""
-    from core.jobs import enqueue_sync
+    from core.jobs.queue import enqueue_sync
 
     status = str(params.get("status") or "").upper()
     client = client or SnapTradeClient()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.models import UserTransactionCount
+from core.storage.models import UserTransactionCount
 
 C = UserTransactionCount.__table__.c
 
@@ -27,7 +27,7 @@ def fold(session: Session, user_id: int) -> int:
     """Replace the user's deltas by one row holding their sum, and commit; returns how many were folded.
 
     On PostgreSQL every write statement appends a delta (a sync, one per page): the end of every run
-    (core.sync) folds them so reading stays a few index entries. SQLite has one row per user: nothing to
+    (core.ingest.sync) folds them so reading stays a few index entries. SQLite has one row per user: nothing to
     do. Deltas that other transactions have not committed yet are not seen and stay; two folds at once
     each delete (and re-add the sum of) only what they got."""
     newest, n = session.execute(sa.select(sa.func.max(C.id), sa.func.count()).where(C.user_id == user_id)).one()

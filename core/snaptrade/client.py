@@ -25,8 +25,8 @@ from snaptrade_client import ApiException, Configuration, SnapTrade, SnapTradeAu
 from snaptrade_client.exceptions import ApiValueError
 from snaptrade_client.paths.accounts_account_id_activities import get as _activities_get
 
-from core.pagesplit import split_page
 from core.settings import Settings, get_settings
+from core.snaptrade.pagesplit import split_page
 
 log = logging.getLogger("tradistry.snaptrade")
 
@@ -271,7 +271,7 @@ _raw_answer = threading.local()
 
 def _keep_activity_pages_raw() -> None:
     """The SDK json.loads every JSON answer even when told to skip deserialization, and we read an
-    activity page from its raw bytes anyway (core.pagesplit: one exact pass that also keeps each
+    activity page from its raw bytes anyway (core.snaptrade.pagesplit: one exact pass that also keeps each
     activity's text). For our own activities calls (a thread-local flag: other users of the SDK in
     this process are untouched) that parse is skipped: it was about a fifth of a sync's CPU. Error
     answers are still parsed (their code and detail are read)."""

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.models import USER_ROLES, AppUser, utcnow
 from core.settings import get_settings
+from core.storage.models import USER_ROLES, AppUser, utcnow
 
 BCRYPT_COST = 12
 MIN_PASSWORD_LENGTH = 8

@@ -12,9 +12,9 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from core.db import get_engine
+from core.storage.db import get_engine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADVISORY_LOCK_ID = 727_401_001
 
 

@@ -1,0 +1,1 @@
+"""Accounts: dashboard users and sign-in, encrypted SnapTrade secrets, connections and the portal."""

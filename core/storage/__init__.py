@@ -1,0 +1,1 @@
+"""Storage: the tables, the engine and sessions, exact column types, trigger-kept counts, migrations."""
