@@ -15,6 +15,7 @@ from core.reads import analytics as an
 from core.reads import queries as q
 from core.settings import get_settings
 from core.storage.db import session_scope
+from pages.components import require_user
 
 
 @st.cache_data(ttl=300, max_entries=128, show_spinner=False)
@@ -26,11 +27,7 @@ def _cached(module: str, query: str, database: str, user_id: int, version: tuple
 
 
 def _signed_in_user() -> int:
-    user_id = st.session_state.get("user_id")
-    if not isinstance(user_id, int):
-        st.info("Please sign in to see your analytics.")
-        st.stop()
-    return user_id
+    return require_user().user_id
 
 
 def _filters(options: q.FilterOptions) -> tuple[q.TransactionFilters, str]:

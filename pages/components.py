@@ -11,12 +11,13 @@ Contract for page authors:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
 from core.accounts.auth import SessionUser
+from core.reads import formatting as fmt
 
 CURRENT_USER_KEY = "current_user"
 # Run ids whose result the Sync page summarises (set by "Sync now" and by the portal callback).
@@ -45,7 +46,7 @@ def current_user() -> SessionUser | None:
 def require_user() -> SessionUser:
     user = current_user()
     if user is None:
-        st.warning("Please log in first.")
+        st.info("Please sign in to see this page.")
         st.stop()
     return user
 
@@ -71,58 +72,30 @@ def display_timezone() -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-def _aware(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+def _tz_name() -> str:
+    return display_timezone().key
 
 
 def fmt_time(dt: datetime | None, *, seconds: bool = False) -> str:
     """A stored UTC time as local wall-clock time with the zone abbreviation."""
-    if dt is None:
-        return "—"
-    local = _aware(dt).astimezone(display_timezone())
-    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+    return fmt.format_timestamp(dt, _tz_name(), seconds=seconds) or "—"
 
 
 def fmt_date(dt: datetime | None) -> str:
-    if dt is None:
-        return "—"
-    return _aware(dt).astimezone(display_timezone()).strftime("%Y-%m-%d")
+    return fmt.format_date(dt, _tz_name()) or "—"
 
 
 def fmt_relative(dt: datetime | None, now: datetime | None = None) -> str:
-    if dt is None:
-        return "never"
-    now = now or datetime.now(UTC)
-    delta = (_aware(dt) - now).total_seconds()
-    future, s = delta > 0, abs(delta)
-    if s < 45:
-        return "in a moment" if future else "just now"
-    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
-        if s >= size:
-            n = round(s / size)
-            text = f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''}"
-            return f"in {text}" if future else f"{text} ago"
-    return "just now"
+    return fmt.format_relative(dt, now)
 
 
 def fmt_when(dt: datetime | None) -> str:
     """'2024-05-03 14:05 CEST (3 h ago)', or 'never'."""
-    if dt is None:
-        return "never"
-    return f"{fmt_time(dt)} ({fmt_relative(dt)})"
+    return fmt.format_when(dt, _tz_name())
 
 
 def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = max(0.0, float(seconds))
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, sec = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return fmt.format_duration(seconds)
 
 
 def status_badge(status: str, *, help: str | None = None) -> None:

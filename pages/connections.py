@@ -12,6 +12,7 @@ from decimal import Decimal
 import streamlit as st
 
 from core.accounts import connections as conn_service
+from core.reads import formatting as fmt
 from core.reads import views
 from core.settings import get_settings
 from core.snaptrade.client import SnapTradeError
@@ -25,7 +26,7 @@ FREQUENCIES = {60: "Every hour", 6 * 60: "Every 6 hours", 12 * 60: "Every 12 hou
 
 
 def _money(value: Decimal | None, currency: str | None) -> str:
-    return "—" if value is None else f"{value:,.2f} {currency or ''}".strip()
+    return "—" if value is None else fmt.format_money(value, currency)
 
 
 def _create_link(user_id: int, reconnect_id: int | None) -> None:

@@ -23,14 +23,14 @@ import streamlit as st
 from core.accounts import auth
 from core.settings import get_settings
 from core.storage.db import session_scope
-from pages.components import CURRENT_USER_KEY
+from pages.components import CURRENT_USER_KEY, current_user
 
 AUTH_KEY = "auth"  # {"username", "epoch"}: the only marker of a signed-in session
 NOTICE_KEY = "auth_notice"
 COOKIE_CMD_KEY = "auth_cookie_cmd"
 REJECTED_COOKIE_KEY = "auth_cookie_rejected"
-# Keys other pages read (kept in sync with the current user on every run).
-PUBLIC_KEYS = ("user_id", "username", "role", "timezone", CURRENT_USER_KEY)
+# The one key other pages read, through pages.components (kept in sync with the user on every run).
+PUBLIC_KEYS = (CURRENT_USER_KEY,)
 
 # Runs in the page itself (no iframe), so it writes a first-party cookie for the app's origin.
 _COOKIE_JS = """
@@ -74,10 +74,6 @@ def apply_cookie_command() -> None:
 
 def _publish(user: auth.SessionUser) -> None:
     st.session_state[CURRENT_USER_KEY] = user
-    st.session_state["user_id"] = user.user_id
-    st.session_state["username"] = user.username
-    st.session_state["role"] = user.role
-    st.session_state["timezone"] = user.timezone or st.context.timezone or "UTC"
 
 
 def _forget(notice: str | None = None) -> None:
@@ -216,9 +212,10 @@ _BROWSER_TZ = "(browser time zone)"
 
 def _save_timezone() -> None:
     choice = st.session_state.get("tz_choice")
-    username = st.session_state.get("username")
-    if not username:
+    user = current_user()
+    if user is None:
         return
+    username = user.username
     with session_scope() as s:
         auth.set_user_timezone(s, username, None if choice == _BROWSER_TZ else choice)
 

@@ -12,9 +12,10 @@ import pandas as pd
 import streamlit as st
 
 from core.jobs.queue import requeue_run, retry_run
+from core.reads import formatting as fmt
 from core.reads import queries as q
 from core.storage.db import session_scope
-from pages.components import status_label
+from pages.components import display_timezone, require_role, status_label
 
 FLASH_KEY = "ops_flash"
 # Column headers staff read instead of the query's field names (one table, shared by every tab).
@@ -34,13 +35,7 @@ WIDTHS = {"id": 60, "status_reason": "large", "error_message": "large", "reason"
 
 
 def _require_staff() -> str:
-    if not isinstance(st.session_state.get("user_id"), int):
-        st.info("Please sign in.")
-        st.stop()
-    if st.session_state.get("role") != "staff":
-        st.error("Access denied: this page is for staff only.")
-        st.stop()
-    return str(st.session_state.get("username") or "staff")
+    return require_role("staff").username
 
 
 def _localize(df: pd.DataFrame, columns: tuple[str, ...], tz_name: str | None) -> pd.DataFrame:
@@ -49,14 +44,14 @@ def _localize(df: pd.DataFrame, columns: tuple[str, ...], tz_name: str | None) -
     out = df.copy()
     for col in columns:
         if col in out:
-            out[col] = [q.format_timestamp(v, tz_name) if v is not None else "" for v in out[col]]
+            out[col] = [fmt.format_timestamp(v, tz_name) if v is not None else "" for v in out[col]]
     for col in ("error_details", "account_breakdown"):
         if col in out:
             out[col] = [q.payload_json(v) if v is not None else "" for v in out[col]]
     if "status" in out:
         out["status"] = [status_label(v) if isinstance(v, str) else "" for v in out["status"]]
     if "duration_seconds" in out:
-        out["duration_seconds"] = ["" if pd.isna(v) else q.format_age(v) for v in out["duration_seconds"]]
+        out["duration_seconds"] = ["" if pd.isna(v) else fmt.format_duration(v) for v in out["duration_seconds"]]
     for col in out.columns:
         if out[col].dtype == object or out[col].isna().any():
             out[col] = [_cell(v) for v in out[col]]
@@ -126,16 +121,16 @@ def _health(health: q.HealthSummary) -> None:
     day = st.columns(4)
     day[0].metric("Sync success (24 h)", rate, help=f"{health.completed_24h} of {health.runs_24h} finished runs completed")
     day[1].metric("Finished runs (24 h)", health.runs_24h)
-    # format_age keeps a decimal under 10 s: sub-second runs read "0.2 s", not "0 s".
-    day[2].metric("Run duration p50", q.format_age(health.p50_duration_seconds), help="Median of the last 24 h")
-    day[3].metric("Run duration p95", q.format_age(health.p95_duration_seconds),
+    # format_duration keeps a decimal under a minute: sub-second runs read "0.2 s", not "0 s".
+    day[2].metric("Run duration p50", fmt.format_duration(health.p50_duration_seconds), help="Median of the last 24 h")
+    day[3].metric("Run duration p95", fmt.format_duration(health.p95_duration_seconds),
                   help="95 % of the last 24 h's runs were at least this fast")  # fmt: skip
     now = st.columns(4)
     now[0].metric("Active connections", health.active_connections)
     now[1].metric("Need attention", health.attention_connections,
                   help="Connections that need a reconnect or are in error, across all users")  # fmt: skip
     now[2].metric("Queue depth", health.queue_depth, help=f"{health.running} running")
-    now[3].metric("Oldest queued job", q.format_age(health.oldest_queued_age_seconds))
+    now[3].metric("Oldest queued job", fmt.format_duration(health.oldest_queued_age_seconds))
     if health.errors_by_code:
         codes = ", ".join(f"{code}: {n}" for code, n in health.errors_by_code.items())
         st.caption(f"API errors by code (24 h): {codes}")
@@ -207,7 +202,7 @@ def _webhooks(tz_name: str | None) -> None:
 def render() -> None:
     staff = _require_staff()
     st.title("Operations")
-    tz_name = st.session_state.get("timezone")
+    tz_name = display_timezone().key
     _flash()
     with session_scope() as session:
         health = q.health_summary(session)

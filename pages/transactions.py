@@ -8,15 +8,16 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from core.reads import formatting as fmt
 from core.reads import periods
 from core.reads import queries as q
 from core.settings import get_settings
 from core.storage.db import session_scope
+from pages.components import display_timezone, require_user
 
 CONNECTIONS_PAGE = "connections.py"
 # One "Sort" choice, column and direction together: the order a trader asks for, in their words.
@@ -43,11 +44,7 @@ def _database_key() -> str:
 
 
 def _signed_in_user() -> int:
-    user_id = st.session_state.get("user_id")
-    if not isinstance(user_id, int):
-        st.info("Please sign in to see your transactions.")
-        st.stop()
-    return user_id
+    return require_user().user_id
 
 
 def _link_to_connections(label: str) -> None:
@@ -72,10 +69,7 @@ def _date_range(options: q.FilterOptions) -> tuple[date | None, date | None]:
 
 def _today() -> date:
     """Today in the trader's time zone, which is what "last 30 days" or "year to date" mean to them."""
-    try:
-        return datetime.now(ZoneInfo(st.session_state.get("timezone") or "UTC")).date()
-    except (ZoneInfoNotFoundError, ValueError):
-        return datetime.now(ZoneInfo("UTC")).date()
+    return datetime.now(display_timezone()).date()
 
 
 def _period(options: q.FilterOptions) -> tuple[date | None, date | None]:
@@ -133,9 +127,9 @@ def _totals(totals: list[q.CurrencyTotal], total: int) -> None:
             cols[0].metric(f"Transactions · {currency}", f"{t.count:,}")
         else:
             cols[0].metric("Transactions", f"{total:,}")
-        cols[1].metric(f"Net amount · {currency}", q.format_money(t.amount, t.currency),
+        cols[1].metric(f"Net amount · {currency}", fmt.format_money(t.amount, t.currency),
                        help="Sum of the Amount column: the cash effect of the filtered transactions, fees included")  # fmt: skip
-        cols[2].metric(f"Fees · {currency}", q.format_money(t.fee, t.currency),
+        cols[2].metric(f"Fees · {currency}", fmt.format_money(t.fee, t.currency),
                        help="Sum of the Fee column (commissions the broker reported on these transactions)")  # fmt: skip
     if several:
         st.caption(f"**{total:,} transactions** in {len(totals)} currencies. Totals are per currency: amounts in "
@@ -189,16 +183,16 @@ def _detail(detail: dict[str, Any], tz_name: str | None) -> None:
         "Symbol": detail["option"] or detail.get("symbol") or "",
         "Security": detail.get("security_name") or "",
         "Option action": detail.get("option_action") or "",
-        "Quantity": q.format_quantity(detail.get("quantity")),
-        "Price": q.format_number(detail.get("price"), min_decimals=2),
-        "Amount": q.format_money(detail.get("amount"), currency),
-        "Fee": q.format_money(detail.get("fee"), currency),
-        "FX rate": q.format_number(detail.get("fx_rate")),
+        "Quantity": fmt.format_quantity(detail.get("quantity")),
+        "Price": fmt.format_number(detail.get("price"), min_decimals=2),
+        "Amount": fmt.format_money(detail.get("amount"), currency),
+        "Fee": fmt.format_money(detail.get("fee"), currency),
+        "FX rate": fmt.format_number(detail.get("fx_rate")),
         "Description": detail.get("description") or "",
         "Order reference": detail.get("external_reference_id") or "",
         "SnapTrade activity id": detail["snaptrade_activity_id"],
-        "Imported": q.format_timestamp(detail.get("created_at"), tz_name),
-        "Last updated": q.format_timestamp(detail.get("updated_at"), tz_name),
+        "Imported": fmt.format_timestamp(detail.get("created_at"), tz_name),
+        "Last updated": fmt.format_timestamp(detail.get("updated_at"), tz_name),
     }
     st.dataframe([{"Field": k, "Value": v} for k, v in fields.items() if v], hide_index=True)
     st.markdown("**Raw SnapTrade payload**")
@@ -208,7 +202,7 @@ def _detail(detail: dict[str, Any], tz_name: str | None) -> None:
 def render() -> None:
     st.title("Transactions")
     user_id = _signed_in_user()
-    tz_name = st.session_state.get("timezone")
+    tz_name = display_timezone().key
     with session_scope() as session:
         version = q.data_version(session, user_id)
     database = _database_key()

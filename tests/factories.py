@@ -198,3 +198,11 @@ def make_webhook_event(session: Session, user: AppUser | None = None, **kw: Any)
     kw.setdefault("event_type", "ACCOUNT_TRANSACTIONS_UPDATED")
     kw.setdefault("payload", {"webhookId": kw["webhook_id"], "eventType": kw["event_type"]})
     return _save(session, WebhookEvent(user_id=user.id if user else None, **kw))
+
+
+def session_user(user_id: int, username: str = "alice", role: str = "trader", timezone: str | None = None):
+    """The signed-in user the router puts in `session_state["current_user"]` before a page runs."""
+    from core.accounts.auth import SessionUser
+
+    return SessionUser(user_id=user_id, username=username, role=role, name=None, email=None, session_epoch=0,
+                       is_active=True, timezone=timezone)  # fmt: skip

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.accounts.crypto import decrypt_secret, encrypt_secret
+from core.ingest.normalize import date_or_none, datetime_or_none, decimal_or_none
 from core.settings import get_settings
 from core.snaptrade.client import (
     InvalidInputError,
@@ -100,34 +100,6 @@ class ReconcileResult:
     requests: int = 0
 
 
-def _parse_dt(value) -> datetime | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=utcnow().tzinfo)
-
-
-def _parse_date(value) -> date | None:
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def _dec(value) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        return None
-
-
 def _apply_authorization(conn: BrokerageConnection, auth: dict, now: datetime) -> str | None:
     """Copy SnapTrade's view of a connection onto our row; returns 'broken' / 'fixed' on a change."""
     brokerage = auth.get("brokerage") or {}
@@ -139,7 +111,7 @@ def _apply_authorization(conn: BrokerageConnection, auth: dict, now: datetime) -
         if conn.status != "needs_reconnect":
             change = "broken"
         conn.status = "needs_reconnect"
-        conn.disabled_at = _parse_dt(auth.get("disabled_date")) or conn.disabled_at or now
+        conn.disabled_at = datetime_or_none(auth.get("disabled_date")) or conn.disabled_at or now
         meta = auth.get("meta") if isinstance(auth.get("meta"), dict) else {}
         conn.status_reason = auth.get("disabled_reason") or meta.get("disabled_reason") or conn.status_reason or DEFAULT_DISABLED_REASON
     else:
@@ -211,14 +183,14 @@ def reconcile_connections(
         acc.institution_name = raw.get("institution_name") or conn.brokerage_name
         net = raw.get("net_value") or (raw.get("balance") or {}).get("total") or {}
         if isinstance(net, dict) and net.get("amount") is not None:
-            acc.total_value = _dec(net.get("amount"))
+            acc.total_value = decimal_or_none(net.get("amount"))
             cur = net.get("currency")
             acc.currency = (cur.get("code") if isinstance(cur, dict) else cur) or acc.currency
             acc.balance_updated_at = now
         tx = ((raw.get("sync_status") or {}).get("transactions")) or {}
         acc.snaptrade_initial_sync_completed = tx.get("initial_sync_completed")
-        acc.snaptrade_last_successful_sync = _parse_date(tx.get("last_successful_sync"))
-        acc.first_transaction_date = _parse_date(tx.get("first_transaction_date"))
+        acc.snaptrade_last_successful_sync = date_or_none(tx.get("last_successful_sync"))
+        acc.first_transaction_date = date_or_none(tx.get("first_transaction_date"))
         if not acc.is_active and acc.removed_at is not None:
             acc.is_active, acc.removed_at = True, None
         acc.extra = {"is_paper": raw.get("is_paper"), "institution_account_id": raw.get("institution_account_id")}

@@ -11,7 +11,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,9 @@ __all__ = [
     "OccContract",
     "canonical_occ",
     "content_fingerprint",
+    "date_or_none",
+    "datetime_or_none",
+    "decimal_or_none",
     "normalize_activity",
     "parse_decimal",
     "parse_occ",
@@ -182,6 +185,33 @@ def parse_snaptrade_date(value: Any, field: str = "date") -> tuple[date | None, 
     except ValueError:
         raise NormalizationError(f"{field} {_short(value)} is not a valid date") from None
     return day, value
+
+
+def decimal_or_none(value: Any) -> Decimal | None:
+    """parse_decimal for fields that are only informative (balances): a bad value reads as unknown."""
+    try:
+        return parse_decimal(value, "value")
+    except NormalizationError:
+        return None
+
+
+def date_or_none(value: Any) -> date | None:
+    """parse_snaptrade_date for informative fields: the calendar date as written, or None."""
+    try:
+        return parse_snaptrade_date(value)[0]
+    except NormalizationError:
+        return None
+
+
+def datetime_or_none(value: Any) -> datetime | None:
+    """An ISO timestamp as an aware datetime (UTC when SnapTrade wrote no offset), or None."""
+    if not isinstance(value, str) or _DATE_RE.fullmatch(value.strip()) is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_occ(ticker: Any) -> OccContract | None:

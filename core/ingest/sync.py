@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from core.accounts.connections import get_snaptrade_identity, reconcile_connections
-from core.ingest.normalize import NormalizationError, json_safe, normalize_activity
+from core.ingest.normalize import NormalizationError, decimal_or_none, json_safe, normalize_activity
 from core.settings import get_settings
 from core.snaptrade.client import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
 from core.storage import jsonexact
@@ -769,7 +769,6 @@ def _iso(d: date | None) -> str | None:
 
 
 def _apply_balances(account: BrokerageAccount, balances: list) -> None:
-    from core.accounts.connections import _dec
 
     clean = []
     cash_total = None
@@ -777,7 +776,7 @@ def _apply_balances(account: BrokerageAccount, balances: list) -> None:
         if not isinstance(b, dict):
             continue
         cur = (b.get("currency") or {}).get("code") if isinstance(b.get("currency"), dict) else b.get("currency")
-        cash, bp = _dec(b.get("cash")), _dec(b.get("buying_power"))
+        cash, bp = decimal_or_none(b.get("cash")), decimal_or_none(b.get("buying_power"))
         clean.append({"currency": cur, "cash": None if cash is None else str(cash), "buying_power": None if bp is None else str(bp)})
         if cur and (account.currency is None or cur == account.currency):
             cash_total, account.buying_power = cash, bp

@@ -1,5 +1,5 @@
-"""Read queries behind the Transactions and Operations pages, plus the formatting of money,
-quantities, option contracts and timestamps that those pages show.
+"""Read queries behind the Transactions and Operations pages: filtered pages of transactions, totals,
+the CSV, filter choices, and the staff tables.
 
 Every function takes a Session; trader-facing queries are always scoped to one user_id.
 """
@@ -12,15 +12,15 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.reads.formatting import format_money, format_number, format_option, format_quantity
 from core.storage import jsonexact
 from core.storage.counts import user_count
 from core.storage.db import decimal_sum
@@ -47,89 +47,6 @@ CSV_CHUNK_ROWS = 2000
 ATTENTION_STATUSES = ("needs_reconnect", "error")
 PROBLEM_RUN_STATUSES = ("failed", "partial", "interrupted")
 FINISHED_RUN_STATUSES = ("completed", "partial", "failed", "interrupted")
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def format_number(value: Decimal | None, min_decimals: int = 0) -> str:
-    """Grouped decimal text that never loses digits: 1234.5 → '1,234.50' with min_decimals=2."""
-    if value is None:
-        return ""
-    value = Decimal(value).normalize()
-    if value == 0:
-        value = Decimal(0)
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent < min_decimals:
-        value = value.quantize(Decimal(1).scaleb(-min_decimals))
-    return f"{value:,f}"
-
-
-def format_money(value: Decimal | None, currency: str | None = None) -> str:
-    """'1,234.50 USD': at least two decimals, more only when the value carries them (crypto)."""
-    if value is None:
-        return ""
-    text = format_number(value, min_decimals=2)
-    return f"{text} {currency}" if currency else text
-
-
-def format_quantity(value: Decimal | None) -> str:
-    """Units as stored: '10', '0.00012345', '1,000'."""
-    return format_number(value, min_decimals=0)
-
-
-_OCC = re.compile(r"^\s*([A-Z0-9.]{1,6})\s*(\d{2})(\d{2})(\d{2})([CP])(\d{8})\s*$")
-
-
-def format_option(ticker: str | None) -> str:
-    """OCC 'AAPL  261218C00240000' → 'AAPL 2026-12-18 240 C'; anything else comes back unchanged."""
-    if not ticker:
-        return ""
-    match = _OCC.match(ticker.upper())
-    if not match:
-        return ticker
-    root, yy, mm, dd, right, strike = match.groups()
-    # OCC strikes are integers in thousandths of a dollar.
-    strike_text = format_number(Decimal(strike) / 1000)
-    return f"{root} 20{yy}-{mm}-{dd} {strike_text} {right}"
-
-
-def _zone(tz_name: str | None) -> ZoneInfo | timezone:
-    try:
-        return ZoneInfo(tz_name) if tz_name else UTC
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
-
-
-def format_timestamp(value: datetime | None, tz_name: str | None = None) -> str:
-    """A stored UTC time shown in the user's zone: '2026-03-01 09:30 CET'."""
-    if value is None or pd.isna(value):
-        return ""
-    if value.tzinfo is None:  # SQLite rows read outside the ORM come back naive, but are UTC
-        value = value.replace(tzinfo=UTC)
-    local = value.astimezone(_zone(tz_name))
-    return local.strftime("%Y-%m-%d %H:%M %Z")
-
-
-def format_age(seconds: float | None) -> str:
-    """'3 h 12 min' for a duration in seconds; short ones keep a decimal ('0.2 s', '2.0 s') so that
-    sub-second sync runs do not all read '0 s'."""
-    if seconds is None or pd.isna(seconds):
-        return "—"
-    seconds = max(0.0, float(seconds))
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, _ = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min"
 
 
 MASK = "••••"

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
+from core.reads import formatting as fmt
 from core.reads import queries as q
 from core.reads.queries import TransactionFilters as F
 from core.reads.queries import TransactionSort as S
@@ -261,24 +262,24 @@ def test_data_version_reads_the_last_final_run_from_its_own_index(session, book)
     ],
 )
 def test_format_option(ticker, shown):
-    assert q.format_option(ticker) == shown
+    assert fmt.format_option(ticker) == shown
 
 
 def test_money_and_quantity_formatting():
-    assert q.format_money(Decimal("1234.5"), "USD") == "1,234.50 USD"
-    assert q.format_money(Decimal("-0.000123450"), "BTC") == "-0.00012345 BTC"
-    assert q.format_money(Decimal("0E-18"), "USD") == "0.00 USD"
-    assert q.format_money(None, "USD") == ""
-    assert q.format_quantity(Decimal("1000.000000000000000000")) == "1,000"
+    assert fmt.format_money(Decimal("1234.5"), "USD") == "1,234.50 USD"
+    assert fmt.format_money(Decimal("-0.000123450"), "BTC") == "-0.00012345 BTC"
+    assert fmt.format_money(Decimal("0E-18"), "USD") == "0.00 USD"
+    assert fmt.format_money(None, "USD") == ""
+    assert fmt.format_quantity(Decimal("1000.000000000000000000")) == "1,000"
 
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(None, "—"), (0.2, "0.2 s"), (2.0, "2.0 s"), (9.94, "9.9 s"), (12.7, "12 s"), (59.9, "59 s"),
-     (192, "3 min"), (3 * 3600 + 12 * 60, "3 h 12 min"), (26 * 3600, "1 d 2 h"), (-1, "0.0 s")],
+    [(None, "—"), (0.2, "0.2 s"), (2.0, "2.0 s"), (9.94, "9.9 s"), (12.7, "12.7 s"), (59.9, "59.9 s"), (59.96, "1 min 00 s"),
+     (192, "3 min 12 s"), (3 * 3600 + 12 * 60, "3 h 12 min"), (26 * 3600, "1 d 2 h"), (-1, "0.0 s")],
 )
-def test_format_age_keeps_a_decimal_below_ten_seconds(seconds, shown):
-    assert q.format_age(seconds) == shown
+def test_format_duration_keeps_a_decimal_below_a_minute(seconds, shown):
+    assert fmt.format_duration(seconds) == shown
 
 
 @pytest.mark.parametrize(
@@ -307,9 +308,9 @@ def test_account_labels_drop_a_repeated_brokerage_name():
 
 def test_timestamps_are_shown_in_the_users_zone():
     stamp = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-    assert q.format_timestamp(stamp, "America/New_York") == "2026-07-01 08:00 EDT"
-    assert q.format_timestamp(stamp, None) == "2026-07-01 12:00 UTC"
-    assert q.format_timestamp(stamp, "Not/AZone") == "2026-07-01 12:00 UTC"
+    assert fmt.format_timestamp(stamp, "America/New_York") == "2026-07-01 08:00 EDT"
+    assert fmt.format_timestamp(stamp, None) == "2026-07-01 12:00 UTC"
+    assert fmt.format_timestamp(stamp, "Not/AZone") == "2026-07-01 12:00 UTC"
 
 
 # --------------------------------------------------------------------------- operations

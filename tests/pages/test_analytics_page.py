@@ -15,9 +15,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "analytics.py")
 def _app(user_id: int | None = None) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=30)
     if user_id is not None:
-        at.session_state["user_id"] = user_id
-        at.session_state["role"] = "trader"
-        at.session_state["username"] = "alice"
+        at.session_state["current_user"] = f.session_user(user_id, username="alice", role="trader")
     return at
 
 

@@ -194,7 +194,7 @@ def test_timezone_setting_is_saved_to_the_account(dashboard, db, users):
     at.selectbox(key="tz_choice").set_value("Asia/Tokyo").run()
     db.expire_all()
     assert auth.load_session_user(db, "tina").timezone == "Asia/Tokyo"
-    assert at.session_state["timezone"] == "Asia/Tokyo"
+    assert at.session_state["current_user"].timezone == "Asia/Tokyo"
 
 
 def test_a_trader_cannot_switch_to_operations_but_staff_can(dashboard, users):

@@ -19,10 +19,7 @@ NOW = datetime.now(UTC)
 def _app(user_id: int | None, role: str = "staff") -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=30)
     if user_id is not None:
-        at.session_state["user_id"] = user_id
-        at.session_state["username"] = "ops-carol"
-        at.session_state["role"] = role
-        at.session_state["timezone"] = "America/New_York"
+        at.session_state["current_user"] = f.session_user(user_id, username="ops-carol", role=role, timezone="America/New_York")
     return at
 
 

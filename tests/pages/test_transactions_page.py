@@ -17,10 +17,7 @@ PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "transactions.py")
 def _app(user_id: int | None = None, tz: str | None = "Europe/Paris") -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=30)
     if user_id is not None:
-        at.session_state["user_id"] = user_id
-        at.session_state["username"] = "alice"
-        at.session_state["role"] = "trader"
-        at.session_state["timezone"] = tz
+        at.session_state["current_user"] = f.session_user(user_id, username="alice", role="trader", timezone=tz)
     return at
 
 

@@ -1,0 +1,134 @@
+"""How every page, the CSV and the CLI write money, quantities, option contracts, times and durations.
+
+One function per fact: two spellings of the same number or run drift apart on screen.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+from core.ingest.normalize import parse_occ
+
+__all__ = [
+    "format_date",
+    "format_duration",
+    "format_money",
+    "format_number",
+    "format_option",
+    "format_quantity",
+    "format_relative",
+    "format_timestamp",
+    "format_when",
+    "zone",
+]
+
+
+def format_number(value: Decimal | None, min_decimals: int = 0) -> str:
+    """Grouped decimal text that never loses digits: 1234.5 → '1,234.50' with min_decimals=2."""
+    if value is None:
+        return ""
+    value = Decimal(value).normalize()
+    if value == 0:
+        value = Decimal(0)
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent < min_decimals:
+        value = value.quantize(Decimal(1).scaleb(-min_decimals))
+    return f"{value:,f}"
+
+
+def format_money(value: Decimal | None, currency: str | None = None) -> str:
+    """'1,234.50 USD': at least two decimals, more only when the value carries them (crypto)."""
+    if value is None:
+        return ""
+    text = format_number(value, min_decimals=2)
+    return f"{text} {currency}" if currency else text
+
+
+def format_quantity(value: Decimal | None) -> str:
+    """Units as stored: '10', '0.00012345', '1,000'."""
+    return format_number(value, min_decimals=0)
+
+
+def format_option(ticker: str | None) -> str:
+    """OCC 'AAPL  261218C00240000' → 'AAPL 2026-12-18 240 C'; anything else comes back unchanged."""
+    if not ticker:
+        return ""
+    contract = parse_occ(ticker)
+    if contract is None:
+        return ticker
+    return f"{contract.underlying} {contract.expiration:%Y-%m-%d} {format_number(contract.strike)} {contract.right[0]}"
+
+
+def zone(tz_name: str | None) -> ZoneInfo | timezone:
+    """The named IANA zone, or UTC for none or an unknown name."""
+    try:
+        return ZoneInfo(tz_name) if tz_name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite rows read outside the ORM come back naive, but are UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def format_timestamp(value: datetime | None, tz_name: str | None = None, *, seconds: bool = False) -> str:
+    """A stored UTC time shown in the user's zone: '2026-03-01 09:30 CET'."""
+    if value is None or pd.isna(value):
+        return ""
+    local = _aware(value).astimezone(zone(tz_name))
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+def format_date(value: datetime | None, tz_name: str | None = None) -> str:
+    """The calendar day of a stored UTC time in the user's zone."""
+    if value is None or pd.isna(value):
+        return ""
+    return _aware(value).astimezone(zone(tz_name)).strftime("%Y-%m-%d")
+
+
+def format_relative(value: datetime | None, now: datetime | None = None) -> str:
+    """'3 h ago', 'in 5 min', 'just now', or 'never'."""
+    if value is None:
+        return "never"
+    delta = (_aware(value) - (now or datetime.now(UTC))).total_seconds()
+    future, s = delta > 0, abs(delta)
+    if s < 45:
+        return "in a moment" if future else "just now"
+    for unit, size in (("day", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            n = round(s / size)
+            text = f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def format_when(value: datetime | None, tz_name: str | None = None) -> str:
+    """'2024-05-03 14:05 CEST (3 h ago)', or 'never'."""
+    if value is None:
+        return "never"
+    return f"{format_timestamp(value, tz_name)} ({format_relative(value)})"
+
+
+def format_duration(seconds: float | None) -> str:
+    """'3 h 12 min' for a duration; under a minute it keeps a decimal ('0.2 s', '12.5 s') so that
+    sub-second sync runs do not all read '0 s'."""
+    if seconds is None or pd.isna(seconds):
+        return "—"
+    seconds = max(0.0, float(seconds))
+    if seconds < 59.95:
+        text = f"{seconds:.1f}"
+        return f"{text.removesuffix('.0') if seconds >= 10 else text} s"
+    whole = int(round(seconds))
+    minutes, sec = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {sec:02d} s"
