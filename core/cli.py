@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import logging
 import signal
 import sys
@@ -18,12 +17,6 @@ from sqlmodel import Session, select
 from core.settings import ConfigurationError, get_settings
 from core.snaptrade.client import SnapTradeError, install_log_redaction, redact
 from core.storage.db import get_engine
-
-EXPORT_KEYS = (
-    "snaptrade_activity_id", "snaptrade_account_id", "transaction_type", "raw_type", "symbol", "option_ticker",
-    "quantity", "price", "amount", "fee", "currency", "fx_rate", "trade_date", "settlement_date", "description",
-    "external_reference_id",
-)  # fmt: skip
 
 
 def _user_id(session: Session, username: str) -> int:
@@ -158,53 +151,16 @@ def _print_progress(engine, run_id: int) -> None:
             print(_progress_line(r), end="", file=sys.stderr, flush=True)
 
 
-def export_rows(session: Session, user_id: int):
-    """Every stored transaction of a user, oldest first, as plain dicts with exact decimal strings."""
-    import sqlalchemy as sa
-
-    from core.storage.models import BrokerageAccount
-    from core.storage.models import BrokerageTransaction as Tx
-    from core.storage.types import format_decimal
-
-    query = (
-        sa.select(Tx, BrokerageAccount.snaptrade_account_id)
-        .join(BrokerageAccount, BrokerageAccount.id == Tx.account_id)
-        .where(Tx.user_id == user_id)
-        .order_by(Tx.trade_date, Tx.id)
-        .execution_options(yield_per=2000)
-    )
-    for tx, account_id in session.execute(query):
-        row = {}
-        for key in EXPORT_KEYS:
-            value = account_id if key == "snaptrade_account_id" else getattr(tx, key)
-            if hasattr(value, "as_tuple"):
-                value = format_decimal(value)
-            elif hasattr(value, "isoformat"):
-                value = value.isoformat()
-            row[key] = value
-        yield row
-
-
 def cmd_export(args) -> int:
-    import csv
+    from core.reads.export import write_export
 
     with Session(get_engine(), expire_on_commit=False) as session:
         uid = _user_id(session, args.username)
-        out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout
-        try:
-            if args.format == "json":
-                out.write("[")
-                for i, row in enumerate(export_rows(session, uid)):
-                    out.write(("," if i else "") + "\n" + json.dumps(row))
-                out.write("\n]\n")
-            else:
-                writer = csv.DictWriter(out, fieldnames=list(EXPORT_KEYS))
-                writer.writeheader()
-                for row in export_rows(session, uid):
-                    writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        finally:
-            if out is not sys.stdout:
-                out.close()
+        if not args.out:
+            write_export(session, uid, args.format, sys.stdout)
+            return 0
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            write_export(session, uid, args.format, out)
     return 0
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from core.reads import export, periods
 from core.reads import formatting as fmt
-from core.reads import periods
 from core.reads import queries as q
 from core.settings import get_settings
 from core.storage.db import session_scope
@@ -154,11 +154,11 @@ TABLE_COLUMNS = {
 }
 
 
-def _csv_download(user_id: int, filters: q.TransactionFilters) -> None:
+def _csv_download(user_id: int, filters: q.TransactionFilters, sort: q.TransactionSort) -> None:
     def build() -> str:
         # Runs only when clicked, with its own session: the page's session is closed by then.
         with session_scope() as session:
-            return q.transactions_csv(session, user_id, filters)
+            return export.transactions_csv(session, user_id, filters, sort)
 
     st.download_button("Export CSV", data=build, file_name=f"transactions-{date.today().isoformat()}.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:")  # fmt: skip
@@ -240,7 +240,7 @@ def render() -> None:
     c1, c2 = st.columns([1, 3])
     c1.number_input(f"Page (of {last_page:,})", min_value=1, max_value=last_page, step=1, key=PAGE_KEY)
     with c2:
-        _csv_download(user_id, filters)
+        _csv_download(user_id, filters, sort)
 
     txn_id = _selected_id(df)
     if txn_id is None:

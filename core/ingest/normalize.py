@@ -36,6 +36,8 @@ class NormalizationError(ValueError):
     """An activity that cannot be stored; `str(e)` is the human-readable reason."""
 
 
+# The stored description's length limit (the whole text stays in `raw`; exports read it from there).
+DESCRIPTION_LIMIT = 500
 # Column limits from core.storage.models.BrokerageTransaction (max_length); longer text is cut, `raw` keeps it whole.
 _ID_MAX = 128
 _LIMITS = {
@@ -51,7 +53,7 @@ _LIMITS = {
     "external_reference_id": 128,
     # Shown and searched; the whole text stays in `raw`. Bounded so the covering index entry that holds
     # it stays under PostgreSQL's B-tree limit (~2,700 bytes) whatever the broker writes.
-    "description": 500,
+    "description": DESCRIPTION_LIMIT,
 }
 
 # NUMERIC(38, 18) on PostgreSQL holds at most 20 integer digits; PostgreSQL also refuses huge exponents.

@@ -6,11 +6,9 @@ Every function takes a Session; trader-facing queries are always scoped to one u
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -35,13 +33,11 @@ from core.storage.models import (
     WebhookEvent,
     utcnow,
 )
-from core.storage.types import format_decimal
 
 Txn = BrokerageTransaction.__table__.c
 
 PAGE_SIZES = (25, 50, 100, 250)
 SORT_KEYS = ("trade_date", "amount", "symbol", "type")
-CSV_CHUNK_ROWS = 2000
 
 # Connection states a staff member has to act on.
 ATTENTION_STATUSES = ("needs_reconnect", "error")
@@ -235,7 +231,7 @@ def _money_order(session: Session, column: sa.ColumnElement) -> sa.ColumnElement
     return column
 
 
-def _order_by(session: Session, sort: TransactionSort) -> list[sa.ColumnElement]:
+def order_by(session: Session, sort: TransactionSort) -> list[sa.ColumnElement]:
     def direction(col: sa.ColumnElement) -> sa.ColumnElement:
         return col.desc() if sort.descending else col.asc()
 
@@ -313,7 +309,7 @@ def transactions_page(
         return pd.DataFrame(columns=list(PAGE_COLUMNS)), 0
     page_size = max(1, min(int(page_size), 1000))
     offset = max(0, int(page) - 1) * page_size
-    order = _order_by(session, sort)
+    order = order_by(session, sort)
     # Find the page's ids first (from an index when one covers the filters and the sort key), then
     # read only those rows: sorting by amount no longer reads every matching row in full.
     page_ids = (
@@ -374,67 +370,9 @@ def transaction_totals(session: Session, user_id: int, filters: TransactionFilte
     return sorted(totals, key=lambda t: (-t.count, t.currency or ""))
 
 
-CSV_HEADER = (
-    "id", "trade_date", "settlement_date", "account_id", "account", "type", "raw_type", "symbol", "option_ticker",
-    "option", "description", "quantity", "price", "amount", "fee", "currency", "fx_rate", "external_reference_id",
-)
-
-
-def _csv_decimal(value: Decimal | None) -> str:
-    return "" if value is None else format_decimal(value)
-
-
-def iter_transactions_csv(
-    session: Session,
-    user_id: int,
-    filters: TransactionFilters,
-    sort: TransactionSort = TransactionSort(),
-    chunk_rows: int = CSV_CHUNK_ROWS,
-) -> Iterator[str]:
-    """The filtered set as CSV text, yielded in chunks straight from the DB (exact decimals, ISO dates)."""
-    labels = {
-        a.id: a.label for a in _user_accounts(session, user_id)
-    }  # few accounts per user: one lookup instead of a join per row
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    stmt = (
-        sa.select(
-            Txn.id, Txn.trade_date, Txn.settlement_date, Txn.account_id, Txn.transaction_type, Txn.raw_type,
-            Txn.symbol, Txn.option_ticker, Txn.description, Txn.quantity, Txn.price, Txn.amount, Txn.fee,
-            Txn.currency, Txn.fx_rate, Txn.external_reference_id,
-        )
-        .where(*scoped_conditions(session, user_id, filters))
-        .order_by(*_order_by(session, sort))
-        .execution_options(yield_per=chunk_rows)
-    )
-    result = session.execute(stmt)
-    for partition in result.partitions():
-        for r in partition:
-            writer.writerow(
-                (
-                    r.id, r.trade_date.isoformat(), r.settlement_date.isoformat() if r.settlement_date else "",
-                    r.account_id, labels.get(r.account_id, ""), r.transaction_type, r.raw_type or "", r.symbol or "",
-                    r.option_ticker or "", format_option(r.option_ticker), r.description or "",
-                    _csv_decimal(r.quantity), _csv_decimal(r.price), _csv_decimal(r.amount), _csv_decimal(r.fee),
-                    r.currency or "", _csv_decimal(r.fx_rate), r.external_reference_id or "",
-                )
-            )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():  # header only: the filtered set was empty
-        yield buffer.getvalue()
-
-
 def payload_json(payload: Any) -> str:
     """A stored JSON payload as text with its decimals exact, for st.json."""
     return jsonexact.dumps(payload)
-
-
-def transactions_csv(session: Session, user_id: int, filters: TransactionFilters) -> str:
-    """The whole CSV as one string (what st.download_button needs from its callable)."""
-    return "".join(iter_transactions_csv(session, user_id, filters))
 
 
 def transaction_detail(session: Session, user_id: int, txn_id: int) -> dict[str, Any] | None:
@@ -451,7 +389,7 @@ def transaction_detail(session: Session, user_id: int, txn_id: int) -> dict[str,
     return detail
 
 
-def _user_accounts(session: Session, user_id: int) -> list[AccountOption]:
+def user_accounts(session: Session, user_id: int) -> list[AccountOption]:
     rows = session.execute(
         sa.select(BrokerageAccount).where(BrokerageAccount.user_id == user_id).order_by(BrokerageAccount.id)
     ).scalars()
@@ -495,7 +433,7 @@ def filter_options(session: Session, user_id: int) -> FilterOptions:
     return FilterOptions(
         has_connection=user_has_connection(session, user_id),
         transaction_count=sum(r.n for r in combos),
-        accounts=_user_accounts(session, user_id),
+        accounts=user_accounts(session, user_id),
         currencies=[c for c, _ in sorted(by_currency.items(), key=lambda kv: (-kv[1], kv[0]))],
         types=sorted(types),
         symbols=list(symbols),

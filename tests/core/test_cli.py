@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 
-from core.cli import EXPORT_KEYS
+from core.reads.export import COLUMNS as EXPORT_KEYS
 from core.storage.models import AppUser, BrokerageTransaction, SnapTradeUser
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
+from core.reads import export
 from core.reads import formatting as fmt
 from core.reads import queries as q
 from core.reads.queries import TransactionFilters as F
@@ -128,20 +129,23 @@ def test_totals_are_exact_and_per_currency(session, book):
     assert isinstance(dividends[0].amount, Decimal) and str(dividends[0].amount.normalize()) == "0.3"
 
 
+SORT = q.TransactionSort()
+
+
 def test_csv_has_exactly_the_filtered_rows_with_exact_decimals(session, book):
     alice, _, _, _, rows = book
-    text = "".join(q.iter_transactions_csv(session, alice.id, F(symbol="AAPL"), chunk_rows=1))
+    text = "".join(export.iter_csv(export.export_rows(session, alice.id, F(symbol="AAPL"), SORT), chunk_rows=1))
     records = list(csv.DictReader(io.StringIO(text)))
     assert [int(r["id"]) for r in records] == [rows["opt"].id, rows["buy"].id]
     buy = records[1]
     assert (buy["trade_date"], buy["amount"], buy["fee"], buy["price"]) == ("2026-01-05", "-1502.5", "0.1", "150.25")
     assert records[0]["option"] == "AAPL 2026-12-18 240 C"
-    all_rows = list(csv.DictReader(io.StringIO(q.transactions_csv(session, alice.id, F()))))
+    all_rows = list(csv.DictReader(io.StringIO(export.transactions_csv(session, alice.id, F(), SORT))))
     assert len(all_rows) == 6 and rows["bob"].id not in {int(r["id"]) for r in all_rows}
 
 
 def test_csv_of_an_empty_set_is_just_the_header(session, book):
-    text = q.transactions_csv(session, book[0].id, F(text="nothing like this"))
+    text = export.transactions_csv(session, book[0].id, F(text="nothing like this"), SORT)
     assert text.strip().split(",")[0] == "id" and text.count("\n") == 1
 
 
