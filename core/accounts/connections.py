@@ -38,8 +38,11 @@ DEFAULT_DISABLED_REASON = "SnapTrade reports this connection as disabled: the br
 
 @dataclass
 class SnapTradeIdentity:
+    """Who we are at SnapTrade for one user. The decrypted secret never shows in repr(), so not in a
+    traceback's locals, a log line or a debugger's summary either."""
+
     snaptrade_user_id: str
-    user_secret: str
+    user_secret: str = field(repr=False)
 
 
 def ensure_snaptrade_user(session: Session, user_id: int, client: SnapTradeClient | None = None) -> SnapTradeIdentity:

@@ -150,3 +150,20 @@ def test_auto_sync_settings_are_validated(session, sandbox):
         set_auto_sync(session, user_id=uid, connection_id=conn.id, enabled=True, frequency_minutes=5)
     updated = set_auto_sync(session, user_id=uid, connection_id=conn.id, enabled=False, frequency_minutes=720)
     assert not updated.auto_sync_enabled and updated.next_sync_at is None and updated.sync_frequency_minutes == 720
+
+
+def test_a_snaptrade_identity_never_shows_its_secret():
+    import logging
+    import traceback
+
+    from core.accounts.connections import SnapTradeIdentity
+
+    identity = SnapTradeIdentity(snaptrade_user_id="u-1", user_secret="s3cr3t-value-123")
+    assert "s3cr3t" not in repr(identity) and "s3cr3t" not in str(identity) and "u-1" in repr(identity)
+    assert "s3cr3t" not in f"{identity!r} {identity}"
+    try:
+        raise RuntimeError(f"sync failed for {identity!r}")
+    except RuntimeError as exc:
+        text = "".join(traceback.format_exception(exc))
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "identity %r", (identity,), None)
+    assert "s3cr3t" not in text and "s3cr3t" not in record.getMessage()
