@@ -66,7 +66,7 @@ def _warm_up() -> None:
     import importlib
 
     try:
-        for module in ("pandas", "pyarrow", "streamlit_authenticator", "core.reads.views"):  # core.reads.queries/analytics: below
+        for module in ("pandas", "pyarrow", "core.reads.views"):  # core.reads.queries/analytics: below
             importlib.import_module(module)
         from core.reads import analytics as an
         from core.reads import queries as q

@@ -10,7 +10,6 @@ import re
 import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import bcrypt
 import jwt
@@ -283,7 +282,7 @@ def set_user_timezone(session: Session, username: str, tz_name: str | None) -> N
 
 
 def issue_session_token(username: str, epoch: int, now: datetime | None = None) -> str:
-    """The re-login cookie: an HS256 JWT like streamlit-authenticator's, plus the session epoch,
+    """The re-login cookie: an HS256 JWT plus the session epoch,
     so a cookie issued before a logout or password change stops working everywhere."""
     settings = get_settings()
     now = now or utcnow()
@@ -313,28 +312,6 @@ def verify_session_token(session: Session, token: str, now: datetime | None = No
     return user
 
 
-def credentials_for_authenticator(session: Session) -> dict[str, Any]:
-    """Active users in streamlit-authenticator's credentials shape (bcrypt hashes, roles).
-
-    Built from `app_users` on demand, never from YAML, so nothing on disk is rewritten by the
-    library and its in-memory counters are not the lockout (that is `authenticate`).
-    """
-    users = session.exec(select(AppUser).where(AppUser.is_active == sa.true()).order_by(AppUser.username)).all()
-    result: dict[str, Any] = {"usernames": {}}
-    for u in users:
-        first, _, last = (u.name or "").partition(" ")
-        result["usernames"][u.username] = {
-            "email": u.email,
-            "first_name": first or None,
-            "last_name": last or None,
-            "password": u.password_hash,
-            "roles": [u.role],
-            "failed_login_attempts": 0,
-            "logged_in": False,
-        }
-    return result
-
-
 def ensure_demo_users(session: Session) -> list[tuple[str, str, str]]:
     """Create the demo accounts in sandbox mode; returns (username, password, role) to show.
 
@@ -361,7 +338,6 @@ __all__ = [
     "bump_session_epoch",
     "change_password",
     "create_user",
-    "credentials_for_authenticator",
     "ensure_demo_users",
     "load_session_user",
     "issue_session_token",

@@ -157,14 +157,6 @@ def test_change_password_checks_the_old_one_and_revokes_sessions(session):
     assert auth.authenticate(session, "kate", "another secret").ok
 
 
-def test_credentials_for_authenticator_has_the_library_shape(session):
-    auth.create_user(session, username="liam", password=PW, role="staff", name="Liam Neeson", email="l@x.io")
-    creds = auth.credentials_for_authenticator(session)
-    entry = creds["usernames"]["liam"]
-    assert entry["password"].startswith("$2b$") and entry["roles"] == ["staff"]
-    assert entry["first_name"] == "Liam" and entry["last_name"] == "Neeson" and entry["email"] == "l@x.io"
-
-
 def test_set_user_timezone_validates_the_name(session):
     auth.create_user(session, username="mona", password=PW)
     auth.set_user_timezone(session, "mona", "Europe/Paris")
