@@ -84,8 +84,11 @@ def test_signature_matches_the_reference_vector():
 
 def test_signature_is_over_the_parsed_payload_so_key_order_and_spacing_do_not_matter():
     body = json.dumps(dict(reversed(list(VECTOR.items()))), indent=2).encode()
+    assert body != json.dumps(VECTOR).encode()  # other bytes, same payload
     payload = webhooks.parse_delivery(body)
-    webhooks.authenticate(payload, VECTOR_SIGNATURE, client_id="CID", consumer_key=KEY)
+    assert payload == VECTOR and list(payload) != list(VECTOR)
+    assert webhooks.signature_matches(KEY, payload, VECTOR_SIGNATURE)
+    assert webhooks.authenticate(payload, VECTOR_SIGNATURE, client_id="CID", consumer_key=KEY) is None
 
 
 @pytest.mark.parametrize("signature", [None, "", "huzvLtFfv6Y51RfJ8GwGPCZ51wPuRqnpknv37TuukHF=", "not base64 at all"])
