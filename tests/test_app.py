@@ -51,7 +51,7 @@ def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_h
     import gc
 
     import app
-    from tests.core.test_sockets import accepted_nodelay, streamlit_style_listener
+    from tests.core.web.test_sockets import accepted_nodelay, streamlit_style_listener
 
     with streamlit_style_listener() as listener:
         before = gc.get_freeze_count()

@@ -17,7 +17,7 @@ A delta for a user being deleted is not written: that user's counts go with the 
 
 On SQLite, Alembic's batch mode rebuilds a table by copying it, which drops its triggers: a later
 migration that batch-alters brokerage_transactions must create these triggers again
-(tests/core/test_migrations.py checks they exist at head).
+(tests/core/storage/test_migrations.py checks they exist at head).
 
 Revision ID: 0004
 Revises: 0003

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from core.jobs import queue as jobs
 from core.storage.models import BrokerageConnection, BrokerageTransaction, TransactionSyncLog
-from tests.core.test_sync import assert_matches_ground_truth
+from tests.core.ingest.test_sync import assert_matches_ground_truth
 from tests.syncsupport import connect, make_user
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -32,7 +32,7 @@ def app_engine(tmp_path, sqlite_template, settings_env, monkeypatch):
     settings_env.setenv("DATABASE_URL", url)
     settings_env.setenv("WORKER_ENABLED", "false")
     reset_settings_cache()
-    # Cost 12 is tested in tests/core/test_auth.py; pages only need hashes that verify, quickly.
+    # Cost 12 is tested in tests/core/accounts/test_auth.py; pages only need hashes that verify, quickly.
     monkeypatch.setattr(auth, "BCRYPT_COST", 4)
     engine = create_db_engine(url)
     yield engine

@@ -32,7 +32,7 @@ from tests.factories import make_account, make_connection, make_user
 KEY = "test-consumer-key"
 PATH = "/api/webhooks/snaptrade"
 MAX_BYTES = 8192
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class LiveServer:

@@ -15,7 +15,7 @@ from starlette.routing import Mount
 from streamlit.web.server.starlette.starlette_static_routes import create_streamlit_static_handler
 
 from core.web.static_assets import IMMUTABLE, StaticAssetCache
-from tests.core.test_api import LiveServer
+from tests.core.web.test_api import LiveServer
 
 INDEX = b"<!DOCTYPE html><html><head><title>shell</title></head><body></body></html>"
 FILES = {
