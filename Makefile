@@ -23,7 +23,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check core pages sandbox tests bench app.py
+	$(BIN)/ruff check core pages sandbox tests bench app.py migrations
+	$(BIN)/ruff format --check core pages sandbox tests bench app.py migrations
 
 migrate: $(STAMP)
 	$(BIN)/python -m core migrate
