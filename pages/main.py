@@ -15,27 +15,27 @@ import streamlit as st
 
 from pages import login
 
-st.set_page_config(page_title="Tradistry Broker Sync", page_icon=":material/sync_alt:", layout="wide")
+st.set_page_config(page_title="Tradistry Broker Sync", page_icon="🔄", layout="wide")
 
 # The portal sends the browser back to /callback in a brand-new session: the page is registered
 # for signed-out visitors too and asks them to log in (or re-identifies them by cookie) there.
-CALLBACK = st.Page("callback.py", title="Back from your broker", icon=":material/login:",
+CALLBACK = st.Page("callback.py", title="Back from your broker", icon="🔑",
                    url_path="callback", visibility="hidden")  # fmt: skip
-CONNECTIONS = st.Page("connections.py", title="Connections", icon=":material/account_balance:",
+CONNECTIONS = st.Page("connections.py", title="Connections", icon="🏦",
                       url_path="connections")  # fmt: skip
 MEMBER_PAGES = {
     "Brokers": [
         CONNECTIONS,
-        st.Page("sync.py", title="Sync", icon=":material/sync:", url_path="sync"),
+        st.Page("sync.py", title="Sync", icon="🔄", url_path="sync"),
         CALLBACK,
     ],
     "Trades": [
-        st.Page("transactions.py", title="Transactions", icon=":material/receipt_long:", url_path="transactions"),
-        st.Page("analytics.py", title="Analytics", icon=":material/monitoring:", url_path="analytics"),
+        st.Page("transactions.py", title="Transactions", icon="🧾", url_path="transactions"),
+        st.Page("analytics.py", title="Analytics", icon="📈", url_path="analytics"),
     ],
 }
 STAFF_PAGES = {
-    "Staff": [st.Page("operations.py", title="Operations", icon=":material/build:", url_path="operations")],
+    "Staff": [st.Page("operations.py", title="Operations", icon="🛠️", url_path="operations")],
 }
 
 
@@ -53,7 +53,7 @@ if user is None:
     member_urls = [p.url_path for pages in (*MEMBER_PAGES.values(), *STAFF_PAGES.values()) for p in pages]
     aliases = [st.Page(login.login_page, title="Log in", url_path=u, visibility="hidden")
                for u in member_urls if u != CALLBACK.url_path]  # fmt: skip
-    login_page = st.Page(login.login_page, title="Log in", icon=":material/login:", url_path="login", default=True)
+    login_page = st.Page(login.login_page, title="Log in", icon="🔑", url_path="login", default=True)
     page = st.navigation([login_page, CALLBACK, *aliases], position="hidden")
 else:
     login.account_sidebar(user)

@@ -88,6 +88,12 @@ async def snaptrade_webhook(request: Request) -> JSONResponse:
     return JSONResponse({"status": result.outcome, "webhookId": result.webhook_id, "eventStatus": result.event_status})
 
 
+async def webhook_wrong_method(request: Request) -> JSONResponse:
+    """Any other method on the webhook address: a JSON 405 naming POST, not Streamlit's blank page."""
+    return JSONResponse({"status": "rejected", "error": "use POST to deliver a webhook"}, status_code=405,
+                        headers={"Allow": "POST"})  # fmt: skip
+
+
 async def health_endpoint(request: Request) -> JSONResponse:
     """GET /api/health: 200 ok/degraded, 503 when the database is unreachable."""
 
@@ -104,5 +110,6 @@ async def health_endpoint(request: Request) -> JSONResponse:
 
 routes = [
     Route("/api/webhooks/snaptrade", snaptrade_webhook, methods=["POST"]),
+    Route("/api/webhooks/snaptrade", webhook_wrong_method, methods=["GET", "PUT", "PATCH", "DELETE"]),
     Route("/api/health", health_endpoint, methods=["GET"]),
 ]

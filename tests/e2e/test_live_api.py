@@ -103,3 +103,10 @@ def test_keep_alive_requests_are_not_held_back_by_nagles_algorithm(live_app):
             times.append(time.perf_counter() - t0)
     slow = [t for t in times if t >= 0.035]
     assert len(slow) <= 5, [f"{t * 1000:.1f} ms" for t in times]
+
+
+def test_a_browser_style_get_of_the_webhook_address_is_a_json_405(live_app):
+    """Streamlit would answer a GET here with its page shell (a blank page and module errors)."""
+    r = requests.get(f"{live_app.base_url}/api/webhooks/snaptrade", headers={"Accept": "text/html"}, timeout=10)
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    assert r.json()["status"] == "rejected"

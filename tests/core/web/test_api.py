@@ -386,3 +386,17 @@ def test_with_the_database_down_webhooks_get_500_and_health_503_as_json(live, se
     assert status == 503 and body["status"] == "down" and body["database"]["reachable"] is False
     assert "pa55word" not in json.dumps(body)
     assert not any("legacy-shared-secret" in r.getMessage() or "pa55word" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_other_methods_on_the_webhook_address_get_a_json_405(live, session, method):
+    conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
+    try:
+        conn.request(method, PATH)
+        resp = conn.getresponse()
+        status, allow, body = resp.status, resp.getheader("Allow"), json.loads(resp.read())
+    finally:
+        conn.close()
+    assert (status, allow) == (405, "POST")
+    assert body == {"status": "rejected", "error": "use POST to deliver a webhook"}
+    assert count(session, WebhookEvent) == 0
