@@ -1,4 +1,5 @@
-"""HTTP routes the app serves beside its pages: the SnapTrade webhook receiver and a health check.
+"""HTTP routes the app serves beside its pages: the SnapTrade webhook receiver, a health check and the
+exchange of a sign-in's one-time code for the HttpOnly re-login cookie (core.session_cookie).
 
 Starlette only (no streamlit here); `app.py` hands `routes` to `st.App`. Handlers stay async for
 the body read and push verification and database work to a thread, so the event loop never blocks.
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from core import webhooks
+from core import session_cookie, webhooks
 from core.db import get_engine
 from core.health import health
 from core.settings import get_settings
@@ -105,4 +106,5 @@ async def health_endpoint(request: Request) -> JSONResponse:
 routes = [
     Route("/api/webhooks/snaptrade", snaptrade_webhook, methods=["POST"]),
     Route("/api/health", health_endpoint, methods=["GET"]),
+    Route(session_cookie.ROUTE_PATH, session_cookie.exchange, methods=["POST"]),
 ]
