@@ -1,4 +1,4 @@
-"""Command line: `python -m core migrate | users add | connect | sync | export | worker | rotate-key | banner`.
+"""Command line: `python -m core migrate | users add | users reset-secret | connect | sync | export | worker | rotate-key | banner`.
 
 These commands and their output are a contract other tools rely on (see the README).
 """
@@ -15,7 +15,7 @@ import time
 from sqlmodel import Session, select
 
 from core.settings import ConfigurationError, get_settings
-from core.snaptrade.client import SnapTradeError, install_log_redaction, redact
+from core.snaptrade.client import SnapTradeError, UserSecretRefused, install_log_redaction, redact
 from core.storage.db import get_engine
 
 
@@ -57,6 +57,27 @@ def cmd_users_add(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     print(f"created {user.role} {user.username}")
+    return 0
+
+
+def cmd_users_reset_secret(args) -> int:
+    """Recover a user whose SnapTrade secret is refused: resetUserSecret, or with --register-again a new
+    registration. Prints what happened, never the secret."""
+    from core.accounts import user_secrets
+
+    with Session(get_engine(), expire_on_commit=False) as session:
+        uid = _user_id(session, args.username)
+        recover = user_secrets.register_again if args.register_again else user_secrets.reset_user_secret
+        try:
+            outcome = recover(session, user_id=uid, actor="cli")
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if not outcome.ok:
+        print(f"error: {outcome.message} (`python -m core users reset-secret {args.username} --register-again`)",
+              file=sys.stderr)  # fmt: skip
+        return 3
+    print(outcome.message)
     return 0
 
 
@@ -214,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     add.set_defaults(fn=cmd_users_add)
+    reset = users.add_parser("reset-secret", help="recover a user whose SnapTrade secret is refused (error 1083)")
+    reset.add_argument("username")
+    reset.add_argument("--register-again", action="store_true",
+                       help="register the user with SnapTrade again (old connections close; the trader reconnects)")
+    reset.set_defaults(fn=cmd_users_reset_secret)
     c = sub.add_parser("connect", help="print a SnapTrade connection-portal URL (last stdout line)")
     c.add_argument("username")
     c.add_argument("--broker")
@@ -250,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except SnapTradeError as exc:
         print(f"SnapTrade error: {exc}", file=sys.stderr)
+        if isinstance(exc, UserSecretRefused) and getattr(args, "username", None):
+            print(f"recover with: python -m core users reset-secret {args.username}", file=sys.stderr)
         return 4
     except Exception as exc:  # noqa: BLE001 - one clean line, never a secret-bearing traceback
         print(f"error: {type(exc).__name__}: {redact(exc)}", file=sys.stderr)

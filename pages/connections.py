@@ -1,5 +1,6 @@
 """Connections page: one card per brokerage connection (status in words, accounts, sync schedule),
-connect a new broker, reconnect a broken one, disconnect with or without the imported history.
+connect a new broker, reconnect a broken one, disconnect with or without the imported history, and
+recover when SnapTrade refuses the user's secret (reset it, or register again).
 
 Portal links expire after 5 minutes, so one is created only when the user clicks, then shown as a link.
 """
@@ -12,6 +13,7 @@ from decimal import Decimal
 import streamlit as st
 
 from core.accounts import connections as conn_service
+from core.accounts import user_secrets
 from core.reads import formatting as fmt
 from core.reads import views
 from core.settings import get_settings
@@ -20,6 +22,8 @@ from core.storage.db import session_scope
 from pages.components import fmt_date, fmt_when, require_user, status_badge
 
 PORTAL_LINK_KEY = "portal_link"
+SECRET_FLASH_KEY = "secret_flash"
+CONFIRM_REGISTER_KEY = "confirm_register_again"
 PORTAL_LINK_TTL = 5 * 60
 FREQUENCIES = {60: "Every hour", 6 * 60: "Every 6 hours", 12 * 60: "Every 12 hours", 24 * 60: "Daily",
                3 * 24 * 60: "Every 3 days", 7 * 24 * 60: "Weekly"}  # fmt: skip
@@ -117,6 +121,46 @@ def _schedule(card: views.ConnectionCard, user_id: int) -> None:
         st.error(error)
 
 
+def _recover(user_id: int, username: str, register: bool) -> None:
+    """Button callback: SnapTrade's two ways back from a refused secret (the outcome says what happened)."""
+    recover = user_secrets.register_again if register else user_secrets.reset_user_secret
+    try:
+        with session_scope() as s:
+            outcome = recover(s, user_id=user_id, actor=username)
+    except (SnapTradeError, ValueError) as e:
+        st.session_state[SECRET_FLASH_KEY] = (False, str(e))
+        return
+    st.session_state[SECRET_FLASH_KEY] = (outcome.ok, outcome.message)
+    st.session_state.pop(CONFIRM_REGISTER_KEY, None)
+
+
+def _secret_attention(user_id: int, username: str) -> bool:
+    """Leads the page while SnapTrade refuses the user's secret; True while it does."""
+    flash = st.session_state.pop(SECRET_FLASH_KEY, None)
+    if flash:
+        (st.success if flash[0] else st.error)(flash[1])
+    with session_scope() as s:
+        status = user_secrets.secret_status(s, user_id)
+    if status is None or not status.needs_attention:
+        return False
+    with st.container(border=True):
+        st.error(f"**SnapTrade access needs attention since {fmt_date(status.since)}.** {status.reason}",
+                 icon=":material/key_off:")  # fmt: skip
+        st.markdown("**Reset the secret** asks SnapTrade for a new one and resumes your connections. If SnapTrade "
+                    "refuses, **register again**: your connections close (imported history stays) and you connect "
+                    "your brokerages again.")  # fmt: skip
+        c1, c2, _ = st.columns([1, 1, 2])
+        c1.button("Reset the secret", key="secret_reset", type="primary", icon=":material/key:",
+                  on_click=_recover, args=(user_id, username, False))  # fmt: skip
+        if c2.button("Register again…", key="secret_register", icon=":material/person_add:"):
+            st.session_state[CONFIRM_REGISTER_KEY] = True
+        if st.session_state.get(CONFIRM_REGISTER_KEY):
+            st.warning("Registering again closes every connection; you then connect each brokerage again.")
+            st.button("Yes, register again", key="secret_register_confirm", on_click=_recover,
+                      args=(user_id, username, True))  # fmt: skip
+    return True
+
+
 def _card(card: views.ConnectionCard, user_id: int) -> None:
     with st.container(border=True):
         head, badge = st.columns([4, 1])
@@ -175,8 +219,10 @@ def render() -> None:
     live = [c for c in cards if c.status != "disconnected"]
     gone = [c for c in cards if c.status == "disconnected"]
 
-    st.button("Connect a broker", type="primary" if not live else "secondary", icon=":material/add_link:",
-              key="connect_new", on_click=_create_link, args=(user.user_id, None))  # fmt: skip
+    blocked = _secret_attention(user.user_id, user.username)
+    st.button("Connect a broker", type="primary" if not live and not blocked else "secondary",
+              icon=":material/add_link:", key="connect_new", on_click=_create_link, args=(user.user_id, None),
+              disabled=blocked, help="Paused until SnapTrade access is repaired" if blocked else None)  # fmt: skip
     _portal_link(None)
 
     if not live:

@@ -5,8 +5,10 @@ Why not streamlit-authenticator's `login()` widget: it checks the password befor
 keep, locks permanently through an in-memory counter, and re-logs a browser in from a cookie that
 carries only the username, so logout cannot revoke a copied cookie. We keep its model (HS256 JWT
 cookie, read server-side from `st.context.cookies`, SameSite=Strict) but issue the token ourselves
-with the user's session epoch in it (`core.accounts.auth.issue_session_token`) and write it with a tiny
-inline component, so a logout or password change (epoch bump) kills every copy of the cookie.
+with the user's session epoch in it (`core.accounts.auth.issue_session_token`), so a logout or password change
+(epoch bump) kills every copy of the cookie. The cookie is set by the server, HttpOnly, never by a
+script: sign-in and logout hand the page a one-time code, and a tiny inline component trades it at
+`core.accounts.session_cookie.ROUTE_PATH` for the Set-Cookie (the token itself never reaches the browser's scripts).
 
 AppTest seam: tests sign in by calling `sign_in(core.accounts.auth.authenticate(...))` semantics directly,
 i.e. seeding `st.session_state["auth"] = {"username": u, "epoch": e}`; `identify()` then re-checks
@@ -15,12 +17,13 @@ it against the database exactly as for a browser.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import zoneinfo
 
 import streamlit as st
 
-from core.accounts import auth
+from core.accounts import auth, session_cookie
 from core.settings import get_settings
 from core.storage.db import session_scope
 from pages.components import CURRENT_USER_KEY, current_user
@@ -31,17 +34,21 @@ COOKIE_CMD_KEY = "auth_cookie_cmd"
 REJECTED_COOKIE_KEY = "auth_cookie_rejected"
 # The one key other pages read, through pages.components (kept in sync with the user on every run).
 PUBLIC_KEYS = (CURRENT_USER_KEY,)
+log = logging.getLogger("tradistry.login")
 
-# Runs in the page itself (no iframe), so it writes a first-party cookie for the app's origin.
+# Runs in the page itself (no iframe), so its same-origin POST receives the app's first-party cookie.
+# Each code is sent once (a re-render must not replay it); the answer's status is reported back.
 _COOKIE_JS = """
 export default function(component) {
   const { data, setStateValue } = component;
   if (!data || !data.id) return;
-  let c = data.name + "=" + (data.op === "set" ? data.value : "") + "; Path=/; SameSite=Strict";
-  c += data.op === "set" ? "; Max-Age=" + data.max_age : "; Max-Age=0";
-  if (data.secure) c += "; Secure";
-  document.cookie = c;
-  setStateValue("done", data.id);
+  const sent = (window.__tradistryCookieCodes = window.__tradistryCookieCodes || new Set());
+  if (sent.has(data.id)) return;
+  sent.add(data.id);
+  fetch(data.url, {method: "POST", credentials: "same-origin", cache: "no-store",
+                   headers: {"Content-Type": "application/json"}, body: JSON.stringify({code: data.code})})
+    .then(r => setStateValue("done", r.ok ? data.id : "failed:" + data.id))
+    .catch(() => setStateValue("done", "failed:" + data.id));
 }
 """
 _cookie_writer = st.components.v2.component("tradistry_auth_cookie", js=_COOKIE_JS)
@@ -51,25 +58,25 @@ _cookie_writer = st.components.v2.component("tradistry_auth_cookie", js=_COOKIE_
 
 
 def _queue_cookie(op: str, token: str = "") -> None:
-    st.session_state[COOKIE_CMD_KEY] = {"op": op, "value": token, "id": secrets.token_hex(6)}
+    """Ask the browser to trade a fresh one-time code for the cookie being set (op "set") or cleared."""
+    code = session_cookie.issue_set_code(token) if op == "set" else session_cookie.issue_clear_code()
+    st.session_state[COOKIE_CMD_KEY] = {"op": op, "code": code, "id": secrets.token_hex(6)}
 
 
 def apply_cookie_command() -> None:
-    """Write or delete the re-login cookie in the browser; repeated each run until the browser confirms."""
+    """Mount the code exchange until the browser reports it done (a failed one is not retried: the session
+    stays signed in, only a reload would ask for the password again)."""
     cmd = st.session_state.get(COOKIE_CMD_KEY)
     if not cmd:
         return
-    settings = get_settings()
-    data = {
-        **cmd,
-        "name": settings.auth_cookie_name,
-        "max_age": int(settings.auth_cookie_expiry_days * 86400),
-        "secure": settings.app_base_url.startswith("https://"),
-    }
+    data = {"id": cmd["id"], "code": cmd["code"], "url": session_cookie.ROUTE_PATH}
     result = _cookie_writer(key="auth_cookie_writer", data=data, default={"done": None},
                             on_done_change=lambda: None, height=1)  # fmt: skip
-    if result is not None and getattr(result, "done", None) == cmd["id"]:
+    done = getattr(result, "done", None) if result is not None else None
+    if done in (cmd["id"], f"failed:{cmd['id']}"):
         st.session_state.pop(COOKIE_CMD_KEY, None)
+        if done != cmd["id"]:
+            log.warning("the browser could not exchange its %s-cookie code", cmd["op"])
 
 
 def _publish(user: auth.SessionUser) -> None:

@@ -1,5 +1,6 @@
 """Operations page (staff only): broken connections, failed runs, the sync-issues ledger, the
-webhook log and health tiles across all users, with retry / requeue / resolve actions.
+webhook log and health tiles across all users, with retry / requeue / resolve actions, and the
+recovery of users whose SnapTrade secret is refused (reset it, or register again).
 
 The router registers this page for staff only; it re-checks the role because a registered page is reachable by URL.
 """
@@ -11,6 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.accounts import user_secrets
 from core.jobs.queue import requeue_run, retry_run
 from core.reads import formatting as fmt
 from core.reads import queries as q
@@ -29,7 +31,7 @@ LABELS = {
     "reason": "Reason", "snaptrade_activity_id": "SnapTrade activity", "matched_transaction_id": "Matched transaction",
     "created_at": "Created", "resolved_at": "Resolved", "resolved_by": "Resolved by", "received_at": "Received",
     "event_type": "Event", "event_timestamp": "Event time", "processed_at": "Processed", "note": "Note",
-    "webhook_id": "Webhook ID",
+    "webhook_id": "Webhook ID", "user_id": "User ID", "flagged_connections": "Paused connections",
 }  # fmt: skip
 WIDTHS = {"id": 60, "status_reason": "large", "error_message": "large", "reason": "large", "note": "medium"}
 
@@ -112,6 +114,16 @@ def _resolve(issue_id: int, staff: str) -> None:
     )  # fmt: skip
 
 
+def _recover(user_id: int, register: bool, staff: str) -> None:
+    recover = user_secrets.register_again if register else user_secrets.reset_user_secret
+    try:
+        with session_scope() as session:
+            outcome = recover(session, user_id=user_id, actor=f"staff:{staff}")
+        st.session_state[FLASH_KEY] = ("ok" if outcome.ok else "error", f"User {user_id}: {outcome.message}")
+    except Exception as exc:  # a page shows the domain message instead of a trace
+        st.session_state[FLASH_KEY] = ("error", f"Recovery of user {user_id} failed: {exc}")
+
+
 # --- sections
 
 
@@ -142,6 +154,25 @@ def _connections(df: pd.DataFrame, tz_name: str | None) -> None:
         return
     _grid(_localize(df, ("since", "last_successful_sync_at", "last_sync_at"), tz_name),
           first=("id", "username", "brokerage_name", "status", "since", "status_reason", "error_message"))
+
+
+def _refused_secrets(users: list[user_secrets.SecretStatus], staff: str, tz_name: str | None) -> None:
+    """Users whose SnapTrade secret is refused (error 1083): nothing of theirs syncs until one of these runs."""
+    if not users:
+        return
+    st.markdown(f"**SnapTrade refuses the secret of {len(users)} user(s)**: reset it; if SnapTrade refuses the "
+                "reset too, register the user again (their connections close and they reconnect).")  # fmt: skip
+    rows = [{"user_id": u.user_id, "username": u.username, "since": u.since, "status_reason": u.reason,
+             "flagged_connections": u.flagged_connections} for u in users]  # fmt: skip
+    _grid(_localize(pd.DataFrame(rows), ("since",), tz_name))
+    by_id = {u.user_id: u for u in users}
+    user_id = st.selectbox("User", list(by_id), format_func=lambda i: f"{by_id[i].username} (#{i})", key="ops_secret_user")
+    c1, c2 = st.columns(2)
+    c1.button("Reset secret", key="ops_secret_reset", on_click=_recover, args=(user_id, False, staff),
+              icon=":material/key:", help="Ask SnapTrade for a new secret (resetUserSecret) and resume")  # fmt: skip
+    sure = c2.checkbox("Register again: closes this user's connections", key="ops_secret_confirm")
+    c2.button("Register again", key="ops_secret_register", on_click=_recover, args=(user_id, True, staff),
+              disabled=not sure, icon=":material/person_add:")  # fmt: skip
 
 
 def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
@@ -208,10 +239,12 @@ def render() -> None:
         health = q.health_summary(session)
         connections = q.connections_needing_attention(session)
         runs = q.problem_runs(session)
+        refused = user_secrets.users_needing_attention(session)
     _health(health)
     tabs = st.tabs([f"Connections ({len(connections)})", f"Runs ({len(runs)})", "Sync issues", "Webhooks"])
     with tabs[0]:
         _connections(connections, tz_name)
+        _refused_secrets(refused, staff, tz_name)
     with tabs[1]:
         _runs(runs, tz_name)
     with tabs[2]:

@@ -106,9 +106,13 @@ def h_delete_user(sb: Sandbox, call: Call) -> Any:
 
 
 def h_reset_secret(sb: Sandbox, call: Call) -> Any:
-    body = call.body or {}
-    user = sb.state.users.get(body.get("userId", ""))
-    if user is None or body.get("userSecret") != user.secret:
+    """POST /snapTrade/resetUserSecret: the current secret in the body proves ownership; the old one dies."""
+    body = call.body if isinstance(call.body, dict) else {}
+    user_id, secret = body.get("userId"), body.get("userSecret")
+    if not isinstance(user_id, str) or not user_id or not isinstance(secret, str) or not secret:
+        raise errors.invalid_input("userId and userSecret are required")
+    user = sb.state.users.get(user_id)
+    if user is None or secret != user.secret:
         raise errors.bad_user_secret()
     user = sb.state.reset_secret(user.user_id)
     return {"userId": user.user_id, "userSecret": user.secret}

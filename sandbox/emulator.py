@@ -33,7 +33,7 @@ ADMIN_PREFIX = "/__sandbox__/"
 ADMIN_HEADER = "x-sandbox-admin-token"
 # Controls reachable over HTTP: POST /__sandbox__/<name> with JSON kwargs (GET for the read-only ones).
 ADMIN_WRITE = {
-    "user_secret", "register_user",
+    "user_secret", "register_user", "invalidate_user_secret",
     "create_connection", "set_history_size", "advance_day", "add_backdated", "rekey", "disable_connection",
     "fix_connection", "delete_connection", "remove_account", "set_faults", "reset_request_log", "send_webhook",
     "expire_portal_links", "set_webhook_url", "clear_webhook_deliveries",
@@ -148,6 +148,11 @@ class Sandbox:
 
     def user_secret(self, user_id: str) -> str:
         return self.state.users[user_id].secret
+
+    def invalidate_user_secret(self, user_id: str) -> None:
+        """As if the secret was rotated elsewhere and the app never learnt it: every call with the secret the
+        app holds, resetUserSecret included, is now refused with 401 code 1083. Reveals nothing."""
+        self.state.reset_secret(user_id)
 
     def set_history_size(self, n: int | None) -> None:
         self.state.history_size = n

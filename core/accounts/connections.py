@@ -7,6 +7,8 @@ so a sync or a callback always re-reads connections and accounts first.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,6 +22,7 @@ from core.snaptrade.client import (
     InvalidInputError,
     NotFoundError,
     SnapTradeClient,
+    UserSecretRefused,
     new_snaptrade_user_id,
     remember_secret,
 )
@@ -34,6 +37,9 @@ from core.storage.models import (
 log = logging.getLogger("tradistry.connections")
 
 DEFAULT_DISABLED_REASON = "SnapTrade reports this connection as disabled: the brokerage login expired or was revoked."
+SECRET_REFUSED_CODE = "1083"
+SECRET_REFUSED_REASON = ("SnapTrade no longer accepts this user's secret (error 1083): syncing, connecting and "
+                         "reconnecting are paused until the secret is reset or the user is registered again.")  # fmt: skip
 
 
 @dataclass
@@ -43,15 +49,14 @@ class SnapTradeIdentity:
 
     snaptrade_user_id: str
     user_secret: str = field(repr=False)
+    problem: str | None = None  # why SnapTrade calls for this user are paused (status needs_attention)
 
 
 def ensure_snaptrade_user(session: Session, user_id: int, client: SnapTradeClient | None = None) -> SnapTradeIdentity:
     """The user's SnapTrade identity, registering one (opaque id, encrypted secret) the first time."""
     row = session.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == user_id)).first()
     if row is not None:
-        secret = decrypt_secret(row.user_secret_encrypted)
-        remember_secret(secret)
-        return SnapTradeIdentity(row.snaptrade_user_id, secret)
+        return _identity(row)
     client = client or SnapTradeClient()
     snaptrade_user_id = new_snaptrade_user_id()
     secret = client.register_user(snaptrade_user_id)
@@ -63,11 +68,54 @@ def ensure_snaptrade_user(session: Session, user_id: int, client: SnapTradeClien
 
 def get_snaptrade_identity(session: Session, user_id: int) -> SnapTradeIdentity | None:
     row = session.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == user_id)).first()
-    if row is None:
-        return None
+    return None if row is None else _identity(row)
+
+
+def _identity(row: SnapTradeUser) -> SnapTradeIdentity:
     secret = decrypt_secret(row.user_secret_encrypted)
     remember_secret(secret)
-    return SnapTradeIdentity(row.snaptrade_user_id, secret)
+    problem = (row.status_reason or SECRET_REFUSED_REASON) if row.status == "needs_attention" else None
+    return SnapTradeIdentity(row.snaptrade_user_id, secret, problem)
+
+
+def mark_secret_refused(session: Session, user_id: int, reason: str = SECRET_REFUSED_REASON) -> None:
+    """Flag the user's registration and live connections as needing attention, with the reason.
+
+    The scheduler only picks active connections, so the flagged ones stop being synced automatically;
+    the 1083 code in error_details tells a recovery which connections to bring back. Idempotent: a
+    webhook may have set a flagged connection active again, so it is flagged again."""
+    now = utcnow()
+    row = session.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == user_id)).first()
+    if row is not None:
+        if row.status != "needs_attention":
+            row.status, row.status_changed_at = "needs_attention", now
+        row.status_reason, row.updated_at = reason, now
+        session.add(row)
+    live = select(BrokerageConnection).where(BrokerageConnection.user_id == user_id,
+                                             BrokerageConnection.status != "disconnected")  # fmt: skip
+    for conn in session.exec(live):
+        if conn.status != "error" or (conn.error_details or {}).get("code") != SECRET_REFUSED_CODE:
+            conn.error_details = {"code": SECRET_REFUSED_CODE, "type": "UserSecretRefused", "previous_status": conn.status}
+        conn.status, conn.status_reason, conn.updated_at = "error", reason, now
+        session.add(conn)
+    session.commit()
+    log.warning("SnapTrade refuses the secret of user %s: registration and connections flagged", user_id)
+
+
+@contextmanager
+def secret_in_use(session: Session, user_id: int, identity: SnapTradeIdentity) -> Iterator[None]:
+    """Around SnapTrade calls made with the user's secret: a refused secret flags the user (see
+    mark_secret_refused) and raises UserSecretRefused with the reason. While the user is flagged, no
+    call is made at all: it could only be refused again."""
+    if identity.problem:
+        mark_secret_refused(session, user_id, identity.problem)
+        raise UserSecretRefused(identity.problem, status=401, code=SECRET_REFUSED_CODE)
+    try:
+        yield
+    except UserSecretRefused as exc:
+        mark_secret_refused(session, user_id)
+        raise UserSecretRefused(SECRET_REFUSED_REASON, status=exc.status, code=exc.code,
+                                request_id=exc.request_id) from None  # fmt: skip
 
 
 def create_portal_link(
@@ -90,8 +138,9 @@ def create_portal_link(
         reconnect = conn.authorization_id
     if redirect_url is None:
         redirect_url = get_settings().app_base_url.rstrip("/") + "/callback"
-    return client.login_link(identity.snaptrade_user_id, identity.user_secret, broker=broker,
-                             redirect=redirect_url, reconnect=reconnect)  # fmt: skip
+    with secret_in_use(session, user_id, identity):
+        return client.login_link(identity.snaptrade_user_id, identity.user_secret, broker=broker,
+                                 redirect=redirect_url, reconnect=reconnect)  # fmt: skip
 
 
 @dataclass
@@ -140,7 +189,8 @@ def reconcile_connections(
     before = client.requests_made
     now = utcnow()
     settings = get_settings()
-    authorizations = client.list_authorizations(identity.snaptrade_user_id, identity.user_secret)
+    with secret_in_use(session, user_id, identity):
+        authorizations = client.list_authorizations(identity.snaptrade_user_id, identity.user_secret)
     existing = {c.authorization_id: c for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))}
     seen: set[str] = set()
     for auth in authorizations:
@@ -169,7 +219,8 @@ def reconcile_connections(
             session.add(conn)
 
     by_auth = {c.authorization_id: c for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))}
-    accounts = client.list_accounts(identity.snaptrade_user_id, identity.user_secret)
+    with secret_in_use(session, user_id, identity):
+        accounts = client.list_accounts(identity.snaptrade_user_id, identity.user_secret)
     stored = {a.snaptrade_account_id: a for a in session.exec(select(BrokerageAccount).where(BrokerageAccount.user_id == user_id))}
     listed: set[str] = set()
     for raw in accounts:
@@ -281,22 +332,25 @@ def disconnect_connection(
     if identity is not None:
         client = client or SnapTradeClient()
         try:
-            client.delete_connection(identity.snaptrade_user_id, identity.user_secret, conn.authorization_id)
+            with secret_in_use(session, user_id, identity):
+                client.delete_connection(identity.snaptrade_user_id, identity.user_secret, conn.authorization_id)
         except (NotFoundError, InvalidInputError):
             pass  # already gone at SnapTrade: the local state is what is left to fix
-    now = utcnow()
-    conn.status = "disconnected"
-    conn.status_reason = "Disconnected by you" + ("; imported history kept." if keep_history else "; history deleted.")
-    conn.auto_sync_enabled = False
-    conn.next_sync_at = None
-    conn.updated_at = now
-    session.add(conn)
-    account_ids = select(BrokerageAccount.id).where(BrokerageAccount.connection_id == conn.id)
-    session.execute(sa.update(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
-                    .values(is_active=False, removed_at=now, updated_at=now))  # fmt: skip
+    mark_disconnected(session, conn, "Disconnected by you" + ("; imported history kept." if keep_history else "; history deleted."))
     if not keep_history:
+        account_ids = select(BrokerageAccount.id).where(BrokerageAccount.connection_id == conn.id)
         session.execute(sa.delete(BrokerageTransaction).where(BrokerageTransaction.account_id.in_(account_ids)))
     session.commit()
+
+
+def mark_disconnected(session: Session, conn: BrokerageConnection, reason: str) -> None:
+    """Our side of a connection that is gone: no more syncs, its accounts inactive, history kept (uncommitted)."""
+    now = utcnow()
+    conn.status, conn.status_reason = "disconnected", reason
+    conn.auto_sync_enabled, conn.next_sync_at, conn.updated_at = False, None, now
+    session.add(conn)
+    session.execute(sa.update(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
+                    .values(is_active=False, removed_at=now, updated_at=now))  # fmt: skip
 
 
 def set_auto_sync(session: Session, *, user_id: int, connection_id: int, enabled: bool, frequency_minutes: int) -> BrokerageConnection:

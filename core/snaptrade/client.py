@@ -108,6 +108,11 @@ class AuthError(SnapTradeError):
     """Bad signature, bad client credentials or bad user secret."""
 
 
+class UserSecretRefused(AuthError):
+    """SnapTrade refuses the user's secret (401, code 1083): every call for that user fails the same way
+    until the secret is reset or the user is registered again, so callers stop and say so."""
+
+
 class DisabledConnectionError(SnapTradeError):
     """The brokerage connection is disabled and needs a reconnect."""
 
@@ -147,7 +152,9 @@ def _error_from_api(exc: ApiException) -> SnapTradeError:
         return RateLimitedError(message, retry_after=_retry_after(headers), **kw)
     if status == 402 or code in ("3003", "3011"):
         return DisabledConnectionError(message, **kw)
-    if status in (401, 403) or code in ("1076", "1083"):
+    if code == "1083":
+        return UserSecretRefused(message, **kw)
+    if status in (401, 403) or code == "1076":
         return AuthError(message, **kw)
     if status == 404 or code == "1011":
         return NotFoundError(message, **kw)
@@ -353,6 +360,18 @@ class SnapTradeClient:
     def register_user(self, snaptrade_user_id: str) -> str:
         resp = self._call(self._sdk.authentication.register_snap_trade_user, user_id=snaptrade_user_id, what="registerUser")
         secret = self._json(resp)["userSecret"]
+        remember_secret(secret)
+        return secret
+
+    def reset_user_secret(self, snaptrade_user_id: str, user_secret: str) -> str:
+        """A new secret for the user; SnapTrade kills the old one at once, so store it before anything else."""
+        remember_secret(user_secret)
+        resp = self._call(self._sdk.authentication.reset_snap_trade_user_secret, user_id=snaptrade_user_id,
+                          user_secret=user_secret, what="resetUserSecret")  # fmt: skip
+        body = self._json(resp)
+        secret = body.get("userSecret") if isinstance(body, dict) else None
+        if not secret:
+            raise UpstreamError("SnapTrade resetUserSecret answered without a userSecret")
         remember_secret(secret)
         return secret
 

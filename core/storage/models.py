@@ -25,6 +25,7 @@ def _in(values) -> str:
 
 USER_ROLES = ("trader", "staff")
 CONNECTION_STATUSES = ("pending", "active", "needs_reconnect", "error", "disconnected")
+SNAPTRADE_USER_STATUSES = ("active", "needs_attention")
 SYNC_TRIGGERS = ("manual", "scheduled", "webhook", "initial")
 SYNC_STATUSES = ("queued", "running", "completed", "partial", "failed", "interrupted")
 ACTIVE_SYNC_STATUSES = ("queued", "running")
@@ -59,12 +60,20 @@ class AppUser(SQLModel, table=True):
 
 class SnapTradeUser(SQLModel, table=True):
     __tablename__ = "snaptrade_users"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({_in(SNAPTRADE_USER_STATUSES)})", name="ck_snaptrade_users_status"),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="app_users.id", unique=True, ondelete="CASCADE")
     # Opaque random id: no e-mail or name ever goes to SnapTrade.
     snaptrade_user_id: str = Field(max_length=64, unique=True)
     user_secret_encrypted: str = Field(max_length=1024)
+    # needs_attention once SnapTrade refuses the stored secret (401, code 1083): every call for the user
+    # would fail the same way until the secret is reset or the user is registered again (core.accounts.user_secrets).
+    status: str = Field(default="active", max_length=16, sa_column_kwargs={"server_default": "active"})
+    status_reason: Optional[str] = Field(default=None)
+    status_changed_at: Optional[datetime] = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

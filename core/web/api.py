@@ -1,4 +1,5 @@
-"""HTTP routes the app serves beside its pages: the SnapTrade webhook receiver and a health check.
+"""HTTP routes the app serves beside its pages: the SnapTrade webhook receiver, a health check and the
+exchange of a sign-in's one-time code for the HttpOnly re-login cookie (core.accounts.session_cookie).
 
 Starlette only (no streamlit here); `app.py` hands `routes` to `st.App`. Handlers stay async for
 the body read and push verification and database work to a thread, so the event loop never blocks.
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from core.accounts import session_cookie
 from core.settings import get_settings
 from core.snaptrade.client import NotConfiguredError, remember_secret, resolve_endpoint
 from core.storage.db import get_engine
@@ -112,4 +114,5 @@ routes = [
     Route("/api/webhooks/snaptrade", snaptrade_webhook, methods=["POST"]),
     Route("/api/webhooks/snaptrade", webhook_wrong_method, methods=["GET", "PUT", "PATCH", "DELETE"]),
     Route("/api/health", health_endpoint, methods=["GET"]),
+    Route(session_cookie.ROUTE_PATH, session_cookie.exchange, methods=["POST"]),
 ]

@@ -119,3 +119,39 @@ def test_production_cli_refuses_placeholder_keys(tmp_path):
                AUTH_COOKIE_KEY="c" * 48, DATA_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/x.db")  # fmt: skip
     r = cli(env, "migrate")
     assert r.returncode == 2 and "ENCRYPTION_KEYS" in r.stderr
+
+
+def test_cli_reset_secret_rotates_and_after_a_refusal_registers_again(engine, db_url, sandbox, tmp_path):
+    from core.accounts.crypto import decrypt_secret
+
+    env = cli_env(sandbox, db_url, tmp_path)
+    cli(env, "users", "add", "frank", "--password-stdin", stdin="a long enough password\n")
+    none_yet = cli(env, "users", "reset-secret", "frank")
+    assert none_yet.returncode == 2 and "no SnapTrade registration" in none_yet.stderr
+    assert cli(env, "connect", "frank").returncode == 0
+    with Session(engine) as s:
+        st = s.exec(select(SnapTradeUser)).one().snaptrade_user_id
+    sandbox.create_connection(st, broker="SANDBOX_US", history_size=20)
+    first = sandbox.user_secret(st)
+
+    r = cli(env, "users", "reset-secret", "frank")  # a proactive rotation, e.g. after a suspected leak
+    assert r.returncode == 0 and "reset and stored" in r.stdout, r.stderr
+    second = sandbox.user_secret(st)
+    with Session(engine) as s:
+        assert second != first and decrypt_secret(s.exec(select(SnapTradeUser)).one().user_secret_encrypted) == second
+
+    sandbox.invalidate_user_secret(st)
+    r = cli(env, "sync", "frank")
+    assert r.returncode != 0 and "1083" in r.stderr and "users reset-secret frank" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli(env, "users", "reset-secret", "frank")
+    assert r.returncode == 3 and "--register-again" in r.stderr
+    r = cli(env, "users", "reset-secret", "frank", "--register-again")
+    assert r.returncode == 0 and "Registered with SnapTrade again" in r.stdout, r.stderr
+    with Session(engine) as s:
+        row = s.exec(select(SnapTradeUser)).one()
+        assert row.snaptrade_user_id != st and row.status == "active"
+        new = sandbox.user_secret(row.snaptrade_user_id)
+    printed = "\n".join(OUTPUTS)
+    for secret in (first, second, new):
+        assert secret not in printed

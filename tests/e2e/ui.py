@@ -49,7 +49,8 @@ def log_in(page: Page, username: str, password: str) -> None:
     """Fill the login form of the page shown (signed-out visitors see it at every member address), and
     return once the session is signed in and its re-login cookie written.
 
-    The cookie is written by a small component that then reruns the script; a navigation clicked while
+    The cookie is set by the server when a small component trades the sign-in's one-time code for it, then
+    reruns the script (Playwright's context cookies include HttpOnly ones); a navigation clicked while
     that rerun is pending can be lost, so the helper waits for it like a (slower) human would."""
     form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Log in"))
     expect(form).to_be_visible(timeout=30_000)

@@ -102,3 +102,52 @@ def test_a_broken_connection_leads_with_reconnect_and_pauses_its_schedule(dashbo
     assert order.index(f"reconnect_{broken.id}") < order.index("Dataframe") < order.index(f"auto_{broken.id}")
     accounts = at.dataframe[0].value
     assert (accounts["Account"].iloc[0], accounts["Number"].iloc[0]) == ("TFSA", "••••5148")
+
+
+def _registered_with_a_connection(db, sandbox, user) -> tuple[str, BrokerageConnection]:
+    from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
+
+    identity = ensure_snaptrade_user(db, user.id)
+    sandbox.create_connection(identity.snaptrade_user_id, broker="SANDBOX_US", history_size=5)
+    reconcile_connections(db, user_id=user.id)
+    return identity.snaptrade_user_id, db.query(BrokerageConnection).one()
+
+
+def test_a_refused_secret_leads_the_page_and_reset_brings_the_connections_back(dashboard, db, users, sandbox):
+    from core.accounts.connections import SECRET_REFUSED_REASON, mark_secret_refused
+
+    st_user, conn = _registered_with_a_connection(db, sandbox, users["tina"])
+    mark_secret_refused(db, users["tina"].id)  # SnapTrade refused it once; the stored secret still works
+    at = dashboard("tina")
+    assert not at.exception
+    assert at.error[0].value.startswith("**SnapTrade access needs attention since ")
+    assert SECRET_REFUSED_REASON in at.error[0].value
+    assert at.button(key="connect_new").disabled  # Connect could only be refused again
+    old = sandbox.user_secret(st_user)
+    at.button(key="secret_reset").click().run()
+    assert not at.exception
+    assert "The SnapTrade secret was reset and stored" in at.success[0].value
+    assert not any("needs attention" in e.value for e in at.error) and not at.button(key="connect_new").disabled
+    db.expire_all()
+    assert db.get(BrokerageConnection, conn.id).status == "active"
+    for secret in (old, sandbox.user_secret(st_user)):
+        assert secret not in shown(at)
+
+
+def test_when_snaptrade_refuses_the_reset_the_trader_can_register_again(dashboard, db, users, sandbox):
+    from core.accounts.connections import mark_secret_refused
+
+    st_user, conn = _registered_with_a_connection(db, sandbox, users["tina"])
+    sandbox.invalidate_user_secret(st_user)
+    mark_secret_refused(db, users["tina"].id)
+    at = dashboard("tina")
+    at.button(key="secret_reset").click().run()
+    assert "SnapTrade refused to reset" in at.error[0].value  # the outcome, then the panel still asking
+    at.button(key="secret_register").click().run()
+    assert "closes every connection" in at.warning[0].value
+    at.button(key="secret_register_confirm").click().run()
+    assert not at.exception
+    assert "Registered with SnapTrade again" in at.success[0].value
+    db.expire_all()
+    assert db.get(BrokerageConnection, conn.id).status == "disconnected"
+    assert not at.button(key="connect_new").disabled

@@ -7,7 +7,7 @@ import pytest
 from streamlit.runtime.context import ContextProxy
 from streamlit.testing.v1 import AppTest
 
-from core.accounts import auth
+from core.accounts import auth, session_cookie
 from core.settings import reset_settings_cache
 from tests.pages.conftest import PASSWORDS
 
@@ -66,14 +66,17 @@ def test_demo_login_works_from_the_form(dashboard):
     assert titles(at) == ["Connections"]
 
 
-def test_login_form_signs_in_and_queues_a_cookie_carrying_the_epoch(dashboard, db, users):
+def test_login_form_signs_in_and_queues_a_one_time_code_for_the_cookie_carrying_the_epoch(dashboard, db, users):
     at = log_in(dashboard(), "Tina", PASSWORDS["tina"])
     assert not at.exception
     assert titles(at) == ["Connections"]
     assert at.session_state["auth"] == {"username": "tina", "epoch": 0}
     cmd = at.session_state["auth_cookie_cmd"]
-    assert cmd["op"] == "set"
-    assert auth.verify_session_token(db, cmd["value"]).username == "tina"
+    # The page (and so the browser's scripts) gets only a code; the server trades it for the HttpOnly cookie.
+    assert cmd["op"] == "set" and set(cmd) == {"op", "code", "id"}
+    grant = session_cookie.codes.redeem(cmd["code"])
+    assert grant.op == "set" and auth.verify_session_token(db, grant.token).username == "tina"
+    assert session_cookie.codes.redeem(cmd["code"]) is None  # once only
     assert "Operations" not in registered(at) and {"Connections", "Sync", "Back from your broker"} <= registered(at)
 
 
@@ -96,7 +99,8 @@ def test_logout_revokes_the_session_everywhere(dashboard, db, users):
     at.button(key="logout_button").click().run()
     assert titles(at) == ["Tradistry Broker Sync"]
     assert "You have logged out." in texts(at)
-    assert at.session_state["auth_cookie_cmd"]["op"] == "delete"
+    cmd = at.session_state["auth_cookie_cmd"]
+    assert cmd["op"] == "delete" and session_cookie.codes.redeem(cmd["code"]).op == "clear"
     assert auth.session_epoch(db, "tina") == 1
     other_tab.run()  # a second browser tab signed in earlier is signed out on its next run
     assert titles(other_tab) == ["Tradistry Broker Sync"]
@@ -120,7 +124,8 @@ def test_a_valid_cookie_signs_a_fresh_session_in_and_a_revoked_one_does_not(dash
     auth.bump_session_epoch(db, "tina")  # logout from another browser
     fresh = dashboard()
     assert titles(fresh) == ["Tradistry Broker Sync"]
-    assert fresh.session_state["auth_cookie_cmd"]["op"] == "delete"
+    cmd = fresh.session_state["auth_cookie_cmd"]
+    assert cmd["op"] == "delete" and session_cookie.codes.redeem(cmd["code"]).op == "clear"
 
 
 def test_signup_creates_a_trader_and_signs_in(dashboard, db):

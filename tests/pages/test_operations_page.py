@@ -110,3 +110,40 @@ def test_retry_queues_a_new_run_for_the_connection(session):
         )
     ).all()
     assert len(queued) == 1
+
+
+def test_staff_resets_a_refused_secret_and_registers_again_when_snaptrade_refuses(session, sandbox):
+    from core.accounts.connections import mark_secret_refused, reconcile_connections
+    from core.storage.models import BrokerageConnection, SnapTradeUser
+    from tests.syncsupport import connect
+
+    rita = f.make_user(session, "rita")
+    connect(session, sandbox, rita.id, history_size=5)
+    reconcile_connections(session, user_id=rita.id)
+    mark_secret_refused(session, rita.id)  # a refusal the stored secret survived: reset works
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    grid = next(d.value for d in at.dataframe if "flagged_connections" in d.value)
+    assert list(grid["username"]) == ["rita"] and list(grid["flagged_connections"]) == [1]
+    at.button(key="ops_secret_reset").click().run()
+    assert not at.exception
+    assert any("The SnapTrade secret was reset" in s.value for s in at.success)
+    session.expire_all()
+    st_user = session.exec(select(SnapTradeUser)).one()
+    assert st_user.status == "active" and session.exec(select(BrokerageConnection.status)).one() == "active"
+
+    old_id = st_user.snaptrade_user_id
+    sandbox.invalidate_user_secret(old_id)
+    mark_secret_refused(session, rita.id)
+    at.run()
+    at.button(key="ops_secret_reset").click().run()
+    assert any("SnapTrade refused to reset" in e.value for e in at.error)
+    assert at.button(key="ops_secret_register").disabled  # not without ticking the consequence
+    at.checkbox(key="ops_secret_confirm").check().run()
+    at.button(key="ops_secret_register").click().run()
+    assert any("Registered with SnapTrade again" in s.value for s in at.success)
+    session.expire_all()
+    assert session.exec(select(SnapTradeUser)).one().snaptrade_user_id != old_id
+    assert session.exec(select(BrokerageConnection.status)).one() == "disconnected"
+    text = "\n".join(str(e.value) for kind in ("markdown", "success", "error") for e in getattr(at, kind))
+    assert sandbox.user_secret(session.exec(select(SnapTradeUser)).one().snaptrade_user_id) not in text

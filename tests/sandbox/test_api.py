@@ -41,6 +41,22 @@ def test_register_list_reset_and_delete_users(sb, client):
     assert client.authentication.list_snap_trade_users().body == []
 
 
+def test_reset_user_secret_takes_the_current_secret_in_the_body_and_refuses_anything_else(sb, client, user):
+    """REFERENCE §4: commercial keys only, body {userId, userSecret}, no user query params; 400 or 401 1083."""
+    sb.reset_request_log()
+    new = client.authentication.reset_snap_trade_user_secret(**user.creds).body
+    assert new["userId"] == user.user_id and new["userSecret"] not in ("", user.secret)
+    assert [r["status"] for r in sb.request_log()] == [200]
+    for creds in (user.creds, {"user_id": "nobody", "user_secret": new["userSecret"]}):  # old secret, unknown user
+        with pytest.raises(ApiException) as exc:
+            client.authentication.reset_snap_trade_user_secret(**creds)
+        assert (exc.value.status, exc.value.body["code"]) == (401, "1083")
+    with pytest.raises(ApiException) as exc:
+        client.authentication.reset_snap_trade_user_secret(user_id=user.user_id)
+    assert (exc.value.status, exc.value.body["code"]) == (400, "1012")
+    assert client.connections.list_brokerage_authorizations(user_id=user.user_id, user_secret=new["userSecret"]).body == []
+
+
 def test_connections_and_accounts_have_snaptrade_shapes(sb, client, user):
     auth_id = sb.create_connection(user.user_id, "SANDBOX_US")
     auths = client.connections.list_brokerage_authorizations(**user.creds).body

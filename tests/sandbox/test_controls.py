@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
+from snaptrade_client import ApiException
 
 from sandbox import Sandbox
 from tests.sandbox.conftest import make_client
@@ -39,6 +41,19 @@ def test_admin_api_drives_the_same_controls(sb):
     assert counts == {}  # admin calls are not part of the API request log
     assert requests.post(f"{base}/rekey", json={"account_id": "nope", "count": 1}, headers=h).status_code == 404
     assert requests.post(f"{base}/not_a_control", json={}, headers=h).status_code == 404
+
+
+def test_admin_api_invalidates_a_user_secret_without_revealing_the_new_one(sb, client, user):
+    h = {"X-Sandbox-Admin-Token": sb.admin_token}
+    r = requests.post(f"{sb.base_url}/__sandbox__/invalidate_user_secret", json={"user_id": user.user_id}, headers=h)
+    assert r.status_code == 200 and r.json() == {"result": None}
+    for call in (lambda: client.connections.list_brokerage_authorizations(**user.creds),
+                 lambda: client.authentication.reset_snap_trade_user_secret(**user.creds)):  # fmt: skip
+        with pytest.raises(ApiException) as exc:
+            call()
+        assert (exc.value.status, exc.value.body["code"]) == (401, "1083")
+    assert requests.post(f"{sb.base_url}/__sandbox__/invalidate_user_secret", json={"user_id": "nobody"},
+                         headers=h).status_code == 404  # fmt: skip
 
 
 def test_state_file_survives_a_restart(tmp_path):

@@ -618,7 +618,7 @@ def test_fill_from_row_non_position_and_unplaceable_rows():
 
 
 def test_fill_from_row_reads_a_stored_model():
-    from core.models import BrokerageTransaction
+    from core.storage.models import BrokerageTransaction
 
     stored = BrokerageTransaction(
         user_id=1, account_id=3, snaptrade_activity_id="x-1", transaction_type="SELL", symbol="AAPL",
