@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlparse
 
 from sqlalchemy.engine import Engine
 
-from core.ingest.activity_types import NORMALIZED_TYPES
+from core.snaptrade.activity_types import NORMALIZED_TYPES
 
 PAGE = 1000
 _TYPES = frozenset(NORMALIZED_TYPES)
@@ -129,8 +129,9 @@ def guide_sync(
     """Page through each account with the SDK and upsert every transaction on its own (select, write, commit)."""
     from sqlmodel import Session, select
 
-    from core.ingest.normalize import NormalizationError, normalize_activity
+    from core.ingest.normalize import normalize_activity
     from core.snaptrade.client import SnapTradeClient
+    from core.snaptrade.values import NormalizationError
     from core.storage import jsonexact
     from core.storage.models import BrokerageTransaction
 

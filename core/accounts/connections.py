@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.accounts.crypto import decrypt_secret, encrypt_secret
-from core.ingest.normalize import date_or_none, datetime_or_none, decimal_or_none
 from core.settings import get_settings
 from core.snaptrade.client import (
     InvalidInputError,
@@ -26,6 +25,7 @@ from core.snaptrade.client import (
     new_snaptrade_user_id,
     remember_secret,
 )
+from core.snaptrade.values import date_or_none, datetime_or_none, decimal_or_none
 from core.storage.models import (
     BrokerageAccount,
     BrokerageConnection,

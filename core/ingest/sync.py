@@ -30,9 +30,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from core.accounts.connections import get_snaptrade_identity, reconcile_connections
-from core.ingest.normalize import NormalizationError, decimal_or_none, json_safe, normalize_activity
+from core.ingest.normalize import json_safe, normalize_activity
 from core.settings import get_settings
 from core.snaptrade.client import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
+from core.snaptrade.values import NormalizationError, decimal_or_none
 from core.storage import jsonexact
 from core.storage.counts import fold as fold_counts
 from core.storage.db import get_engine

@@ -16,8 +16,8 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.ingest.activity_types import CATEGORY_BY_TYPE
 from core.reads.queries import TransactionFilters, Txn, covered, exact_sum, filter_conditions
+from core.snaptrade.activity_types import CATEGORY_BY_TYPE
 
 # Cash-flow categories the analytics page charts, in legend order.
 CASH_FLOW_CATEGORIES = ("contributions", "withdrawals", "dividends", "interest", "fees", "taxes")

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
-from core.ingest.normalize import parse_occ
+from core.snaptrade.values import parse_occ
 
 __all__ = [
     "format_date",

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import sqlalchemy as sa
 from sqlmodel import Column, Field, SQLModel
 
-from core.ingest.activity_types import NORMALIZED_TYPES
+from core.snaptrade.activity_types import NORMALIZED_TYPES
 from core.storage.types import BigIntPK, ExactDecimal, JSONType
 
 

@@ -9,13 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from core.ingest.activity_types import DOCUMENTED_TYPES
-from core.ingest.normalize import (
+from core.ingest.normalize import content_fingerprint, normalize_activity
+from core.snaptrade.activity_types import DOCUMENTED_TYPES
+from core.snaptrade.values import (
     NormalizationError,
     OccContract,
     canonical_occ,
-    content_fingerprint,
-    normalize_activity,
     parse_decimal,
     parse_occ,
     parse_snaptrade_date,

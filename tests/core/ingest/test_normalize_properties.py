@@ -10,8 +10,9 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.ingest.activity_types import NORMALIZED_TYPES
-from core.ingest.normalize import NormalizationError, normalize_activity, parse_occ
+from core.ingest.normalize import normalize_activity
+from core.snaptrade.activity_types import NORMALIZED_TYPES
+from core.snaptrade.values import NormalizationError, parse_occ
 from core.storage import jsonexact
 
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

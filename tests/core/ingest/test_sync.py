@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core.ingest.normalize import NormalizationError, normalize_activity
+from core.ingest.normalize import normalize_activity
 from core.reads.queries import data_version
+from core.snaptrade.values import NormalizationError
 from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, SyncIssue
 from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now
 

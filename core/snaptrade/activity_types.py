@@ -38,3 +38,30 @@ def normalize_type(raw: object) -> str:
         return "OTHER"
     key = raw.strip().upper()
     return key if key in DOCUMENTED_TYPES else "OTHER"
+
+
+# How a trader reads each type (tables, filters, charts); the raw SnapTrade type stays in the detail view.
+TYPE_LABELS: dict[str, str] = {
+    "BUY": "Buy", "SELL": "Sell",
+    "DIVIDEND": "Dividend", "SUBSTITUTE_DIVIDEND": "Substitute dividend", "REI": "Dividend reinvestment",
+    "STOCK_DIVIDEND": "Stock dividend", "INTEREST": "Interest", "RETURN_OF_CAPITAL": "Return of capital",
+    "DISTRIBUTION": "Distribution", "CONTRIBUTION": "Contribution", "WITHDRAWAL": "Withdrawal", "FEE": "Fee",
+    "TAX": "Tax", "REBATE": "Rebate",
+    "OPTIONEXPIRATION": "Option expiration", "OPTIONASSIGNMENT": "Option assignment",
+    "OPTIONEXERCISE": "Option exercise", "TRANSFER": "Transfer",
+    "EXTERNAL_ASSET_TRANSFER_IN": "Transfer in from another institution",
+    "EXTERNAL_ASSET_TRANSFER_OUT": "Transfer out to another institution",
+    "INTERNAL_CASH_TRANSFER_IN": "Cash transfer in between accounts",
+    "INTERNAL_CASH_TRANSFER_OUT": "Cash transfer out between accounts",
+    "INTERNAL_ASSET_TRANSFER_IN": "Asset transfer in between accounts",
+    "INTERNAL_ASSET_TRANSFER_OUT": "Asset transfer out between accounts",
+    "SPLIT": "Split", "REVERSE_SPLIT": "Reverse split", "SPINOFF": "Spin-off", "STOCK_MERGER": "Merger",
+    "ADJUSTMENT": "Adjustment", "OTHER": "Other",
+}  # fmt: skip
+
+
+def type_label(normalized: str | None) -> str:
+    """'Option assignment' for OPTIONASSIGNMENT; an unknown value in sentence case."""
+    if not normalized:
+        return ""
+    return TYPE_LABELS.get(normalized) or normalized.replace("_", " ").capitalize()
