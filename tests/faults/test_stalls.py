@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
+import time
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlmodel import Session, select
@@ -15,6 +18,7 @@ from core.connections import reconcile_connections
 from core.db import create_db_engine
 from core.messages import MAX_ERROR_CHARS
 from core.models import BrokerageConnection, TransactionSyncLog
+from core.settings import reset_settings_cache
 from core.sync import execute_run
 from tests.syncsupport import connect, make_user
 
@@ -93,3 +97,31 @@ def test_a_write_lock_held_past_the_wait_ends_the_run_with_a_short_message(engin
         assert "INSERT" not in text and "[SQL" not in text and "BUY" not in text and "{" not in text
         assert "database error (" in text  # (OperationalError) on SQLite, (LockNotAvailable) on PostgreSQL
     assert "INSERT" in caplog.text, "the whole error, statement included, is in the log"
+
+
+@pytest.mark.timeout(120)
+def test_a_snaptrade_that_never_answers_ends_the_run_with_a_short_message(engine, sandbox, settings_env):
+    for name, value in (
+        ("HTTP_TIMEOUT_SECONDS", "0.5"),
+        ("HTTP_MAX_RETRIES", "2"),
+        ("HTTP_BACKOFF_BASE_SECONDS", "0.05"),
+    ):
+        settings_env.setenv(name, value)
+    reset_settings_cache()
+    run_id, conn_id = claimed_run(engine, sandbox, history_size=50)
+    sandbox.hold_responses(3600, path_template="/accounts/{accountId}/activities")
+    done = threading.Event()
+    # In a thread with a bound: before timeouts were enforced this call never returned.
+    t0 = time.monotonic()
+    threading.Thread(target=lambda: (execute_run(run_id, engine=engine), done.set()), daemon=True).start()
+    assert done.wait(60), "the run is still waiting for SnapTrade after 60 s"
+    elapsed = time.monotonic() - t0
+    with Session(engine) as s:
+        run = s.get(TransactionSyncLog, run_id)
+    accounts = run.accounts_total
+    assert run.status == "failed" and accounts >= 1
+    # each account: three attempts of 0.5 s, then the next account
+    assert elapsed < accounts * 3 * (0.5 + 0.5) + 5, elapsed
+    assert run.error_message.startswith(f"{accounts} of {accounts} account(s) could not be synced")
+    assert run.error_message.count("SnapTrade did not answer the activities request within 0.5 s") == accounts
+    assert len(run.error_message) < 150 * accounts
