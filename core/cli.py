@@ -14,9 +14,12 @@ import time
 
 from sqlmodel import Session, select
 
+from core.messages import MAX_ECHO_CHARS, describe_error, echo_input
 from core.settings import ConfigurationError, get_settings
-from core.snaptrade.client import SnapTradeError, UserSecretRefused, install_log_redaction, redact
+from core.snaptrade.client import SnapTradeError, UserSecretRefused, install_log_redaction
 from core.storage.db import get_engine
+
+log = logging.getLogger("tradistry.cli")
 
 
 def _user_id(session: Session, username: str) -> int:
@@ -24,7 +27,7 @@ def _user_id(session: Session, username: str) -> int:
 
     user = get_user(session, username)
     if user is None:
-        raise SystemExit(f"error: no user named {username!r} (create one with `python -m core users add`)")
+        raise SystemExit(f"error: no user named {echo_input(username)} (create one with `python -m core users add`)")
     return user.id
 
 
@@ -48,7 +51,12 @@ def cmd_users_add(args) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = getpass.getpass("Password: ")
+        try:
+            password = getpass.getpass("Password: ")
+        except EOFError:  # no terminal, and stdin was empty or closed
+            print("\nerror: no password was typed: run this in a terminal to be asked for one, or give it on the "
+                  "first line of stdin with --password-stdin", file=sys.stderr)  # fmt: skip
+            return 2
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             user = create_user(session, username=args.username, password=password, role=args.role,
@@ -223,8 +231,22 @@ def cmd_banner(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse quotes a refused argument in full; here a long one is cut like every other echo."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = list(sys.argv[1:] if args is None else args)  # subcommands get their own part
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str):
+        for arg in sorted(set(getattr(self, "_given", ())), key=len, reverse=True):
+            if len(arg) > MAX_ECHO_CHARS:
+                message = message.replace(repr(arg), echo_input(arg)).replace(arg, echo_input(arg))
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="Tradistry Broker Sync command line")
+    p = _Parser(prog="python -m core", description="Tradistry Broker Sync command line")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     users = sub.add_parser("users", help="manage app users").add_subparsers(dest="users_command", required=True)
@@ -275,12 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except SnapTradeError as exc:
-        print(f"SnapTrade error: {exc}", file=sys.stderr)
+        print(f"SnapTrade error: {describe_error(exc)}", file=sys.stderr)
         if isinstance(exc, UserSecretRefused) and getattr(args, "username", None):
             print(f"recover with: python -m core users reset-secret {args.username}", file=sys.stderr)
         return 4
     except Exception as exc:  # noqa: BLE001 - one clean line, never a secret-bearing traceback
-        print(f"error: {type(exc).__name__}: {redact(exc)}", file=sys.stderr)
+        log.debug("command failed: %s: %s", type(exc).__name__, exc)  # in full (redacted) with LOG_LEVEL=DEBUG
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
         return 1
 
 

@@ -37,6 +37,7 @@ ADMIN_WRITE = {
     "create_connection", "set_history_size", "advance_day", "add_backdated", "rekey", "disable_connection",
     "fix_connection", "delete_connection", "remove_account", "set_faults", "reset_request_log", "send_webhook",
     "expire_portal_links", "set_webhook_url", "clear_webhook_deliveries",
+    "hold_responses",
 }  # fmt: skip
 ADMIN_READ = {
     "request_log",
@@ -105,6 +106,7 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        self.faults.hold(0)  # held requests answer now instead of outliving the sandbox
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -193,6 +195,12 @@ class Sandbox:
         self.faults.configure(rate_limit, error_rate, drop_rate, latency_ms, malformed_rate, seed)
         with self.state.lock:
             self.state.malformed = Malformed(malformed_rate, seed)
+
+    def hold_responses(self, seconds: float = 0.0, path_template: str | None = None) -> None:
+        """Answer API requests (all, or those to one path template such as "/accounts/{accountId}/activities")
+        only after `seconds`, as a SnapTrade that stopped answering; 0 clears and lets held requests answer.
+        Separate from `set_faults`, which leaves it as it is."""
+        self.faults.hold(seconds, path_template)
 
     def expire_portal_links(self) -> None:
         """Make every outstanding portal link behave as if its 5 minutes had passed."""
@@ -299,6 +307,7 @@ class Sandbox:
         route, path_params, template = api.match(req.method, req.path)
         if route is not None and route.auth != "none":
             self.faults.delay()
+            self.faults.wait_if_held(template)
             fault = self.faults.roll()
             if fault == "drop":
                 self._record(req.method, template, None, req.path, request_id)

@@ -1,4 +1,5 @@
-"""Injected trouble, reproducible by seed: SnapTrade's rate limits, latency, 5xx answers and dropped connections.
+"""Injected trouble, reproducible by seed: SnapTrade's rate limits, latency, 5xx answers, dropped connections
+and answers held back (a SnapTrade that stops answering).
 
 Malformed records are configured here too but applied by data.py while rendering rows.
 """
@@ -39,6 +40,8 @@ class Faults:
         self.config = FaultConfig()
         self._rng = random.Random(0)
         self._windows: dict[tuple[str, ...], deque[float]] = {}
+        self._hold: tuple[float, str | None] | None = None
+        self._release = threading.Event()
 
     def configure(
         self,
@@ -82,6 +85,22 @@ class Faults:
     def delay(self) -> None:
         if self.config.latency_ms > 0:
             time.sleep(self.config.latency_ms / 1000.0)
+
+    def hold(self, seconds: float, path_template: str | None = None) -> None:
+        """Hold every API answer (or only those to `path_template`) for `seconds` before answering; 0 clears.
+
+        Clearing, or a new hold, lets the requests held so far answer at once, so a long hold costs no
+        thread beyond the test that set it."""
+        with self._lock:
+            self._release.set()
+            self._release = threading.Event()
+            self._hold = (float(seconds), path_template) if seconds > 0 else None
+
+    def wait_if_held(self, template: str) -> None:
+        with self._lock:
+            hold, release = self._hold, self._release
+        if hold is not None and hold[1] in (None, template):
+            release.wait(hold[0])
 
     def admit(self, client_id: str, account_id: str | None) -> dict[str, str]:
         """Count one request against the customer bucket (and the account bucket for account-data endpoints).

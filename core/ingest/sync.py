@@ -31,8 +31,9 @@ from sqlmodel import Session, select
 
 from core.accounts.connections import get_snaptrade_identity, reconcile_connections
 from core.ingest.normalize import json_safe, normalize_activity
+from core.messages import MAX_STORED_MESSAGE_CHARS, describe_error, shorten
 from core.settings import get_settings
-from core.snaptrade.client import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError, redact
+from core.snaptrade.client import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError
 from core.snaptrade.values import NormalizationError, decimal_or_none
 from core.storage import jsonexact
 from core.storage.counts import fold as fold_counts
@@ -546,8 +547,9 @@ def execute_run(
             try:
                 session.rollback()
                 run = session.get(TransactionSyncLog, run_id, populate_existing=True)
-                return _finish(session, run, "failed", f"Unexpected error: {redact(exc)}",
-                               {"error": {"type": type(exc).__name__, "message": redact(exc)}}, started, prior_duration)  # fmt: skip
+                message = describe_error(exc)  # the statement and its rows stay in the log above
+                return _finish(session, run, "failed", f"Unexpected error: {message}",
+                               {"error": {"type": type(exc).__name__, "message": message}}, started, prior_duration)  # fmt: skip
             except Exception:  # noqa: BLE001 - e.g. the database itself is gone
                 log.error("run %s could not record its failure; it will be recovered as interrupted", run_id)
                 raise RunAbandoned(run_id) from None
@@ -555,6 +557,7 @@ def execute_run(
 
 def _finish(session, run, status, message, details, started, prior_duration) -> TransactionSyncLog:
     now = utcnow()
+    message = shorten(message, MAX_STORED_MESSAGE_CHARS) if message else None  # several accounts' reasons
     run.status = status
     run.phase = "done"
     run.error_message = message or None

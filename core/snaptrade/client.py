@@ -296,6 +296,35 @@ def _keep_activity_pages_raw() -> None:
 _keep_activity_pages_raw()
 
 
+class _DefaultTimeoutPoolManager(urllib3.PoolManager):
+    """A urllib3 PoolManager that gives a request `default_timeout` when its caller passes none."""
+
+    def __init__(self, default_timeout: urllib3.Timeout, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.default_timeout = default_timeout
+
+    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any):
+        if kw.get("timeout") is None:
+            kw["timeout"] = self.default_timeout
+        return super().urlopen(method, url, redirect=redirect, **kw)
+
+
+def _enforce_timeouts(sdk: SnapTrade, seconds: float) -> None:
+    """Connect and read timeouts on every request of this SDK client.
+
+    Why it reaches into the SDK: v13's operations take no timeout, and its REST client passes
+    `timeout=None` to urllib3 on every request, which urllib3 reads as "wait forever" and which
+    overrides a pool-level timeout; so the SDK's `ApiClient.rest_client.pool_manager` (shared by
+    all of its API groups) is replaced by one that fills in ours. The one such place;
+    tests/core/test_snaptrade.py::test_request_timeouts_rely_on_the_pinned_sdks_rest_client fails
+    naming it when the SDK changes."""
+    rest = sdk.account_information.api_client.rest_client
+    old = rest.pool_manager
+    timeout = urllib3.Timeout(connect=min(10.0, seconds), read=seconds)
+    rest.pool_manager = _DefaultTimeoutPoolManager(timeout, num_pools=4, headers=old.headers, **old.connection_pool_kw)
+    old.clear()
+
+
 class SnapTradeClient:
     """One SDK client plus our retry policy; counts the requests it makes (for run accounting)."""
 
@@ -309,10 +338,7 @@ class SnapTradeClient:
         cfg = Configuration(auth=auth, host=ep["base_url"].rstrip("/"))
         cfg.retries = False  # urllib3's hidden retries would re-send signed requests behind our back
         self._sdk = SnapTrade(cfg, auth=auth)
-        pool = self._sdk.account_information.api_client.rest_client.pool_manager
-        pool.connection_pool_kw["timeout"] = urllib3.Timeout(
-            connect=min(10.0, self.settings.http_timeout_seconds), read=self.settings.http_timeout_seconds
-        )
+        _enforce_timeouts(self._sdk, self.settings.http_timeout_seconds)
         self.requests_made = 0
         self._sleep = sleep
 
@@ -335,6 +361,9 @@ class SnapTradeClient:
                 retryable = isinstance(err, RateLimitedError) or (isinstance(err, UpstreamError) and (err.status or 0) >= 500)
             except ApiValueError as exc:
                 raise InvalidInputError(f"invalid {what}: {exc}") from None
+            except urllib3.exceptions.TimeoutError:  # retried like a 5xx
+                err = UpstreamError(f"SnapTrade did not answer the {what} request within {s.http_timeout_seconds:g} s")
+                retryable = True
             except (urllib3.exceptions.HTTPError, OSError, json.JSONDecodeError) as exc:
                 err = UpstreamError(f"SnapTrade {what} failed: {type(exc).__name__}: {exc}")
                 retryable = True

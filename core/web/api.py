@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.accounts import session_cookie
+from core.messages import describe_error
 from core.settings import get_settings
 from core.snaptrade.client import NotConfiguredError, remember_secret, resolve_endpoint
 from core.storage.db import get_engine
@@ -83,8 +84,8 @@ async def snaptrade_webhook(request: Request) -> JSONResponse:
         webhooks.log_delivery(None, None, "rejected-503", "SnapTrade endpoint not configured")
         return _error(503, "webhook verification is not configured yet")
     except Exception as exc:  # noqa: BLE001 - answer 500 (SnapTrade retries); a row left 'received' is redone then
-        # Still one line, no traceback: a driver's message can quote statement parameters, so it is redacted and cut.
-        webhooks.log_delivery(None, None, "error-500", f"{type(exc).__name__}: {str(exc)[:300]}")
+        # Still one line, no traceback: a driver's message can quote statement parameters.
+        webhooks.log_delivery(None, None, "error-500", describe_error(exc))
         return _error(500, "internal error")
     webhooks.log_delivery(result.event_type, result.webhook_id, result.outcome, result.event_status or "")
     return JSONResponse({"status": result.outcome, "webhookId": result.webhook_id, "eventStatus": result.event_status})

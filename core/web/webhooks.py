@@ -49,6 +49,10 @@ USER_DELETED_REASON = "The SnapTrade user was deleted; imported history is kept.
 STRIPPED_FIELDS = ("webhookSecret",)
 _LOG_UNSAFE = re.compile(r"[^\w.:@/+=-]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# SnapTrade's payloads nest two or three levels. json.loads recurses once per level and raises
+# RecursionError (a 500) near 1000, so deeper bodies are refused before it runs.
+MAX_NESTING = 32
+_JSON_STRUCTURE = re.compile(r'[][{}"\\]')
 
 
 class WebhookRejected(Exception):
@@ -106,11 +110,45 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"JSON constant {name} is not allowed")
 
 
+def nesting_exceeds(text: str, limit: int = MAX_NESTING) -> bool:
+    """Whether arrays and objects in a JSON text nest deeper than `limit` (brackets inside strings do
+    not count). One pass over the brackets, quotes and backslashes, without recursion."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, in_string, escaped_at = 0, False, -1
+    for m in _JSON_STRUCTURE.finditer(text):
+        char, at = m.group(), m.start()
+        if in_string:
+            if at == escaped_at:
+                continue
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def parse_delivery(body: bytes) -> dict[str, Any]:
     """The body as a JSON object, parsed the way SnapTrade's signer sees it (plain floats, no NaN)."""
     try:
-        payload = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
+        # Decoded here rather than by json.loads (which also guesses UTF-16/32) so the depth check
+        # reads the same characters the parser will.
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise WebhookRejected(400, "malformed JSON: the body is not UTF-8") from None
+    if nesting_exceeds(text):
+        raise WebhookRejected(400, f"malformed JSON: nested deeper than {MAX_NESTING} levels")
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
         raise WebhookRejected(400, "malformed JSON") from None
     if not isinstance(payload, dict):
         raise WebhookRejected(400, "the body must be a JSON object")

@@ -114,6 +114,31 @@ def test_cli_sync_exits_nonzero_when_the_run_did_not_complete(engine, db_url, sa
     assert missing.returncode != 0 and "no user named" in missing.stderr
 
 
+def _bare_env(tmp_path) -> dict:
+    """Sandbox mode on a SQLite file of its own: enough for commands that never reach SnapTrade."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPTRADE_")}
+    return dict(env, DATA_DIR=str(tmp_path / "data"), DATABASE_URL=f"sqlite:///{tmp_path}/cli.db", LOG_LEVEL="INFO")
+
+
+def test_users_add_without_a_terminal_or_password_stdin_says_what_to_do(tmp_path):
+    # A new session has no controlling terminal, so getpass cannot open /dev/tty and falls back to the empty stdin.
+    r = subprocess.run([sys.executable, "-m", "core", "users", "add", "bob"], cwd=ROOT, env=_bare_env(tmp_path),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, start_new_session=True)  # fmt: skip
+    assert r.returncode == 2
+    assert "--password-stdin" in r.stderr and "EOFError" not in r.stderr  # was "error: EOFError: "
+
+
+def test_long_user_input_is_echoed_cut(tmp_path):
+    env = _bare_env(tmp_path)
+    assert cli(env, "migrate").returncode == 0
+    long = "a" * 100_000
+    for args in (["export", long], ["sync", long], ["users", "add", "bob", "--role", long], ["users", "add", "bob", long]):
+        r = cli(env, *args, stdin="")
+        assert r.returncode != 0 and "Traceback" not in r.stderr
+        assert "a" * 41 not in r.stderr and "100,000 characters" in r.stderr, args  # was echoed in full
+        assert len(r.stderr) < 1500, args
+
+
 def test_production_cli_refuses_placeholder_keys(tmp_path):
     env = dict(os.environ, SNAPTRADE_CLIENT_ID="CID", SNAPTRADE_CONSUMER_KEY="KEY", ENCRYPTION_KEYS="changeme",
                AUTH_COOKIE_KEY="c" * 48, DATA_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/x.db")  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -91,3 +92,35 @@ def test_latency_is_added_to_api_calls(sb, client, user):
     t0 = time.perf_counter()
     client.connections.list_brokerage_authorizations(**user.creds)
     assert time.perf_counter() - t0 >= 0.15
+
+
+ACTIVITIES = "/accounts/{accountId}/activities"
+
+
+def test_held_answers_wait_for_the_hold_and_clearing_releases_them_at_once(sb, client, user, account):
+    sb.hold_responses(30, path_template=ACTIVITIES)
+    t0 = time.perf_counter()
+    client.account_information.list_all_user_accounts(**user.creds)  # other endpoints are not held
+    assert time.perf_counter() - t0 < 1
+    answered: list[tuple[int, float]] = []
+
+    def fetch():
+        resp = client.account_information.get_account_activities(account_id=account, **user.creds)
+        answered.append((resp.status, time.perf_counter()))
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    time.sleep(0.5)
+    assert not answered, "the held request answered before the hold was cleared"
+    released = time.perf_counter()
+    h = {"X-Sandbox-Admin-Token": sb.admin_token}
+    assert requests.post(f"{sb.base_url}/__sandbox__/hold_responses", json={"seconds": 0}, headers=h).status_code == 200
+    worker.join(5)
+    assert answered and answered[0][0] == 200 and answered[0][1] - released < 1
+
+
+def test_a_short_hold_delays_every_api_answer(sb, client, user):
+    sb.hold_responses(0.3)
+    t0 = time.perf_counter()
+    client.connections.list_brokerage_authorizations(**user.creds)
+    assert time.perf_counter() - t0 >= 0.3

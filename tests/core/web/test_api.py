@@ -229,6 +229,12 @@ def test_malformed_bodies_are_400(live, session, body):
     assert count(session, WebhookEvent) == 0
 
 
+def test_deeply_nested_json_is_400_not_500_and_needs_no_signature(live, session):
+    status, response = post(live.port, body=b"[" * 8000, signature=None)  # under MAX_BYTES; was 500 (RecursionError)
+    assert status == 400 and "nested" in response["error"]
+    assert count(session, WebhookEvent) == 0
+
+
 def test_health_reports_counts_and_no_user_data(live, session, trader):
     post(live.port, event())
     conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)

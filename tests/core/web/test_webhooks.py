@@ -129,6 +129,31 @@ def test_malformed_or_non_object_bodies_are_400(body):
     assert err.value.status == 400
 
 
+def _nested(depth: int) -> dict:
+    value: object = "leaf"
+    for i in range(depth - 1):
+        value = [value] if i % 2 else {"k": value}
+    return {"details": value} if depth else {}
+
+
+@pytest.mark.parametrize("body", [b"[" * 60000, b"[" * 2000 + b"]" * 2000, b'{"a":' * 3000 + b"1" + b"}" * 3000,
+                                  json.dumps(_nested(webhooks.MAX_NESTING + 1)).encode()])  # fmt: skip
+def test_deeply_nested_bodies_are_400_before_any_deep_parse(body):
+    with pytest.raises(WebhookRejected) as err:  # was RecursionError: the route answered 500
+        webhooks.parse_delivery(body)
+    assert err.value.status == 400 and "nested deeper" in err.value.reason
+
+
+def test_nesting_up_to_the_limit_and_brackets_inside_strings_are_accepted():
+    deep = _nested(webhooks.MAX_NESTING)
+    assert webhooks.parse_delivery(json.dumps(deep).encode()) == deep
+    quoted = {"note": "[" * 500 + '\\"{' * 100 + "\\", "after": [[["x"]]]}
+    assert webhooks.parse_delivery(json.dumps(quoted).encode()) == quoted
+    # A quote escaped inside a string does not end it; an escaped backslash does not escape the quote after it.
+    assert not webhooks.nesting_exceeds('{"a": "\\"[[[[", "b": "\\\\"}', limit=1)
+    assert webhooks.nesting_exceeds('{"a": "\\\\", "b": [[[1]]]}', limit=3)
+
+
 @pytest.mark.parametrize("missing", ["webhookId", "eventType", "eventTimestamp"])
 def test_events_without_their_key_fields_are_400(missing):
     payload = {k: v for k, v in event("USER_REGISTERED").items() if k != missing}
