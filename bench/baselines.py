@@ -45,7 +45,8 @@ class PlainClient:
         self.client_id, self.consumer_key = client_id, consumer_key
         self.requests = 0
 
-    def activities(self, user_id: str, user_secret: str, account_id: str, offset: int) -> dict[str, Any]:
+    def activities(self, user_id: str, user_secret: str, account_id: str, offset: int) -> bytes:
+        """One page of activities, as the bytes the server sent."""
         path = f"/accounts/{account_id}/activities"
         query = urlencode([("offset", offset), ("limit", PAGE), ("userId", user_id), ("userSecret", user_secret),
                            ("clientId", self.client_id), ("timestamp", int(time.time()))])  # fmt: skip
@@ -55,7 +56,7 @@ class PlainClient:
         self.requests += 1
         if resp.status != 200:
             raise RuntimeError(f"activities answered {resp.status}: {body[:200]!r}")
-        return json.loads(body)
+        return body
 
     def close(self) -> None:
         self.conn.close()
@@ -82,7 +83,7 @@ def _floor_insert_sql(dialect: str, rows: int = 1) -> str:
     return f"INSERT INTO brokerage_transactions ({cols}) SELECT * FROM unnest({arrays})"
 
 
-def floor_sync(engine: Engine, *, endpoint: dict, user_id: int, snaptrade_user_id: str, user_secret: str,
+def floor_sync(engine: Engine, endpoint: dict, user_id: int, snaptrade_user_id: str, user_secret: str,
                accounts: list[list]) -> dict[str, Any]:  # fmt: skip
     """Fetch every page of every account and insert it as is; one bulk insert and one commit per page."""
     client = PlainClient(endpoint["base_url"], endpoint["client_id"], endpoint["consumer_key"])
@@ -99,7 +100,7 @@ def floor_sync(engine: Engine, *, endpoint: dict, user_id: int, snaptrade_user_i
         for db_account_id, snaptrade_account_id in accounts:
             offset = 0
             while True:
-                body = client.activities(snaptrade_user_id, user_secret, snaptrade_account_id, offset)
+                body = json.loads(client.activities(snaptrade_user_id, user_secret, snaptrade_account_id, offset))
                 data = body["data"]
                 rows = []
                 for a in data:
@@ -124,7 +125,7 @@ def floor_sync(engine: Engine, *, endpoint: dict, user_id: int, snaptrade_user_i
 
 
 def guide_sync(
-    engine: Engine, *, user_id: int, snaptrade_user_id: str, user_secret: str, accounts: list[list]
+    engine: Engine, user_id: int, snaptrade_user_id: str, user_secret: str, accounts: list[list]
 ) -> dict[str, Any]:
     """Page through each account with the SDK and upsert every transaction on its own (select, write, commit)."""
     from sqlmodel import Session, select

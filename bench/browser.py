@@ -1,17 +1,6 @@
-"""Benchmark 5: time from navigation to a rendered Transactions table for the heavy user, in Chromium
-(Playwright, sync API) against `streamlit run app.py` on the seeded SQLite database.
-
-Each server start gives one cold visit (empty st.cache_data, first run of the page script) and then warm
-visits, each in a fresh browser context (a new Streamlit session, nothing in the browser's cache) signed in
-with the app's re-login cookie. Each warm visit is followed by visits to the floor (bench/browser_floor.py:
-Streamlit alone rendering a 50-row st.dataframe, and its shell without the table), served in the same run,
-so the app's time reads as a ratio to what Streamlit itself needs on this machine.
-
-Each warm visit is also repeated as a returning browser: one browser context kept for the whole run, so
-Streamlit's scripts, styles and fonts come from its HTTP cache (and V8's code cache) as they do for a trader
-who has opened the app before; every visit is still a new tab, hence a new Streamlit session. The floor is
-measured the same way. Two untimed visits per server address fill that cache (the second lets Chromium
-keep compiled code) before the timed ones.
+"""Benchmark 5: seconds from navigation to a rendered Transactions table for the heavy user, in Chromium
+(Playwright) against `streamlit run app.py`, beside Streamlit alone rendering the same table (the floor,
+bench/browser_floor.py) in the same run: cold, warm and returning-browser visits.
 """
 
 from __future__ import annotations
@@ -22,15 +11,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT, free_port, summarize
+from bench.harness import ROOT, free_port, stop_process, summarize
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]  # fmt: skip
-TARGET_SECONDS = 2.0
 TABLE = '[data-testid="stDataFrame"]'
 FLOOR_SCRIPT = "bench/browser_floor.py"
 
@@ -92,39 +81,29 @@ class StreamlitServer:
         return self._log.read().decode(errors="replace")[-2000:]
 
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
-            self._proc = None
+        stop_process(self._proc, timeout=15)
+        self._proc = None
         if self._log is not None:
             self._log.close()
             self._log = None
 
 
 class CpuMeter:
-    """CPU seconds spent during one visit by Chromium (all its processes: browser, renderer, GPU, network)
-    and by one Streamlit server, read from the processes this benchmark started. On a machine with few
-    cores the two compete, so this tells which side a visit's time goes to."""
+    """CPU seconds that Chromium (all its processes) and one Streamlit server spend during a visit."""
 
     def __init__(self, server_pid: int):
-        import psutil
-
-        self._psutil = psutil
         self.server_pid = server_pid
         self._start: dict[int, float] = {}
 
     def _sample(self) -> dict[int, float]:
+        import psutil
+
         out: dict[int, float] = {}
-        for proc in self._psutil.Process().children(recursive=True):
+        for proc in psutil.Process().children(recursive=True):
             try:
                 if proc.pid == self.server_pid or "chrom" in proc.name().lower():
-                    t = proc.cpu_times()
-                    out[proc.pid] = t.user + t.system
-            except self._psutil.Error:
+                    out[proc.pid] = sum(proc.cpu_times()[:2])
+            except psutil.Error:
                 continue  # exited meanwhile
         return out
 
@@ -132,10 +111,9 @@ class CpuMeter:
         self._start = self._sample()
 
     def stop(self) -> tuple[float, float]:
-        """(Chromium, server) CPU seconds since start(); call before the visit's context closes, since a
+        """(Chromium, server) CPU seconds since start(); before the visit's context closes, since a
         renderer's CPU is lost with its process."""
-        now = self._sample()
-        spent = {pid: t - self._start.get(pid, 0.0) for pid, t in now.items()}
+        spent = {pid: t - self._start.get(pid, 0.0) for pid, t in self._sample().items()}
         server = spent.pop(self.server_pid, 0.0)
         return sum(spent.values()), server
 
@@ -171,7 +149,8 @@ def _visit(browser, url: str, expect_rows: int, cookie: dict[str, str] | None = 
             page.locator(f"{TABLE} canvas").first.wait_for(state="attached", timeout=120_000)
             # The grid's accessible mirror holds the rows once they are rendered: header + one page of 50.
             page.locator(f'{TABLE} [role="grid"][aria-rowcount="{PAGE_ROWS + 1}"]').first.wait_for(
-                state="attached", timeout=120_000)
+                state="attached", timeout=120_000
+            )
         elapsed = time.perf_counter() - t0
         if meter is not None and cpu is not None:
             cpu.append(meter.stop())
@@ -194,26 +173,14 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
 
     engine = create_db_engine(database_url)
     with Session(engine) as s:
-        user = auth.get_user(s, username)
-        token = auth.issue_session_token(username, user.session_epoch)
+        token = auth.issue_session_token(username, auth.get_user(s, username).session_epoch)
     engine.dispose()
-    cookie = get_settings().auth_cookie_name
-    cold: list[float] = []
-    warm: list[float] = []
-    titles: list[float] = []
-    start_seconds: list[float] = []
-    floor_table: list[float] = []
-    floor_shell: list[float] = []
-    returning: list[float] = []
-    floor_returning: list[float] = []
-    warm_cpu: list[tuple[float, float]] = []  # (Chromium, server) CPU seconds per warm visit
-    floor_cpu: list[tuple[float, float]] = []
+    t: dict[str, list[float]] = defaultdict(list)  # seconds, or CPU seconds, by figure
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         cache = browser.new_context(viewport=VIEWPORT)  # the returning browser: its cache lives for the whole run
         floor = StreamlitServer(database_url, workdir / "floor-data", script=FLOOR_SCRIPT).start()
-        floor_url = f"{floor.url}/?rows={expect_rows}"
-        floor_meter = CpuMeter(floor.pid)
+        floor_url, floor_meter = f"{floor.url}/?rows={expect_rows}", CpuMeter(floor.pid)
         try:
             _visit(browser, floor_url, expect_rows)  # its first script run and imports: not part of the floor
             for _ in range(PRIMING_VISITS):
@@ -221,44 +188,40 @@ def run(database_url: str, username: str, expect_rows: int, *, server_starts: in
             for i in range(server_starts):
                 t0 = time.perf_counter()
                 server = StreamlitServer(database_url, workdir / f"app-data-{i}").start()
-                start_seconds.append(time.perf_counter() - t0)
-                app_url, login = f"{server.url}/transactions", {"name": cookie, "value": token, "url": server.url}
+                t["server_start"].append(time.perf_counter() - t0)
+                app_url = f"{server.url}/transactions"
+                login = {"name": get_settings().auth_cookie_name, "value": token, "url": server.url}
                 app_meter = CpuMeter(server.pid)
                 try:
-                    title, table = _visit(browser, app_url, expect_rows, login)
-                    cold.append(table)
+                    t["cold"].append(_visit(browser, app_url, expect_rows, login)[1])
                     cache.add_cookies([login])
                     for _ in range(PRIMING_VISITS):  # a new port is a new origin: its cache starts empty
                         _visit(browser, app_url, expect_rows, context=cache)
                     for _ in range(warm_visits):  # interleaved, so the app and its floor share the machine's mood
-                        title, table = _visit(browser, app_url, expect_rows, login, meter=app_meter, cpu=warm_cpu)
-                        titles.append(title)
-                        warm.append(table)
-                        floor_table.append(_visit(browser, floor_url, expect_rows, meter=floor_meter, cpu=floor_cpu)[1])
-                        floor_shell.append(_visit(browser, f"{floor_url}&table=0", expect_rows, table=False)[1])
-                        returning.append(_visit(browser, app_url, expect_rows, context=cache)[1])
-                        floor_returning.append(_visit(browser, floor_url, expect_rows, context=cache)[1])
+                        cpu: list[tuple[float, float]] = []
+                        title, table = _visit(browser, app_url, expect_rows, login, meter=app_meter, cpu=cpu)
+                        t["warm_title"].append(title)
+                        t["warm"].append(table)
+                        t["floor_table"].append(_visit(browser, floor_url, expect_rows, meter=floor_meter, cpu=cpu)[1])
+                        t["floor_shell"].append(_visit(browser, f"{floor_url}&table=0", expect_rows, table=False)[1])
+                        t["returning"].append(_visit(browser, app_url, expect_rows, context=cache)[1])
+                        t["floor_returning"].append(_visit(browser, floor_url, expect_rows, context=cache)[1])
+                        for who, (chromium, streamlit) in zip(("warm", "floor"), cpu):
+                            t[f"{who}_browser_cpu"].append(chromium)
+                            t[f"{who}_server_cpu"].append(streamlit)
                 except Exception as exc:
                     raise RuntimeError(f"browser visit failed: {exc}; server log: {server.log_tail()} "
                                        f"floor log: {floor.log_tail()}") from exc  # fmt: skip
                 finally:
                     server.stop()
-                progress(
-                    f"  browser: server start {i + 1}: cold {cold[-1]:.2f} s, warm {', '.join(f'{w:.2f}' for w in warm[-warm_visits:])} s"
-                    f" (floor: table {', '.join(f'{w:.2f}' for w in floor_table[-warm_visits:])} s);"
-                    f" returning browser {', '.join(f'{w:.2f}' for w in returning[-warm_visits:])} s"
-                    f" (floor {', '.join(f'{w:.2f}' for w in floor_returning[-warm_visits:])} s)"
-                )
+                last = {
+                    k: ", ".join(f"{x:.2f}" for x in t[k][-warm_visits:]) for k in ("warm", "floor_table", "returning")
+                }
+                progress(f"  browser: server start {i + 1}: cold {t['cold'][-1]:.2f} s, warm {last['warm']} s "
+                         f"(floor {last['floor_table']} s), returning browser {last['returning']} s")  # fmt: skip
         finally:
             floor.stop()
             browser.close()
-    return {"rows": expect_rows, "target_seconds": TARGET_SECONDS, "cold_seconds": summarize(cold),
-            "warm_seconds": summarize(warm), "warm_title_seconds": summarize(titles), "server_start_seconds": summarize(start_seconds),
-            "floor_table_seconds": summarize(floor_table), "floor_shell_seconds": summarize(floor_shell),
-            "returning_seconds": summarize(returning), "floor_returning_seconds": summarize(floor_returning),
-            "priming_visits": PRIMING_VISITS, "page_rows": PAGE_ROWS, "cpus": os.cpu_count(),
-            "warm_browser_cpu_seconds": summarize([c[0] for c in warm_cpu]),
-            "warm_server_cpu_seconds": summarize([c[1] for c in warm_cpu]),
-            "floor_browser_cpu_seconds": summarize([c[0] for c in floor_cpu]),
-            "floor_server_cpu_seconds": summarize([c[1] for c in floor_cpu]),
-            "server_starts": server_starts, "warm_visits_per_start": warm_visits}  # fmt: skip
+    return {"rows": expect_rows, "priming_visits": PRIMING_VISITS, "page_rows": PAGE_ROWS, "cpus": os.cpu_count(),
+            "server_starts": server_starts, "warm_visits_per_start": warm_visits,
+            **{f"{key}_seconds": summarize(values) for key, values in t.items()}}  # fmt: skip

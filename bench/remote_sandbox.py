@@ -11,57 +11,37 @@ import sys
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.harness import ROOT, free_port
+from bench.harness import ROOT, cpu_seconds, free_port, stop_process
 
-CLIENT_ID = "BENCH-CLIENT"
-CONSUMER_KEY = "bench-consumer-key-0123456789"
 ADMIN_TOKEN = "bench-admin-token"
 
 
 class RemoteSandbox:
-    def __init__(self, seed: int = 7, port: int | None = None):
-        self.seed = seed
-        self.port = port or free_port()
-        self.client_id = CLIENT_ID
-        self.consumer_key = CONSUMER_KEY
+    client_id = "BENCH-CLIENT"
+    consumer_key = "bench-consumer-key-0123456789"
+
+    def __init__(self, seed: int = 7):
+        self.seed, self.port = seed, free_port()
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
     def start(self) -> RemoteSandbox:
-        cmd = [sys.executable, "-m", "sandbox", "--port", str(self.port), "--client-id", CLIENT_ID,
-               "--consumer-key", CONSUMER_KEY, "--admin-token", ADMIN_TOKEN, "--seed", str(self.seed)]  # fmt: skip
+        cmd = [sys.executable, "-m", "sandbox", "--port", str(self.port), "--client-id", self.client_id,
+               "--consumer-key", self.consumer_key, "--admin-token", ADMIN_TOKEN, "--seed", str(self.seed)]  # fmt: skip
         self._proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline().decode()
+        line = self._proc.stdout.readline().decode()  # type: ignore[union-attr]
         if "listening" not in line:
             self.stop()
             raise RuntimeError(f"sandbox did not start: {line!r}")
         return self
 
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
-            self._proc = None
+        stop_process(self._proc)
+        self._proc = None
 
-    def __enter__(self) -> RemoteSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- admin API --------------------------------------------------------------------------------
     def _request(self, method: str, op: str, body: bytes | None = None, query: str = "") -> Any:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         try:
@@ -84,17 +64,5 @@ class RemoteSandbox:
     def create_connection(self, snaptrade_user_id: str, broker: str, history_size: int) -> str:
         return self.control("create_connection", user_id=snaptrade_user_id, broker=broker, history_size=history_size)
 
-    def accounts(self, snaptrade_user_id: str) -> list[dict[str, Any]]:
-        return self.read("accounts", user_id=snaptrade_user_id)
-
-    def request_counts(self) -> dict[str, int]:
-        return self.read("request_counts")
-
-    def reset_request_log(self) -> None:
-        self.control("reset_request_log")
-
     def cpu_seconds(self) -> float:
-        import psutil
-
-        t = psutil.Process(self._proc.pid).cpu_times() if self._proc else None
-        return (t.user + t.system) if t else 0.0
+        return cpu_seconds(self._proc.pid if self._proc else None) or 0.0

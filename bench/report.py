@@ -1,43 +1,51 @@
-"""Renders BENCHMARKS.md from the results dictionary (bench/results.json): every figure in the report comes
-from a measurement of the run, nothing is typed in by hand.
+"""Renders BENCHMARKS.md from bench/results.json: tables of the measured figures and a verdict per target.
+What each figure means and how it is measured is written by hand in docs/PERFORMANCE.md, linked per section.
 """
 
 from __future__ import annotations
 
+import re
+import statistics
+from dataclasses import dataclass
 from typing import Any
 
-DB_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
-SECTIONS = ("sandbox", "requests", "ingest", "memory", "queries", "browser")
-APPROACH_NAMES = {"engine": "engine (`core.ingest.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
-                  "guide": "guide (row-by-row upsert)", "profile": "engine under cProfile",
-                  "engine (no autoanalyze)": "engine, no autoanalyze during the sync ¹"}  # fmt: skip
+from bench import targets as T
 
-
-# --------------------------------------------------------------------------- formatting
+DOCS = "docs/PERFORMANCE.md"
+DB = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+TITLES = {"ingest": "1. Ingest throughput", "requests": "2. Request budget", "memory": "3. Memory",
+          "queries": "4. Dashboard queries", "browser": "5. In the browser", "sandbox": "6. Sandbox speed"}  # fmt: skip
+APPROACHES = {"engine": "engine (`core.ingest.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
+              "guide": "guide (row-by-row upsert)", "engine (no autoanalyze)": "engine, no autoanalyze during the sync"}  # fmt: skip
+QUERY_GROUPS = {"page": "Transactions page query", "totals": "Transactions totals",
+                "page load": "Transactions page-load queries", "analytics": "Analytics aggregations"}  # fmt: skip
+BROWSER_VISITS = {"cold_seconds": "first visit after server start", "warm_seconds": "later visits",
+                  "returning_seconds": "later visits, returning browser (Streamlit's scripts cached)"}  # fmt: skip
 
 
 def _n(x: float | None, digits: int = 0) -> str:
-    if x is None:
-        return "—"
-    return f"{x:,.{digits}f}"
+    return "—" if x is None else f"{x:,.{digits}f}"
 
 
-def _range(s: dict[str, Any] | None, digits: int = 0, scale: float = 1.0) -> str:
-    """'median (min–max)' of a summary; just the value when there was one run."""
+def _range(s: dict[str, Any] | None, digits: int = 0) -> str:
+    """'median (min–max)' of a summary; '(1 run)' when there was one."""
     if not s or s.get("median") is None:
         return "—"
-    med, lo, hi = s["median"] * scale, s["min"] * scale, s["max"] * scale
     if s.get("n", 1) <= 1:
-        return f"{med:,.{digits}f} (1 run)"
-    return f"{med:,.{digits}f} ({lo:,.{digits}f}–{hi:,.{digits}f})"
+        return f"{s['median']:,.{digits}f} (1 run)"
+    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
+
+
+def _median(s: dict[str, Any] | None) -> float | None:
+    return (s or {}).get("median")
 
 
 def _mib(b: float | None) -> str:
     return "—" if b is None else f"{b / 2**20:,.0f} MiB"
 
 
-def _mb(b: float) -> str:
-    return f"{b / 1e6:,.0f} MB ({b / 2**20:,.0f} MiB)"
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f} %"
 
 
 def _ratio(r: float | None) -> str:
@@ -45,698 +53,370 @@ def _ratio(r: float | None) -> str:
     return "—" if r is None else (f"{r:.3f}×" if r < 1 else f"{r:.2f}×")
 
 
-def _verdict(ok: bool | None) -> str:
-    if ok is None:
-        return "not measured"
-    return "meets" if ok else "**misses**"
+def _div(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+def _verdict(met: bool | None) -> str:
+    return "—" if met is None else ("met" if met else "**missed**")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
+
+
+def anchor(title: str) -> str:
+    """The fragment GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass
+class Target:
+    what: str
+    target: str
+    measured: str
+    met: bool | None  # None: a figure shown beside the targets, with none of its own
+
+
+def ingest_ratios(ing: dict[str, Any]) -> list[tuple[str, int, str, str, float | None, float]]:
+    """(db, size, engine label, versus, ratio, target) from the medians: each engine cell ÷ the floor
+    and ÷ the guide measured at the same size on the same database."""
+    med = {(r["db"], r["size"], r["approach"]): r["activities_per_second"]["median"]
+           for r in (ing.get("summary") or {}).get("table", [])}  # fmt: skip
+    out = []
+    for db in (ing.get("plan") or {}).get("dbs", DB):
+        for (d, size, approach), engine in sorted(med.items(), key=lambda kv: (kv[0][2] != "engine", kv[0][1])):
+            if d != db or not approach.startswith("engine"):
+                continue
+            for versus, target in (("floor", T.INGEST_VS_FLOOR), ("guide", T.INGEST_VS_GUIDE)):
+                if (db, size, versus) in med:
+                    label = approach.replace(" (", ", ").rstrip(")")
+                    out.append((db, size, label, versus, _div(engine, med[(db, size, versus)]), target))
     return out
 
 
-def _size(n: int) -> str:
-    return f"{n:,}"
+def memory_figures(m: dict[str, Any]) -> tuple[float | None, float, bool]:
+    """(large ÷ small peak RSS, the large sync's peak, whether the memory target is met)."""
+    peak = m["cells"][str(m["large"])]["peak_bytes"]
+    ratio = _div(peak, m["cells"][str(m["small"])]["peak_bytes"])
+    return ratio, peak, T.memory_met(ratio, peak)
 
 
-# --------------------------------------------------------------------------- sections
+def verdicts(results: dict[str, Any]) -> list[Target]:
+    """Every target with its measured figure, each verdict computed here from the figures."""
+    out = []
+    for db, size, label, versus, r, target in ingest_ratios(results.get("ingest") or {}):
+        what = f"Ingest, {label} ÷ {versus} throughput ({DB[db]}, {size:,} activities)"
+        out.append(Target(what, f"≥ {target:g}×", _ratio(r), None if r is None else r >= target))
+    for sc in (results.get("requests") or {}).get("scenarios", []):
+        if sc["name"] == "scheduled sync, nothing new":
+            total = sum(sc["requests"].values())
+            what = "Requests, scheduled sync with nothing new (one connection)"
+            out.append(Target(what, f"≤ {T.NOTHING_NEW_REQUESTS}", str(total), total <= T.NOTHING_NEW_REQUESTS))
+    limit = f"≤ {T.MEMORY_RATIO}× and < {T.MEMORY_PEAK_BYTES / 1e6:,.0f} MB ({_mib(T.MEMORY_PEAK_BYTES)})"
+    for db, m in ((results.get("memory") or {}).get("by_db") or {}).items():
+        r, peak, met = memory_figures(m)
+        what = f"Memory, peak RSS {m['large']:,} vs {m['small']:,} activities ({DB[db]})"
+        out.append(Target(what, limit, f"{_ratio(r)}, {_mib(peak)}", met))
+    for db, d in ((results.get("queries") or {}).get("by_db") or {}).items():
+        for label, u in d["users"].items():
+            for group, title in QUERY_GROUPS.items():
+                ts = [(t, T.query_ms(group, t["name"])) for t in u["timings"] if t["group"] == group]
+                if ts:
+                    worst, target = max(ts, key=lambda tt: tt[0]["p95_ms"] / tt[1])
+                    what = f"{title}, worst p95 ({DB[db]}, {label} user, {u['rows']:,} rows)"
+                    measured = f"{worst['p95_ms']:.1f} ms ({worst['name']})"
+                    out.append(Target(what, f"≤ {target:g} ms", measured, all(t["p95_ms"] <= ms for t, ms in ts)))
+    b = results.get("browser") or {}
+    for key, title in BROWSER_VISITS.items():
+        if (med := _median(b.get(key))) is not None:
+            what = f"Browser, navigation → rendered table, {title} (median)"
+            out.append(Target(what, f"≤ {T.BROWSER_SECONDS:g} s", f"{med:.2f} s", med <= T.BROWSER_SECONDS))
+    for key, floor, what in (
+        ("warm_seconds", "floor_table_seconds", "Browser, later visits ÷ Streamlit alone with the same table"),
+        ("returning_seconds", "floor_returning_seconds", "Browser, returning browser ÷ Streamlit alone, also cached"),
+    ):
+        if (r := _div(_median(b.get(key)), _median(b.get(floor)))) is not None:
+            out.append(Target(what, "", f"{r:.2f}× ({_median(b[floor]):.2f} s floor)", None))
+    return out
+
+
+# --------------------------------------------------------------------------- the report
 
 
 def render(results: dict[str, Any]) -> str:
     meta = results.get("meta", {})
-    lines: list[str] = ["# Benchmarks", ""]
-    partial = set(meta.get("selected") or []) != set(SECTIONS)
-    took = (f"this invocation (`--only {','.join(meta.get('selected') or [])}`) took "
-            f"{_n((meta.get('seconds') or 0) / 60, 1)} minutes; the other sections come from earlier runs (dates under "
-            "*How this run was made*)" if partial else f"the run took {_n((meta.get('seconds') or 0) / 60, 1)} minutes")  # fmt: skip
-    lines += [
-        f"Generated by `python -m bench` (`make bench`) on {meta.get('date', '?')}, profile **{meta.get('profile', '?')}**; "
-        f"{took}. Do not edit by hand: rerun it. Raw figures, every single run included: "
-        f"`{meta.get('results_file', 'bench/results.json')}`.",
-        "",
-    ]
-    notes = [*(meta.get("notes") or []), *_ingest_run_notes(results.get("ingest"))]
-    for note in notes:
-        lines.append(f"> {note}")
-    if notes:
-        lines.append("")
-    lines += _machine(meta)
-    lines += _targets(results)
-    lines += _ingest(results.get("ingest"))
-    lines += _requests(results.get("requests"))
-    lines += _memory(results.get("memory"))
-    lines += _queries(results.get("queries"))
-    lines += _browser(results.get("browser"))
-    lines += _sandbox(results.get("sandbox"), results.get("ingest"))
-    lines += _misses(results)
+    lines = ["# Benchmarks", "",
+             f"Generated by `python -m bench` (`make bench`) from `{meta.get('results_file', 'bench/results.json')}` "
+             f"(every single run included), profile **{meta.get('profile', '?')}**, started {meta.get('date', '?')}. "
+             f"Do not edit by hand. What the benchmarks measure and how to read them: [{DOCS}]({DOCS}).", ""]  # fmt: skip
+    notes = [*(meta.get("notes") or []), *_fewer_runs(results.get("ingest"))]
+    lines += [*(f"> {note}" for note in notes), *([""] if notes else [])]
+    lines += ["## Machine", "", *_machine(meta)]
+    found = verdicts(results)
+    judged = [t for t in found if t.met is not None]
+    missed = [t.what for t in judged if not t.met]
+    summary = f"{len(judged) - len(missed)} of {len(judged)} targets met" + (
+        f"; missed: {'; '.join(missed)}" if missed else ""
+    )
+    lines += ["## Targets", "", summary + ".", ""]
+    lines += _table(
+        ["what", "target", "measured", "verdict"], [[t.what, t.target, t.measured, _verdict(t.met)] for t in found]
+    )
+    for name, title in TITLES.items():
+        if (data := results.get(name)) is None:
+            continue
+        link = f"{DOCS}#{anchor(title)}"
+        lines += [f"## {title}", "", f"How it is measured and how to read it: [{link}]({link}).", ""]
+        if "error" in data:
+            lines += [f"Failed: `{data['error']}`", ""]
+        elif "skipped" in data:
+            lines += [f"Skipped: {data['skipped']}.", ""]
+        else:
+            lines += SECTIONS[name](data, results)
     lines += _how(results)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _ingest_runs(ing: dict[str, Any] | None) -> dict[int, int]:
-    """Runs per size of the ingest section shown, from its own plan: with `--only`, the invocation
-    writing the report may have had other settings than the one that measured the syncs."""
+    """Runs per size from the ingest section's own plan, whatever invocation wrote the report last."""
     return {int(k): int(v) for k, v in (((ing or {}).get("plan") or {}).get("runs") or {}).items()}
 
 
-def _ingest_run_notes(ing: dict[str, Any] | None) -> list[str]:
+def _fewer_runs(ing: dict[str, Any] | None) -> list[str]:
     runs = _ingest_runs(ing)
-    if not runs:
-        return []
-    most = max(runs.values())
-    return [f"{_size(size)}-activity syncs: {n} run(s) per approach and database instead of {most}; "
-            + ("their figures are single measurements, not medians." if n == 1 else f"their figures are medians of {n}.")
+    most = max(runs.values(), default=0)
+    return [f"{size:,}-activity syncs: {n} run(s) per approach and database instead of {most}; their figures are "
+            + ("single measurements, not medians." if n == 1 else f"medians of {n}.")
             for size, n in sorted(runs.items()) if n < most]  # fmt: skip
 
 
 def _machine(meta: dict[str, Any]) -> list[str]:
-    mem_total, mem_avail = meta.get("mem_total_bytes"), meta.get("mem_available_bytes")
-    rows = [
-        ["CPU", f"{meta.get('cpu_model', '?')}, {meta.get('cores', '?')} cores available to the run"],
-        ["Memory", f"{_n((mem_total or 0) / 2**30, 1)} GiB total, {_n((mem_avail or 0) / 2**30, 1)} GiB available at the start"],
-        ["Kernel", str(meta.get("kernel", "?"))],
-        ["Python / SQLite", f"{meta.get('python', '?')} / {meta.get('sqlite', '?')}"],
-        ["PostgreSQL", f"{meta.get('postgresql') or ('not used by this invocation' if meta.get('earlier_runs') else 'not used')}"
-         + (f" ({meta['postgresql_settings']})" if meta.get("postgresql_settings") else "")],
-        ["SQLAlchemy / psycopg", f"{meta.get('sqlalchemy', '?')} / {meta.get('psycopg', '?')}"],
-        ["Load average (1, 5, 15 min)", f"start {meta.get('loadavg_start')}, end {meta.get('loadavg_end')}"],
-    ]  # fmt: skip
-    git = meta.get("git") or {}
-    if git.get("head"):
-        dirty = git.get("uncommitted") or []
-        rows.append(["Code measured", f"commit `{git['head']}` ({git.get('subject', '')})"
-                     + (f" plus uncommitted changes in {', '.join(f'`{d}`' for d in dirty)}" if dirty else "")
-                     + (f"; {git['note']}" if git.get("note") else "")])  # fmt: skip
-    return ["## Machine", "", *_table(["", ""], rows), "",
-            "The machine is shared with other engineers' test runs, so wall-clock figures are noisy: every cell reports "
-            "the median and the range of its runs, the comparisons were measured interleaved in the same run, and CPU "
-            "seconds (less sensitive to contention than throughput) are reported next to every rate.", ""]  # fmt: skip
-
-
-def _targets(results: dict[str, Any]) -> list[str]:
-    rows: list[list[str]] = []
-    ingest = results.get("ingest") or {}
-    for r in (ingest.get("summary") or {}).get("ratios", []) + _variant_ratios(ingest):
-        ok = None if r["ratio"] is None else r["ratio"] >= r["target"]
-        rows.append([f"Ingest, {r.get('label', 'engine')} ÷ {r['versus']} throughput ({DB_NAMES[r['db']]}, {_size(r['size'])} activities)",
-                     f"≥ {r['target']:g}×", _ratio(r["ratio"]), _verdict(ok)])  # fmt: skip
-    req = results.get("requests") or {}
-    for sc in req.get("scenarios", []):
-        if sc["name"].startswith("scheduled sync, nothing new"):
-            rows.append(["Requests, scheduled sync with nothing new (one connection)", "≤ 2",
-                         str(sc["total"]), _verdict(sc["total"] <= 2)])  # fmt: skip
-    mem = results.get("memory") or {}
-    for db, m in (mem.get("by_db") or {}).items():
-        large = m["cells"][str(m["large"])]["peak_bytes"]
-        rows.append([f"Memory, peak RSS {_size(m['large'])} vs {_size(m['small'])} activities ({DB_NAMES[db]})",
-                     f"≤ {mem['ratio_target']}× and < {_mb(mem['peak_target_bytes'])}", f"{_ratio(m['ratio'])}, {_mib(large)}",
-                     _verdict(m["meets_target"])])  # fmt: skip
-    q = results.get("queries") or {}
-    for db, d in (q.get("by_db") or {}).items():
-        for label, u in d["users"].items():
-            for group, title in (
-                ("page", "Transactions page query"),
-                ("totals", "Transactions totals"),
-                ("page load", "Transactions page-load queries"),
-                ("analytics", "Analytics aggregations"),
-            ):
-                ts = [t for t in u["timings"] if t["group"] == group]
-                if not ts:
-                    continue
-                worst = max(ts, key=lambda t: t["p95_ms"] / t["target_ms"])
-                rows.append([f"{title}, worst p95 ({DB_NAMES[db]}, {label} user, {_size(u['rows'])} rows)",
-                             f"≤ {worst['target_ms']:g} ms", f"{worst['p95_ms']:.1f} ms ({worst['name']})",
-                             _verdict(all(t["meets_target"] for t in ts))])  # fmt: skip
-    b = results.get("browser") or {}
-    if b.get("warm_seconds"):
-        for key, title in (
-            ("cold_seconds", "first visit after server start"),
-            ("warm_seconds", "later visits"),
-            ("returning_seconds", "later visits, returning browser (Streamlit's scripts cached)"),
-        ):
-            if not b.get(key):  # runs made before the returning browser was measured
-                continue
-            med = b[key]["median"]
-            rows.append([f"Browser, navigation → rendered table, {title} (median)", f"≤ {b['target_seconds']:g} s",
-                         f"{med:.2f} s" if med is not None else "—", _verdict(None if med is None else med <= b["target_seconds"])])  # fmt: skip
-        ratio = _floor_ratio(b)
-        if ratio is not None:
-            rows.append(["Browser, later visits ÷ Streamlit alone with the same table (same run, no target)", "",
-                         f"{ratio:.2f}× ({b['floor_table_seconds']['median']:.2f} s floor)", "—"])  # fmt: skip
-        ratio = _floor_ratio(b, "returning_seconds", "floor_returning_seconds")
-        if ratio is not None:
-            rows.append(["Browser, returning browser ÷ Streamlit alone with the same table, also cached (no target)", "",
-                         f"{ratio:.2f}× ({b['floor_returning_seconds']['median']:.2f} s floor)", "—"])  # fmt: skip
-    if not rows:
-        return []
-    return ["## Targets at a glance", "", *_table(["what", "target", "measured", "verdict"], rows), ""]
-
-
-def _ingest(ing: dict[str, Any] | None) -> list[str]:
-    if not ing:
-        return []
-    if "error" in ing:
-        return ["## 1. Ingest throughput", "", f"Failed: `{ing['error']}`", ""]
-    plan = ing["plan"]
-    lines = [
-        "## 1. Ingest throughput",
-        "",
-        f"An initial sync of one new connection (sandbox broker `{plan['broker']}`: two accounts, each holding half of "
-        "the activities) from the sandbox over HTTP with its latency fault off, into a freshly migrated database. The "
-        "sandbox runs in its own process; each measured sync runs in a fresh worker process whose own CPU time (all "
-        "threads) is what *CPU s per 1,000* means. For PostgreSQL the server's CPU (postmaster and backends, read "
-        "from /proc) is shown separately. Imports and the first DB connection happen before the clock starts.",
-        "",
-        "- **engine**: `core.ingest.sync.execute_run` of a claimed initial run: SDK client with our retry policy, normalizer, "
-        "one bulk upsert per page committed with the run's progress, balances.",
-        "- **floor**: the same pages fetched with http.client (signed by hand, REFERENCE §1), `json.loads`, one "
-        "bulk INSERT of the raw rows per page (SQLite: one multi-row VALUES; PostgreSQL: one `INSERT … SELECT FROM unnest(…)` "
-        "of column arrays, as the engine writes) — no normalization, no Decimal, no dedupe — one commit per page.",
-        "- **guide**: the integration guide's approach — the same SDK pages, then for every transaction an ORM select "
-        "followed by an insert or update and a commit (its `upsert_brokerage_transaction` RPC called per row), with the "
-        "same normalizer so only the write pattern differs.",
-        "",
-    ]
-    for db in plan["dbs"]:
-        rows = []
-        for row in ing["summary"]["table"]:
-            if row["db"] != db:
-                continue
-            rows.append([_size(row["size"]), APPROACH_NAMES.get(row["approach"], row["approach"]), _range(row["activities_per_second"]),
-                         _range(row["cpu_seconds_per_1k"], 3), _range(row["postgres_cpu_seconds_per_1k"], 3) if db == "postgresql" else "in process",
-                         _range(row["wall_seconds"], 1), str(row["activities_per_second"]["n"])])  # fmt: skip
-        lines += [f"### {DB_NAMES[db]}", "",
-                  *_table(["activities", "approach", "activities/s, median (min–max)", "CPU s per 1,000 (sync process)",
-                           "DB server CPU s per 1,000", "wall s", "runs"], rows), ""]  # fmt: skip
-    if any(r.get("variant") for r in ing.get("runs", [])):
-        lines += ["¹ Autovacuum switched off for `brokerage_transactions` during that sync: the state of a first big "
-                  "sync into a new deployment's empty table before autovacuum's first ANALYZE of it (autovacuum visits "
-                  "a database about once a minute, so whether a sync gets that ANALYZE early is luck). Its ratio to the "
-                  "floor is listed separately below.", ""]  # fmt: skip
-    ratio_rows = []
-    for r in ing["summary"]["ratios"] + _variant_ratios(ing):
-        ok = None if r["ratio"] is None else r["ratio"] >= r["target"]
-        ratio_rows.append(
-            [
-                DB_NAMES[r["db"]],
-                _size(r["size"]),
-                f"{r.get('label', 'engine')} ÷ {r['versus']}",
-                _ratio(r["ratio"]),
-                f"≥ {r['target']:g}×",
-                _verdict(ok),
-            ]
+    total, available = ((meta.get(k) or 0) / 2**30 for k in ("mem_total_bytes", "mem_available_bytes"))
+    pg = meta.get("postgresql") or ("not used by this invocation" if meta.get("earlier_runs") else "not used")
+    rows = [["CPU", f"{meta.get('cpu_model', '?')}, {meta.get('cores', '?')} cores available to the run"],
+            ["Memory", f"{total:,.1f} GiB total, {available:,.1f} GiB available at the start"],
+            ["Kernel", meta.get("kernel", "?")],
+            ["Python / SQLite", f"{meta.get('python', '?')} / {meta.get('sqlite', '?')}"],
+            ["PostgreSQL", pg + (f" ({meta['postgresql_settings']})" if meta.get("postgresql_settings") else "")],
+            ["SQLAlchemy / psycopg", f"{meta.get('sqlalchemy', '?')} / {meta.get('psycopg', '?')}"],
+            ["Load average (1, 5, 15 min)", f"start {meta.get('loadavg_start')}, end {meta.get('loadavg_end')}"]]  # fmt: skip
+    if (git := meta.get("git") or {}).get("head"):
+        dirty = ", ".join(f"`{d}`" for d in git.get("uncommitted") or [])
+        code = f"commit `{git['head']}` ({git.get('subject', '')})" + (
+            f" plus uncommitted changes in {dirty}" if dirty else ""
         )
-    lines += ["### Ratios (medians of the same run)", "",
-              *_table(["database", "activities", "ratio of activities/s", "measured", "target", "verdict"], ratio_rows), ""]  # fmt: skip
-    lines += _cpu_ratios(ing)
-    lines += _sql_shares(ing)
-    lines += _profiles(ing.get("profiles") or {})
+        rows.append(["Code measured", code])
+    return _table(["", ""], rows)
+
+
+def _ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    plan, table = ing["plan"], ing["summary"]["table"]
+    lines = [f"Initial sync of one new connection (sandbox broker `{plan['broker']}`) into a fresh database.", ""]
+    for db in plan["dbs"]:
+        rows = [[f"{r['size']:,}", APPROACHES.get(r["approach"], r["approach"]), _range(r["activities_per_second"]),
+                 _range(r["cpu_seconds_per_1k"], 3),
+                 _range(r["postgres_cpu_seconds_per_1k"], 3) if db == "postgresql" else "in process",
+                 _range(r["wall_seconds"], 1), r["activities_per_second"]["n"]] for r in table if r["db"] == db]  # fmt: skip
+        lines += [f"### {DB[db]}", ""]
+        lines += _table(["activities", "approach", "activities/s, median (min–max)", "CPU s per 1,000 (sync process)",
+                         "DB server CPU s per 1,000", "wall s", "runs"], rows)  # fmt: skip
+
+    def cpu(r: dict[str, Any], server: bool) -> float:
+        return r["cpu_seconds_per_1k"]["median"] + (
+            (_median(r.get("postgres_cpu_seconds_per_1k")) or 0) if server else 0
+        )
+
+    cells = {(r["db"], r["size"], r["approach"]): r for r in table}
+    rows = [[DB[db], f"{size:,}", f"{other} ÷ engine", *(_ratio(_div(cpu(o, s), cpu(r, s))) for s in (False, True))]
+            for (db, size, approach), r in sorted(cells.items()) if approach == "engine"
+            for other in ("floor", "guide") if (o := cells.get((db, size, other)))]  # fmt: skip
+    lines += ["### CPU per activity, other approach ÷ engine", ""]
+    lines += _table(["database", "activities", "ratio", "sync process", "sync process + DB server"], rows)
+    lines += _sql_shares(ing.get("runs", []))
+    for db, p in (ing.get("profiles") or {}).items():
+        prof, wall = p["profile"], p["wall_seconds"]
+        lines += [f"### Under cProfile: {DB[db]}, {p['size']:,} activities, {wall:.1f} s wall", ""]
+        lines += _table(["SQL statement", "count", "seconds", "share of the run"],
+                        [[s["kind"], f"{s['count']:,}", f"{s['seconds']:.2f}", _pct(s["seconds"], wall)]
+                         for s in prof["statements"][:6]])  # fmt: skip
+        lines += _table(["function in `core/`", "calls", "cumulative s", "share"],
+                        [[f"`{r['function']}`", f"{r['calls']:,}", f"{r['cumtime']:.2f}", _pct(r["cumtime"], prof["total_seconds"])]
+                         for r in prof["top_cumulative_core"][:10]])  # fmt: skip
+        lines += _table(["function (anywhere)", "calls", "own s"],
+                        [[f"`{r['function']}`", f"{r['calls']:,}", f"{r['tottime']:.2f}"] for r in prof["top_tottime"][:8]])  # fmt: skip
     return lines
 
 
-LOOKUP = "SELECT existing"
-UPSERT = "INSERT … ON CONFLICT"
-
-
-def _statement_share(run: dict[str, Any], prefix: str) -> float | None:
-    if not run.get("statements") or not run.get("wall_seconds"):
-        return None
-    return sum(st["seconds"] for st in run["statements"] if st["kind"].startswith(prefix)) / run["wall_seconds"]
-
-
-def _sql_shares(ing: dict[str, Any]) -> list[str]:
-    """Share of each engine run's wall time spent in its two bulk statements (timed in every engine run)."""
+def _sql_shares(runs: list[dict[str, Any]]) -> list[str]:
+    """Share of each engine run's wall time spent in its two per-page bulk statements: median and worst run."""
     cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for r in ing.get("runs", []):
+    for r in runs:
         if r["approach"] == "engine" and r.get("statements"):
             cells.setdefault((r["db"], r["size"], r.get("variant") or ""), []).append(r)
-    if not cells:
-        return []
-    rows = []
-    for (db, size, variant), rs in sorted(cells.items()):
-        lookup = sorted(x for x in (_statement_share(r, LOOKUP) for r in rs) if x is not None)
-        upsert = sorted(x for x in (_statement_share(r, UPSERT) for r in rs) if x is not None)
-        rows.append([DB_NAMES[db] + (f", {variant} ¹" if variant else ""), _size(size),
-                     f"{100 * lookup[len(lookup) // 2]:.0f} % (max {100 * lookup[-1]:.0f} %)",
-                     f"{100 * upsert[len(upsert) // 2]:.0f} % (max {100 * upsert[-1]:.0f} %)", str(len(rs))])  # fmt: skip
-    return ["Share of each engine run's wall time spent waiting on its two per-page bulk statements (timed in every "
-            "run): the lookup of the page's already-stored ids and the upsert itself. Median over the runs, and the "
-            "worst run:", "",
-            *_table(["database", "activities", "SELECT existing ids", "INSERT … ON CONFLICT", "runs"], rows), ""]  # fmt: skip
 
+    def share(rs: list[dict[str, Any]], prefix: str) -> str:
+        s = sorted(sum(st["seconds"] for st in r["statements"] if st["kind"].startswith(prefix)) / r["wall_seconds"]
+                   for r in rs)  # fmt: skip
+        return f"{100 * s[len(s) // 2]:.0f} % (max {100 * s[-1]:.0f} %)"
 
-def _cpu_ratios(ing: dict[str, Any]) -> list[str]:
-    """The same comparison in CPU per activity, which the machine's noise disturbs less."""
-    cells = {(r["db"], r["size"], r["approach"]): r for r in ing["summary"]["table"]}
-    rows = []
-    for (db, size, approach), r in sorted(cells.items()):
-        if approach != "engine":
-            continue
-        for other in ("floor", "guide"):
-            o = cells.get((db, size, other))
-            if not o:
-                continue
-            own = r["cpu_seconds_per_1k"]["median"]
-            theirs = o["cpu_seconds_per_1k"]["median"]
-            total_own = own + ((r.get("postgres_cpu_seconds_per_1k") or {}).get("median") or 0)
-            total_theirs = theirs + ((o.get("postgres_cpu_seconds_per_1k") or {}).get("median") or 0)
-            rows.append([DB_NAMES[db], _size(size), f"{other} ÷ engine", _ratio(theirs / own if own else None),
-                         _ratio(total_theirs / total_own if total_own else None)])  # fmt: skip
+    rows = [[DB[db] + (f", {variant}" if variant else ""), f"{size:,}", share(rs, "SELECT existing"),
+             share(rs, "INSERT … ON CONFLICT"), len(rs)] for (db, size, variant), rs in sorted(cells.items())]  # fmt: skip
     if not rows:
         return []
-    return ["CPU per activity, as a cross-check (a ratio above 1 means the engine needs less CPU than the other approach; "
-            "below 1, more):", "",
-            *_table(["database", "activities", "CPU per 1,000 activities", "sync process", "sync process + DB server"], rows), ""]  # fmt: skip
+    return ["### Engine runs: share of wall time in the per-page bulk statements", "",
+            *_table(["database", "activities", "SELECT existing ids", "INSERT … ON CONFLICT", "runs"], rows)]  # fmt: skip
 
 
-def _profiles(profiles: dict[str, Any]) -> list[str]:
-    if not profiles:
-        return []
-    lines = ["### Where the engine's time goes", ""]
-    for db, p in profiles.items():
-        prof = p["profile"]
-        wall = p["wall_seconds"]
-        lines += [f"**{DB_NAMES[db]}**, one initial sync of {_size(p['size'])} activities under cProfile "
-                  f"({wall:.1f} s wall with the profiler on). SQL statements by wall time spent waiting on the database:", ""]  # fmt: skip
-        lines += _table(["statement", "count", "seconds", "share of the run"],
-                        [[s["kind"], _n(s["count"]), f"{s['seconds']:.2f}", f"{100 * s['seconds'] / wall:.0f} %"] for s in prof["statements"][:6]])  # fmt: skip
-        lines += ["", "Functions in `core/` by cumulative time (profiler clock):", ""]
-        lines += _table(["function", "calls", "cumulative s", "share"],
-                        [[f"`{r['function']}`", _n(r["calls"]), f"{r['cumtime']:.2f}", f"{100 * r['cumtime'] / prof['total_seconds']:.0f} %"]
-                         for r in prof["top_cumulative_core"][:10]])  # fmt: skip
-        lines += ["", "Functions by own time (anywhere):", ""]
-        lines += _table(
-            ["function", "calls", "own s"],
-            [[f"`{r['function']}`", _n(r["calls"]), f"{r['tottime']:.2f}"] for r in prof["top_tottime"][:8]],
-        )
-        lines.append("")
-    return lines
-
-
-def _requests(req: dict[str, Any] | None) -> list[str]:
-    if not req:
-        return []
-    if "error" in req:
-        return ["## 2. Request budget", "", f"Failed: `{req['error']}`", ""]
-    rows = []
-    for sc in req["scenarios"]:
-        detail = ", ".join(f"`{k}` {v}" for k, v in sorted(sc["requests"].items()))
-        rows.append([sc["name"], str(sc["total"]), detail, str(sc.get("engine_counted", "—")), _n(sc.get("fetched"))])
+def _requests(req: dict[str, Any], results: dict[str, Any]) -> list[str]:
     cap = req["capacity"]
-    lines = [
-        "## 2. Request budget",
-        "",
-        f"One user, one connection (`{req['broker']}`, {req['accounts_per_connection']} accounts, "
-        f"{_size(req['history_size'])} activities in total), counted in the sandbox's request log (every API request it "
-        "received, retries included). The webhook scenario uses the sandbox's own ACCOUNT_TRANSACTIONS_UPDATED "
-        "deliveries after `advance_day`, passed through `core.web.webhooks.receive_delivery` (signature, dedupe, account "
-        "hint, queued run with trigger `webhook`).",
-        "",
-        *_table(["scenario", "requests", "by endpoint", "engine's own count", "activities fetched"], rows),
-        "",
-        f"**Users per client id per day.** The customer limit is {cap['limit_per_minute']} requests per minute, i.e. "
-        f"{cap['limit_per_minute']} × 60 × 24 = {cap['requests_per_day']:,} requests a day when syncs are spread evenly "
-        "(the scheduler's jitter does that). SnapTrade refreshes activities once a day, so one sync that finds the new "
-        "day per user per day keeps everyone fresh:",
-        "",
-        *_table(["daily plan", "requests per user per day", "users per client id"],
-                [[p["name"], str(p["requests_per_user_day"]), f"{cap['requests_per_day']:,} ÷ {p['requests_per_user_day']} = "
-                  f"**{p['users_per_day']:,}**" if p["users_per_day"] else "—"] for p in cap["plans"]]),
-        "",
-    ]  # fmt: skip
-    initial = next((sc for sc in req["scenarios"] if sc["name"] == "initial sync"), None)
-    if initial:
-        lines += [f"These figures are for users with {req['accounts_per_connection']} accounts on one connection; each extra "
-                  "account adds one activities and one balances request to every sync that finds news. Onboarding is "
-                  "separate: the initial sync above made "
-                  f"{initial['total']} requests for {_size(req['history_size'])} activities (2 to reconcile, one per "
-                  "1,000 activities per account, one balances call per account), plus registerUser and the portal "
-                  "callback's reconcile (2).", ""]  # fmt: skip
-    return lines
+    rows = [[sc["name"], sum(sc["requests"].values()), ", ".join(f"`{k}` {v}" for k, v in sorted(sc["requests"].items())),
+             sc.get("engine_counted", "—"), _n(sc.get("fetched"))] for sc in req["scenarios"]]  # fmt: skip
+    plans = [[p["name"], n, f"{cap['requests_per_day']:,} ÷ {n} = **{p['users_per_day']:,}**" if n else "—"]
+             for p in cap["plans"] if (n := p["requests_per_user_day"]) is not None]  # fmt: skip
+    return [f"One user, one connection (`{req['broker']}`, {req['accounts_per_connection']} accounts, "
+            f"{req['history_size']:,} activities); {cap['limit_per_minute']} requests per minute are "
+            f"{cap['requests_per_day']:,} a day.", "",
+            *_table(["scenario", "requests", "by endpoint", "engine's own count", "activities fetched"], rows),
+            *_table(["daily plan", "requests per user per day", "users per client id"], plans)]  # fmt: skip
 
 
-def _memory(mem: dict[str, Any] | None) -> list[str]:
-    if not mem:
-        return []
-    if "error" in mem:
-        return ["## 3. Memory", "", f"Failed: `{mem['error']}`", ""]
+def _memory(mem: dict[str, Any], results: dict[str, Any]) -> list[str]:
     rows = []
     for db, m in mem["by_db"].items():
         small, large = m["cells"][str(m["small"])], m["cells"][str(m["large"])]
         samples = [rss for _, rss in large.get("rss_per_page") or []]
-        spread = f"{_mib(min(samples))} → {_mib(max(samples))}" if samples else "—"
-        rows.append([DB_NAMES[db], _mib(small["before_run_bytes"]), _mib(small["peak_bytes"]), _mib(large["peak_bytes"]),
-                     _ratio(m["ratio"]), spread, _verdict(m["meets_target"])])  # fmt: skip
-    first = next(iter(mem["by_db"].values()))
-    lines = ["## 3. Memory", "",
-             f"Peak RSS (`VmHWM`, the process's high-water resident set) of the sync worker process for an initial sync of {_size(first['small'])} and of "
-             f"{_size(first['large'])} activities, each in a fresh process (the worst of that cell's runs). *Before the run* "
-             "is the RSS after imports, before the sync starts; the per-page column shows the RSS sampled after pages "
-             "during the large sync (flat means it streams).", "",
-             *_table(["database", "RSS before the run", f"peak, {_size(first['small'])}", f"peak, {_size(first['large'])}",
-                      "ratio", f"RSS during the {_size(first['large'])} sync", "verdict"], rows), ""]  # fmt: skip
+        r, peak, met = memory_figures(m)
+        rows.append([DB[db], _mib(small["before_run_bytes"]), _mib(small["peak_bytes"]), _mib(peak), _ratio(r),
+                     f"{_mib(min(samples))} → {_mib(max(samples))}" if samples else "—", _verdict(met)])  # fmt: skip
+    m = next(iter(mem["by_db"].values()))
+    lines = _table(["database", "RSS before the run", f"peak, {m['small']:,}", f"peak, {m['large']:,}", "ratio",
+                    f"RSS during the {m['large']:,} sync", "verdict"], rows)  # fmt: skip
     for db, m in mem["by_db"].items():
-        tm = m.get("tracemalloc")
-        if not tm:
-            continue
-        lines += [f"tracemalloc on {DB_NAMES[db]} at {_size(tm['size'])} activities: peak traced {_mib(tm['peak'])}, still "
-                  f"held at the end {_mib(tm['current'])}. Largest growth by allocation site:", ""]  # fmt: skip
-        lines += _table(
-            ["size growth", "blocks", "allocated at"],
-            [
-                [_mib(t["size_diff"]), _n(t["count_diff"]), "<br>".join(f"`{f}`" for f in t["traceback"][:4])]
-                for t in tm["top"][:8]
-            ],
-        )
-        lines.append("")
+        if tm := m.get("tracemalloc"):
+            lines += [f"### tracemalloc: {DB[db]}, {tm['size']:,} activities: peak traced {_mib(tm['peak'])}, "
+                      f"held at the end {_mib(tm['current'])}", ""]  # fmt: skip
+            lines += _table(["size growth", "blocks", "allocated at"],
+                            [[_mib(t["size_diff"]), f"{t['count_diff']:,}", "<br>".join(f"`{f}`" for f in t["traceback"][:4])]
+                             for t in tm["top"][:8]])  # fmt: skip
     return lines
 
 
-def _queries(q: dict[str, Any] | None) -> list[str]:
-    if not q:
-        return []
-    if "error" in q:
-        return ["## 4. Dashboard queries", "", f"Failed: `{q['error']}`", ""]
-    seed = q["seed"]
-    total = seed["users"] * seed["rows_per_user"] + seed["big_user_rows"]
-    lines = ["## 4. Dashboard queries", "",
-             f"A database with {seed['users']} users × {_size(seed['rows_per_user'])} transactions plus one user with "
-             f"{_size(seed['big_user_rows'])} ({_size(total)} rows; synthetic but shaped like imports: SnapTrade-like raw "
-             "JSON, 12 % of trades are options, dividends, fees, a CAD account for every fourth user), seeded in bulk and "
-             "then `ANALYZE` (SQLite) / `VACUUM ANALYZE` (PostgreSQL). Each query is timed "
-             f"{q['reps']} times after one warm-up, each call with a fresh Session as the pages do, without Streamlit's "
-             "cache. *page* is `transactions_page` for 50 rows, given the filtered count as the page passes it; *totals* "
-             "is `transaction_totals` of the same filters; *page load* are the two queries the Transactions page runs on "
-             "every load; *analytics* are the Analytics page's aggregations over the whole history.", ""]  # fmt: skip
+def _queries(q: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    s = q["seed"]
+    rows_total = s["users"] * s["rows_per_user"] + s["big_user_rows"]
+    lines = [f"{s['users']} users × {s['rows_per_user']:,} transactions plus one user with {s['big_user_rows']:,} "
+             f"({rows_total:,} rows); {q['reps']} timed calls per query.", ""]  # fmt: skip
+    plans = []
     for db, d in q["by_db"].items():
-        lines.append(f"### {DB_NAMES[db]} (seeded in {d['seed_seconds']:.0f} s)")
-        lines.append("")
+        lines += [f"### {DB[db]} (seeded in {d['seed_seconds']:.0f} s)", ""]
+        explain = "EXPLAIN (ANALYZE, BUFFERS)" if db == "postgresql" else "EXPLAIN QUERY PLAN"
         for label, u in d["users"].items():
-            rows = [[t["group"], t["name"], f"{t['p50_ms']:.1f}", f"{t['p95_ms']:.1f}", f"{t['max_ms']:.1f}", f"{t['target_ms']:g}",
-                     _verdict(t["meets_target"])] for t in u["timings"]]  # fmt: skip
-            lines += [f"**{label.capitalize()} user** ({_size(u['rows'])} transactions), milliseconds:", "",
-                      *_table(["group", "query", "p50", "p95", "max", "target p95", "verdict"], rows), ""]  # fmt: skip
-    lines += _plans(q)
-    return lines
-
-
-def _plans(q: dict[str, Any]) -> list[str]:
-    """The statements behind every missed query (and each user's slowest one), with their plans."""
-    blocks: list[str] = []
-    for db, d in q["by_db"].items():
-        kind = "EXPLAIN (ANALYZE, BUFFERS)" if db == "postgresql" else "EXPLAIN QUERY PLAN"
-        for label, u in d["users"].items():
+            rows = []
             for t in u["timings"]:
-                if not t.get("plans"):
-                    continue
-                status = (
-                    "misses its target" if not t["meets_target"] else "slowest relative to its target, for reference"
-                )
-                blocks.append(f"<details><summary>{DB_NAMES[db]}, {label} user: {t['group']} <i>{t['name']}</i> "
-                              f"(p95 {t['p95_ms']:.0f} ms, {status})</summary>")  # fmt: skip
-                blocks.append("")
-                for pl in t["plans"]:
-                    blocks += [f"{pl['ms']:.1f} ms — `{pl['sql']}`", "", f"```text\n{kind}", *pl["plan"], "```", ""]
-                blocks += ["</details>", ""]
-    if not blocks:
-        return []
-    return ["### Query plans", "",
-            "Each statement the query function ran, re-executed once on its own connection (its time) and explained. "
-            "Captured for the queries that miss their target and for each user's slowest query.", "", *blocks]  # fmt: skip
+                target = T.query_ms(t["group"], t["name"])
+                rows.append([t["group"], t["name"], f"{t['p50_ms']:.1f}", f"{t['p95_ms']:.1f}", f"{t['max_ms']:.1f}",
+                             f"{target:g}", _verdict(t["p95_ms"] <= target)])  # fmt: skip
+                if t.get("plans"):
+                    plans += [f"<details><summary>{DB[db]}, {label} user: {t['group']} <i>{t['name']}</i> "
+                              f"(p95 {t['p95_ms']:.0f} ms, target {target:g})</summary>", ""]  # fmt: skip
+                    for pl in t["plans"]:
+                        plans += [
+                            f"{pl['ms']:.1f} ms — `{pl['sql']}`",
+                            "",
+                            f"```text\n{explain}",
+                            *pl["plan"],
+                            "```",
+                            "",
+                        ]
+                    plans += ["</details>", ""]
+            lines += [f"**{label.capitalize()} user** ({u['rows']:,} transactions), milliseconds:", ""]
+            lines += _table(["group", "query", "p50", "p95", "max", "target p95", "verdict"], rows)
+    return lines + (["### Query plans", "", *plans] if plans else [])
 
 
-def _browser(b: dict[str, Any] | None) -> list[str]:
-    if not b:
-        return ["## 5. In the browser", "", "Not run in this invocation.", ""]
-    if "error" in b:
-        return ["## 5. In the browser", "", f"Failed: `{b['error']}`", ""]
-    if "skipped" in b:
-        return ["## 5. In the browser", "", f"TODO: skipped here because {b['skipped']}.", ""]
-    floor_table, floor_shell = b.get("floor_table_seconds") or {}, b.get("floor_shell_seconds") or {}
-    rows = [
-        ["cold: first visit after server start", _range(b["cold_seconds"], 2), f"≤ {b['target_seconds']:g}",
-         _verdict(b["cold_seconds"]["median"] <= b["target_seconds"]) if b["cold_seconds"]["median"] is not None else "—"],
-        ["warm: later visits, table rendered", _range(b["warm_seconds"], 2), f"≤ {b['target_seconds']:g}",
-         _verdict(b["warm_seconds"]["median"] <= b["target_seconds"]) if b["warm_seconds"]["median"] is not None else "—"],
-        ["warm: page title visible (app shell + login)", _range(b.get("warm_title_seconds"), 2), "", ""],
-    ]  # fmt: skip
-    if floor_table.get("median") is not None:
-        rows += [["floor: Streamlit alone, title + caption + 50-row `st.dataframe`", _range(floor_table, 2), "", ""],
-                 ["floor: Streamlit alone, title + caption (the shell, no table)", _range(floor_shell, 2), "", ""]]  # fmt: skip
-    returning, floor_returning = b.get("returning_seconds") or {}, b.get("floor_returning_seconds") or {}
-    if returning.get("median") is not None:
-        rows += [["returning browser: later visits, table rendered", _range(returning, 2), f"≤ {b['target_seconds']:g}",
-                  _verdict(returning["median"] <= b["target_seconds"])],
-                 ["returning browser: floor (Streamlit alone, same table)", _range(floor_returning, 2), "", ""]]  # fmt: skip
-    rows.append(["server start until /_stcore/health answers", _range(b["server_start_seconds"], 1), "", ""])
-    cpu_rows = [[label, _range(b.get(key), 2)] for label, key in (
+def _browser(b: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    def row(label: str, key: str, digits: int = 2) -> list[str]:
+        med, judged = _median(b.get(key)), key in BROWSER_VISITS
+        verdict = _verdict(med <= T.BROWSER_SECONDS) if judged and med is not None else ""
+        return [label, _range(b.get(key), digits), f"≤ {T.BROWSER_SECONDS:g}" if judged else "", verdict]
+
+    rows = [row("cold: first visit after server start", "cold_seconds"),
+            row("warm: later visits, table rendered", "warm_seconds"),
+            row("warm: page title visible (app shell + login)", "warm_title_seconds"),
+            row("floor: Streamlit alone, title + caption + 50-row `st.dataframe`", "floor_table_seconds"),
+            row("floor: Streamlit alone, title + caption (the shell, no table)", "floor_shell_seconds"),
+            row("returning browser: later visits, table rendered", "returning_seconds"),
+            row("returning browser: floor (Streamlit alone, same table)", "floor_returning_seconds"),
+            row("server start until /_stcore/health answers", "server_start_seconds", 1)]  # fmt: skip
+    cpu = [[label, _range(b.get(key), 2)] for label, key in (
         ("warm visit: Chromium (all its processes)", "warm_browser_cpu_seconds"),
         ("warm visit: the app's Streamlit server", "warm_server_cpu_seconds"),
         ("floor visit: Chromium", "floor_browser_cpu_seconds"),
-        ("floor visit: Streamlit alone", "floor_server_cpu_seconds"),
-    ) if (b.get(key) or {}).get("median") is not None]  # fmt: skip
-    lines = ["## 5. In the browser", "",
-             f"Chromium (Playwright, sync API, `/usr/bin/chromium`) against `python -m streamlit run app.py` on the seeded "
-             f"SQLite database, signed in as the heavy user ({_size(b['rows'])} transactions) with the app's re-login cookie. "
-             "The clock runs from `page.goto('/transactions')` until the 'Rows 1–50 of N' caption and the table's grid "
-             "canvas are visible"
-             + (f" and the grid's accessible mirror holds its {b['page_rows']} rows" if b.get("page_rows") else "")
-             + f". {b['server_starts']} server start(s); after each, one cold visit (empty `st.cache_data`) "
-             f"and {b['warm_visits_per_start']} warm visit(s), each in a fresh browser context (a new Streamlit session)."
-             + (" Each warm visit is followed, in the same way, by visits to the floor (`bench/browser_floor.py`, served "
-                "by a second `streamlit run` in the same run): Streamlit alone showing the title, the caption and a "
-                "50-row `st.dataframe` of the table's ten columns, with no database, login, sidebar or other widget."
-                if floor_table.get("median") is not None else "")
-             + (" Each warm visit and its table floor are then repeated in a *returning browser*: one browser context "
-                "kept for the whole run, so Streamlit's scripts, styles and fonts come from its cache, as for a trader "
-                f"who has opened the app before (each visit is still a new tab and a new Streamlit session; "
-                f"{b.get('priming_visits', 2)} untimed visits per server address fill the cache first)."
-                if returning.get("median") is not None else ""), "",
-             *_table(["", "seconds, median (min–max)", "target", "verdict"], rows), ""]  # fmt: skip
-    if cpu_rows:
-        lines += ["CPU seconds per visit, from the processes' own counters (the same warm visits and table floor visits "
-                  f"as above; this machine has {b.get('cpus', '?')} CPUs, shared by Chromium, the servers and Playwright). "
-                  "The floor is stock Streamlit; the app's server sets TCP_NODELAY on its listening socket and freezes "
-                  "its start-up heap so Streamlit's full garbage collection after each run stays short (`app._tune_server`), "
-                  "answers the frontend's build files from memory (`core/web/static_assets.py`), and names its base in a "
-                  "page address's HTML shell so the frontend's first server check is the right one (`core/web/page_shell.py`; "
-                  "the floor is served at `/`, where stock Streamlit needs no such hint).",
-                  "", *_table(["", "CPU s, median (min–max)"], cpu_rows), ""]  # fmt: skip
-    ratio = _floor_ratio(b)
-    if ratio is not None:
-        lines += [f"Later visits ÷ the table floor: **{ratio:.2f}×** "
-                  f"({b['warm_seconds']['median'] - floor_table['median']:+.2f} s: the app's sidebar, filters, totals, "
-                  f"paging and queries, net of what its server's tuning saves against stock Streamlit). The shell floor "
-                  f"is what any Streamlit page costs on this machine before it shows anything; the table floor is what "
-                  f"stock Streamlit needs to show this `st.dataframe`.", "",
-                  # The seconds follow the shared machine's load (the visit is CPU-bound); the ratio is what
-                  # the code controls, so say what it implies for the target.
-                  f"The visit is bound by CPU, so its seconds move with the machine's load; at {ratio:.2f}× the "
-                  f"target of {b['target_seconds']:g} s holds while Streamlit alone shows the same table in "
-                  f"≤ {b['target_seconds'] / ratio:.2f} s (here {floor_table['median']:.2f} s).", ""]  # fmt: skip
-    ratio = _floor_ratio(b, "returning_seconds", "floor_returning_seconds")
-    if ratio is not None:
-        lines += [f"Returning browser ÷ its table floor: **{ratio:.2f}×** "
-                  f"({returning['median'] - floor_returning['median']:+.2f} s); the cache saves the app "
-                  f"{b['warm_seconds']['median'] - returning['median']:.2f} s and the floor "
-                  f"{floor_table['median'] - floor_returning['median']:.2f} s.", ""]  # fmt: skip
-    return lines
+        ("floor visit: Streamlit alone", "floor_server_cpu_seconds")) if _median(b.get(key)) is not None]  # fmt: skip
+    return [f"Heavy user ({b['rows']:,} transactions); {b['server_starts']} server start(s) × (1 cold + "
+            f"{b['warm_visits_per_start']} warm visits); {b.get('cpus', '?')} CPUs.", "",
+            *_table(["", "seconds, median (min–max)", "target", "verdict"], [r for r in rows if r[1] != "—"]),
+            *(_table(["CPU per visit", "CPU s, median (min–max)"], cpu) if cpu else [])]  # fmt: skip
 
 
-def _floor_ratio(b: dict[str, Any], key: str = "warm_seconds", floor_key: str = "floor_table_seconds") -> float | None:
-    warm, floor = (b.get(key) or {}).get("median"), (b.get(floor_key) or {}).get("median")
-    return warm / floor if warm is not None and floor else None
-
-
-def _sandbox(s: dict[str, Any] | None, ing: dict[str, Any] | None) -> list[str]:
-    if not s:
-        return []
-    if "error" in s:
-        return ["## 6. Sandbox speed", "", f"Failed: `{s['error']}`", ""]
-    b, p = s["bytes_only"], s["client_parses_json"]
-    lines = ["## 6. Sandbox speed", "",
-             f"`bench/bench_sandbox.py` (the sandbox engineer's script): the sandbox in its own process, {b['pages_per_run']} full "
-             f"1,000-activity pages per run from a {_size(b['history_size'])}-activity account over keep-alive HTTP, "
-             f"{b['runs']} runs, each reading a fresh region (no page cache).", "",
-             *_table(["client", "activities/s, median", "runs", "page size"], [
-                 ["reads the bytes only", f"{b['activities_per_second_median']:,}", ", ".join(f"{x:,}" for x in b["activities_per_second_runs"]), f"{b['page_bytes']:,} bytes"],
-                 ["also `json.loads` each page", f"{p['activities_per_second_median']:,}", ", ".join(f"{x:,}" for x in p["activities_per_second_runs"]), ""],
-             ]), ""]  # fmt: skip
-    if ing and "summary" in ing:
-        best = {a: max((r["activities_per_second"]["max"] for r in ing["summary"]["table"] if r["approach"] == a), default=None)
-                for a in ("engine", "floor")}  # fmt: skip
-        if best["engine"]:
-            headroom = b["activities_per_second_median"] / best["engine"]
-            verdict = ("so it is not what limits the engine" if headroom >= 2
-                       else "which is close to the engine's rate: the sandbox may be part of the limit")  # fmt: skip
-            lines.append(f"The sandbox serves {headroom:.1f}× the fastest engine run of benchmark 1 "
-                         f"({best['engine']:,.0f} activities/s)"
-                         + (f" and {b['activities_per_second_median'] / best['floor']:.1f}× the fastest floor run "
-                            f"({best['floor']:,.0f}/s)" if best["floor"] else "") + f", {verdict}.")  # fmt: skip
-            served = [r["sandbox_cpu_seconds"] / (r["fetched"] / 1000) for r in ing.get("runs", [])
-                      if r["approach"] == "engine" and r.get("fetched") and r.get("sandbox_cpu_seconds") is not None]  # fmt: skip
-            engine_cpu = [r["cpu_seconds_per_1k"] for r in ing.get("runs", []) if r["approach"] == "engine"]
-            if served and engine_cpu:
-                served.sort()
-                engine_cpu.sort()
-                lines.append(f"During the engine runs of benchmark 1 the sandbox process spent a median "
-                             f"{served[len(served) // 2]:.3f} CPU s per 1,000 activities it served, against the sync "
-                             f"process's {engine_cpu[len(engine_cpu) // 2]:.3f}.")  # fmt: skip
-            lines.append("")
-    return lines
-
-
-def _misses(results: dict[str, Any]) -> list[str]:
-    """Every missed target with its measured value, and the evidence this run gathered on why."""
-    items: list[str] = []
+def _sandbox(s: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    rows = [[label, f"{c['activities_per_second_median']:,}", ", ".join(f"{x:,}" for x in c["activities_per_second_runs"]),
+             size] for label, c, size in (("reads the bytes only", s["bytes_only"], f"{s['bytes_only']['page_bytes']:,} bytes"),
+                                          ("also `json.loads` each page", s["client_parses_json"], ""))]  # fmt: skip
+    b = s["bytes_only"]
+    lines = [f"{b['pages_per_run']} pages of 1,000 activities per run from a {b['history_size']:,}-activity account, "
+             f"{b['runs']} runs.", "", *_table(["client", "activities/s, median", "runs", "page size"], rows)]  # fmt: skip
     ing = results.get("ingest") or {}
-    ratios = (ing.get("summary") or {}).get("ratios", []) + _variant_ratios(ing)
-    for r in ratios:
-        if r["ratio"] is not None and r["ratio"] < r["target"]:
-            items.append(f"Ingest on {DB_NAMES[r['db']]} at {_size(r['size'])} activities: {r.get('label', 'engine')} ÷ "
-                         f"{r['versus']} = {_ratio(r['ratio'])} (target ≥ {r['target']:g}×).")  # fmt: skip
-    if items and ing.get("runs"):  # the evidence on why, only when an ingest target is missed
-        items += _ingest_causes(ing)
-    mem = results.get("memory") or {}
-    for db, m in (mem.get("by_db") or {}).items():
-        if not m["meets_target"]:
-            items.append(f"Memory on {DB_NAMES[db]}: peak RSS ratio {_ratio(m['ratio'])}, "
-                         f"{_mib(m['cells'][str(m['large'])]['peak_bytes'])} at {_size(m['large'])} activities.")  # fmt: skip
-    q = results.get("queries") or {}
-    for db, d in (q.get("by_db") or {}).items():
-        for label, u in d["users"].items():
-            missed = [t for t in u["timings"] if not t["meets_target"]]
-            if missed:
-                listed = "; ".join(
-                    f"{t['group']} *{t['name']}* {t['p95_ms']:.0f} ms (≤ {t['target_ms']:g})" for t in missed
-                )
-                items.append(f"Queries on {DB_NAMES[db]}, {label} user ({_size(u['rows'])} rows): {len(missed)} of "
-                             f"{len(u['timings'])} miss their p95 target — {listed}. Their plans are under section 4.")  # fmt: skip
-    b = results.get("browser") or {}
-    for key, title, floor_key in (
-        ("cold_seconds", "first visit", "floor_table_seconds"),
-        ("warm_seconds", "later visits", "floor_table_seconds"),
-        ("returning_seconds", "later visits in a returning browser", "floor_returning_seconds"),
-    ):
-        s = b.get(key)
-        if s and s.get("median") is not None and s["median"] > b["target_seconds"]:
-            shell = (b.get("warm_title_seconds") or {}).get("median") if key != "returning_seconds" else None
-            floor = (b.get(floor_key) or {}).get("median")
-            items.append(f"Browser, {title}: median {s['median']:.2f} s to a rendered table (target {b['target_seconds']:g} s)"
-                         + (f"; the page title alone (app shell, websocket, login) takes {shell:.2f} s on later visits" if shell else "")
-                         + (f"; Streamlit alone needs {floor:.2f} s for a title and a 50-row `st.dataframe` here"
-                            + (", measured the same way" if key == "returning_seconds" else "")
-                            + (" — above the target itself, so no page with this table can meet it on this machine"
-                               if floor > b["target_seconds"] else "") if floor else "")
-                         + ".")  # fmt: skip
-    for name in SECTIONS:
-        sec = results.get(name) or {}
-        if "error" in sec:
-            items.append(f"Benchmark `{name}` failed in this run: `{sec['error']}`.")
-    if not items:
-        where = ("by the invocation that measured it (see *How this run was made*)"
-                 if (results.get("meta") or {}).get("earlier_runs") else "in this run")
-        return ["## What misses its target", "", f"Nothing: every target above is met {where}.", ""]
-    return ["## What misses its target", "", *[f"- {i}" for i in items], ""]
+    table, runs = (
+        (ing.get("summary") or {}).get("table", []),
+        [r for r in ing.get("runs", []) if r["approach"] == "engine"],
+    )
+    rows = []
+    for a in ("engine", "floor"):
+        if best := max((r["activities_per_second"]["max"] for r in table if r["approach"] == a), default=None):
+            rows.append([f"bytes-only rate ÷ the fastest {a} run of section 1 ({best:,.0f}/s)",
+                         _ratio(b["activities_per_second_median"] / best)])  # fmt: skip
+    served = [
+        r["sandbox_cpu_seconds"] / (r["fetched"] / 1000) for r in runs if r.get("sandbox_cpu_seconds") is not None
+    ]
+    if served:
+        rows += [["sandbox CPU s per 1,000 activities served, engine runs (median)", f"{statistics.median_high(served):.3f}"],
+                 ["sync process CPU s per 1,000 activities, engine runs (median)",
+                  f"{statistics.median_high([r['cpu_seconds_per_1k'] for r in runs]):.3f}"]]  # fmt: skip
+    return lines + (_table(["against section 1", ""], rows) if rows else [])
 
 
-def _variant_ratios(ing: dict[str, Any]) -> list[dict[str, Any]]:
-    """engine ÷ floor for the extra engine cells (e.g. no autoanalyze), at equal size and database."""
-    table = (ing.get("summary") or {}).get("table", [])
-    floor = {(r["db"], r["size"]): r["activities_per_second"]["median"] for r in table if r["approach"] == "floor"}
-    out = []
-    for r in table:
-        if r["approach"].startswith("engine (") and (r["db"], r["size"]) in floor:
-            variant = r["approach"][len("engine (") : -1]
-            f = floor[(r["db"], r["size"])]
-            out.append({"db": r["db"], "size": r["size"], "versus": "floor", "target": 0.5, "label": f"engine, {variant} ¹",
-                        "ratio": r["activities_per_second"]["median"] / f if f else None})  # fmt: skip
-    return out
-
-
-WRAPPERS = ("execute_run", "_execute", "_sync_account")
-
-
-def _ingest_causes(ing: dict[str, Any]) -> list[str]:
-    """What this run's measurements say about the engine's cost: stated only when the data shows it."""
-    out = []
-    engine_runs = [r for r in ing.get("runs", []) if r["approach"] == "engine" and r.get("statements")]
-    slow = [r for r in engine_runs if (_statement_share(r, LOOKUP) or 0) >= 0.25]
-    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for r in slow:
-        cells.setdefault((r["db"], r["size"], r.get("variant") or ""), []).append(r)
-    for (db, size, variant), rs in sorted(cells.items()):
-        total = sum(1 for r in engine_runs if (r["db"], r["size"], r.get("variant") or "") == (db, size, variant))
-        shares = sorted(100 * _statement_share(r, LOOKUP) for r in rs)
-        rates = sorted(r["activities_per_second"] for r in rs)
-        out.append(f"{DB_NAMES[db]}{f', {variant} ¹' if variant else ''}, {_size(size)} activities: {len(rs)} of {total} "
-                   f"engine runs spent {shares[0]:.0f}–{shares[-1]:.0f} % of their time waiting on the lookup of each page's "
-                   f"already-stored ids ({rates[0]:,.0f}–{rates[-1]:,.0f} activities/s).")  # fmt: skip
-    profiled_slow = {db: p for db, p in (ing.get("profiles") or {}).items()
-                     if any(st["kind"].startswith(LOOKUP) and st["seconds"] / p["wall_seconds"] >= 0.25
-                            for st in p["profile"]["statements"])}  # fmt: skip
-    for db, p in profiled_slow.items():
-        lookup = next(st for st in p["profile"]["statements"] if st["kind"].startswith(LOOKUP))
-        out.append(f"The profiled {DB_NAMES[db]} sync of {_size(p['size'])} activities spent {lookup['seconds']:.1f} s of "
-                   f"{p['wall_seconds']:.1f} s in that lookup ({lookup['count']} pages).")  # fmt: skip
-    if slow or profiled_slow:
-        out.append(
-            "Likely cause: `write_page`'s lookup is `SELECT … WHERE account_id = ? AND snaptrade_activity_id IN "
-            "(<1,000 bind parameters>)`. psycopg prepares a statement after five executions; PostgreSQL's generic plan "
-            "for it, on a table without statistics (a first big sync), reads every row the account already has through "
-            "the (account_id, trade_date) index and compares each with the 1,000 parameters one by one, so each page "
-            "costs more than the last until an ANALYZE replans it. A single array parameter "
-            "(`snaptrade_activity_id = ANY(:ids)`) or a join with `unnest(:ids)` keeps it a unique-index lookup "
-            "whatever the statistics; so would counting new and updated rows from the upsert's `RETURNING` instead of "
-            "selecting first."
-        )  # fmt: skip
-    for db, p in (ing.get("profiles") or {}).items():
-        prof = p["profile"]
-        top = [r for r in prof["top_cumulative_core"] if r["function"].split("(")[-1].rstrip(")") not in WRAPPERS][:6]
-        if top:
-            parts = ", ".join(f"`{r['function'].split(':')[0].removeprefix('core/')}:{r['function'].split('(')[-1].rstrip(')')}` "
-                              f"{100 * r['cumtime'] / prof['total_seconds']:.0f} %" for r in top)  # fmt: skip
-            out.append(f"Largest costs inside `core/` on {DB_NAMES[db]} (cProfile of {_size(p['size'])} activities, "
-                       f"cumulative share, nested entries overlap): {parts}.")  # fmt: skip
-    return out
+SECTIONS = {"ingest": _ingest, "requests": _requests, "memory": _memory, "queries": _queries, "browser": _browser,
+            "sandbox": _sandbox}  # fmt: skip
 
 
 def _how(results: dict[str, Any]) -> list[str]:
     meta = results.get("meta", {})
-    ps = meta.get("profile_settings") or {}
-    rows = []
-    for name in SECTIONS:
-        sec = results.get(name)
-        if sec is not None:
-            rows.append([name, f"{(sec.get('seconds') or 0) / 60:.1f}", sec.get("finished_at", "")])
-    lines = [
-        "## How this run was made",
-        "",
-        f"`python -m bench {' '.join(meta.get('argv') or [])}`".replace("bench `", "bench`"),
-        "",
-    ]
-    if ps:
-        # Each section's own record of how it was run, falling back to this invocation's profile: with
-        # `--only`, the sections shown come from invocations with different settings.
-        ing, qs, br, sb = (results.get(n) or {} for n in ("ingest", "queries", "browser", "sandbox"))
-        plan = ing.get("plan") or {}
-        runs = ", ".join(f"{k:,}: {v}" for k, v in (_ingest_runs(ing) or {int(k): v for k, v in (ps.get("ingest_runs") or {}).items()}).items())
-        lines += [f"- Ingest runs per approach and database, by size: {runs}; the guide at "
-                  f"{plan.get('guide_size', ps.get('guide_size', 0)):,} activities, {plan.get('guide_runs', ps.get('guide_runs'))} "
-                  "runs (it is too slow for larger sizes: compare at equal size).",
-                  f"- Queries: {qs.get('reps', ps.get('query_reps'))} timed calls per query; browser: "
-                  f"{br.get('server_starts', ps.get('browser_starts'))} server start(s) × (1 cold + "
-                  f"{br.get('warm_visits_per_start', ps.get('browser_warm'))} warm) visits; sandbox: "
-                  f"{(sb.get('bytes_only') or {}).get('runs', ps.get('sandbox_runs'))} runs.", ""]  # fmt: skip
-    lines += _table(["benchmark", "minutes", "finished at (UTC)"], rows)
+    # Each section's own record of how it was run: after `--only` the invocation writing the report differs.
+    ing, qs, br, sb = (results.get(n) or {} for n in ("ingest", "queries", "browser", "sandbox"))
+    lines = ["## How this run was made", "", f"`{' '.join(['python -m bench', *(meta.get('argv') or [])])}`", ""]
+    if runs := _ingest_runs(ing):
+        lines.append(f"- Ingest runs per approach and database, by size: {', '.join(f'{k:,}: {v}' for k, v in runs.items())}; "
+                     f"the guide at {ing['plan']['guide_size']:,} activities, {ing['plan']['guide_runs']} runs.")  # fmt: skip
+    if qs.get("reps"):
+        lines.append(f"- Queries: {qs['reps']} timed calls per query.")
+    if br.get("server_starts"):
+        lines.append(
+            f"- Browser: {br['server_starts']} server start(s) × (1 cold + {br['warm_visits_per_start']} warm) visits."
+        )
+    if sb.get("bytes_only"):
+        lines.append(f"- Sandbox: {sb['bytes_only']['runs']} runs.")
+    lines += ["", *_table(["benchmark", "minutes", "finished at (UTC)"],
+                          [[name, f"{(results[name].get('seconds') or 0) / 60:.1f}", results[name].get("finished_at", "")]
+                           for name in TITLES if name in results])]  # fmt: skip
     for earlier in meta.get("earlier_runs") or []:
-        cmd = " ".join(["python -m bench", *(earlier.get("argv") or [])])
-        sections = ", ".join(f"`{name}`" for name in earlier.get("sections") or []) or "Other sections"
-        lines += ["", f"{sections}: from an earlier invocation, `{cmd}`, started "
-                  f"{earlier.get('date')}, which took {(earlier.get('seconds') or 0) / 60:.1f} minutes."]  # fmt: skip
-    lines += ["", f"This invocation took {(meta.get('seconds') or 0) / 60:.1f} minutes. `make bench` runs the full "
-              "profile; `python -m bench --quick` takes a few minutes; `--only NAME` reruns one section and keeps the "
-              "others.", ""]  # fmt: skip
-    return lines
+        sections = ", ".join(f"`{name}`" for name in earlier.get("sections") or [])
+        command = " ".join(["python -m bench", *(earlier.get("argv") or [])])
+        lines += [f"{sections}: from an earlier invocation, `{command}`, started {earlier.get('date')}, which took "
+                  f"{(earlier.get('seconds') or 0) / 60:.1f} minutes.", ""]  # fmt: skip
+    return lines + [f"This invocation took {(meta.get('seconds') or 0) / 60:.1f} minutes."]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any
 
 import sqlalchemy as sa
@@ -101,11 +102,8 @@ def transactions(
     user_id: int, accounts: list[tuple[int, str]], n: int, rng: random.Random, years: int
 ) -> Iterator[dict[str, Any]]:
     """n rows spread over `years` years up to yesterday, 70 % in the first account."""
-    types = [t for t, _ in TYPE_WEIGHTS]
-    weights = [w for _, w in TYPE_WEIGHTS]
-    cum = [sum(weights[: i + 1]) for i in range(len(weights))]
-    sym_weights = [1 / (k + 1) for k in range(len(SYMBOLS))]  # a few favourites, a long tail
-    sym_cum = [sum(sym_weights[: i + 1]) for i in range(len(sym_weights))]
+    types, cum = [t for t, _ in TYPE_WEIGHTS], list(accumulate(w for _, w in TYPE_WEIGHTS))
+    sym_cum = list(accumulate(1 / (k + 1) for k in range(len(SYMBOLS))))  # a few favourites, a long tail
     end = date.today() - timedelta(days=1)
     span = 365 * years
     now = datetime.now(UTC)

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from bench import report
 from bench.__main__ import BENCHMARKS, run_benchmarks, toy_profile
 from tests.pgserver import find_pg_bin
 
@@ -26,19 +27,23 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
     failed = {name: results[name]["error"] for name in BENCHMARKS if "error" in results.get(name, {})}
     assert failed == {}
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["ingest"]["summary"]["ratios"], "engine ÷ floor and engine ÷ guide are computed"
+    ratios = report.ingest_ratios(saved["ingest"])
+    assert {versus for *_, versus, r, _ in ratios if r} == {"floor", "guide"}
     assert {r["approach"] for r in saved["ingest"]["runs"]} == {"engine", "floor", "guide"}
-    assert saved["requests"]["scenarios"][1]["total"] <= 2
+    assert saved["ingest"]["profiles"][dbs[0]]["profile"]["top_cumulative_core"]
+    assert saved["memory"]["by_db"][dbs[0]]["tracemalloc"]["top"]
+    assert [sc["total"] for sc in saved["requests"]["scenarios"]][1] <= 2
+    assert saved["requests"]["scenarios"][2]["webhooks"] == 2  # one per account, through the app's receiver
+    assert saved["sandbox"]["client_parses_json"]["activities_per_second_median"] > 0
+    assert all(t["plans"] for t in (saved["queries"]["by_db"]["sqlite"]["users"]["heavy"]["timings"]) if t.get("plans"))
     if "skipped" not in saved["browser"]:  # no chromium here: the section says so
-        assert saved["browser"]["warm_seconds"]["n"] == 1
-        assert saved["browser"]["floor_table_seconds"]["n"] == saved["browser"]["floor_shell_seconds"]["n"] == 1
-        assert saved["browser"]["returning_seconds"]["n"] == saved["browser"]["floor_returning_seconds"]["n"] == 1
-        cpu = [saved["browser"][f"{who}_{side}_cpu_seconds"] for who in ("warm", "floor") for side in ("browser", "server")]
+        b = saved["browser"]
+        assert b["warm_seconds"]["n"] == b["floor_table_seconds"]["n"] == b["floor_shell_seconds"]["n"] == 1
+        assert b["returning_seconds"]["n"] == b["floor_returning_seconds"]["n"] == 1
+        cpu = [b[f"{who}_{side}_cpu_seconds"] for who in ("warm", "floor") for side in ("browser", "server")]
         assert all(c["n"] == 1 and c["median"] > 0 for c in cpu), cpu
-    report = (tmp_path / "BENCHMARKS.md").read_text()
-    for heading in ("## 1. Ingest throughput", "## 2. Request budget", "## 3. Memory", "## 4. Dashboard queries",
-                    "## 5. In the browser", "## 6. Sandbox speed"):  # fmt: skip
-        assert heading in report
-    if "skipped" not in saved["browser"]:
-        assert "returning browser: later visits, table rendered" in report
-        assert "warm visit: the app's Streamlit server" in report
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert text == report.render(saved)
+    for title in report.TITLES.values():
+        assert f"## {title}\n" in text
+    assert "Failed:" not in text

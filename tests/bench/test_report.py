@@ -1,32 +1,151 @@
-"""bench/report.py: a report re-rendered after `--only` describes each section as it was measured,
-not with the settings of the invocation that happened to write the file last."""
+"""bench/report.py: every verdict comes from the figures in the results file, each section links to its
+hand-written explanation, and a report re-rendered after `--only` describes each section as it was measured."""
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
-from bench import report
+import pytest
 
+from bench import report
+from bench.__main__ import main
+
+ROOT = Path(__file__).parents[2]
 # The committed results: every section as the benchmarks wrote it, so the renderer sees real shapes.
-STORED = json.loads((Path(__file__).parents[2] / "bench" / "results.json").read_text())
+STORED = json.loads((ROOT / "bench" / "results.json").read_text())
 
 BROWSER_ONLY_META = {
     "selected": ["browser"], "argv": ["--only", "browser"], "notes": [], "postgresql": None,
-    "profile_settings": {"ingest_runs": {"10000": 5, "100000": 5, "1000000": 1}, "guide_size": 10_000,
-                         "guide_runs": 5, "query_reps": 30, "browser_starts": 5, "browser_warm": 4, "sandbox_runs": 5},
     "earlier_runs": [{"date": "16:08", "argv": ["--only", "ingest,memory", "--big-runs", "5"],
                       "selected": ["ingest", "memory"], "sections": ["ingest", "memory"]}],
 }  # fmt: skip
 
 
-def _results(meta: dict, ingest_runs: dict[str, int] | None = None) -> dict:
+def _results(meta: dict | None = None, ingest_runs: dict[str, int] | None = None) -> dict:
     results = copy.deepcopy(STORED)
-    results["meta"] = meta
+    if meta is not None:
+        results["meta"] = meta
     if ingest_runs is not None:
         results["ingest"]["plan"]["runs"] = ingest_runs
     return results
+
+
+def _verdict(results: dict, what: str) -> bool | None:
+    [target] = [t for t in report.verdicts(results) if t.what == what]
+    return target.met
+
+
+def _row(text: str, starts: str) -> str:
+    [row] = [line for line in text.splitlines() if line.startswith(starts)]
+    return row
+
+
+# --------------------------------------------------------------------------- verdicts from the figures
+
+
+def test_the_stored_results_meet_every_target_and_the_report_says_so():
+    judged = [t for t in report.verdicts(STORED) if t.met is not None]
+    assert len(judged) == 31 and all(t.met for t in judged)
+    assert "31 of 31 targets met." in report.render(STORED)
+
+
+def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
+    results = _results()
+    what = "Ingest, engine ÷ floor throughput (SQLite, 100,000 activities)"
+    assert _verdict(results, what) is True
+    cells = {
+        (r["db"], r["size"], r["approach"]): r["activities_per_second"] for r in results["ingest"]["summary"]["table"]
+    }
+    cells[("sqlite", 100_000, "floor")]["median"] = (
+        cells[("sqlite", 100_000, "engine")]["median"] / 0.495
+    )  # just under half
+    assert _verdict(results, what) is False
+    text = report.render(results)
+    assert f"| {what} | ≥ 0.5× | 0.495× | **missed** |" in text
+    assert "30 of 31 targets met; missed: " + what + "." in text
+
+
+def test_the_guide_ratio_verdict_needs_ten_times_the_guides_rate():
+    results = _results()
+    cells = {
+        (r["db"], r["size"], r["approach"]): r["activities_per_second"] for r in results["ingest"]["summary"]["table"]
+    }
+    cells[("postgresql", 10_000, "guide")]["median"] = cells[("postgresql", 10_000, "engine")]["median"] / 9.9
+    assert _verdict(results, "Ingest, engine ÷ guide throughput (PostgreSQL, 10,000 activities)") is False
+
+
+def test_the_request_verdict_counts_the_sandboxs_log_not_a_stored_total():
+    results = _results()
+    what = "Requests, scheduled sync with nothing new (one connection)"
+    assert _verdict(results, what) is True
+    [nothing_new] = [sc for sc in results["requests"]["scenarios"] if sc["name"] == "scheduled sync, nothing new"]
+    nothing_new["requests"]["/accounts/{accountId}/balances"] = 1
+    assert _verdict(results, what) is False
+    assert f"| {what} | ≤ 2 | 3 | **missed** |" in report.render(results)
+
+
+@pytest.mark.parametrize(("large_peak", "met"), [(150 * 2**20, True), (250 * 2**20, False), (310_000_000, False)])
+def test_the_memory_verdict_needs_both_the_ratio_and_the_absolute_peak(large_peak, met):
+    results = _results()
+    cells = results["memory"]["by_db"]["sqlite"]["cells"]
+    cells["10000"]["peak_bytes"] = 220 * 2**20 if large_peak == 310_000_000 else 147 * 2**20  # 310 MB: ratio 1.34
+    cells["1000000"]["peak_bytes"] = large_peak
+    assert _verdict(results, "Memory, peak RSS 1,000,000 vs 10,000 activities (SQLite)") is met
+    assert _row(report.render(results), "| SQLite | 100 MiB | ").endswith("| met |" if met else "| **missed** |")
+
+
+def test_a_query_verdict_compares_each_p95_with_its_groups_target():
+    results = _results()
+    timings = results["queries"]["by_db"]["postgresql"]["users"]["heavy"]["timings"]
+    [data_version] = [t for t in timings if t["name"] == "data_version"]
+    data_version["p95_ms"] = 51.0  # over the page target of 50 ms, under the aggregations' 300 ms
+    what = "Transactions page-load queries, worst p95 (PostgreSQL, heavy user, 200,000 rows)"
+    [target] = [t for t in report.verdicts(results) if t.what == what]
+    assert (target.target, target.measured, target.met) == ("≤ 50 ms", "51.0 ms (data_version)", False)
+    assert "| page load | data_version | 1.7 | 51.0 | 2.3 | 50 | **missed** |" in report.render(results)
+
+
+@pytest.mark.parametrize("key", ["cold_seconds", "warm_seconds", "returning_seconds"])
+def test_a_browser_verdict_compares_the_median_visit_with_two_seconds(key):
+    results = _results()
+    title = report.BROWSER_VISITS[key]
+    what = f"Browser, navigation → rendered table, {title} (median)"
+    assert _verdict(results, what) is True
+    results["browser"][key]["median"] = 2.01
+    assert _verdict(results, what) is False
+
+
+def test_the_browser_ratios_to_streamlit_alone_come_from_the_same_runs_medians():
+    results = _results()
+    results["browser"]["warm_seconds"]["median"], results["browser"]["floor_table_seconds"]["median"] = 2.5, 2.0
+    text = report.render(results)
+    assert "| Browser, later visits ÷ Streamlit alone with the same table |  | 1.25× (2.00 s floor) | — |" in text
+
+
+# --------------------------------------------------------------------------- the report's shape
+
+
+def test_each_section_links_to_its_explanation_in_the_performance_docs():
+    docs = (ROOT / report.DOCS).read_text()
+    anchors = {report.anchor(h) for h in re.findall(r"^#+ (.+)$", docs, flags=re.M)}
+    text = report.render(STORED)
+    links = re.findall(r"\]\(docs/PERFORMANCE\.md#([\w-]+)\)", text)
+    assert links == [report.anchor(t) for t in report.TITLES.values()]
+    assert set(links) <= anchors
+
+
+def test_the_committed_benchmarks_md_is_the_render_of_the_committed_results():
+    assert (ROOT / "BENCHMARKS.md").read_text() == report.render(STORED)
+
+
+def test_render_only_rewrites_the_report_from_the_results_file_and_measures_nothing(tmp_path, capsys):
+    (tmp_path / "results.json").write_text(json.dumps(STORED))
+    assert main(["--render-only", "--out-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "BENCHMARKS.md").read_text() == report.render(STORED)
+    assert json.loads((tmp_path / "results.json").read_text()) == STORED
 
 
 def test_five_runs_of_every_size_need_no_warning_whatever_the_last_invocation_was():
@@ -37,20 +156,17 @@ def test_five_runs_of_every_size_need_no_warning_whatever_the_last_invocation_wa
 
 def test_fewer_runs_of_the_big_syncs_are_flagged_from_the_ingest_sections_own_plan():
     text = report.render(_results(BROWSER_ONLY_META, {"10000": 5, "1000000": 1}))
-    assert "> 1,000,000-activity syncs: 1 run(s) per approach and database instead of 5; their figures are single measurements" in text
+    assert (
+        "> 1,000,000-activity syncs: 1 run(s) per approach and database instead of 5; their figures are single measurements"
+        in text
+    )
     text = report.render(_results(BROWSER_ONLY_META, {"10000": 5, "1000000": 3}))
-    assert "> 1,000,000-activity syncs: 3 run(s) per approach and database instead of 5; their figures are medians of 3." in text
+    assert (
+        "> 1,000,000-activity syncs: 3 run(s) per approach and database instead of 5; their figures are medians of 3."
+        in text
+    )
 
 
 def test_a_partial_run_without_postgresql_does_not_say_the_report_used_none():
-    text = report.render(_results(BROWSER_ONLY_META))
-    assert "| PostgreSQL | not used by this invocation |" in text
+    assert "| PostgreSQL | not used by this invocation |" in report.render(_results(BROWSER_ONLY_META))
     assert "| PostgreSQL | not used |" in report.render(_results({**BROWSER_ONLY_META, "earlier_runs": []}))
-
-
-def test_the_browser_section_says_how_fast_streamlit_alone_must_be_for_the_target_to_hold():
-    results = _results(BROWSER_ONLY_META)
-    results["browser"]["warm_seconds"]["median"], results["browser"]["floor_table_seconds"]["median"] = 2.5, 2.0
-    text = report.render(results)
-    assert "Later visits ÷ the table floor: **1.25×**" in text
-    assert "at 1.25× the target of 2 s holds while Streamlit alone shows the same table in ≤ 1.60 s (here 2.00 s)." in text

@@ -1,0 +1,20 @@
+"""The performance targets, in one place: the benchmarks use them to decide what to diagnose, the
+report to give each target its verdict from the measured figures.
+"""
+
+INGEST_VS_FLOOR = 0.5  # engine ÷ floor activities/s, at least
+INGEST_VS_GUIDE = 10.0  # engine ÷ guide activities/s, at least
+NOTHING_NEW_REQUESTS = 2  # SnapTrade requests of a scheduled sync that finds nothing new, at most
+MEMORY_RATIO = 1.5  # peak RSS of the large sync ÷ the small one, at most
+MEMORY_PEAK_BYTES = 300_000_000  # and the large sync's peak under 300 MB
+PAGE_MS = 50.0  # p95 of the Transactions page query and of data_version
+AGGREGATION_MS = 300.0  # p95 of totals, filter options and analytics aggregations
+BROWSER_SECONDS = 2.0  # median navigation → rendered Transactions table
+
+
+def query_ms(group: str, name: str) -> float:
+    return PAGE_MS if group == "page" or name == "data_version" else AGGREGATION_MS
+
+
+def memory_met(ratio: float | None, large_peak_bytes: float) -> bool:
+    return ratio is not None and ratio <= MEMORY_RATIO and large_peak_bytes < MEMORY_PEAK_BYTES
