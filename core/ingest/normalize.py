@@ -206,72 +206,63 @@ def _activity_id(value: Any) -> str:
     raise NormalizationError("activity has no id")
 
 
-def _normalize(raw: dict) -> dict:
-    activity_id = _activity_id(raw.get("id"))
-
-    raw_type_value = raw.get("type")
-    raw_type = _text(raw_type_value, _LIMITS["raw_type"])
-    transaction_type = normalize_type(raw_type_value)
-
+def _dates(raw: dict) -> tuple[date, str | None, bool, date | None]:
+    """(trade date, its text as written, whether it came from the settlement date, settlement date)."""
     trade_date, trade_timestamp = parse_snaptrade_date(raw.get("trade_date"), "trade_date")
     settlement_date = parse_snaptrade_date(raw.get("settlement_date"), "settlement_date")[0]
-    from_settlement = trade_date is None
-    if from_settlement:
-        if settlement_date is None:
-            raise NormalizationError("no usable trade_date or settlement_date")
-        trade_date = settlement_date
+    if trade_date is not None:
+        return trade_date, trade_timestamp, False, settlement_date
+    if settlement_date is None:
+        raise NormalizationError("no usable trade_date or settlement_date")
+    return settlement_date, trade_timestamp, True, settlement_date
 
-    quantity = parse_decimal(raw.get("units"), "units")
-    price = parse_decimal(raw.get("price"), "price")
-    amount = parse_decimal(raw.get("amount"), "amount")
-    fee = parse_decimal(raw.get("fee"), "fee")
-    fx_rate = parse_decimal(raw.get("fx_rate"), "fx_rate")
 
-    currency = raw.get("currency")
-    currency_code = _text(currency.get("code") if isinstance(currency, dict) else currency, _LIMITS["currency"])
-
+def _security(raw: dict, option: dict | None) -> dict:
+    """Symbol columns; an option's underlying wins, since some brokers put it in `symbol` on option trades."""
     symbol = raw.get("symbol")
     if isinstance(symbol, dict):
-        symbol_ticker = _text(symbol.get("symbol"))
+        ticker = _text(symbol.get("symbol"))
         symbol_id = _ident(symbol.get("id"), _LIMITS["symbol_id"])
-        security_name = _text(symbol.get("description"))
-        security_type = _text(_field(symbol.get("type"), "code"), _LIMITS["security_type"])
+        name = _text(symbol.get("description"))
+        kind = _text(_field(symbol.get("type"), "code"), _LIMITS["security_type"])
     else:
-        symbol_ticker, symbol_id, security_name, security_type = _text(symbol), None, None, None
-
-    # option_symbol first: some brokers put the underlying in `symbol` on option trades.
-    option = _option_fields(raw.get("option_symbol"))
+        ticker, symbol_id, name, kind = _text(symbol), None, None, None
     if option is not None:
-        symbol_ticker = option["underlying_ticker"] or option["option_underlying"] or symbol_ticker
+        ticker = option["underlying_ticker"] or option["option_underlying"] or ticker
         symbol_id = option["underlying_id"] or symbol_id
-        security_name = option["underlying_name"] or security_name
-        security_type = "option"
+        name = option["underlying_name"] or name
+        kind = "option"
+    return {"symbol": _clean(ticker)[: _LIMITS["symbol"]] if ticker else None, "symbol_id": symbol_id,
+            "security_name": name, "security_type": kind}  # fmt: skip
 
+
+def _option_columns(raw: dict, option: dict | None) -> dict:
     action = raw.get("option_type")
     option_action = action.strip().upper() if isinstance(action, str) else None
-    if option_action not in _OPTION_ACTIONS:
-        option_action = None
+    columns = {key: option[key] if option else None for key in _OPTION_COLUMNS}
+    columns["option_action"] = option_action if option_action in _OPTION_ACTIONS else None
+    return columns
 
+
+_OPTION_COLUMNS = ("option_ticker", "option_underlying", "option_right", "option_strike", "option_expiration")
+
+
+def _normalize(raw: dict) -> dict:
+    trade_date, trade_timestamp, from_settlement, settlement_date = _dates(raw)
+    currency = raw.get("currency")
+    option = _option_fields(raw.get("option_symbol"))
     row = {
-        "snaptrade_activity_id": activity_id,
-        "transaction_type": transaction_type,
-        "raw_type": raw_type,
-        "symbol": _clean(symbol_ticker)[: _LIMITS["symbol"]] if symbol_ticker else None,
-        "symbol_id": symbol_id,
-        "security_name": security_name,
-        "security_type": security_type,
-        "option_ticker": option["option_ticker"] if option else None,
-        "option_underlying": option["option_underlying"] if option else None,
-        "option_right": option["option_right"] if option else None,
-        "option_strike": option["option_strike"] if option else None,
-        "option_expiration": option["option_expiration"] if option else None,
-        "option_action": option_action,
-        "quantity": quantity,
-        "price": price,
-        "amount": amount,
-        "fee": fee,
-        "currency": currency_code,
-        "fx_rate": fx_rate,
+        "snaptrade_activity_id": _activity_id(raw.get("id")),
+        "transaction_type": normalize_type(raw.get("type")),
+        "raw_type": _text(raw.get("type"), _LIMITS["raw_type"]),
+        **_security(raw, option),
+        **_option_columns(raw, option),
+        "quantity": parse_decimal(raw.get("units"), "units"),
+        "price": parse_decimal(raw.get("price"), "price"),
+        "amount": parse_decimal(raw.get("amount"), "amount"),
+        "fee": parse_decimal(raw.get("fee"), "fee"),
+        "currency": _text(currency.get("code") if isinstance(currency, dict) else currency, _LIMITS["currency"]),
+        "fx_rate": parse_decimal(raw.get("fx_rate"), "fx_rate"),
         "trade_date": trade_date,
         "trade_timestamp": trade_timestamp[: _LIMITS["trade_timestamp"]] if trade_timestamp else None,
         "trade_date_from_settlement": from_settlement,
