@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # A package may import its own modules and those of packages listed before it (lower layers).
-LAYERS = ["settings", "snaptrade", "messages", "storage", "jobs.queue", "accounts", "ingest", "journal", "jobs.worker",
+LAYERS = ["settings", "snaptrade", "messages", "storage", "jobs.queue", "accounts", "journal", "ingest", "jobs.worker",
           "reads", "web", "cli"]  # fmt: skip
 
 
