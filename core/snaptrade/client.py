@@ -275,6 +275,7 @@ def _keep_activity_pages_raw() -> None:
     activity's text). For our own activities calls (a thread-local flag: other users of the SDK in
     this process are untouched) that parse is skipped: it was about a fifth of a sync's CPU. Error
     answers are still parsed (their code and detail are read)."""
+    # A reach into the SDK's internals, guarded: docs/INTERNALS.md (snaptrade-sdk-deserialize-body).
     ok = _activities_get._status_code_to_response["200"]
     parse = ok.deserialize_body
 
@@ -302,6 +303,7 @@ class SnapTradeClient:
         cfg = Configuration(auth=auth, host=ep["base_url"].rstrip("/"))
         cfg.retries = False  # urllib3's hidden retries would re-send signed requests behind our back
         self._sdk = SnapTrade(cfg, auth=auth)
+        # A reach into the SDK's pool manager; this timeout does not take effect: docs/INTERNALS.md.
         pool = self._sdk.account_information.api_client.rest_client.pool_manager
         pool.connection_pool_kw["timeout"] = urllib3.Timeout(
             connect=min(10.0, self.settings.http_timeout_seconds), read=self.settings.http_timeout_seconds
