@@ -232,6 +232,7 @@ class _Binder:
     def __init__(self, dialect):
         columns = [c.name for c in T.columns if c.name != "id"]
         compiled = _upsert_statement(dialect).compile(dialect=dialect, column_keys=columns)
+        # Reaches into SQLAlchemy (this SQL text's shape, _cached_bind_processor), guarded: docs/INTERNALS.md.
         self.sql = str(compiled)
         self.names = list(compiled.positiontup) if compiled.positional else columns
         processors = {name: T.c[name].type._cached_bind_processor(dialect) for name in columns}

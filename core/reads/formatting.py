@@ -6,12 +6,14 @@ One function per fact: two spellings of the same number or run drift apart on sc
 from __future__ import annotations
 
 from datetime import UTC, datetime, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
 from core.snaptrade.values import parse_occ
+
+_EXACT_CONTEXT = Context(prec=100)
 
 __all__ = [
     "format_date",
@@ -31,7 +33,7 @@ def format_number(value: Decimal | None, min_decimals: int = 0) -> str:
     """Grouped decimal text that never loses digits: 1234.5 → '1,234.50' with min_decimals=2."""
     if value is None:
         return ""
-    value = Decimal(value).normalize()
+    value = Decimal(value).normalize(_EXACT_CONTEXT)  # the default 28-digit context would round
     if value == 0:
         value = Decimal(0)
     exponent = value.as_tuple().exponent

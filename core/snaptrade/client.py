@@ -282,6 +282,7 @@ def _keep_activity_pages_raw() -> None:
     activity's text). For our own activities calls (a thread-local flag: other users of the SDK in
     this process are untouched) that parse is skipped: it was about a fifth of a sync's CPU. Error
     answers are still parsed (their code and detail are read)."""
+    # A reach into the SDK's internals, guarded: docs/INTERNALS.md (snaptrade-sdk-deserialize-body).
     ok = _activities_get._status_code_to_response["200"]
     parse = ok.deserialize_body
 
@@ -315,9 +316,8 @@ def _enforce_timeouts(sdk: SnapTrade, seconds: float) -> None:
     Why it reaches into the SDK: v13's operations take no timeout, and its REST client passes
     `timeout=None` to urllib3 on every request, which urllib3 reads as "wait forever" and which
     overrides a pool-level timeout; so the SDK's `ApiClient.rest_client.pool_manager` (shared by
-    all of its API groups) is replaced by one that fills in ours. The one such place;
-    tests/core/test_snaptrade.py::test_request_timeouts_rely_on_the_pinned_sdks_rest_client fails
-    naming it when the SDK changes."""
+    all of its API groups) is replaced by one that fills in ours. The one such place (docs/INTERNALS.md);
+    tests/test_internals.py::test_reach_snaptrade_sdk_pool_manager_timeout fails naming it when the SDK changes."""
     rest = sdk.account_information.api_client.rest_client
     old = rest.pool_manager
     timeout = urllib3.Timeout(connect=min(10.0, seconds), read=seconds)
@@ -338,6 +338,7 @@ class SnapTradeClient:
         cfg = Configuration(auth=auth, host=ep["base_url"].rstrip("/"))
         cfg.retries = False  # urllib3's hidden retries would re-send signed requests behind our back
         self._sdk = SnapTrade(cfg, auth=auth)
+        # A reach into the SDK's REST client (its methods take no timeout): docs/INTERNALS.md.
         _enforce_timeouts(self._sdk, self.settings.http_timeout_seconds)
         self.requests_made = 0
         self._sleep = sleep

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from decimal import Decimal
 from typing import Any
 
-_MARK = "\u0000dec:"
-_MARKED = re.compile(r'"\\u0000dec:([-+0-9.eE]+)"')
+# A Decimal is written as a marked string, then unquoted in the text. The marker carries a random token of
+# this process, so a real string can never look like one (a payload would have to guess 64 random bits).
+_TOKEN = secrets.token_hex(8)
+_MARK = f"\u0000dec{_TOKEN}:"
+_ENCODED_MARK = f"\\u0000dec{_TOKEN}:"
+_MARKED = re.compile(r'"\\u0000dec' + _TOKEN + r':([-+0-9.eE]+)"')
 
 
 def _default(o: Any) -> Any:
@@ -31,7 +36,7 @@ def dumps(obj: Any, *, sort_keys: bool = False) -> str:
     if type(obj) is JSONText:
         return obj
     text = json.dumps(obj, default=_default, sort_keys=sort_keys, separators=(",", ":"))
-    return _MARKED.sub(r"\1", text) if "\\u0000dec:" in text else text
+    return _MARKED.sub(r"\1", text) if _ENCODED_MARK in text else text
 
 
 def loads(text: str | bytes) -> Any:

@@ -41,11 +41,15 @@ class ExactDecimal(TypeDecorator):
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+_EXACT_CONTEXT = Context(prec=100)
+
+
 def format_decimal(value: Decimal) -> str:
     """Plain (non-scientific) text of a decimal without trailing zeros: 0.0700 → '0.07', 1E+2 → '100'."""
     if value == 0:
         return "0"
-    return format(value.normalize(), "f")
+    # normalize() in the default 28-digit context would round a NUMERIC(38, 18) value.
+    return format(value.normalize(_EXACT_CONTEXT), "f")
 
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")

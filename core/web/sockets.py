@@ -28,6 +28,7 @@ def _open_fds() -> list[int]:
     return []
 
 
+# A reach into how Streamlit binds its socket, guarded: docs/INTERNALS.md (streamlit-listening-socket-nagle).
 def disable_nagle_on_listeners(port: int | None = None) -> list[tuple[str, int]]:
     """Set TCP_NODELAY on this process's listening TCP sockets (only those on `port` when given).
 

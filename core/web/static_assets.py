@@ -20,6 +20,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+# A reach into Streamlit's and Starlette's header rules, guarded: docs/INTERNALS.md (streamlit-static-handler-headers).
 # What Streamlit's static handler sends for hashed build files.
 IMMUTABLE = "public, immutable, max-age=31536000"
 

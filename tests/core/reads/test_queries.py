@@ -477,3 +477,9 @@ def test_a_long_multibyte_description_fits_the_covering_index(session, book):
     assert counts.new == 1
     df, _ = q.transactions_page(session, alice.id, F(text="\U0001f4c8"), S())
     assert len(df) == 1 and df["Description"][0] == "\U0001f4c8" * 500
+
+
+def test_numbers_past_28_digits_are_shown_whole():
+    wide = Decimal("12345678901234567890.123456789012345678")
+    assert fmt.format_number(wide) == "12,345,678,901,234,567,890.123456789012345678"
+    assert fmt.format_money(Decimal("-12345678901234567890.123456789012345678"), "USD") == "-12,345,678,901,234,567,890.123456789012345678 USD"
