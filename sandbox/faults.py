@@ -1,6 +1,6 @@
 """Injected trouble, reproducible by seed: SnapTrade's rate limits, latency, 5xx answers and dropped connections.
 
-Malformed records are configured here too but applied by data.py while rendering rows.
+Malformed records are configured here too but applied by paging.py while serving rows (render.damage).
 """
 
 from __future__ import annotations
