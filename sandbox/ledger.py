@@ -54,8 +54,9 @@ class Ledger:
         if f.price:
             h.last_price = f.price
         if f.type in OPTION_EVENTS or after == 0:
-            h.cost = ZERO
-        elif before == 0 or (before > 0) == (f.units > 0):  # opening, or adding in the same direction
+            del self.holdings[inst]  # flat: a million-row history trades tens of thousands of contracts
+            return
+        if before == 0 or (before > 0) == (f.units > 0):  # opening, or adding in the same direction
             h.cost += f.price * f.units * (HUNDRED if f.contract else 1)
         elif (before > 0) == (after > 0):  # reducing
             h.cost = h.cost * after / before
