@@ -19,8 +19,8 @@ from urllib.parse import parse_qsl
 
 from sandbox import errors, shapes
 from sandbox.catalog import BROKERAGES
-from sandbox.data import Query, page
 from sandbox.errors import ApiError
+from sandbox.paging import Query, page
 from sandbox.server import Request
 from sandbox.signing import LEGACY_PREFIX, verify_request
 from sandbox.state import Account, Connection, User
@@ -209,7 +209,7 @@ def h_account_details(sb: Sandbox, call: Call) -> Any:
 
 
 def h_balances(sb: Sandbox, call: Call) -> Any:
-    return shapes.balances(_user_account(sb, call))
+    return shapes.balances(sb.state, _user_account(sb, call))
 
 
 def h_positions(sb: Sandbox, call: Call) -> Any:

@@ -140,7 +140,7 @@ CRYPTO = [
 class AccountProfile:
     """What one sandbox account holds and how its history is generated."""
 
-    key: str  # scenario set in data.py
+    key: str  # its stories in scenarios.py
     name: str
     currency: str
     raw_type: str

@@ -18,8 +18,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from sandbox import api
-from sandbox.data import Malformed, iter_rows
 from sandbox.faults import Faults
+from sandbox.history import Malformed
+from sandbox.paging import iter_rows
 from sandbox.portal import PREFIX as PORTAL_PREFIX
 from sandbox.portal import Portal
 from sandbox.server import DROP, Request, Response, SandboxHTTPServer, serve_in_thread

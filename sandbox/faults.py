@@ -1,7 +1,7 @@
 """Injected trouble, reproducible by seed: SnapTrade's rate limits, latency, 5xx answers, dropped connections
 and answers held back (a SnapTrade that stops answering).
 
-Malformed records are configured here too but applied by data.py while rendering rows.
+Malformed records are configured here too but applied by paging.py while serving rows (render.damage).
 """
 
 from __future__ import annotations

@@ -4,13 +4,15 @@ BrokerageAuthorization, balances and positions.
 
 from __future__ import annotations
 
-import random
 from decimal import Decimal
 from typing import Any
 
 from sandbox.catalog import BROKERAGES, CURRENCIES, Security, stable_id
-from sandbox.data import UNIVERSES, _price_on
+from sandbox.ledger import broker_holdings, current_price, replay
+from sandbox.market import Contract
 from sandbox.state import Account, Connection, State, day_iso, utc_now_iso
+
+CENT = Decimal("0.01")
 
 
 def _holdings_stamp(state: State, acct: Account) -> str:
@@ -27,9 +29,13 @@ def _transactions_status(state: State, acct: Account) -> dict[str, Any]:
 
 
 def _net_value(state: State, acct: Account) -> Decimal:
-    positions = holdings(state, acct)
-    total = sum((Decimal(p[2]) * p[1] for p in positions), Decimal(0))
-    return (total + cash(acct)).quantize(Decimal("0.01"))
+    view = state.view(acct)
+    book = broker_holdings(view)
+    total = book.cash
+    for inst, h in book.holdings.items():
+        multiplier = 100 if isinstance(inst, Contract) else 1
+        total += h.units * multiplier * current_price(view, inst, h, acct.last_sync_day)
+    return total.quantize(CENT)
 
 
 def account_legacy(state: State, acct: Account) -> dict[str, Any]:
@@ -108,57 +114,64 @@ def authorization(conn: Connection) -> dict[str, Any]:
     }
 
 
-def cash(acct: Account) -> Decimal:
-    return Decimal(acct.key % 5_000_000) / 100
-
-
-def holdings(state: State, acct: Account) -> list[tuple[Security, Decimal, str]]:
-    """A few deterministic positions (security, units, price string) drawn from the account's universe."""
-    rng = random.Random(acct.key ^ acct.last_sync_day)
-    pool: list[Security] = []
-    for securities in UNIVERSES[acct.profile].values():
-        for s in securities:
-            if s not in pool:
-                pool.append(s)
-    out = []
-    for sec in rng.sample(pool, min(len(pool), 3 + acct.key % 4)):
-        price = _price_on(sec, acct.last_sync_day, rng)
-        units = Decimal(rng.randint(1, 300)) if sec.type_code != "crypto" else Decimal(rng.randint(1, 10**8)) / 10**8
-        out.append((sec, units, str(price)))
-    return out
-
-
-def balances(acct: Account) -> list[dict[str, Any]]:
-    c = float(cash(acct))
+def balances(state: State, acct: Account) -> list[dict[str, Any]]:
+    """Cash is what the activities add up to (the late-history account's earlier purchases were paid before)."""
+    c = float(replay(state.view(acct)).cash.quantize(CENT))
     return [
         {
             "currency": CURRENCIES[acct.currency],
             "cash": c,
-            "buying_power": c * (2 if acct.cash_or_margin == "margin" else 1),
+            "buying_power": c * (2 if acct.cash_or_margin == "margin" else 1) if c > 0 else 0.0,
         }
     ]
 
 
+_KINDS = {"cs": "stock", "ad": "adr", "et": "etf", "crypto": "crypto", "oef": "mutualfund"}
+
+
+def _instrument(inst: Security | Contract) -> dict[str, Any]:
+    """SnapTrade's position instrument: a stock-like one, or an option with its underlying."""
+    if isinstance(inst, Contract):
+        ticker = inst.ticker(padded=True)
+        return {
+            "kind": "option",
+            "id": stable_id("option", ticker),
+            "symbol": ticker,
+            "option_type": "CALL" if inst.cp == "C" else "PUT",
+            "strike_price": str(inst.strike),
+            "expiration_date": day_iso(inst.expiry),
+            "multiplier": "100",
+            "underlying": _instrument(inst.underlying),
+            "description": inst.label(),
+        }
+    return {
+        "kind": _KINDS[inst.type_code],
+        "id": inst.id,
+        "symbol": inst.symbol,
+        "raw_symbol": inst.raw_symbol,
+        "description": inst.description,
+        "currency": inst.currency,
+        "exchange": inst.exchange,
+        "figi_instrument": None if inst.figi is None else {"figi_code": inst.figi, "figi_share_class": None},
+    }
+
+
 def positions(state: State, acct: Account) -> dict[str, Any]:
-    kinds = {"cs": "stock", "ad": "adr", "et": "etf", "crypto": "crypto", "oef": "mutualfund"}
+    """Every instrument the account holds (short positions negative), as of the last synced day."""
+    view = state.view(acct)
     results = []
-    for sec, units, price in holdings(state, acct):
+    for inst, h in broker_holdings(view).holdings.items():
+        if not h.units:
+            continue
+        option = isinstance(inst, Contract)
+        per_share_cost = h.cost / (h.units * (100 if option else 1))
         results.append(
             {
-                "instrument": {
-                    "kind": kinds[sec.type_code],
-                    "id": sec.id,
-                    "symbol": sec.symbol,
-                    "raw_symbol": sec.raw_symbol,
-                    "description": sec.description,
-                    "currency": sec.currency,
-                    "exchange": sec.exchange,
-                    "figi_instrument": None if sec.figi is None else {"figi_code": sec.figi, "figi_share_class": None},
-                },
-                "units": str(units),
-                "price": price,
-                "cost_basis": str((Decimal(price) * Decimal("0.9")).quantize(Decimal("0.01"))),
-                "currency": sec.currency,
+                "instrument": _instrument(inst),
+                "units": format(h.units, "f"),
+                "price": format(current_price(view, inst, h, acct.last_sync_day), "f"),
+                "cost_basis": format(per_share_cost.quantize(Decimal("0.0001")), "f"),
+                "currency": acct.currency if option else inst.currency,
                 "cash_equivalent": False,
                 "tax_lots": [],
             }

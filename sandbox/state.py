@@ -16,20 +16,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sandbox import trading_days
 from sandbox.catalog import BROKERAGES, AccountProfile
-from sandbox.data import (
-    KIND_TYPE,
-    LATE_KINDS,
-    AccountView,
-    Extra,
-    Malformed,
-    Profile,
-    Segment,
-    h64,
-    mix64,
-    type_code,
-    uuid_from,
-)
+from sandbox.hashing import h64, mix64, uuid_from
+from sandbox.history import AccountView, Extra, Malformed, Profile, Segment
+from sandbox.scenarios import KIND_TYPE, LATE_KINDS, market, type_code
 
 Event = tuple[str, str, dict[str, Any]]  # (eventType, userId, extra payload fields)
 
@@ -412,11 +403,12 @@ class State:
             rng = random.Random(h64(self.seed, account_id, "late", acct.next_serial))
             kinds = LATE_KINDS[acct.profile]
             date_only = BROKERAGES[acct.broker].date_only
+            days = self._late_days(acct, days_back)
             serials = []
             for _ in range(count):
                 serial = acct.next_serial
                 acct.next_serial += 1
-                day = self.today - rng.randint(1, max(1, days_back))
+                day = rng.choice(days)
                 secs = 0 if date_only else rng.randint(48600, 48600 + 23399)
                 acct.extras.append([serial, day, secs, rng.choice(kinds)])
                 serials.append(serial)
@@ -425,6 +417,17 @@ class State:
             ids = [view.extra_id(s) for s in serials]
             self.save()
             return ids, [self._updated(acct)] if count else []
+
+    def _late_days(self, acct: Account, days_back: int) -> list[int]:
+        """Days a backdated row may fall on: the last `days_back` days, only those the exchange was open (crypto
+        trades every day); the last open day if the window holds none."""
+        window = range(self.today - max(1, days_back), self.today)
+        if acct.profile == "crypto":
+            return list(window)
+        cal = market(acct.profile)
+        return [d for d in window if trading_days.is_open(cal, d)] or [
+            trading_days.last_open_on_or_before(cal, self.today - 1)
+        ]
 
     def rekey(self, account_id: str, count: int) -> list[tuple[str, str]]:
         with self.lock:

@@ -7,6 +7,7 @@ import datetime as dt
 import types
 import typing
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 from snaptrade_client import Configuration, SnapTrade, SnapTradeAuth
@@ -48,6 +49,66 @@ def client(sb: Sandbox) -> SnapTrade:
 def user(sb: Sandbox, client: SnapTrade) -> User:
     body = client.authentication.register_snap_trade_user(user_id="alice").body
     return User(body["userId"], body["userSecret"])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A demo trader: what the generated histories look like to the app and to the trade journal.
+
+BROKERS = ("SANDBOX_US", "SANDBOX_CRYPTO", "SANDBOX_CA", "SANDBOX_DATEONLY")
+SEEDS = (42, 7, 20260615)  # the tests' seed and two others
+
+
+@dataclass
+class Account:
+    profile: str
+    currency: str
+    rows: list[dict]
+    positions: dict[str, Decimal]  # what /positions/all answers, by instrument as the journal names it
+    cash: Decimal  # what /balances answers
+
+    @property
+    def timed(self) -> bool:
+        return self.profile != "dateonly"
+
+
+def broker_units(body: dict) -> dict[str, Decimal]:
+    out = {}
+    for p in body["results"]:
+        inst = p["instrument"]
+        name = inst["symbol"].replace(" ", "") if inst["kind"] == "option" else inst["symbol"]
+        out[name] = Decimal(p["units"])
+    return out
+
+
+def demo_accounts(seed: int, history_size: int | None = None, days: int = 0) -> list[Account]:
+    """A trader who connected all four sandbox brokerages (default history: a few hundred rows over 2-5 years)."""
+    with Sandbox(seed=seed, today="2026-06-15") as sb:
+        client = make_client(sb)
+        secret = client.authentication.register_snap_trade_user(user_id="demo").body["userSecret"]
+        creds = {"user_id": "demo", "user_secret": secret}
+        for broker in BROKERS:
+            sb.create_connection("demo", broker, history_size=history_size)
+        if days:
+            sb.advance_day(days)
+            sb.add_backdated(sb.state.user_accounts("demo")[0].id, count=6, days_back=days)
+        truth = sb.ground_truth("demo")
+        out = []
+        for acct in sb.state.user_accounts("demo"):
+            info = client.account_information
+            positions = info.get_all_account_positions(account_id=acct.id, **creds).body
+            [balance] = info.get_user_account_balance(account_id=acct.id, **creds).body
+            out.append(
+                Account(
+                    acct.profile, acct.currency, truth[acct.id], broker_units(positions), Decimal(str(balance["cash"]))
+                )  # fmt: skip
+            )
+        return out
+
+
+@pytest.fixture(scope="module", params=SEEDS)
+def demo(request) -> list[Account]:
+    """Every account of a demo trader, for each of a few seeds."""
+    return demo_accounts(request.param)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
