@@ -415,3 +415,48 @@ def test_page_pipeline_stops_its_threads_when_the_consumer_leaves_early():
     assert len(fetched) <= 4  # it reads ahead a few pages, not the whole history
     with PagePipeline(lambda at: _Page(3, 3, at), lambda p: p, 0) as pages:
         assert [p.offset for p in pages] == [0]  # the last page ends the stream
+
+
+def quick_retries(settings_env, **more) -> None:
+    from core.settings import reset_settings_cache
+
+    for name, value in {"HTTP_BACKOFF_BASE_SECONDS": "0.01", **more}.items():
+        settings_env.setenv(name, value)
+    reset_settings_cache()
+
+
+def activity_offsets(sandbox) -> list[int]:
+    """The offsets of the activities requests in the sandbox's request log, in order."""
+    return [int(e["params"].get("offset", 0)) for e in sandbox.request_log() if e["path_template"].endswith("/activities")]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "html"])
+def test_an_unreadable_page_is_retried_and_the_run_completes(engine, sandbox, settings_env, kind):
+    quick_retries(settings_env)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=2500)
+    sandbox.corrupt_pages(count=1, kind=kind, after=1)  # the second page comes back unreadable once
+    sandbox.reset_request_log()
+    [run] = sync_now(engine, uid)
+    assert run.status == "completed", run.error_message
+    assert activity_offsets(sandbox) == [0, 1000, 1000, 2000]
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_a_page_that_stays_unreadable_ends_the_run_partial_with_a_short_reason(engine, sandbox, settings_env):
+    quick_retries(settings_env, HTTP_MAX_RETRIES="2")
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=2500)
+    sandbox.corrupt_pages(count=-1, after=1)
+    sandbox.reset_request_log()
+    [run] = sync_now(engine, uid)
+    assert activity_offsets(sandbox) == [0, 1000, 1000, 1000]  # our retry policy: 1 + 2 retries
+    assert run.status == "partial" and run.transactions_new == 1000
+    assert "not valid JSON" in run.error_message and len(run.error_message) < 200, run.error_message
+    sandbox.set_faults()
+    assert [r.status for r in sync_now(engine, uid)] == ["completed"]
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
