@@ -417,6 +417,42 @@ def test_page_pipeline_stops_its_threads_when_the_consumer_leaves_early():
         assert [p.offset for p in pages] == [0]  # the last page ends the stream
 
 
+def test_page_pipeline_stops_while_a_page_is_slow():
+    import time
+
+    from core.sync import PagePipeline, StopRequested
+
+    stop = {"now": False}
+
+    def slow_fetch(at):
+        if at > 0:
+            stop["now"] = True
+            time.sleep(5)  # a request that hangs, or retries with backoff
+        return _Page(10, 100, at)
+
+    t0 = time.monotonic()
+    with pytest.raises(StopRequested), PagePipeline(slow_fetch, lambda p: p, 0, should_stop=lambda: stop["now"]) as pages:
+        for _ in pages:
+            pass
+    assert time.monotonic() - t0 < 4, "the stop waited for the slow page"
+
+
+# --------------------------------------------------------------------------- resume point, unreadable pages, ledger
+
+
+def _first_run(engine, uid, **kw):
+    """Reconcile, queue and claim one run of the user's only connection: (run id, connection id)."""
+    from core import jobs
+    from core.connections import reconcile_connections
+
+    with Session(engine, expire_on_commit=False) as s:
+        reconcile_connections(s, user_id=uid)
+        conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == uid)).one()
+        run, _ = jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="initial", **kw)
+        jobs.claim_run(s, run.id, "test-worker")
+    return run.id, conn.id
+
+
 def quick_retries(settings_env, **more) -> None:
     from core.settings import reset_settings_cache
 
@@ -428,6 +464,26 @@ def quick_retries(settings_env, **more) -> None:
 def activity_offsets(sandbox) -> list[int]:
     """The offsets of the activities requests in the sandbox's request log, in order."""
     return [int(e["params"].get("offset", 0)) for e in sandbox.request_log() if e["path_template"].endswith("/activities")]
+
+
+def test_the_saved_resume_point_advances_with_every_committed_page(engine, sandbox):
+    from core.models import TransactionSyncLog
+    from core.sync import execute_run
+
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=3500)
+    run_id, _ = _first_run(engine, uid)
+    saved = []
+
+    def read_checkpoint(_run):  # called after each page's commit: what another process would see
+        with Session(engine) as s:
+            cp = s.get(TransactionSyncLog, run_id).checkpoint
+            saved.append([a["offset"] for a in cp["accounts"].values()])
+
+    run = execute_run(run_id, engine=engine, on_progress=read_checkpoint)
+    assert run.status == "completed"
+    assert saved == [[1000], [2000], [3000], [3500]]
 
 
 @pytest.mark.parametrize("kind", ["truncated", "html"])
