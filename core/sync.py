@@ -200,6 +200,32 @@ def write_page(session: Session, *, user_id: int, account: BrokerageAccount, pag
     return store_page(session, account.id, prepared)
 
 
+def open_quarantined_ids(session: Session, account_id: int) -> set[str]:
+    """Ids of this account's records that are still open in the issues ledger as quarantined."""
+    issue = SyncIssue.__table__.c
+    return set(session.execute(sa.select(issue.snaptrade_activity_id).where(
+        issue.kind == "quarantined", issue.account_id == account_id, issue.resolved_at.is_(None),
+        issue.snaptrade_activity_id.is_not(None))).scalars())  # fmt: skip
+
+
+def resolve_fixed_issues(session: Session, account_id: int, activity_ids: set[str], run_id: int) -> int:
+    """Close the quarantine entries of records that this run stored cleanly, naming the run (the caller commits)."""
+    issue = SyncIssue.__table__.c
+    result = session.execute(sa.update(SyncIssue.__table__).where(
+        issue.kind == "quarantined", issue.account_id == account_id, issue.resolved_at.is_(None),
+        issue.snaptrade_activity_id.in_(sorted(activity_ids))).values(resolved_at=utcnow(), resolved_by=f"sync run #{run_id}"))  # fmt: skip
+    return result.rowcount
+
+
+def _close_fixed_issues(session: Session, account_id: int, prepared: PreparedPage, open_ids: set[str], run_id: int) -> None:
+    """One page's share: the open ids are read once per account, so a page with none of them costs no query."""
+    fixed = open_ids.intersection(prepared.params)
+    if fixed:
+        resolve_fixed_issues(session, account_id, fixed, run_id)
+        open_ids.difference_update(fixed)
+    open_ids.update(i["snaptrade_activity_id"] for i in prepared.issues if i["snaptrade_activity_id"])
+
+
 _UNSAFE_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
@@ -749,6 +775,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
     # Fetching, normalizing and writing run at once on consecutive pages (two threads feed this one):
     # SnapTrade's time, our CPU time and the database's time overlap. Pages are still written and
     # committed strictly in order (the checkpoint is an offset).
+    open_issues = open_quarantined_ids(session, account.id)
     with PagePipeline(fetch_page, prepare, offset, should_stop) as pages:
         for prepared in pages:
             if should_stop():
@@ -759,6 +786,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
                 run.pages_total += pages_for_account - pages_counted_for_account
                 pages_counted_for_account = pages_for_account
             counts = store_page(session, account.id, prepared)
+            _close_fixed_issues(session, account.id, prepared, open_issues, run.id)
             if seen is not None:
                 seen.update(prepared.seen)
             if counts.latest_trade_date and (max_trade is None or counts.latest_trade_date > max_trade):

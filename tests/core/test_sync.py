@@ -516,3 +516,25 @@ def test_a_page_that_stays_unreadable_ends_the_run_partial_with_a_short_reason(e
     assert [r.status for r in sync_now(engine, uid)] == ["completed"]
     with Session(engine) as s:
         assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_a_quarantined_record_that_later_imports_cleanly_is_resolved_naming_the_run(engine, sandbox):
+    sandbox.set_faults(malformed_rate=0.05, seed=3)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=1200)
+    sync_now(engine, uid)
+    with Session(engine) as s:
+        issues = s.exec(select(SyncIssue).where(SyncIssue.kind == "quarantined")).all()
+    with_id = {i.id for i in issues if i.snaptrade_activity_id}
+    assert with_id and len(with_id) < len(issues), "some bad records have an id, some have none"
+    sandbox.set_faults()  # SnapTrade now serves those records intact
+    [fixer] = sync_now(engine, uid, full=True)
+    assert fixer.status == "completed"
+    with Session(engine) as s:
+        after = {i.id: i for i in s.exec(select(SyncIssue).where(SyncIssue.kind == "quarantined"))}
+        stored = set(s.exec(select(BrokerageTransaction.snaptrade_activity_id)))
+    for issue_id in with_id:
+        assert after[issue_id].resolved_at is not None and after[issue_id].resolved_by == f"sync run #{fixer.id}"
+        assert after[issue_id].snaptrade_activity_id in stored
+    assert all(after[i].resolved_at is None for i in after if i not in with_id), "no id: nothing proves it was fixed"
