@@ -117,7 +117,7 @@ def cmd_sync(args) -> int:
     from core.accounts.connections import reconcile_connections
     from core.jobs import queue as jobs
     from core.jobs.worker import Worker
-    from core.storage.models import BrokerageConnection, TransactionSyncLog
+    from core.storage.models import BrokerageConnection
 
     engine = get_engine()
     with Session(engine, expire_on_commit=False) as session:
@@ -138,37 +138,67 @@ def cmd_sync(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 3
     worker = Worker(engine=engine, scheduler=False)
-    stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: (stop.update(flag=True), worker._stop.set()))
+    for sig in (signal.SIGINT, signal.SIGTERM):  # both end the sync cleanly: interrupted, resumable
+        signal.signal(sig, lambda *_: worker.stop())
     statuses = []
     for run in runs:
-        with Session(engine, expire_on_commit=False) as session:
-            claimed = jobs.claim_run(session, run.id, worker.worker_id)
-        if claimed is not None:
-            import threading
+        if worker.stopping:
+            break
+        r = _drive_run(engine, worker, run.id)
+        print(_progress_line(r), file=sys.stderr)
+        print(f"run {r.id}: {r.status} — fetched {r.transactions_fetched}, new {r.transactions_new}, "
+              f"updated {r.transactions_updated}, unchanged {r.transactions_unchanged}, "
+              f"in issues ledger {r.transactions_skipped}, {r.api_requests} API requests"
+              + (f" — {r.error_message}" if r.error_message else ""))  # fmt: skip
+        statuses.append(r.status)
+    if worker.stopping:
+        print("stopped on request; the next `sync` resumes where this one stopped", file=sys.stderr)
+    return 0 if statuses and all(s == "completed" for s in statuses) and not worker.stopping else 1
 
-            t = threading.Thread(target=worker.execute, args=(run.id,), daemon=True)
-            t.start()
-            while t.is_alive():
-                _print_progress(engine, run.id)
-                t.join(0.25)
-        else:  # another worker has it: follow its progress
-            while True:
-                with Session(engine) as session:
-                    r = session.get(TransactionSyncLog, run.id)
-                    if r.status not in ("queued", "running"):
-                        break
-                _print_progress(engine, run.id)
-                time.sleep(0.5)
-        with Session(engine) as session:
-            r = session.get(TransactionSyncLog, run.id)
-            print(_progress_line(r), file=sys.stderr)
-            print(f"run {r.id}: {r.status} — fetched {r.transactions_fetched}, new {r.transactions_new}, "
-                  f"updated {r.transactions_updated}, unchanged {r.transactions_unchanged}, "
-                  f"in issues ledger {r.transactions_skipped}, {r.api_requests} API requests"
-                  + (f" — {r.error_message}" if r.error_message else ""))  # fmt: skip
-            statuses.append(r.status)
-    return 0 if statuses and all(s == "completed" for s in statuses) else 1
+
+STOP_GRACE_SECONDS = 20.0
+
+
+def _drive_run(engine, worker, run_id: int):
+    """Run it here when it is ours to claim, else follow the worker that has it; when that worker is gone
+    (a stale heartbeat, the worker's own rule) take the run over and resume it here. Returns the run."""
+    from core.jobs import queue as jobs
+    from core.storage.models import ACTIVE_SYNC_STATUSES, TransactionSyncLog
+
+    while True:
+        with Session(engine, expire_on_commit=False) as session:
+            if jobs.claim_run(session, run_id, worker.worker_id) is not None:
+                _execute_here(engine, worker, run_id)
+                return session.get(TransactionSyncLog, run_id, populate_existing=True)
+            run = session.get(TransactionSyncLog, run_id)
+            if run.status not in ACTIVE_SYNC_STATUSES or worker.stopping:
+                return run
+            successor = jobs.take_over_stale_run(session, run_id)
+        if successor is not None:
+            print(f"\nrun {run_id}: its worker stopped answering; resuming it here as run {successor.id}", file=sys.stderr)
+            run_id = successor.id
+            continue
+        _print_progress(engine, run_id)
+        time.sleep(0.5)
+
+
+def _execute_here(engine, worker, run_id: int) -> None:
+    import threading
+
+    t = threading.Thread(target=worker.execute, args=(run_id, "interrupted"), daemon=True)
+    t.start()
+    stop_seen = None
+    while t.is_alive():
+        _print_progress(engine, run_id)
+        t.join(0.25)
+        if worker.stopping:
+            stop_seen = stop_seen or time.monotonic()
+            if time.monotonic() - stop_seen > STOP_GRACE_SECONDS:
+                # Stuck (a request or the database not answering): the run's heartbeat stops with this
+                # process, and the next sync takes it over as stale.
+                print(f"\nrun {run_id} did not stop within {STOP_GRACE_SECONDS:.0f} s; leaving it to stale-run recovery",
+                      file=sys.stderr)  # fmt: skip
+                return
 
 
 def _print_progress(engine, run_id: int) -> None:

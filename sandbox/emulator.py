@@ -37,7 +37,7 @@ ADMIN_WRITE = {
     "user_secret", "register_user", "invalidate_user_secret",
     "create_connection", "set_history_size", "advance_day", "add_backdated", "rekey", "disable_connection",
     "fix_connection", "delete_connection", "remove_account", "set_faults", "reset_request_log", "send_webhook",
-    "expire_portal_links", "set_webhook_url", "clear_webhook_deliveries",
+    "expire_portal_links", "set_webhook_url", "clear_webhook_deliveries", "corrupt_pages",
     "hold_responses",
 }  # fmt: skip
 ADMIN_READ = {
@@ -203,19 +203,37 @@ class Sandbox:
         Separate from `set_faults`, which leaves it as it is."""
         self.faults.hold(seconds, path_template)
 
+    def corrupt_pages(self, count: int = 1, kind: str = "truncated", after: int = 0) -> None:
+        """After `after` good ones, the next `count` activities answers (all of them when count < 0; none after
+        count=0) are 200s whose body is cut in half ("truncated") or a proxy's HTML error page ("html").
+        set_faults clears it."""
+        self.faults.corrupt_pages(count, kind, after)
+
     def expire_portal_links(self) -> None:
         """Make every outstanding portal link behave as if its 5 minutes had passed."""
         self.portal.expire_all()
 
     # -- request log ----------------------------------------------------------------------------------------------
-    def _record(self, method: str, template: str, status: int | None, path: str, request_id: str) -> None:
-        entry = {"method": method, "path_template": template, "status": status, "path": path, "request_id": request_id}
+    def _record(
+        self, method: str, template: str, status: int | None, path: str, request_id: str, query: str = ""
+    ) -> None:
+        # The query without the user secret: tests read which page (offset) a client asked for.
+        params = {k: v for k, v in parse_qsl(query) if k != "userSecret"}
+        entry = {
+            "method": method,
+            "path_template": template,
+            "status": status,
+            "path": path,
+            "request_id": request_id,
+            "params": params,
+        }
         with self._log_lock:
             self._log.append(entry)
             self._counts[template] += 1
 
     def request_log(self) -> list[dict[str, Any]]:
-        """Every API and portal request since the last reset: method, path_template, status (None when dropped)."""
+        """Every API and portal request since the last reset: method, path_template, status (None when dropped),
+        params (the query string without userSecret)."""
         with self._log_lock:
             return [dict(e) for e in self._log]
 
@@ -311,16 +329,19 @@ class Sandbox:
             self.faults.wait_if_held(template)
             fault = self.faults.roll()
             if fault == "drop":
-                self._record(req.method, template, None, req.path, request_id)
+                self._record(req.method, template, None, req.path, request_id, req.query)
                 return DROP
             if fault == "error":
                 err = self.faults.error()
-                self._record(req.method, template, err.status, req.path, request_id)
+                self._record(req.method, template, err.status, req.path, request_id, req.query)
                 return Response(err.status, json.dumps(err.body()).encode(), headers={"X-Request-ID": request_id})
         status, body, headers = api.handle(self, req, route, path_params)
         headers["X-Request-ID"] = request_id
-        self._record(req.method, template, status, req.path, request_id)
-        return Response(status, body, headers=headers)
+        self._record(req.method, template, status, req.path, request_id, req.query)
+        content_type = "application/json"
+        if status == 200 and route is not None and route.handler is api.h_activities:
+            body, content_type = self.faults.corrupt(body, content_type)
+        return Response(status, body, content_type=content_type, headers=headers)
 
     def _admin(self, req: Request) -> Response:
         def answer(status: int, obj: Any) -> Response:

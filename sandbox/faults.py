@@ -1,5 +1,6 @@
-"""Injected trouble, reproducible by seed: SnapTrade's rate limits, latency, 5xx answers, dropped connections
-and answers held back (a SnapTrade that stops answering).
+"""Injected trouble, reproducible by seed: SnapTrade's rate limits, latency, 5xx answers, dropped connections,
+answers held back (a SnapTrade that stops answering) and unreadable 200 answers (a truncated body, a proxy's
+HTML page).
 
 Malformed records are configured here too but applied by paging.py while serving rows (render.damage).
 """
@@ -29,6 +30,14 @@ class FaultConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# A 200 whose body is not the page: cut off mid-record, or an HTML error page from a proxy in front of the API.
+CORRUPTIONS = {
+    "truncated": lambda body: body[: len(body) // 2],
+    "html": lambda body: (
+        b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+    ),
+}
+
 DEFAULT_RATE_LIMIT = {"customer_limit": 250, "account_limit": 10, "window": 60, "retry_after": 1}
 
 
@@ -42,6 +51,7 @@ class Faults:
         self._windows: dict[tuple[str, ...], deque[float]] = {}
         self._hold: tuple[float, str | None] | None = None
         self._release = threading.Event()
+        self._corrupt_left, self._corrupt_kind, self._corrupt_after = 0, "truncated", 0
 
     def configure(
         self,
@@ -62,6 +72,7 @@ class Faults:
             self.config = FaultConfig(rate_limit, error_rate, drop_rate, latency_ms, malformed_rate, seed)
             self._rng = random.Random(seed)
             self._windows.clear()
+            self._corrupt_left = 0
         return self.config
 
     def roll(self) -> str | None:
@@ -81,6 +92,24 @@ class Faults:
         with self._lock:
             r = self._rng.random()
         return errors.unexpected() if r < 0.5 else errors.brokerage_failure()
+
+    def corrupt_pages(self, count: int, kind: str, after: int = 0) -> None:
+        if kind not in CORRUPTIONS:
+            raise ValueError(f"kind must be one of {sorted(CORRUPTIONS)}")
+        with self._lock:
+            self._corrupt_left, self._corrupt_kind, self._corrupt_after = int(count), kind, int(after)
+
+    def corrupt(self, body: bytes, content_type: str) -> tuple[bytes, str]:
+        """The answer as sent: damaged while corrupt_pages has some left (a negative count never runs out)."""
+        with self._lock:
+            if self._corrupt_left == 0:
+                return body, content_type
+            if self._corrupt_after > 0:
+                self._corrupt_after -= 1
+                return body, content_type
+            self._corrupt_left -= self._corrupt_left > 0
+            kind = self._corrupt_kind
+        return CORRUPTIONS[kind](body), "text/html" if kind == "html" else content_type
 
     def delay(self) -> None:
         if self.config.latency_ms > 0:

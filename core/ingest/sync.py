@@ -7,6 +7,7 @@ crash at any moment leaves the database consistent and the next attempt resumes 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import math
@@ -59,7 +60,8 @@ class RunAbandoned(Exception):
 
 
 class StopRequested(Exception):
-    """The worker is shutting down; the run goes back to the queue with its checkpoint."""
+    """The worker is shutting down (the run goes back to the queue) or the CLI was told to stop (the run is
+    interrupted); either way with its checkpoint."""
 
 
 @dataclass
@@ -198,6 +200,32 @@ def write_page(session: Session, *, user_id: int, account: BrokerageAccount, pag
     if seen is not None:
         seen.update(prepared.seen)
     return store_page(session, account.id, prepared)
+
+
+def open_quarantined_ids(session: Session, account_id: int) -> set[str]:
+    """Ids of this account's records that are still open in the issues ledger as quarantined."""
+    issue = SyncIssue.__table__.c
+    return set(session.execute(sa.select(issue.snaptrade_activity_id).where(
+        issue.kind == "quarantined", issue.account_id == account_id, issue.resolved_at.is_(None),
+        issue.snaptrade_activity_id.is_not(None))).scalars())  # fmt: skip
+
+
+def resolve_fixed_issues(session: Session, account_id: int, activity_ids: set[str], run_id: int) -> int:
+    """Close the quarantine entries of records that this run stored cleanly, naming the run (the caller commits)."""
+    issue = SyncIssue.__table__.c
+    result = session.execute(sa.update(SyncIssue.__table__).where(
+        issue.kind == "quarantined", issue.account_id == account_id, issue.resolved_at.is_(None),
+        issue.snaptrade_activity_id.in_(sorted(activity_ids))).values(resolved_at=utcnow(), resolved_by=f"sync run #{run_id}"))  # fmt: skip
+    return result.rowcount
+
+
+def _close_fixed_issues(session: Session, account_id: int, prepared: PreparedPage, open_ids: set[str], run_id: int) -> None:
+    """One page's share: the open ids are read once per account, so a page with none of them costs no query."""
+    fixed = open_ids.intersection(prepared.params)
+    if fixed:
+        resolve_fixed_issues(session, account_id, fixed, run_id)
+        open_ids.difference_update(fixed)
+    open_ids.update(i["snaptrade_activity_id"] for i in prepared.issues if i["snaptrade_activity_id"])
 
 
 _UNSAFE_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
@@ -390,10 +418,12 @@ _END = object()
 class PagePipeline:
     """Pages of one account through two background stages, fetch and prepare, each one page ahead of
     the next stage; iterating yields prepared pages in order. A stage's exception is raised to the
-    consumer at that page. Leaving the `with` block stops both threads and waits for them."""
+    consumer at that page, and StopRequested when `should_stop` turns true while a page is awaited. Leaving
+    the `with` block stops both threads and waits for them (after a stop, for two seconds at most)."""
 
-    def __init__(self, fetch: Callable[[int], ActivityPage], prepare: Callable[[ActivityPage], PreparedPage], offset: int):
-        self._fetch, self._prepare, self._offset = fetch, prepare, offset
+    def __init__(self, fetch: Callable[[int], ActivityPage], prepare: Callable[[ActivityPage], PreparedPage], offset: int,
+                 should_stop: Callable[[], bool] = lambda: False):  # fmt: skip
+        self._fetch, self._prepare, self._offset, self._should_stop = fetch, prepare, offset, should_stop
         self._fetched: queue.Queue = queue.Queue(maxsize=1)
         self._prepared: queue.Queue = queue.Queue(maxsize=1)
         self._stop = threading.Event()
@@ -405,18 +435,26 @@ class PagePipeline:
             t.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self._stop.set()
         for q in (self._fetched, self._prepared):  # unblock a stage waiting to hand over a page
             with contextlib.suppress(queue.Empty):
                 while True:
                     q.get_nowait()
+        # A stop does not wait out a request in flight or its retry backoff: the fetch thread holds no
+        # session, and it ends by itself when that request returns.
+        wait = 2.0 if exc_type is StopRequested else None
         for t in self._threads:
-            t.join()
+            t.join(wait)
 
     def __iter__(self):
         while True:
-            item = self._prepared.get()
+            try:
+                item = self._prepared.get(timeout=0.2)
+            except queue.Empty:
+                if self._should_stop():  # a slow or retried page must not hold up a stop
+                    raise StopRequested() from None
+                continue
             if item is _END:
                 return
             if isinstance(item, BaseException):
@@ -518,8 +556,12 @@ def execute_run(
     client: SnapTradeClient | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TransactionSyncLog], None] | None = None,
+    stop_status: str = "queued",
 ) -> TransactionSyncLog:
-    """Run a claimed (running) sync to its end and return the finished row."""
+    """Run a claimed (running) sync to its end and return the finished row.
+
+    When `should_stop` turns true the run ends with `stop_status`: "queued" (a worker shutting down: another
+    worker resumes it) or "interrupted" (the CLI was told to stop: the next sync resumes from its checkpoint)."""
     engine = engine or get_engine()
     settings = get_settings()
     with Session(engine, expire_on_commit=False) as session:
@@ -537,12 +579,7 @@ def execute_run(
             return _execute(session, rep, settings, should_stop, on_progress, started, prior_duration)
         except StopRequested:
             session.rollback()
-            run = session.get(TransactionSyncLog, run_id, populate_existing=True)
-            run.status, run.phase, run.worker_id = "queued", "queued (worker stopped; will resume)", None
-            run.duration_seconds = prior_duration + (time.monotonic() - started)
-            session.add(run)
-            session.commit()
-            return run
+            return _stopped(session, run_id, stop_status, prior_duration + (time.monotonic() - started))
         except Exception as exc:  # noqa: BLE001 - a run must always end with a recorded status
             log.exception("sync run %s crashed", run_id)
             try:
@@ -554,6 +591,20 @@ def execute_run(
             except Exception:  # noqa: BLE001 - e.g. the database itself is gone
                 log.error("run %s could not record its failure; it will be recovered as interrupted", run_id)
                 raise RunAbandoned(run_id) from None
+
+
+def _stopped(session, run_id: int, status: str, duration: float) -> TransactionSyncLog:
+    run = session.get(TransactionSyncLog, run_id, populate_existing=True)
+    if status == "interrupted":
+        run.status, run.phase, run.completed_at = "interrupted", "interrupted", utcnow()
+        run.error_message = f"Stopped on request after {run.pages_done} page(s); the next sync resumes from its checkpoint."
+    else:
+        run.status, run.phase = "queued", "queued (worker stopped; will resume)"
+    run.worker_id = None
+    run.duration_seconds = duration
+    session.add(run)
+    session.commit()
+    return run
 
 
 def _finish(session, run, status, message, details, started, prior_duration) -> TransactionSyncLog:
@@ -623,8 +674,8 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
     accounts = list(session.exec(
         select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id, BrokerageAccount.is_active.is_(True),
                                        BrokerageAccount.sync_enabled.is_(True)).order_by(BrokerageAccount.id)))  # fmt: skip
-    checkpoint = dict(run.checkpoint or {})
-    cp_accounts: dict = dict(checkpoint.get("accounts") or {})
+    # A deep copy: the per-account entries change in place below, and must not alias the loaded column value.
+    cp_accounts: dict = copy.deepcopy((run.checkpoint or {}).get("accounts") or {})
     outcomes: list[AccountOutcome] = [_outcome_from(o) for o in (run.account_breakdown or [])]
     done_ids = {o.account_id for o in outcomes if o.status in ("synced", "skipped")}
     outcomes = [o for o in outcomes if o.account_id in done_ids]
@@ -656,7 +707,7 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
         if outcome.status != "failed":
             cp_accounts.pop(account.snaptrade_account_id, None)
         rep.update(accounts_done=sum(1 for o in outcomes if o.status in ("synced", "skipped")),
-                   account_breakdown=[o.as_dict() for o in outcomes], checkpoint={"accounts": cp_accounts})  # fmt: skip
+                   account_breakdown=[o.as_dict() for o in outcomes], checkpoint=_checkpoint(cp_accounts))  # fmt: skip
 
     failed = [o for o in outcomes if o.status == "failed"]
     ok = [o for o in outcomes if o.status != "failed"]
@@ -668,6 +719,13 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
     status = "partial" if ok or rep.run.transactions_fetched else "failed"
     return _finish(session, rep.run, status, f"{len(failed)} of {len(outcomes)} account(s) could not be synced — {reasons}",
                    None, started, prior_duration)  # fmt: skip
+
+
+def _checkpoint(cp_accounts: dict) -> dict:
+    """A new value for the JSON column each time. SQLAlchemy writes a JSON attribute only when the value
+    assigned differs from the one it holds, and a value sharing `cp_accounts` (changed in place) never does:
+    the resume point then stayed at the offset of the first write."""
+    return {"accounts": copy.deepcopy(cp_accounts)}
 
 
 def _outcome_from(d: dict) -> AccountOutcome:
@@ -701,7 +759,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
     session.add(account)
     cp_accounts[account.snaptrade_account_id] = cp
     rep.update(phase=f"fetching {account.account_name or account.snaptrade_account_id}",
-               checkpoint={"accounts": cp_accounts})  # fmt: skip
+               checkpoint=_checkpoint(cp_accounts))  # fmt: skip
 
     offset = int(cp.get("offset") or 0)
     page_size = min(1000, settings.sync_page_size)
@@ -722,7 +780,8 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
     # Fetching, normalizing and writing run at once on consecutive pages (two threads feed this one):
     # SnapTrade's time, our CPU time and the database's time overlap. Pages are still written and
     # committed strictly in order (the checkpoint is an offset).
-    with PagePipeline(fetch_page, prepare, offset) as pages:
+    open_issues = open_quarantined_ids(session, account.id)
+    with PagePipeline(fetch_page, prepare, offset, should_stop) as pages:
         for prepared in pages:
             if should_stop():
                 raise StopRequested()
@@ -732,6 +791,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
                 run.pages_total += pages_for_account - pages_counted_for_account
                 pages_counted_for_account = pages_for_account
             counts = store_page(session, account.id, prepared)
+            _close_fixed_issues(session, account.id, prepared, open_issues, run.id)
             if seen is not None:
                 seen.update(prepared.seen)
             if counts.latest_trade_date and (max_trade is None or counts.latest_trade_date > max_trade):
@@ -746,7 +806,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
             c.skipped += counts.skipped
             rep.add_counts(counts)
             cp["offset"] = offset
-            rep.update(pages_done=run.pages_done + 1, checkpoint={"accounts": cp_accounts})  # page + progress: one commit
+            rep.update(pages_done=run.pages_done + 1, checkpoint=_checkpoint(cp_accounts))  # page + progress: one commit
             if on_progress:
                 on_progress(run)
 

@@ -24,7 +24,9 @@ from core.storage.models import (
     utcnow,
 )
 
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 5  # runs in one chain of stale-run recoveries; after that a person should look
+REQUEUED_MESSAGE = "The worker stopped during this run (no heartbeat); it was requeued to resume."
+GAVE_UP_MESSAGE = "The worker stopped during this run and the {n} before it, so it was not requeued; the next sync {then}."
 SYNCABLE_CONNECTION_STATUSES = ("active", "needs_reconnect", "error", "pending")
 
 
@@ -73,7 +75,14 @@ def enqueue_sync(
     checkpoint: dict | None = None,
     error_details: dict | None = None,
 ) -> tuple[TransactionSyncLog, bool]:
-    """Queue a sync of one connection, or join the one already queued or running (created=False)."""
+    """Queue a sync of one connection, or join the one already queued or running (created=False).
+
+    A new run without a checkpoint of its own resumes where the connection's last run stopped unfinished."""
+    if checkpoint is None:
+        unfinished = _unfinished_run(session, user_id, connection_id, full)
+        if unfinished is not None:
+            checkpoint = unfinished.checkpoint
+            error_details = {**(error_details or {}), "resumed_from": unfinished.id}
     for _ in range(3):
         existing = _active_run(session, connection_id)
         if existing is not None:
@@ -111,6 +120,21 @@ def enqueue_sync(
     if existing is None:
         raise RuntimeError("could not enqueue a sync: the queue is contended")
     return existing, False
+
+
+def _unfinished_run(session: Session, user_id: int, connection_id: int, full: bool) -> TransactionSyncLog | None:
+    """The connection's latest run when it stopped with a checkpoint and no result (interrupted, or failed
+    after its attempts ran out): every page before its checkpoint is stored, so there is no need to re-read
+    them. A full sync does not take an incremental run's window."""
+    last = session.exec(
+        select(TransactionSyncLog)  # (user_id, queued_at) index: a walk over this user's runs only
+        .where(TransactionSyncLog.user_id == user_id, TransactionSyncLog.connection_id == connection_id)
+        .order_by(TransactionSyncLog.queued_at.desc(), TransactionSyncLog.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.status not in ("interrupted", "failed") or not (last.checkpoint or {}).get("accounts"):
+        return None
+    return None if full and not last.full_sync else last
 
 
 def manual_sync_quota(session: Session, user_id: int, now: datetime | None = None) -> ManualSyncQuota:
@@ -260,43 +284,67 @@ def claim_run(session: Session, run_id: int, worker_id: str) -> TransactionSyncL
     return session.get(TransactionSyncLog, run_id, populate_existing=True) if result.rowcount == 1 else None
 
 
+def _stale(cutoff: datetime):
+    """A running run whose worker has not beaten since `cutoff`: it is gone (crashed, killed, cut off)."""
+    beat = TransactionSyncLog.heartbeat_at
+    return sa.and_(TransactionSyncLog.status == "running", sa.or_(beat.is_(None), beat < cutoff))
+
+
+def _stale_cutoff(stale_after_seconds: int | float | None) -> datetime:
+    return utcnow() - timedelta(seconds=stale_after_seconds or get_settings().sync_stale_after_seconds)
+
+
 def recover_stale_runs(session: Session, stale_after_seconds: int | None = None) -> list[int]:
     """Runs whose worker died (no heartbeat) become interrupted and a resuming run is queued."""
-    stale_after = stale_after_seconds or get_settings().sync_stale_after_seconds
-    cutoff = utcnow() - timedelta(seconds=stale_after)
-    stale = session.exec(
-        select(TransactionSyncLog).where(
-            TransactionSyncLog.status == "running",
-            sa.or_(TransactionSyncLog.heartbeat_at.is_(None), TransactionSyncLog.heartbeat_at < cutoff),
-        )
-    ).all()
-    requeued: list[int] = []
-    for run in stale:
-        claimed = session.execute(
-            sa.update(TransactionSyncLog)
-            .where(TransactionSyncLog.id == run.id, TransactionSyncLog.status == "running",
-                   TransactionSyncLog.heartbeat_at == run.heartbeat_at)
-            .values(status="interrupted", phase="interrupted", completed_at=utcnow(),
-                    error_message="The worker stopped during this run (no heartbeat); it was requeued to resume.")
-        )  # fmt: skip
-        session.commit()
-        if claimed.rowcount != 1 or run.connection_id is None:
-            continue
-        attempts = (run.error_details or {}).get("attempt_chain", 1) + 1
-        if attempts > MAX_ATTEMPTS:
-            continue
-        new_run, created = enqueue_sync(
-            session,
-            user_id=run.user_id,
-            connection_id=run.connection_id,
-            trigger=run.trigger,
-            full=run.full_sync,
-            checkpoint=run.checkpoint,
-            error_details={"resumed_from": run.id, "attempt_chain": attempts},
-        )
-        if created:
-            requeued.append(new_run.id)
-    return requeued
+    stale = session.exec(select(TransactionSyncLog).where(_stale(_stale_cutoff(stale_after_seconds)))).all()
+    requeued = [_end_stale_run(session, run) for run in stale]
+    return [run_id for run_id in requeued if run_id is not None]
+
+
+def take_over_stale_run(session: Session, run_id: int, stale_after_seconds: float | None = None) -> TransactionSyncLog | None:
+    """For the CLI, which would otherwise wait on a run forever: when that run's worker is gone (the rule of
+    recover_stale_runs), end it and return the queued run that resumes it; None while the run is alive."""
+    run = session.exec(select(TransactionSyncLog).where(TransactionSyncLog.id == run_id,
+                                                        _stale(_stale_cutoff(stale_after_seconds)))).first()  # fmt: skip
+    if run is None or run.connection_id is None:
+        return None
+    _end_stale_run(session, run)
+    # Joins the resuming run, or (attempts spent) starts a new one from the checkpoint: the user asked.
+    return enqueue_sync(session, user_id=run.user_id, connection_id=run.connection_id, trigger=run.trigger,
+                        full=run.full_sync)[0]  # fmt: skip
+
+
+def _end_stale_run(session: Session, run: TransactionSyncLog) -> int | None:
+    """Interrupt one stale run and queue its resuming run (the new id); once MAX_ATTEMPTS runs of a chain
+    died, fail it instead, saying so: staff see it among the failed runs, and the connection's next sync
+    still resumes from its checkpoint (enqueue_sync)."""
+    chain = (run.error_details or {}).get("attempt_chain", 1)
+    gave_up = chain >= MAX_ATTEMPTS
+    if gave_up:
+        then = "resumes from its checkpoint" if (run.checkpoint or {}).get("accounts") else "starts it over"
+        values = {"status": "failed", "phase": "done", "error_message": GAVE_UP_MESSAGE.format(n=chain - 1, then=then),
+                  "error_details": {**(run.error_details or {}), "gave_up": True}}  # fmt: skip
+    else:
+        values = {"status": "interrupted", "phase": "interrupted", "error_message": REQUEUED_MESSAGE}
+    claimed = session.execute(
+        sa.update(TransactionSyncLog)
+        .where(TransactionSyncLog.id == run.id, TransactionSyncLog.status == "running",
+               TransactionSyncLog.heartbeat_at == run.heartbeat_at)
+        .values(completed_at=utcnow(), **values)
+    )  # fmt: skip
+    session.commit()
+    if claimed.rowcount != 1 or run.connection_id is None or gave_up:
+        return None
+    new_run, created = enqueue_sync(
+        session,
+        user_id=run.user_id,
+        connection_id=run.connection_id,
+        trigger=run.trigger,
+        full=run.full_sync,
+        checkpoint=run.checkpoint,
+        error_details={"resumed_from": run.id, "attempt_chain": chain + 1},
+    )
+    return new_run.id if created else None
 
 
 def connections_due(session: Session, now: datetime | None = None, limit: int = 100) -> list[BrokerageConnection]:

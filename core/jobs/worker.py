@@ -126,7 +126,9 @@ class Worker:
         self.execute(run.id)
         return True
 
-    def execute(self, run_id: int) -> TransactionSyncLog:
+    def execute(self, run_id: int, stop_status: str = "queued") -> TransactionSyncLog:
+        """Run a claimed run with its heartbeat; on stop() it ends as `stop_status` (see execute_run)."""
         client = self.client_factory() if self.client_factory else None
         with Heartbeat(self.engine, run_id, every=get_settings().sync_heartbeat_seconds):
-            return execute_run(run_id, engine=self.engine, client=client, should_stop=lambda: self._stop.is_set())
+            return execute_run(run_id, engine=self.engine, client=client, should_stop=lambda: self._stop.is_set(),
+                               stop_status=stop_status)  # fmt: skip

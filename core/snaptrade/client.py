@@ -457,28 +457,54 @@ class SnapTradeClient:
             kwargs["start_date"] = start_date
         if end_date:
             kwargs["end_date"] = end_date
+
+        def fetch_and_read(**kw) -> _ReadAnswer:
+            # Read inside the retry loop: a 200 whose body is cut off or an HTML page is retried like a 5xx.
+            resp = self._sdk.account_information.get_account_activities(**kw)
+            return _ReadAnswer(resp.headers, _read_activities(resp, offset, limit))
+
         _raw_answer.wanted = True
         try:
-            resp = self._call(self._sdk.account_information.get_account_activities, pace_account=account_id,
-                              what="activities", **kwargs)
+            return self._call(fetch_and_read, pace_account=account_id, what="activities", **kwargs).page
         finally:
             _raw_answer.wanted = False
-        raw = getattr(getattr(resp, "response", None), "data", None)
-        try:
-            body, texts = split_page(raw.decode("utf-8"))
-        except (AttributeError, UnicodeDecodeError, ValueError) as exc:
-            raise UpstreamError(f"SnapTrade activities answer is not valid JSON: {exc}") from None
-        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise UpstreamError("SnapTrade activities answer is not {data, pagination}")
-        if texts is not None and len(texts) != len(body["data"]):
-            texts = None
-        pagination = body.get("pagination") or {}
-        try:
-            total = int(pagination.get("total", len(body["data"])))
-        except (TypeError, ValueError):
-            total = len(body["data"])
-        return ActivityPage(body["data"], total, int(pagination.get("offset") or offset),
-                            int(pagination.get("limit") or limit), texts)
+
+
+class UnreadablePage(json.JSONDecodeError):
+    """A 200 activities answer that is not JSON; a JSONDecodeError so the retry loop retries it."""
+
+    def __init__(self, detail: str):
+        super().__init__("the page was not valid JSON (cut off, or an HTML page)", "", 0)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.msg
+
+
+@dataclass
+class _ReadAnswer:
+    headers: Any  # what the pacer reads
+    page: ActivityPage
+
+
+def _read_activities(resp, offset: int, limit: int) -> ActivityPage:
+    raw = getattr(getattr(resp, "response", None), "data", None)
+    try:
+        body, texts = split_page(raw.decode("utf-8"))
+    except (AttributeError, UnicodeDecodeError, ValueError) as exc:
+        log.info("unreadable activities page at offset %s: %s", offset, exc)
+        raise UnreadablePage(str(exc)) from None
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise UpstreamError("SnapTrade activities answer is not {data, pagination}")
+    if texts is not None and len(texts) != len(body["data"]):
+        texts = None
+    pagination = body.get("pagination") or {}
+    try:
+        total = int(pagination.get("total", len(body["data"])))
+    except (TypeError, ValueError):
+        total = len(body["data"])
+    return ActivityPage(body["data"], total, int(pagination.get("offset") or offset),
+                        int(pagination.get("limit") or limit), texts)
 
 
 def new_snaptrade_user_id() -> str:

@@ -6,16 +6,21 @@ import csv
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 
 from core.reads.export import COLUMNS as EXPORT_KEYS
-from core.storage.models import AppUser, BrokerageTransaction, SnapTradeUser
+from core.storage.models import AppUser, BrokerageTransaction, SnapTradeUser, TransactionSyncLog
+from tests.core.ingest.test_sync import assert_matches_ground_truth
+from tests.faults.test_crash_recovery import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 OUTPUTS: list[str] = []
 
 
-def cli(env, *args, stdin: str | None = None) -> subprocess.CompletedProcess:
+def cli(env, *args, stdin: str | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     r = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=dict(env, LOG_LEVEL="DEBUG"), input=stdin,
-                       capture_output=True, text=True, timeout=180)  # fmt: skip
+                       capture_output=True, text=True, timeout=timeout)  # fmt: skip
     OUTPUTS.append(r.stdout + r.stderr)
     return r
 
@@ -180,3 +185,124 @@ def test_cli_reset_secret_rotates_and_after_a_refusal_registers_again(engine, db
     printed = "\n".join(OUTPUTS)
     for secret in (first, second, new):
         assert secret not in printed
+
+
+# --------------------------------------------------------------------------- a sync that crashes, is stopped, or follows a worker
+
+
+def cli_popen(env, log_path, *args) -> subprocess.Popen:
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def latest_run(engine) -> TransactionSyncLog | None:
+    with Session(engine) as s:
+        return s.exec(select(TransactionSyncLog).order_by(TransactionSyncLog.id.desc())).first()
+
+
+def saved_offset(run: TransactionSyncLog) -> int:
+    [account] = run.checkpoint["accounts"].values()
+    return account["offset"]
+
+
+def one_slow_account(engine, db_url, sandbox, tmp_path, history_size: int = 9000) -> dict:
+    """A user "frank" with one 9-page account, a sandbox that answers in 100 ms, and a short stale-run rule."""
+    env = cli_env(sandbox, db_url, tmp_path)
+    env.update({"SYNC_STALE_AFTER_SECONDS": "2", "SYNC_HEARTBEAT_SECONDS": "0.3", "HTTP_BACKOFF_BASE_SECONDS": "0.05",
+                "WORKER_POLL_SECONDS": "0.2", "LOG_LEVEL": "WARNING"})  # fmt: skip
+    cli(env, "users", "add", "frank", "--password-stdin", stdin="a long enough password\n")
+    assert cli(env, "connect", "frank").returncode == 0
+    with Session(engine) as s:
+        st = s.exec(select(SnapTradeUser)).one().snaptrade_user_id
+    sandbox.create_connection(st, broker="SANDBOX_CRYPTO", history_size=history_size)
+    sandbox.set_faults(latency_ms=100)
+    return env
+
+
+def reset_request_log_after_the_dead(sandbox) -> None:
+    """The sandbox logs a request when it answers: let the requests a dead or stopped client left in
+    flight (100 ms each) land before the log is cleared, so they are not taken for the next client's."""
+    time.sleep(1.0)
+    sandbox.reset_request_log()
+
+
+def first_activities_offset(sandbox) -> int:
+    return next(int(e["params"]["offset"]) for e in sandbox.request_log() if e["path_template"].endswith("/activities"))
+
+
+def test_cli_sync_takes_over_a_crashed_cli_sync_and_resumes_where_it_stopped(engine, db_url, sandbox, tmp_path):
+    env = one_slow_account(engine, db_url, sandbox, tmp_path)
+    first = cli_popen(env, tmp_path / "first.log", "sync", "frank")
+    try:
+        wait_for(lambda: (r := latest_run(engine)) and r.pages_done >= 2, 60, "two pages")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    crashed = latest_run(engine)
+    reset_request_log_after_the_dead(sandbox)
+    try:
+        second = cli(env, "sync", "frank", timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the second sync waited on the dead run instead of taking it over") from None
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "completed" in second.stdout and f"run {crashed.id}: its worker stopped answering" in second.stderr
+    assert first_activities_offset(sandbox) == saved_offset(crashed) == 1000 * crashed.pages_done, "resumed at the saved page"
+    with Session(engine) as s:
+        assert s.get(TransactionSyncLog, crashed.id).status == "interrupted"
+        assert_matches_ground_truth(s, sandbox, s.exec(select(AppUser.id)).one())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_cli_sync_stops_cleanly_on_a_signal_and_the_next_sync_resumes(engine, db_url, sandbox, tmp_path, signum):
+    env = one_slow_account(engine, db_url, sandbox, tmp_path)
+    proc = cli_popen(env, tmp_path / "stopped.log", "sync", "frank")
+    try:
+        wait_for(lambda: (r := latest_run(engine)) and r.pages_done >= 2, 60, "two pages")
+        proc.send_signal(signum)
+        code = proc.wait(timeout=15)
+    finally:
+        proc.kill()
+    output = (tmp_path / "stopped.log").read_text()
+    assert code != 0 and "Traceback" not in output and "stopped on request" in output, output[-2000:]
+    stopped = latest_run(engine)
+    assert stopped.status == "interrupted" and stopped.error_message.startswith("Stopped on request")
+    assert saved_offset(stopped) == 1000 * stopped.pages_done >= 2000
+    reset_request_log_after_the_dead(sandbox)
+    again = cli(env, "sync", "frank")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert first_activities_offset(sandbox) == saved_offset(stopped)
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, s.exec(select(AppUser.id)).one())
+
+
+def test_cli_sync_following_a_workers_run_stops_on_sigterm_and_leaves_the_run_alone(engine, db_url, sandbox, tmp_path):
+    env = one_slow_account(engine, db_url, sandbox, tmp_path, history_size=20000)
+    sandbox.set_faults(latency_ms=300)  # the worker's run lasts well past the follower's stop
+    with Session(engine, expire_on_commit=False) as s:
+        from core.accounts.connections import reconcile_connections
+        from core.jobs import queue as jobs
+
+        uid = s.exec(select(AppUser.id)).one()
+        reconcile_connections(s, user_id=uid)
+        [run] = jobs.request_manual_sync(s, user_id=uid)
+    worker = cli_popen(env, tmp_path / "worker.log", "worker")
+    try:
+        wait_for(lambda: (r := latest_run(engine)) and r.status == "running" and r.pages_done >= 1, 60, "the worker's run")
+        follower = cli_popen(env, tmp_path / "follower.log", "sync", "frank")
+        try:
+            # Its progress bar is drawn: it is in the loop that follows the worker's run.
+            wait_for(lambda: "pages " in (tmp_path / "follower.log").read_text(), 30, "the follower's progress")
+            follower.send_signal(signal.SIGTERM)
+            try:
+                code = follower.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("SIGTERM did not stop a sync that follows a worker's run") from None
+        finally:
+            follower.kill()
+        assert latest_run(engine).status == "running", "the follower stopped before the run ended"
+        assert code != 0 and "Traceback" not in (tmp_path / "follower.log").read_text()
+        assert latest_run(engine).id == run.id
+        wait_for(lambda: latest_run(engine).status == "completed", 120, "the worker to finish its run")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=30)

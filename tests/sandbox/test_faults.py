@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -10,6 +11,7 @@ import requests
 from snaptrade_client import ApiException
 
 from tests.sandbox.conftest import make_client
+from tests.sandbox.test_signing import _raw
 
 
 @pytest.fixture
@@ -124,3 +126,29 @@ def test_a_short_hold_delays_every_api_answer(sb, client, user):
     t0 = time.perf_counter()
     client.connections.list_brokerage_authorizations(**user.creds)
     assert time.perf_counter() - t0 >= 0.3
+
+
+@pytest.mark.parametrize("kind", ["truncated", "html"])
+def test_corrupt_pages_answers_200_with_an_unreadable_body_after_the_good_ones(sb, user, account, kind):
+    def raw_page():
+        resp = _raw(sb, "GET", f"/accounts/{account}/activities", {"userId": user.user_id, "userSecret": user.secret})
+        return resp.status_code, resp.content
+
+    sb.corrupt_pages(count=2, kind=kind, after=1)
+    answers = [raw_page() for _ in range(4)]
+    assert [status for status, _ in answers] == [200] * 4
+    assert json.loads(answers[0][1])["data"] and json.loads(answers[3][1])["data"]  # one good, two bad, good again
+    for _, body in answers[1:3]:
+        with pytest.raises(ValueError):
+            json.loads(body)
+    sb.corrupt_pages(count=-1)
+    sb.set_faults()  # clears it
+    assert json.loads(raw_page()[1])["data"]
+
+
+def test_request_log_keeps_each_query_without_the_user_secret(sb, client, user, account):
+    sb.reset_request_log()
+    client.account_information.get_account_activities(account_id=account, offset=5, limit=3, **user.creds)
+    [entry] = sb.request_log()
+    assert entry["params"]["offset"] == "5" and entry["params"]["limit"] == "3"
+    assert "userSecret" not in entry["params"] and user.secret not in str(entry)

@@ -416,3 +416,126 @@ def test_page_pipeline_stops_its_threads_when_the_consumer_leaves_early():
     assert len(fetched) <= 4  # it reads ahead a few pages, not the whole history
     with PagePipeline(lambda at: _Page(3, 3, at), lambda p: p, 0) as pages:
         assert [p.offset for p in pages] == [0]  # the last page ends the stream
+
+
+def test_page_pipeline_stops_while_a_page_is_slow():
+    import time
+
+    from core.ingest.sync import PagePipeline, StopRequested
+
+    stop = {"now": False}
+
+    def slow_fetch(at):
+        if at > 0:
+            stop["now"] = True
+            time.sleep(5)  # a request that hangs, or retries with backoff
+        return _Page(10, 100, at)
+
+    t0 = time.monotonic()
+    with pytest.raises(StopRequested), PagePipeline(slow_fetch, lambda p: p, 0, should_stop=lambda: stop["now"]) as pages:
+        for _ in pages:
+            pass
+    assert time.monotonic() - t0 < 4, "the stop waited for the slow page"
+
+
+# --------------------------------------------------------------------------- resume point, unreadable pages, ledger
+
+
+def _first_run(engine, uid, **kw):
+    """Reconcile, queue and claim one run of the user's only connection: (run id, connection id)."""
+    from core.accounts.connections import reconcile_connections
+    from core.jobs import queue as jobs
+
+    with Session(engine, expire_on_commit=False) as s:
+        reconcile_connections(s, user_id=uid)
+        conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == uid)).one()
+        run, _ = jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="initial", **kw)
+        jobs.claim_run(s, run.id, "test-worker")
+    return run.id, conn.id
+
+
+def quick_retries(settings_env, **more) -> None:
+    from core.settings import reset_settings_cache
+
+    for name, value in {"HTTP_BACKOFF_BASE_SECONDS": "0.01", **more}.items():
+        settings_env.setenv(name, value)
+    reset_settings_cache()
+
+
+def activity_offsets(sandbox) -> list[int]:
+    """The offsets of the activities requests in the sandbox's request log, in order."""
+    return [int(e["params"].get("offset", 0)) for e in sandbox.request_log() if e["path_template"].endswith("/activities")]
+
+
+def test_the_saved_resume_point_advances_with_every_committed_page(engine, sandbox):
+    from core.ingest.sync import execute_run
+    from core.storage.models import TransactionSyncLog
+
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=3500)
+    run_id, _ = _first_run(engine, uid)
+    saved = []
+
+    def read_checkpoint(_run):  # called after each page's commit: what another process would see
+        with Session(engine) as s:
+            cp = s.get(TransactionSyncLog, run_id).checkpoint
+            saved.append([a["offset"] for a in cp["accounts"].values()])
+
+    run = execute_run(run_id, engine=engine, on_progress=read_checkpoint)
+    assert run.status == "completed"
+    assert saved == [[1000], [2000], [3000], [3500]]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "html"])
+def test_an_unreadable_page_is_retried_and_the_run_completes(engine, sandbox, settings_env, kind):
+    quick_retries(settings_env)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=2500)
+    sandbox.corrupt_pages(count=1, kind=kind, after=1)  # the second page comes back unreadable once
+    sandbox.reset_request_log()
+    [run] = sync_now(engine, uid)
+    assert run.status == "completed", run.error_message
+    assert activity_offsets(sandbox) == [0, 1000, 1000, 2000]
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_a_page_that_stays_unreadable_ends_the_run_partial_with_a_short_reason(engine, sandbox, settings_env):
+    quick_retries(settings_env, HTTP_MAX_RETRIES="2")
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=2500)
+    sandbox.corrupt_pages(count=-1, after=1)
+    sandbox.reset_request_log()
+    [run] = sync_now(engine, uid)
+    assert activity_offsets(sandbox) == [0, 1000, 1000, 1000]  # our retry policy: 1 + 2 retries
+    assert run.status == "partial" and run.transactions_new == 1000
+    assert "not valid JSON" in run.error_message and len(run.error_message) < 200, run.error_message
+    sandbox.set_faults()
+    assert [r.status for r in sync_now(engine, uid)] == ["completed"]
+    with Session(engine) as s:
+        assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_a_quarantined_record_that_later_imports_cleanly_is_resolved_naming_the_run(engine, sandbox):
+    sandbox.set_faults(malformed_rate=0.05, seed=3)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=1200)
+    sync_now(engine, uid)
+    with Session(engine) as s:
+        issues = s.exec(select(SyncIssue).where(SyncIssue.kind == "quarantined")).all()
+    with_id = {i.id for i in issues if i.snaptrade_activity_id}
+    assert with_id and len(with_id) < len(issues), "some bad records have an id, some have none"
+    sandbox.set_faults()  # SnapTrade now serves those records intact
+    [fixer] = sync_now(engine, uid, full=True)
+    assert fixer.status == "completed"
+    with Session(engine) as s:
+        after = {i.id: i for i in s.exec(select(SyncIssue).where(SyncIssue.kind == "quarantined"))}
+        stored = set(s.exec(select(BrokerageTransaction.snaptrade_activity_id)))
+    for issue_id in with_id:
+        assert after[issue_id].resolved_at is not None and after[issue_id].resolved_by == f"sync run #{fixer.id}"
+        assert after[issue_id].snaptrade_activity_id in stored
+    assert all(after[i].resolved_at is None for i in after if i not in with_id), "no id: nothing proves it was fixed"

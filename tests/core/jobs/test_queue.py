@@ -113,3 +113,75 @@ def test_manual_sync_quota_counts_the_window(session, uid):
 def test_no_connection_gives_a_clear_message(session, uid):
     with pytest.raises(jobs.NothingToSync, match="connect a broker"):
         jobs.request_manual_sync(session, user_id=uid)
+
+
+CHECKPOINT = {"accounts": {"a1": {"offset": 3000, "t0": "2026-01-01T00:00:00+00:00", "track": False, "start": None}}}
+
+
+def _crashed_run(session, c, uid, *, chain: int, checkpoint=CHECKPOINT) -> TransactionSyncLog:
+    """A running run of `c` whose worker died ten minutes ago, the `chain`-th attempt in a row."""
+    run, _ = jobs.enqueue_sync(session, user_id=uid, connection_id=c.id, trigger="initial")
+    jobs.claim_run(session, run.id, "dead-worker")
+    session.execute(sa.update(TransactionSyncLog).where(TransactionSyncLog.id == run.id).values(
+        heartbeat_at=utcnow() - timedelta(minutes=10), checkpoint=checkpoint,
+        error_details={"attempt_chain": chain} if chain > 1 else None))  # fmt: skip
+    session.commit()
+    return run
+
+
+def test_when_attempts_run_out_the_run_says_so_needs_a_person_and_the_next_sync_resumes(session, uid):
+    from core.reads.queries import problem_runs
+
+    c = _conn(session, uid, status="active", auto_sync_enabled=True)
+    last = _crashed_run(session, c, uid, chain=jobs.MAX_ATTEMPTS)
+    assert jobs.recover_stale_runs(session, stale_after_seconds=60) == []  # not requeued again
+    last = session.get(TransactionSyncLog, last.id, populate_existing=True)
+    assert last.status == "failed" and "requeued" not in last.error_message.replace("not requeued", "")
+    assert "not requeued" in last.error_message and "resumes from its checkpoint" in last.error_message
+    assert last.id in set(problem_runs(session)["id"]), "staff see it among the runs that need a person"
+    # The next scheduled sync starts where it stopped, with a fresh chain of attempts.
+    c.next_sync_at = utcnow() - timedelta(minutes=1)
+    session.add(c)
+    session.commit()
+    [next_id] = schedule_due(session)
+    nxt = session.get(TransactionSyncLog, next_id)
+    assert nxt.checkpoint == CHECKPOINT and nxt.error_details == {"resumed_from": last.id}
+    # A full sync asked for later reads everything again instead of taking the incremental run's window.
+    nxt.status = "interrupted"
+    session.add(nxt)
+    session.commit()
+    full, _ = jobs.enqueue_sync(session, user_id=uid, connection_id=c.id, trigger="manual", full=True)
+    assert full.checkpoint is None
+
+
+def test_a_completed_run_leaves_nothing_to_resume(session, uid):
+    c = _conn(session, uid)
+    run = _crashed_run(session, c, uid, chain=1)
+    session.execute(sa.update(TransactionSyncLog).where(TransactionSyncLog.id == run.id).values(status="completed"))
+    session.commit()
+    nxt, _ = jobs.enqueue_sync(session, user_id=uid, connection_id=c.id, trigger="scheduled")
+    assert nxt.checkpoint is None and nxt.error_details is None
+
+
+def test_a_cli_waiting_on_a_dead_run_takes_it_over_by_the_workers_rule(session, uid, settings_env):
+    settings_env.setenv("SYNC_STALE_AFTER_SECONDS", "60")
+    from core.settings import reset_settings_cache
+
+    reset_settings_cache()
+    c = _conn(session, uid)
+    alive, _ = jobs.enqueue_sync(session, user_id=uid, connection_id=c.id, trigger="manual")
+    jobs.claim_run(session, alive.id, "live-worker")
+    assert jobs.take_over_stale_run(session, alive.id) is None  # a fresh heartbeat: keep following it
+    session.execute(sa.update(TransactionSyncLog).where(TransactionSyncLog.id == alive.id).values(
+        heartbeat_at=utcnow() - timedelta(minutes=2), checkpoint=CHECKPOINT))  # fmt: skip
+    session.commit()
+    successor = jobs.take_over_stale_run(session, alive.id)
+    dead = session.get(TransactionSyncLog, alive.id, populate_existing=True)
+    assert dead.status == "interrupted" and successor.status == "queued" and successor.checkpoint == CHECKPOINT
+    assert successor.error_details["resumed_from"] == dead.id
+    # Attempts spent: the CLI still goes on, from the checkpoint, since a person asked for it.
+    c2 = _conn(session, uid, 2)
+    spent = _crashed_run(session, c2, uid, chain=jobs.MAX_ATTEMPTS)
+    successor = jobs.take_over_stale_run(session, spent.id)
+    assert session.get(TransactionSyncLog, spent.id, populate_existing=True).status == "failed"
+    assert successor.status == "queued" and successor.checkpoint == CHECKPOINT
