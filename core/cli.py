@@ -1,4 +1,5 @@
-"""Command line: `python -m core migrate | users add | connect | sync | export | worker | rotate-key | banner`.
+"""Command line: `python -m core migrate | users add | connect | sync | export | journal rebuild | worker |
+rotate-key | banner`.
 
 These commands and their output are a contract other tools rely on (see the README).
 """
@@ -164,6 +165,23 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_journal_rebuild(args) -> int:
+    from core.journal.upkeep import rebuild_everyone, rebuild_user
+
+    if bool(args.all) == bool(args.username):
+        print("error: name one user or give --all", file=sys.stderr)
+        return 2
+    with Session(get_engine(), expire_on_commit=False) as session:
+        if args.all:
+            results = rebuild_everyone(session)
+        else:
+            results = [(args.username, rebuild_user(session, _user_id(session, args.username)))]
+    for username, r in results:
+        print(f"{username}: journal rebuilt from {r.activities} activities in {r.accounts} account(s), "
+              f"{r.pairs} instrument(s), {r.seconds:.2f} s")  # fmt: skip
+    return 0
+
+
 def cmd_worker(args) -> int:
     from core.jobs.worker import Worker
 
@@ -229,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["csv", "json"], default="csv")
     e.add_argument("--out")
     e.set_defaults(fn=cmd_export)
+    journal = sub.add_parser("journal", help="the trading journal").add_subparsers(dest="journal_command", required=True)
+    rebuild = journal.add_parser("rebuild", help="rebuild a user's journal (or everyone's) from the stored activities")
+    rebuild.add_argument("username", nargs="?")
+    rebuild.add_argument("--all", action="store_true", help="every user")
+    rebuild.set_defaults(fn=cmd_journal_rebuild)
     w = sub.add_parser("worker", help="run sync jobs and the scheduler")
     w.add_argument("--poll", type=float, default=None)
     w.set_defaults(fn=cmd_worker)

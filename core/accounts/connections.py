@@ -295,7 +295,11 @@ def disconnect_connection(
     session.execute(sa.update(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
                     .values(is_active=False, removed_at=now, updated_at=now))  # fmt: skip
     if not keep_history:
+        from core.journal.upkeep import upkeep_accounts  # here: the journal's upkeep imports this module
+
         session.execute(sa.delete(BrokerageTransaction).where(BrokerageTransaction.account_id.in_(account_ids)))
+        upkeep_accounts(session, session.execute(account_ids).scalars())  # its pairs go in the same commit
+        return
     session.commit()
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "datetime_or_none",
     "decimal_or_none",
     "normalize_activity",
+    "option_ticker_of",
     "parse_decimal",
     "parse_occ",
     "parse_snaptrade_date",
@@ -304,6 +305,13 @@ def _option_fields(option_symbol: Any) -> dict | None:
         "underlying_id": _ident(_field(underlying_symbol, "id"), _LIMITS["symbol_id"]),
         "underlying_name": _text(_field(underlying_symbol, "description")),
     }
+
+
+def option_ticker_of(option_symbol: Any) -> str | None:
+    """The option ticker an activity with this `option_symbol` is stored under (its OCC ticker in canonical
+    spelling, else one built from the structured fields): also how a broker's option position is named."""
+    fields = _option_fields(option_symbol)
+    return fields["option_ticker"] if fields else None
 
 
 def json_safe(value: Any) -> Any:

@@ -87,6 +87,18 @@ def option_multiplier(raw: Any) -> Decimal | None:
     return None
 
 
+def is_option_row(row: Any) -> bool:
+    return getattr(row, "security_type", None) == "option" or getattr(row, "option_ticker", None) is not None
+
+
+def row_instrument(row: Any) -> str | None:
+    """The instrument a stored row belongs to: its option ticker for an option row, else its symbol.
+
+    Migration 0005's triggers spell this rule in SQL to mark the (account, instrument) pairs a write
+    changes; tests/core/journal/test_upkeep.py holds the two equal."""
+    return getattr(row, "option_ticker", None) if is_option_row(row) else getattr(row, "symbol", None)
+
+
 def fill_from_row(
     row: Any, *, account: str | None = None, multiplier: Decimal | None = None
 ) -> Fill | Unplaceable | None:
@@ -99,8 +111,8 @@ def fill_from_row(
     kind = getattr(row, "transaction_type", None)
     if kind not in POSITION_TYPES and kind not in UNMODELLED_TYPES:
         return None
-    is_option = getattr(row, "security_type", None) == "option" or getattr(row, "option_ticker", None) is not None
-    instrument = getattr(row, "option_ticker", None) if is_option else getattr(row, "symbol", None)
+    is_option = is_option_row(row)
+    instrument = row_instrument(row)
     common: dict[str, Any] = {
         "activity_id": str(row.snaptrade_activity_id),
         "account": account if account is not None else str(getattr(row, "account_id", "")),
