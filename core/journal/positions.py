@@ -122,8 +122,9 @@ def read_account_positions(session: Session, client: SnapTradeClient, identity: 
 
 
 def store_positions(session: Session, account: BrokerageAccount, held: list[HeldPosition], read_at: datetime) -> None:
-    """Replace the account's broker positions by this read (no commit). Instruments whose short status
-    changed are marked dirty: whether a sell from flat is a real short depends on it."""
+    """Replace the account's broker positions by this read and recount what the history fails to explain
+    (no commit). Instruments whose short status changed are marked dirty: whether a sell from flat is a
+    real short depends on it."""
     before = _shorts(session, account.id)
     session.execute(sa.delete(P).where(P.c.account_id == account.id))
     if held:
@@ -136,6 +137,7 @@ def store_positions(session: Session, account: BrokerageAccount, held: list[Held
     state.positions_error = None
     session.add(state)
     session.flush()
+    refresh_reconciliations(session, [account])  # again after the upkeep, if a short changed a round trip
 
 
 def positions_ever_attempted(session: Session, account_id: int) -> bool:
