@@ -1,5 +1,5 @@
-"""Command line: `python -m core migrate | users add | connect | sync | export | journal rebuild | worker |
-rotate-key | banner`.
+"""Command line: `python -m core migrate | users add | connect | sync | export | journal rebuild | trades |
+positions | worker | rotate-key | banner`.
 
 These commands and their output are a contract other tools rely on (see the README).
 """
@@ -182,6 +182,24 @@ def cmd_journal_rebuild(args) -> int:
     return 0
 
 
+def cmd_journal_report(args) -> int:
+    """`trades` and `positions`: the stored journal as issue 22's JSON contract."""
+    import json
+
+    from core.journal.reads import positions_report, trades_report
+
+    report = trades_report if args.command == "trades" else positions_report
+    with Session(get_engine(), expire_on_commit=False) as session:
+        payload = report(session, _user_id(session, args.username))
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_worker(args) -> int:
     from core.jobs.worker import Worker
 
@@ -252,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("username", nargs="?")
     rebuild.add_argument("--all", action="store_true", help="every user")
     rebuild.set_defaults(fn=cmd_journal_rebuild)
+    for name, what in (("trades", "round trips, summary per currency and daily P&L"),
+                       ("positions", "history's positions beside the broker's")):  # fmt: skip
+        report = sub.add_parser(name, help=f"a user's {what} as JSON")
+        report.add_argument("username")
+        report.add_argument("--format", choices=["json"], default="json")
+        report.add_argument("--out")
+        report.set_defaults(fn=cmd_journal_report)
     w = sub.add_parser("worker", help="run sync jobs and the scheduler")
     w.add_argument("--poll", type=float, default=None)
     w.set_defaults(fn=cmd_worker)
