@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from core.journal.fills import POSITION_TYPES, Unplaceable, fill_from_row, row_instrument
+from core.journal.fills import POSITION_TYPES, UNMODELLED_TYPES, Unplaceable, fill_from_row, row_instrument
 from core.journal.trips import JournalResult, build
 from core.storage.models import (
     BrokerageAccount,
@@ -42,6 +42,7 @@ DERIVED = (
 # Past this many dirty pairs one pass over the account's rows beats a lookup per instrument.
 _FULL_READ_ABOVE = 400
 _CHUNK = 500  # keys per IN list
+_READ_TYPES = sorted(POSITION_TYPES | UNMODELLED_TYPES)
 
 
 def pair_key(row: Any) -> str:
@@ -147,7 +148,8 @@ def _row(record: Any) -> _Row:
 def _read_rows(session: Session, account: BrokerageAccount, keys: set[str] | None) -> list[_Row]:
     """The account's rows of these pairs (all its rows when keys is None), whatever their type."""
     dialect = session.get_bind().dialect.name
-    base = sa.select(*_COLUMNS, _mini_flag(dialect))
+    # Only rows fill_from_row may turn into something: cash rows (dividends, fees, deposits) never do.
+    base = sa.select(*_COLUMNS, _mini_flag(dialect)).where(T.c.transaction_type.in_(_READ_TYPES))
     if keys is None or len(keys) > _FULL_READ_ABOVE:
         rows = [_row(r) for r in session.execute(base.where(T.c.account_id == account.id))]
         return rows if keys is None else [r for r in rows if pair_key(r) in keys]
@@ -164,7 +166,7 @@ def _read_rows(session: Session, account: BrokerageAccount, keys: set[str] | Non
     if "" in keys:
         nameless = base.where(
             T.c.user_id == account.user_id,
-            T.c.transaction_type.in_(sorted(POSITION_TYPES)),
+            T.c.transaction_type.in_(sorted(POSITION_TYPES)),  # without an instrument only these are listed
             T.c.account_id == account.id,
             T.c.option_ticker.is_(None),
             sa.or_(T.c.symbol.is_(None), T.c.security_type == "option"),

@@ -316,6 +316,14 @@ def _round_trip(key: tuple[str, str, str | None], trip: _Trip, flags: set[str]) 
     )
 
 
+def _given_out(sign: int, value: Decimal | Fraction) -> Decimal:
+    """A lot's signed quantity or cost: a Decimal as it is (exact), a Fraction (left by a split) through
+    fraction_to_decimal. Sending every Decimal through a Fraction cost ~30 us a lot and changed no value."""
+    if type(value) is Decimal:
+        return value if sign > 0 else -value
+    return fraction_to_decimal(sign * value)
+
+
 def _open_position(key: tuple[str, str, str | None], book: _Book) -> OpenPosition | None:
     if not book.position:
         return None
@@ -324,14 +332,18 @@ def _open_position(key: tuple[str, str, str | None], book: _Book) -> OpenPositio
         OpenLot(
             activity_id=lot.activity_id,
             opened_on=lot.opened_on,
-            quantity=fraction_to_decimal(sign * Fraction(lot.quantity)),
-            cost=fraction_to_decimal(sign * Fraction(lot.cost)) if lot.cost is not None else None,
+            quantity=_given_out(sign, lot.quantity),
+            cost=_given_out(sign, lot.cost) if lot.cost is not None else None,
         )
         for lot in book.lots
     )
     costs = [lot.cost for lot in book.lots]
-    known = all(cost is not None for cost in costs)
-    basis = fraction_to_decimal(sign * sum(map(Fraction, costs), Fraction(0))) if known else None  # type: ignore[arg-type]
+    if not all(cost is not None for cost in costs):
+        basis = None
+    elif all(type(cost) is Decimal for cost in costs):
+        basis = sign * sum(costs, ZERO)  # type: ignore[arg-type]  # exact under the engine's context
+    else:
+        basis = fraction_to_decimal(sign * sum(map(Fraction, costs), Fraction(0)))  # type: ignore[arg-type]
     return OpenPosition(
         account=key[0], instrument=key[1], currency=key[2], quantity=book.position, cost_basis=basis, lots=lots
     )
