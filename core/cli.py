@@ -1,4 +1,5 @@
-"""Command line: `python -m core migrate | users add | users reset-secret | connect | sync | export | worker | rotate-key | banner`.
+"""Command line: `python -m core migrate | users add | users reset-secret | connect | sync | export | journal rebuild |
+trades | positions | worker | rotate-key | banner`.
 
 These commands and their output are a contract other tools rely on (see the README).
 """
@@ -223,6 +224,41 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_journal_rebuild(args) -> int:
+    from core.journal.upkeep import rebuild_everyone, rebuild_user
+
+    if bool(args.all) == bool(args.username):
+        print("error: name one user or give --all", file=sys.stderr)
+        return 2
+    with Session(get_engine(), expire_on_commit=False) as session:
+        if args.all:
+            results = rebuild_everyone(session)
+        else:
+            results = [(args.username, rebuild_user(session, _user_id(session, args.username)))]
+    for username, r in results:
+        print(f"{username}: journal rebuilt from {r.activities} activities in {r.accounts} account(s), "
+              f"{r.pairs} instrument(s), {r.seconds:.2f} s")  # fmt: skip
+    return 0
+
+
+def cmd_journal_report(args) -> int:
+    """`trades` and `positions`: the stored journal as issue 22's JSON contract."""
+    import json
+
+    from core.reads.journal import positions_report, trades_report
+
+    report = trades_report if args.command == "trades" else positions_report
+    with Session(get_engine(), expire_on_commit=False) as session:
+        payload = report(session, _user_id(session, args.username))
+    text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_worker(args) -> int:
     from core.jobs.worker import Worker
 
@@ -307,6 +343,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["csv", "json"], default="csv")
     e.add_argument("--out")
     e.set_defaults(fn=cmd_export)
+    journal = sub.add_parser("journal", help="the trading journal").add_subparsers(dest="journal_command", required=True)
+    rebuild = journal.add_parser("rebuild", help="rebuild a user's journal (or everyone's) from the stored activities")
+    rebuild.add_argument("username", nargs="?")
+    rebuild.add_argument("--all", action="store_true", help="every user")
+    rebuild.set_defaults(fn=cmd_journal_rebuild)
+    for name, what in (("trades", "round trips, summary per currency and daily P&L"),
+                       ("positions", "history's positions beside the broker's")):  # fmt: skip
+        report = sub.add_parser(name, help=f"a user's {what} as JSON")
+        report.add_argument("username")
+        report.add_argument("--format", choices=["json"], default="json")
+        report.add_argument("--out")
+        report.set_defaults(fn=cmd_journal_report)
     w = sub.add_parser("worker", help="run sync jobs and the scheduler")
     w.add_argument("--poll", type=float, default=None)
     w.set_defaults(fn=cmd_worker)

@@ -338,8 +338,11 @@ def disconnect_connection(
             pass  # already gone at SnapTrade: the local state is what is left to fix
     mark_disconnected(session, conn, "Disconnected by you" + ("; imported history kept." if keep_history else "; history deleted."))
     if not keep_history:
+        from core.journal.upkeep import upkeep_accounts  # here: the journal's upkeep imports this module
         account_ids = select(BrokerageAccount.id).where(BrokerageAccount.connection_id == conn.id)
         session.execute(sa.delete(BrokerageTransaction).where(BrokerageTransaction.account_id.in_(account_ids)))
+        upkeep_accounts(session, session.execute(account_ids).scalars())  # its pairs go in the same commit
+        return
     session.commit()
 
 

@@ -23,7 +23,7 @@ from core.snaptrade.values import (
     parse_snaptrade_date,
 )
 
-__all__ = ["DESCRIPTION_LIMIT", "content_fingerprint", "json_safe", "normalize_activity"]
+__all__ = ["DESCRIPTION_LIMIT", "content_fingerprint", "json_safe", "normalize_activity", "option_ticker_of"]
 
 
 # Exact arithmetic for normalize(): the default context (28 digits) would round long values.
@@ -129,6 +129,13 @@ def _option_fields(option_symbol: Any) -> dict | None:
         "underlying_id": _ident(_field(underlying_symbol, "id"), _LIMITS["symbol_id"]),
         "underlying_name": _text(_field(underlying_symbol, "description")),
     }
+
+
+def option_ticker_of(option_symbol: Any) -> str | None:
+    """The option ticker an activity with this `option_symbol` is stored under (its OCC ticker in canonical
+    spelling, else one built from the structured fields): also how a broker's option position is named."""
+    fields = _option_fields(option_symbol)
+    return fields["option_ticker"] if fields else None
 
 
 def json_safe(value: Any) -> Any:

@@ -32,6 +32,7 @@ from sqlmodel import Session, select
 
 from core.accounts.connections import get_snaptrade_identity, reconcile_connections
 from core.ingest.normalize import json_safe, normalize_activity
+from core.journal.upkeep import after_sync_run
 from core.messages import MAX_STORED_MESSAGE_CHARS, describe_error, shorten
 from core.settings import get_settings
 from core.snaptrade.client import ActivityPage, DisabledConnectionError, SnapTradeClient, SnapTradeError
@@ -708,6 +709,12 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
             cp_accounts.pop(account.snaptrade_account_id, None)
         rep.update(accounts_done=sum(1 for o in outcomes if o.status in ("synced", "skipped")),
                    account_breakdown=[o.as_dict() for o in outcomes], checkpoint=_checkpoint(cp_accounts))  # fmt: skip
+
+    # The journal: broker positions where they may have moved, then the (account, instrument) pairs dirtied.
+    synced = {o.account_id: o.counts.new + o.counts.updated for o in outcomes if o.status == "synced"}
+    after_sync_run(session, client=client, identity=identity, accounts=accounts,
+                   changed={a.id: synced[a.snaptrade_account_id] for a in accounts if a.snaptrade_account_id in synced})  # fmt: skip
+    rep.update()  # counts the positions requests
 
     failed = [o for o in outcomes if o.status == "failed"]
     ok = [o for o in outcomes if o.status != "failed"]

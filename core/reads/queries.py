@@ -256,7 +256,7 @@ def order_by(session: Session, sort: TransactionSort) -> list[sa.ColumnElement]:
 PAGE_COLUMNS = ("id", "Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee", "Currency", "Description")
 
 
-def _account_labels(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
+def account_short_labels(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
     """Short labels ('Roth IRA ••••1008') for the table; filters and the detail view use account_label."""
     ids = sorted(set(account_ids))
     if not ids:
@@ -324,7 +324,7 @@ def transactions_page(
         Txn.description, Txn.quantity, Txn.price, Txn.amount, Txn.fee, Txn.currency,
     ).where(Txn.id.in_(page_ids)).order_by(*order)  # fmt: skip
     rows = session.execute(stmt).all()
-    labels = _account_labels(session, (r.account_id for r in rows))
+    labels = account_short_labels(session, (r.account_id for r in rows))
     records = [
         {
             "id": r.id,

@@ -449,6 +449,18 @@ class SnapTradeClient:
                           pace_account=account_id, user_id=user_id, user_secret=user_secret, what="balances")
         return list(self._json(resp) or [])
 
+    def account_positions(self, user_id: str, user_secret: str, account_id: str) -> list[dict]:
+        """Every position of the account (`GET /accounts/{accountId}/positions/all`): stocks, options, crypto…,
+        each with its `instrument` (discriminated by `kind`) and signed `units`, numbers exact."""
+        remember_secret(user_secret)
+        resp = self._call(self._sdk.account_information.get_all_account_positions, account_id=account_id,
+                          pace_account=account_id, user_id=user_id, user_secret=user_secret, what="positions")  # fmt: skip
+        body = self._json(resp)
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list):
+            raise UpstreamError("SnapTrade positions answer is not {results: [...]}")
+        return results
+
     def activities_page(self, user_id: str, user_secret: str, account_id: str, *, offset: int, limit: int = 1000,
                         start_date: date | None = None, end_date: date | None = None) -> ActivityPage:  # fmt: skip
         kwargs: dict[str, Any] = {"account_id": account_id, "user_id": user_id, "user_secret": user_secret,

@@ -41,6 +41,20 @@ class ExactDecimal(TypeDecorator):
         return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
+class ExactNumber(ExactDecimal):
+    """Like ExactDecimal, but unbounded on PostgreSQL (NUMERIC without precision or scale): the journal's
+    results (price × crypto units, a lot after a split, a P&L summed over many trades) can carry more than
+    18 decimal places or 20 integer digits, and NUMERIC(38, 18) would round them without a word."""
+
+    impl = sa.Numeric(asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Text())
+        return dialect.type_descriptor(sa.Numeric(asdecimal=True))
+
+
 _EXACT_CONTEXT = Context(prec=100)
 
 

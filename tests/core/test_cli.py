@@ -306,3 +306,67 @@ def test_cli_sync_following_a_workers_run_stops_on_sigterm_and_leaves_the_run_al
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
+
+
+ROUND_TRIP_KEYS = ["account", "instrument", "currency", "direction", "status", "opened_on", "closed_on", "quantity",
+                   "gross_pnl", "fees", "net_pnl", "flags", "activities"]  # fmt: skip
+SUMMARY_KEYS = ["currency", "closed_trades", "wins", "losses", "scratches", "win_rate", "gross_profit", "gross_loss",
+                "profit_factor", "expectancy", "average_win", "average_loss", "largest_win", "largest_loss",
+                "max_drawdown", "average_holding_days"]  # fmt: skip
+POSITION_KEYS = ["account", "instrument", "currency", "quantity", "cost_basis", "broker_quantity", "status"]
+
+
+def test_cli_trades_and_positions_print_issue_22s_json_of_a_synced_user_and_journal_rebuild_keeps_it(
+    engine, db_url, sandbox, tmp_path
+):
+    """The JSON equals the engine run over the synced activities (a path that never reads the journal
+    tables) and the sandbox's positions, string for string."""
+    from core.journal.jsonout import positions_json, trades_json
+    from core.journal.positions import held_positions
+    from core.journal.reconcile import BrokerPosition, reconcile
+    from core.storage.models import BrokerageAccount
+    from sandbox import shapes
+    from tests.core.journal.builders import engine_journal
+
+    env = cli_env(sandbox, db_url, tmp_path)
+    cli(env, "users", "add", "jules", "--password-stdin", stdin="a long enough password\n")
+    assert cli(env, "connect", "jules").returncode == 0
+    with Session(engine) as s:
+        st = s.exec(select(SnapTradeUser)).one().snaptrade_user_id
+    sandbox.create_connection(st, broker="SANDBOX_US", history_size=1200)
+    sandbox.create_connection(st, broker="SANDBOX_CA", history_size=400)
+    assert cli(env, "sync", "jules").returncode == 0
+
+    trades = cli(env, "trades", "jules", "--format", "json")
+    assert trades.returncode == 0, trades.stderr
+    payload = json.loads(trades.stdout)
+    with Session(engine) as s:
+        uid = s.exec(select(AppUser.id).where(AppUser.username == "jules")).one()
+        reference = engine_journal(s, uid)
+        broker = [BrokerPosition(account=a.snaptrade_account_id, instrument=h.instrument, currency=h.currency, units=h.units)
+                  for a in s.exec(select(BrokerageAccount))
+                  for h in held_positions(shapes.positions(sandbox.state, sandbox.state.accounts[a.snaptrade_account_id])["results"])]  # fmt: skip
+    assert payload == json.loads(json.dumps(trades_json(reference.round_trips)))
+    assert list(payload) == ["round_trips", "summary", "daily"] and len(payload["round_trips"]) > 50
+    assert all(list(rt) == ROUND_TRIP_KEYS for rt in payload["round_trips"])
+    assert [s["currency"] for s in payload["summary"]] == ["CAD", "USD"]
+    assert all(list(s) == SUMMARY_KEYS for s in payload["summary"])
+    assert all(list(d) == ["date", "currency", "net_pnl", "trades"] for d in payload["daily"])
+    closed = [rt for rt in payload["round_trips"] if rt["status"] == "closed" and not rt["flags"]]
+    assert closed and all(isinstance(rt["net_pnl"], str) and Decimal(rt["net_pnl"]) == Decimal(rt["gross_pnl"]) - Decimal(rt["fees"])
+                          for rt in closed)  # fmt: skip
+
+    out = tmp_path / "positions.json"
+    positions = cli(env, "positions", "jules", "--format", "json", "--out", str(out))
+    assert positions.returncode == 0 and positions.stdout == ""
+    held = json.loads(out.read_text())
+    assert held == json.loads(json.dumps(positions_json(reconcile(reference.positions, broker))))
+    assert held["positions"] and all(list(p) == POSITION_KEYS for p in held["positions"])
+    assert {p["status"] for p in held["positions"]} <= {"matched", "differs", "not_at_broker", "only_at_broker"}
+
+    rebuilt = cli(env, "journal", "rebuild", "jules")
+    assert rebuilt.returncode == 0 and "jules: journal rebuilt" in rebuilt.stdout
+    assert cli(env, "journal", "rebuild", "--all").returncode == 0
+    assert json.loads(cli(env, "trades", "jules", "--format", "json").stdout) == payload
+    assert cli(env, "journal", "rebuild").returncode == 2
+    assert "no user named" in cli(env, "trades", "nobody", "--format", "json").stderr

@@ -166,8 +166,9 @@ def test_scheduled_sync_with_nothing_new_costs_at_most_two_requests(engine, sand
     with Session(engine) as s:
         truth = sandbox.ground_truth(snaptrade_user_id(s, uid))
     assert activity_requests == sum(-(-len(v) // 1000) for v in truth.values())  # ⌈N / 1000⌉ per account, no more
-    # plus a small constant: connections + accounts lists, one balances read per account
-    assert first.api_requests == activity_requests + 2 + len(truth)
+    # plus a small constant: connections + accounts lists, one balances and one positions read per account
+    assert sandbox.request_counts().get("/accounts/{accountId}/positions/all", 0) == len(truth)
+    assert first.api_requests == activity_requests + 2 + 2 * len(truth)
     sandbox.reset_request_log()
     with Session(engine, expire_on_commit=False) as s:
         from core.ingest.sync import execute_run
@@ -180,6 +181,7 @@ def test_scheduled_sync_with_nothing_new_costs_at_most_two_requests(engine, sand
     assert done.status == "completed"
     assert sum(sandbox.request_counts().values()) <= 2
     assert done.api_requests <= 2
+    assert "/accounts/{accountId}/positions/all" not in sandbox.request_counts()
 
 
 def test_disabled_connection_is_marked_for_reconnect_while_others_still_sync(engine, sandbox):

@@ -11,6 +11,8 @@ from core.storage.db import create_db_engine
 EXPECTED_TABLES = {
     "app_users", "snaptrade_users", "brokerage_connections", "brokerage_accounts", "brokerage_transactions",
     "transaction_sync_log", "webhook_events", "sync_issues", "manual_sync_requests", "user_transaction_counts",
+    "journal_dirty_pairs", "journal_round_trips", "journal_positions", "journal_open_lots", "journal_unplaceable",
+    "brokerage_positions", "journal_reconciliations",
 }  # fmt: skip
 
 

@@ -1,0 +1,437 @@
+"""What the Journal, Positions and Operations pages (and the CLI) read from the stored journal: plain
+dataclasses and DataFrames of exact Decimals, per currency, never mixing currencies.
+
+Functions take a Session; none writes. Formatting stays with core.reads.formatting.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.journal.exact import ZERO, exact, ratio
+from core.journal.jsonout import positions_json, trades_json
+from core.journal.metrics import DailyPnl, Summary, daily_pnl, summarize
+from core.journal.positions import reconciled_positions
+from core.journal.reconcile import ReconciledPosition
+from core.journal.trips import RoundTrip
+from core.reads.formatting import format_option, format_quantity
+from core.reads.queries import account_label, account_short_labels
+from core.storage.models import (
+    AppUser,
+    BrokerageAccount,
+    BrokeragePosition,
+    BrokerageTransaction,
+    JournalReconciliation,
+    JournalRoundTrip,
+    JournalUnplaceable,
+    utcnow,
+)
+
+R = JournalRoundTrip.__table__.c
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+# Holding time buckets: (label, most days held), in display order.
+HOLDING_BUCKETS = (("same day", 0), ("1 day", 1), ("2–7 days", 7), ("8–30 days", 30), ("31–90 days", 90),
+                   ("over 90 days", None))  # fmt: skip
+OUTCOMES = ("win", "loss", "scratch", "open", "flagged")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTrip:
+    """A stored round trip: the engine's record plus where it is stored and the underlying symbol."""
+
+    id: int
+    account_id: int
+    symbol: str | None
+    trip: RoundTrip
+
+    @property
+    def outcome(self) -> str:
+        """win / loss / scratch for a closed trip that counts; open; flagged (closed but out of the metrics)."""
+        rt = self.trip
+        if rt.status == "open":
+            return "open"
+        if not rt.counts_in_metrics or rt.net_pnl is None:
+            return "flagged"
+        return "win" if rt.net_pnl > 0 else "loss" if rt.net_pnl < 0 else "scratch"
+
+
+@dataclass(frozen=True)
+class TripFilter:
+    """The round-trip table's filters; None means no restriction."""
+
+    account_id: int | None = None
+    symbol: str | None = None  # the underlying symbol or the instrument, case-insensitive
+    start: date | None = None  # inclusive, on the close date (the open date while open)
+    end: date | None = None
+    direction: str | None = None  # "long" | "short"
+    outcome: str | None = None  # one of OUTCOMES
+    currency: str | None = None
+
+
+def stored_trips(session: Session, user_id: int, *, account_id: int | None = None, with_activities: bool = False,
+                 where: Iterable[Any] = ()) -> list[StoredTrip]:  # fmt: skip
+    """The user's round trips in engine order (as `python -m core trades` lists them)."""
+    accounts = _snaptrade_ids(session, user_id)
+    columns = [R.id, R.account_id, R.symbol, R.instrument, R.currency, R.direction, R.status, R.opened_on, R.closed_on,
+               R.quantity, R.gross_pnl, R.fees, R.net_pnl, R.flags, R.seq]  # fmt: skip
+    if with_activities:
+        columns.append(R.activity_ids)
+    query = sa.select(*columns).where(R.user_id == user_id, *where)
+    if account_id is not None:
+        query = query.where(R.account_id == account_id)
+    out = []
+    for row in session.execute(query):
+        trip = RoundTrip(
+            account=accounts[row.account_id], instrument=row.instrument, currency=row.currency,
+            direction=row.direction, status=row.status, opened_on=row.opened_on, closed_on=row.closed_on,
+            quantity=row.quantity, gross_pnl=row.gross_pnl, fees=row.fees, net_pnl=row.net_pnl,
+            flags=tuple(row.flags), activities=tuple(row.activity_ids) if with_activities else (),
+        )  # fmt: skip
+        out.append((row.seq, StoredTrip(row.id, row.account_id, row.symbol, trip)))
+    # engine.build's order: by open date, then book (account, instrument, currency with none last), then seq.
+    out.sort(key=lambda p: (p[1].trip.opened_on, p[1].trip.account, p[1].trip.instrument,
+                            p[1].trip.currency is None, p[1].trip.currency or "", p[0]))  # fmt: skip
+    return [trip for _, trip in out]
+
+
+def _snaptrade_ids(session: Session, user_id: int | None) -> dict[int, str]:
+    query = sa.select(BrokerageAccount.id, BrokerageAccount.snaptrade_account_id)
+    if user_id is not None:
+        query = query.where(BrokerageAccount.user_id == user_id)
+    return dict(session.execute(query).all())
+
+
+def journal_currencies(session: Session, user_id: int) -> list[str | None]:
+    """The currencies the user has round trips in, most trips first (the first is the page's default)."""
+    rows = session.execute(
+        sa.select(R.currency, sa.func.count()).where(R.user_id == user_id).group_by(R.currency)
+    ).all()
+    return [c for c, _ in sorted(rows, key=lambda r: (-r[1], r[0] is None, r[0] or ""))]
+
+
+def _in_period(st: StoredTrip, start: date | None, end: date | None) -> bool:
+    on = st.trip.closed_on or st.trip.opened_on
+    return (start is None or on >= start) and (end is None or on <= end)
+
+
+def _metric_trips(session: Session, user_id: int, currency: str | None, account_id: int | None,
+                  start: date | None = None, end: date | None = None) -> list[RoundTrip]:  # fmt: skip
+    where = [R.counts_in_metrics.is_(True), R.currency.is_(None) if currency is None else R.currency == currency]
+    trips = stored_trips(session, user_id, account_id=account_id, where=where)
+    return [st.trip for st in trips if _in_period(st, start, end)]
+
+
+# --------------------------------------------------------------------------- Journal page
+
+
+def summary_tiles(session: Session, user_id: int, *, account_id: int | None = None, start: date | None = None,
+                  end: date | None = None) -> list[Summary]:  # fmt: skip
+    """One Summary per currency traded (net P&L = expectancy × closed trades, win rate, profit factor, …)."""
+    trips = [st.trip for st in stored_trips(session, user_id, account_id=account_id) if _in_period(st, start, end)]
+    return summarize(trips)
+
+
+def daily_calendar(session: Session, user_id: int, *, currency: str | None, year: int, month: int | None = None,
+                   account_id: int | None = None) -> pd.DataFrame:  # fmt: skip
+    """Daily net P&L of one month (or year): columns date, net_pnl (Decimal), trades; only days with trades."""
+    start = date(year, month or 1, 1)
+    end = date(year + (month or 12) // 12, (month or 12) % 12 + 1, 1) - timedelta(days=1)  # the period's last day
+    days = daily_pnl(_metric_trips(session, user_id, currency, account_id, start, end))
+    return pd.DataFrame([{"date": d.date, "net_pnl": d.net_pnl, "trades": d.trades} for d in days],
+                        columns=["date", "net_pnl", "trades"])  # fmt: skip
+
+
+@exact
+def equity_curve(
+    session: Session, user_id: int, *, currency: str | None, account_id: int | None = None
+) -> pd.DataFrame:
+    """Cumulative net P&L by close date from 0, its running peak and the drawdown below it (>= 0)."""
+    rows, cumulative, peak = [], ZERO, ZERO
+    for day in daily_pnl(_metric_trips(session, user_id, currency, account_id)):
+        cumulative += day.net_pnl
+        peak = max(peak, cumulative)
+        rows.append({"date": day.date, "net_pnl": day.net_pnl, "cumulative": cumulative, "peak": peak,
+                     "drawdown": peak - cumulative})  # fmt: skip
+    return pd.DataFrame(rows, columns=["date", "net_pnl", "cumulative", "peak", "drawdown"])
+
+
+def _holding_bucket(rt: RoundTrip) -> str:
+    days = (rt.closed_on - rt.opened_on).days if rt.closed_on else 0
+    return next(label for label, most in HOLDING_BUCKETS if most is None or days <= most)
+
+
+@exact
+def breakdown(
+    session: Session, user_id: int, *, currency: str | None, by: str, account_id: int | None = None
+) -> pd.DataFrame:
+    """Closed, unflagged round trips grouped by "symbol" (options under their underlying), "weekday" (of the
+    close) or "holding" time: group, trades, wins, losses, scratches, net_pnl, win_rate (a fraction or None)."""
+    trips = stored_trips(session, user_id, account_id=account_id,
+                         where=[R.counts_in_metrics.is_(True), R.currency.is_(None) if currency is None else R.currency == currency])  # fmt: skip
+    if by == "symbol":
+        key, order = (lambda st: st.symbol or st.trip.instrument), None
+    elif by == "weekday":
+        key, order = (lambda st: WEEKDAYS[st.trip.closed_on.weekday()]), WEEKDAYS
+    elif by == "holding":
+        key, order = (lambda st: _holding_bucket(st.trip)), tuple(label for label, _ in HOLDING_BUCKETS)
+    else:
+        raise ValueError(f"breakdown by symbol, weekday or holding, not {by!r}")
+    groups: dict[str, list[Decimal]] = defaultdict(list)
+    for st in trips:
+        groups[key(st)].append(st.trip.net_pnl)
+    names = [g for g in order if g in groups] if order else sorted(groups, key=lambda g: (-sum(groups[g]), g))
+    rows = []
+    for name in names:
+        nets = groups[name]
+        wins, losses = sum(1 for n in nets if n > 0), sum(1 for n in nets if n < 0)
+        rows.append({"group": name, "trades": len(nets), "wins": wins, "losses": losses,
+                     "scratches": len(nets) - wins - losses, "net_pnl": sum(nets, ZERO),
+                     "win_rate": ratio(wins, wins + losses)})  # fmt: skip
+    return pd.DataFrame(rows, columns=["group", "trades", "wins", "losses", "scratches", "net_pnl", "win_rate"])
+
+
+TRIP_COLUMNS = ["id", "account_id", "account", "instrument", "symbol", "currency", "direction", "status", "outcome",
+                "opened_on", "closed_on", "holding_days", "quantity", "gross_pnl", "fees", "net_pnl", "flags"]  # fmt: skip
+
+
+def trip_table(session: Session, user_id: int, filters: TripFilter | None = None, *, sort: str = "date",
+               descending: bool = True, limit: int | None = None) -> pd.DataFrame:  # fmt: skip
+    """The round-trip table: filtered, sorted by "date" (close, else open) or "pnl" (net; open and flagged
+    last), with `id` for trip_fills. `instrument` is display text (an option as 'AAPL 2026-12-18 240 C')."""
+    f = filters or TripFilter()
+    where = []
+    if f.direction:
+        where.append(R.direction == f.direction)
+    if f.currency:
+        where.append(R.currency == f.currency)
+    if f.symbol:
+        wanted = f.symbol.strip().upper()
+        where.append(sa.or_(sa.func.upper(R.symbol) == wanted, sa.func.upper(R.instrument) == wanted))
+    trips = [st for st in stored_trips(session, user_id, account_id=f.account_id, where=where)
+             if _in_period(st, f.start, f.end) and (f.outcome is None or st.outcome == f.outcome)]  # fmt: skip
+    if sort == "pnl":
+        ranked = [st for st in trips if st.trip.net_pnl is not None]
+        ranked.sort(key=lambda st: st.trip.net_pnl, reverse=descending)
+        trips = ranked + [st for st in trips if st.trip.net_pnl is None]
+    elif sort == "date":
+        trips.sort(key=lambda st: st.trip.closed_on or st.trip.opened_on, reverse=descending)
+    else:
+        raise ValueError(f"sort by date or pnl, not {sort!r}")
+    labels = account_short_labels(session, {st.account_id for st in trips})
+    rows = []
+    for st in trips[:limit] if limit is not None else trips:
+        rt = st.trip
+        rows.append({"id": st.id, "account_id": st.account_id, "account": labels.get(st.account_id, ""),
+                     "instrument": format_option(rt.instrument), "symbol": st.symbol, "currency": rt.currency,
+                     "direction": rt.direction, "status": rt.status, "outcome": st.outcome,
+                     "opened_on": rt.opened_on, "closed_on": rt.closed_on,
+                     "holding_days": (rt.closed_on - rt.opened_on).days if rt.closed_on else None,
+                     "quantity": rt.quantity, "gross_pnl": rt.gross_pnl, "fees": rt.fees, "net_pnl": rt.net_pnl,
+                     "flags": ", ".join(rt.flags)})  # fmt: skip
+    return pd.DataFrame(rows, columns=TRIP_COLUMNS)
+
+
+FILL_COLUMNS = ["activity_id", "trade_date", "trade_timestamp", "type", "option_action", "quantity", "price", "fee",
+                "amount", "currency", "description"]  # fmt: skip
+
+
+def trip_fills(session: Session, user_id: int, trip_id: int) -> pd.DataFrame:
+    """A round trip's activities in engine order (a flip is in both of its trips); empty when the trip is
+    not the user's (or was rebuilt away by a sync since: ids change with each rebuild of its instrument)."""
+    trip = session.get(JournalRoundTrip, trip_id)
+    if trip is None or trip.user_id != user_id:
+        return pd.DataFrame(columns=FILL_COLUMNS)
+    T = BrokerageTransaction
+    rows = session.execute(sa.select(T).where(T.account_id == trip.account_id,
+                                              T.snaptrade_activity_id.in_(trip.activity_ids))).scalars()  # fmt: skip
+    by_id = {t.snaptrade_activity_id: t for t in rows}
+    out = [{"activity_id": a, "trade_date": t.trade_date, "trade_timestamp": t.trade_timestamp,
+            "type": t.transaction_type, "option_action": t.option_action, "quantity": t.quantity, "price": t.price,
+            "fee": t.fee, "amount": t.amount, "currency": t.currency, "description": t.description}
+           for a in trip.activity_ids if (t := by_id.get(a)) is not None]  # fmt: skip
+    return pd.DataFrame(out, columns=FILL_COLUMNS)
+
+
+# --------------------------------------------------------------------------- Positions page
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    instrument: str  # as stored (an option's canonical ticker)
+    display: str  # for people: 'AAPL 2026-12-18 240 C'
+    currency: str | None
+    quantity: Decimal  # history, signed
+    cost_basis: Decimal | None  # FIFO, None when a lot's cost is unknown
+    broker_quantity: Decimal | None
+    status: str  # matched / differs / not_at_broker / only_at_broker / not_read (no good broker read yet)
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPositions:
+    account_id: int
+    account: str  # label
+    positions_read_at: datetime | None  # the broker positions shown were read then
+    read_age_seconds: float | None
+    last_error: str | None  # the last read failed (the positions shown are the last good ones)
+    last_attempt_at: datetime | None
+    rows: list[PositionRow]
+
+    @property
+    def differences(self) -> int:
+        return sum(1 for row in self.rows if row.status not in ("matched", "not_read"))
+
+
+def _noun(instrument: str, kind: str | None) -> str:
+    if kind == "option" or format_option(instrument) != instrument:
+        return "contracts"
+    return "units" if kind == "crypto" else "shares"
+
+
+def _holding(quantity: Decimal | None, name: str) -> str:
+    if not quantity:
+        return "none"
+    if quantity < 0:
+        return f"a short of {format_quantity(-quantity)} {name}"
+    return f"{format_quantity(quantity)} {name}"
+
+
+def explain(row: ReconciledPosition, kind: str | None = None, *, read: bool = True) -> str:
+    """One sentence a trader can act on, e.g. "history shows 40 TSLA, broker holds 50: 10 shares with no
+    purchase in the imported history"."""
+    name = format_option(row.instrument)
+    if not read:
+        return f"history shows {_holding(row.quantity, name)}; the broker's positions have not been read yet"
+    if row.status == "matched":
+        return f"history and broker agree: {_holding(row.quantity, name)}"
+    broker = row.broker_quantity or ZERO
+    history = _holding(row.quantity, name)
+    held = _holding(broker, name if not row.quantity else "").strip()
+    gap = broker - row.quantity
+    what = "with no purchase" if gap > 0 else "with no sale"
+    return f"history shows {history}, broker holds {held}: {format_quantity(abs(gap))} {_noun(row.instrument, kind)} {what} in the imported history"
+
+
+def account_positions(session: Session, user_id: int, account_id: int | None = None,
+                      now: datetime | None = None) -> list[AccountPositions]:  # fmt: skip
+    """Per account: the history's holdings with FIFO cost basis beside the broker's units, each explained."""
+    now = now or utcnow()
+    query = sa.select(BrokerageAccount).where(BrokerageAccount.user_id == user_id).order_by(BrokerageAccount.id)
+    if account_id is not None:
+        query = query.where(BrokerageAccount.id == account_id)
+    out = []
+    for account in session.execute(query).scalars():
+        state = session.get(JournalReconciliation, account.id)
+        read_at = state.positions_read_at if state else None
+        kinds = dict(session.execute(sa.select(BrokeragePosition.instrument, BrokeragePosition.kind)
+                                     .where(BrokeragePosition.account_id == account.id)).all())  # fmt: skip
+        rows = []
+        for r in reconciled_positions(session, account):
+            status = r.status if read_at is not None else "not_read"
+            rows.append(PositionRow(r.instrument, format_option(r.instrument), r.currency, r.quantity, r.cost_basis,
+                                    r.broker_quantity, status, explain(r, kinds.get(r.instrument), read=read_at is not None)))  # fmt: skip
+        if not rows and not account.is_active:
+            continue
+        age = (now - _aware(read_at)).total_seconds() if read_at else None
+        out.append(AccountPositions(account.id, account_label(account), read_at, age,
+                                    state.positions_error if state else None,
+                                    state.positions_attempted_at if state else None, rows))  # fmt: skip
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- Operations page (staff)
+
+UNEXPLAINED_COLUMNS = ["user_id", "username", "account_id", "account", "differences", "differs_since",
+                       "positions_read_at", "last_error"]  # fmt: skip
+
+
+def unexplained_accounts(session: Session, limit: int = 100) -> pd.DataFrame:
+    """Accounts, across users, whose history does not explain the broker's positions, newest first (by when
+    they started to differ)."""
+    S = JournalReconciliation
+    rows = session.execute(
+        sa.select(S, AppUser.username, BrokerageAccount)
+        .join(AppUser, AppUser.id == S.user_id)
+        .join(BrokerageAccount, BrokerageAccount.id == S.account_id)
+        .where(S.differences > 0)
+        .order_by(S.differs_since.desc(), S.account_id.desc())
+        .limit(limit)
+    ).all()
+    return pd.DataFrame([{"user_id": s.user_id, "username": username, "account_id": s.account_id,
+                          "account": account_label(a), "differences": s.differences, "differs_since": s.differs_since,
+                          "positions_read_at": s.positions_read_at, "last_error": s.positions_error}
+                         for s, username, a in rows], columns=UNEXPLAINED_COLUMNS)  # fmt: skip
+
+
+UNPLACEABLE_COLUMNS = ["user_id", "username", "account_id", "account", "activity_id", "trade_date", "type",
+                       "instrument", "currency", "reason", "flagged_at"]  # fmt: skip
+
+
+def unplaceable_activities(session: Session, user_id: int | None = None, limit: int = 200) -> pd.DataFrame:
+    """Activities the engine could not place (listed, never dropped), newest flagged first."""
+    U = JournalUnplaceable
+    query = (sa.select(U, AppUser.username, BrokerageAccount).join(AppUser, AppUser.id == U.user_id)
+             .join(BrokerageAccount, BrokerageAccount.id == U.account_id)
+             .order_by(U.flagged_at.desc(), U.id.desc()).limit(limit))  # fmt: skip
+    if user_id is not None:
+        query = query.where(U.user_id == user_id)
+    return pd.DataFrame([{"user_id": u.user_id, "username": username, "account_id": u.account_id,
+                          "account": account_label(a), "activity_id": u.activity_id, "trade_date": u.trade_date,
+                          "type": u.transaction_type, "instrument": format_option(u.instrument) if u.instrument else None,
+                          "currency": u.currency, "reason": u.reason, "flagged_at": u.flagged_at}
+                         for u, username, a in session.execute(query).all()], columns=UNPLACEABLE_COLUMNS)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the CLI's JSON
+
+
+def trades_report(session: Session, user_id: int) -> dict[str, Any]:
+    """`{"round_trips", "summary", "daily"}` exactly as issue 22's contract writes it."""
+    return trades_json(st.trip for st in stored_trips(session, user_id, with_activities=True))
+
+
+def positions_report(session: Session, user_id: int) -> dict[str, Any]:
+    """`{"positions": [...]}`: every account's reconciliation, by account, instrument and currency."""
+    rows: list[ReconciledPosition] = []
+    accounts = session.execute(sa.select(BrokerageAccount).where(BrokerageAccount.user_id == user_id)).scalars()
+    for account in accounts:
+        rows.extend(reconciled_positions(session, account))
+    rows.sort(key=lambda r: (r.account, r.instrument, r.currency is None, r.currency or ""))
+    return positions_json(rows)
+
+
+__all__ = [
+    "AccountPositions",
+    "DailyPnl",
+    "PositionRow",
+    "StoredTrip",
+    "Summary",
+    "TripFilter",
+    "account_positions",
+    "breakdown",
+    "daily_calendar",
+    "equity_curve",
+    "explain",
+    "journal_currencies",
+    "positions_report",
+    "stored_trips",
+    "summary_tiles",
+    "trades_report",
+    "trip_fills",
+    "trip_table",
+    "unexplained_accounts",
+    "unplaceable_activities",
+]

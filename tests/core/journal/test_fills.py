@@ -1,0 +1,72 @@
+"""core.journal.fills: Fill and Unplaceable records from stored rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+
+from core.journal.fills import Fill, Unplaceable, fill_from_row, is_buy_side
+from core.journal.trips import build
+from tests.core.journal.builders import OPT, D
+
+# ---------------------------------------------------------------------------------------------------------
+# From stored rows
+# ---------------------------------------------------------------------------------------------------------
+
+
+def row(**kw):
+    base = dict(
+        snaptrade_activity_id="act-1", account_id=7, transaction_type="BUY", symbol="AAPL", security_type="cs",
+        option_ticker=None, option_action=None, quantity=D(10), price=D("150.25"), fee=D("0.99"), currency="USD",
+        trade_date=date(2024, 3, 22), trade_timestamp="2024-03-22T15:31:07-04:00", raw=None,
+    )  # fmt: skip
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_fill_from_row_stock_and_option():
+    f = fill_from_row(row(), account="snap-acc")
+    assert isinstance(f, Fill)
+    assert (f.account, f.instrument, f.units, f.price, f.multiplier, f.is_option) == (
+        "snap-acc", "AAPL", D(10), D("150.25"), D(1), False,
+    )  # fmt: skip
+    assert f.instant == datetime(2024, 3, 22, 19, 31, 7, tzinfo=UTC)
+    assert fill_from_row(row(trade_timestamp="2024-03-22")).instant is None
+    assert fill_from_row(row()).account == "7"
+    option = dict(security_type="option", option_ticker=OPT, option_action="SELL_TO_OPEN", transaction_type="SELL")
+    assert fill_from_row(row(**option)).multiplier == 100  # is_mini_option absent: a standard contract
+    mini = fill_from_row(row(**option, raw={"option_symbol": {"is_mini_option": True}}))
+    assert (mini.instrument, mini.multiplier, mini.is_option) == (OPT, D(10), True)
+    odd = fill_from_row(row(**option, raw={"option_symbol": {"is_mini_option": "maybe"}}))
+    assert isinstance(odd, Unplaceable) and odd.reason == "unknown option multiplier"
+    crypto = fill_from_row(row(symbol="BTC", security_type="crypto"))
+    assert crypto.is_crypto
+
+
+def test_fill_from_row_non_position_and_unplaceable_rows():
+    assert fill_from_row(row(transaction_type="DIVIDEND")) is None
+    assert fill_from_row(row(transaction_type="FEE", symbol=None)) is None
+    assert fill_from_row(row(transaction_type="STOCK_MERGER", quantity=None)) is None
+    merger = fill_from_row(row(transaction_type="STOCK_MERGER"))
+    assert isinstance(merger, Unplaceable) and merger.instrument == "AAPL"
+    zero = fill_from_row(row(quantity=D(0)))
+    assert isinstance(zero, Unplaceable) and zero.reason == "missing or zero units"
+    expiry = fill_from_row(row(transaction_type="OPTIONEXPIRATION"))
+    assert isinstance(expiry, Unplaceable) and expiry.instrument is None
+    nothing = fill_from_row(row(symbol=None))
+    assert isinstance(nothing, Unplaceable) and nothing.instrument is None
+    result = build([nothing, expiry])
+    assert result.round_trips == () and len(result.unplaceable) == 2
+
+
+def test_fill_from_row_reads_a_stored_model():
+    from core.storage.models import BrokerageTransaction
+
+    stored = BrokerageTransaction(
+        user_id=1, account_id=3, snaptrade_activity_id="x-1", transaction_type="SELL", symbol="AAPL",
+        security_type="option", option_ticker=OPT, option_action="SELL_TO_CLOSE", quantity=D(-2), price=D("4.15"),
+        fee=D("1.30"), currency="USD", trade_date=date(2024, 3, 22), trade_timestamp="2024-03-22T15:31:07Z",
+        fingerprint="f", raw_hash="h", raw={"option_symbol": {"ticker": OPT, "is_mini_option": False}},
+    )  # fmt: skip
+    f = fill_from_row(stored, account="snap-3")
+    assert (f.instrument, f.is_option, f.multiplier, is_buy_side(f)) == (OPT, True, D(100), False)

@@ -1,0 +1,324 @@
+"""core.journal.upkeep and core.journal.store: the stored journal kept current incrementally (only the dirty
+(account, instrument) pairs, marked by migration 0006's triggers), equal to a rebuild from scratch and to the
+engine run over every stored activity, whatever writes the rows and whatever crashes; on both databases."""
+
+from __future__ import annotations
+
+import importlib
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from core.journal import upkeep
+from core.journal.fills import POSITION_TYPES, row_instrument
+from core.journal.jsonout import trades_json
+from core.journal.store import pair_key
+from core.journal.upkeep import rebuild_user, upkeep_accounts
+from core.reads.journal import trades_report
+from core.storage.models import BrokerageAccount, BrokerageTransaction, JournalRoundTrip, utcnow
+from tests import factories as f
+from tests.core.journal.builders import OPT, dirty_count, engine_journal, snapshot
+from tests.syncsupport import connect, make_user, sync_now
+
+PUT = "MSFT  270115P00300000"
+
+
+def insert(session, rows: list[dict]) -> None:
+    """factories.bulk_transactions for rows of different shapes (one executemany needs the same keys)."""
+    keys = set().union(*rows)
+    f.bulk_transactions(session, [{k: row.get(k) for k in keys} for row in rows])
+
+
+def marks(session, account_id: int) -> set[str]:
+    return set(session.execute(sa.text("SELECT pair_key FROM journal_dirty_pairs WHERE account_id = :a"),
+                               {"a": account_id}).scalars())  # fmt: skip
+
+
+def assert_journal_is_current(session, user_id: int) -> None:
+    """No pair left dirty, and what is stored is what the engine makes of every stored activity."""
+    assert dirty_count(session, user_id) == 0
+    assert trades_report(session, user_id) == trades_json(engine_journal(session, user_id).round_trips)
+
+
+# --------------------------------------------------------------------------- the triggers' rule
+
+
+def test_the_migration_knows_the_engines_position_types():
+    migration = importlib.import_module("migrations.versions.0006_journal_tables")
+    assert set(migration.POSITION_TYPES) == POSITION_TYPES
+
+
+def test_triggers_mark_the_pair_of_every_row_the_engine_would_read_by_the_same_rule(engine):
+    """The SQL spelling of the instrument (0006) agrees with fills.row_instrument on every shape of row, and a
+    row that can never matter to the journal (a fee without a symbol) marks nothing."""
+    shapes = [
+        dict(transaction_type="BUY", symbol="AAPL", security_type="cs"),
+        dict(transaction_type="DIVIDEND", symbol="KO"),
+        dict(transaction_type="SELL", symbol="AAPL", security_type="option", option_ticker=OPT),
+        dict(transaction_type="OPTIONEXPIRATION", symbol="MSFT", option_ticker=PUT),  # no security type
+        dict(transaction_type="BUY", symbol="AAPL", security_type="option"),  # an option without a ticker
+        dict(transaction_type="OPTIONASSIGNMENT", symbol="TSLA"),  # no contract: unplaceable, stays with TSLA
+        dict(transaction_type="BUY", symbol=None),  # a trade naming nothing: the "" pair
+        dict(transaction_type="STOCK_MERGER", symbol="XYZ"),
+        dict(transaction_type="FEE", symbol=None),
+        dict(transaction_type="CONTRIBUTION", symbol=None),
+    ]
+    with Session(engine, expire_on_commit=False) as s:
+        _, _, acct = f.make_trader(s)
+        rows = [f.transaction_row(acct, **shape) for shape in shapes]
+        insert(s, rows)
+        stored = s.exec(select(BrokerageTransaction)).all()
+        expected = {pair_key(r) for r in stored if row_instrument(r) or r.transaction_type in POSITION_TYPES}
+        assert expected == {"AAPL", "KO", OPT, PUT, "", "TSLA", "XYZ"}
+        assert marks(s, acct.id) == expected
+
+
+def test_updates_mark_the_old_and_the_new_pair_and_deletes_the_old(engine):
+    with Session(engine, expire_on_commit=False) as s:
+        _, _, acct = f.make_trader(s)
+        f.bulk_transactions(s, [f.transaction_row(acct, snaptrade_activity_id="a", symbol="AAPL", quantity="1",
+                                                  price="10")])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        assert marks(s, acct.id) == set()
+        s.execute(sa.update(BrokerageTransaction).where(BrokerageTransaction.snaptrade_activity_id == "a")
+                  .values(symbol="MSFT"))  # fmt: skip
+        s.commit()
+        assert marks(s, acct.id) == {"AAPL", "MSFT"}
+        upkeep_accounts(s, [acct.id])
+        assert [t.instrument for t in s.exec(select(JournalRoundTrip))] == ["MSFT"]
+        s.execute(sa.delete(BrokerageTransaction))
+        s.commit()
+        assert marks(s, acct.id) == {"MSFT"}
+        upkeep_accounts(s, [acct.id])
+        assert s.exec(select(JournalRoundTrip)).all() == []
+
+
+def test_deleting_a_user_or_an_account_with_a_journal_deletes_it_all(engine):
+    """The triggers write no mark for an account being deleted (its rows go by cascade)."""
+    with Session(engine, expire_on_commit=False) as s:
+        user, conn, acct = f.make_trader(s)
+        other = f.make_account(s, conn)
+        for a in (acct, other):
+            f.bulk_transactions(s, [f.transaction_row(a, symbol="AAPL", quantity="2", price="5")])
+        upkeep_accounts(s, [acct.id, other.id])
+        assert len(s.exec(select(JournalRoundTrip)).all()) == 2
+        s.execute(sa.delete(BrokerageAccount).where(BrokerageAccount.id == other.id))
+        s.commit()
+        assert len(s.exec(select(JournalRoundTrip)).all()) == 1
+        s.execute(sa.text("DELETE FROM app_users WHERE id = :u"), {"u": user.id})
+        s.commit()
+        for table in ("journal_round_trips", "journal_positions", "journal_open_lots", "journal_dirty_pairs"):
+            assert s.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar() == 0
+
+
+# --------------------------------------------------------------------------- incremental equals full
+
+
+def random_row(rng: random.Random, account: BrokerageAccount, serial: int) -> dict:
+    kind = rng.choice(["BUY", "BUY", "SELL", "SELL", "SPLIT", "STOCK_DIVIDEND", "EXTERNAL_ASSET_TRANSFER_IN",
+                       "OPTIONEXPIRATION", "DIVIDEND", "FEE", "STOCK_MERGER", "REI"])  # fmt: skip
+    option = rng.random() < 0.3 and kind in ("BUY", "SELL", "OPTIONEXPIRATION")
+    symbol = rng.choice(["AAPL", "MSFT", "BTC", None]) if not option else "AAPL"
+    row = dict(
+        snaptrade_activity_id=f"{account.id}-{serial}", transaction_type=kind, symbol=symbol,
+        security_type="crypto" if symbol == "BTC" else ("option" if option else "cs"),
+        quantity=Decimal(rng.randint(-30, 30)) / rng.choice([1, 1, 4]), price=Decimal(rng.randint(0, 5000)) / 100,
+        fee=Decimal(rng.randint(0, 300)) / 100, currency=rng.choice(["USD", "USD", "CAD"]),
+        trade_date=date(2025, 1, 1) + timedelta(days=rng.randint(0, 40)),
+        trade_timestamp=rng.choice([None, f"2025-01-0{rng.randint(1, 9)}T1{rng.randint(0, 9)}:00:00Z"]),
+    )  # fmt: skip
+    if option:
+        mini = rng.choice([None, False, True, "odd"])
+        row.update(option_ticker=rng.choice([OPT, PUT]), option_action=rng.choice([None, "BUY_TO_OPEN", "SELL_TO_CLOSE"]),
+                   raw={"option_symbol": {"is_mini_option": mini}} if mini is not None else {"option_symbol": {}})  # fmt: skip
+    return f.transaction_row(account, **row)
+
+
+def test_random_writes_of_every_kind_then_upkeep_equal_the_engine_and_a_full_rebuild(engine):
+    """Inserts, updates that move rows between instruments and types, deletes; upkeep now and then: the stored
+    journal always equals the engine over every row, and a rebuild from scratch changes nothing."""
+    rng = random.Random(20261205)
+    with Session(engine, expire_on_commit=False) as s:
+        user, conn, acct = f.make_trader(s)
+        accounts = [acct, f.make_account(s, conn)]
+        serial = 0
+        for _ in range(14):
+            batch = []
+            for _ in range(rng.randint(1, 25)):
+                serial += 1
+                batch.append(random_row(rng, rng.choice(accounts), serial))
+            insert(s, batch)
+            ids = s.execute(sa.select(BrokerageTransaction.id)).scalars().all()
+            for victim in rng.sample(ids, min(len(ids), rng.randint(0, 4))):
+                change = rng.choice([{"symbol": rng.choice(["AAPL", "MSFT", None])}, {"quantity": Decimal(rng.randint(1, 9))},
+                                     {"transaction_type": rng.choice(["BUY", "SELL", "DIVIDEND"])}, {"option_ticker": None},
+                                     {"snaptrade_activity_id": f"re-{victim}"}])  # fmt: skip
+                s.execute(sa.update(BrokerageTransaction).where(BrokerageTransaction.id == victim).values(**change))
+            for victim in rng.sample(ids, min(len(ids), rng.randint(0, 2))):
+                s.execute(sa.delete(BrokerageTransaction).where(BrokerageTransaction.id == victim))
+            s.commit()
+            if rng.random() < 0.6:
+                upkeep_accounts(s, [a.id for a in accounts])
+                assert_journal_is_current(s, user.id)
+        upkeep_accounts(s, [a.id for a in accounts])
+        assert_journal_is_current(s, user.id)
+        assert s.exec(select(JournalRoundTrip)).all(), "the random history should make round trips"
+        incremental = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == incremental
+
+
+def test_incremental_upkeep_after_many_random_syncs_equals_a_full_rebuild(engine, sandbox, monkeypatch):
+    """Syncs of new days, backdated activities, re-keyed ids and full re-reads, in random order: after each
+    run only the pairs its activities touched were rebuilt, and the journal equals the engine over all rows."""
+    rebuilt: list[tuple[int, frozenset | None]] = []
+    real = upkeep.rebuild_pairs
+
+    def spy(session, account, keys):
+        rebuilt.append((account.id, None if keys is None else frozenset(keys)))
+        return real(session, account, keys)
+
+    monkeypatch.setattr(upkeep, "rebuild_pairs", spy)
+    rng = random.Random(7)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=700)
+        connect(s, sandbox, uid, broker="SANDBOX_CA", history_size=300)
+    sync_now(engine, uid, trigger="initial")
+    with Session(engine) as s:
+        assert_journal_is_current(s, uid)
+        account_ids = s.exec(select(BrokerageAccount.snaptrade_account_id)).all()
+    for step in range(7):
+        op = rng.choice(["day", "backdated", "rekey", "full"])
+        if op == "day":
+            sandbox.advance_day(rng.randint(1, 3))
+        elif op == "backdated":
+            sandbox.add_backdated(rng.choice(account_ids), count=rng.randint(1, 6), days_back=rng.randint(1, 6))
+        elif op == "rekey":
+            sandbox.rekey(rng.choice(account_ids), count=2)
+        started, rebuilt[:] = utcnow(), []
+        runs = sync_now(engine, uid, trigger="scheduled", full=op in ("full", "rekey"))
+        assert all(r.status == "completed" for r in runs), op
+        with Session(engine) as s:
+            assert_journal_is_current(s, uid)
+            written = s.exec(select(BrokerageTransaction).where(BrokerageTransaction.updated_at >= started)).all()
+            touched = {(r.account_id, pair_key(r)) for r in written
+                       if row_instrument(r) or r.transaction_type in POSITION_TYPES}  # fmt: skip
+            assert {(a, k) for a, keys in rebuilt for k in keys} == touched, f"step {step} ({op})"
+    with Session(engine) as s:
+        incremental = snapshot(s, uid)
+        rebuild_user(s, uid)
+        assert snapshot(s, uid) == incremental
+
+
+# --------------------------------------------------------------------------- crashes
+
+
+def test_a_failed_upkeep_leaves_the_old_journal_whole_and_the_next_run_rebuilds_it(engine, sandbox, monkeypatch):
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=800)
+    sync_now(engine, uid, trigger="initial")
+    with Session(engine) as s:
+        before = snapshot(s, uid)
+        account_ids = s.exec(select(BrokerageAccount.snaptrade_account_id)).all()
+    sandbox.advance_day()
+    for account_id in account_ids:
+        sandbox.add_backdated(account_id, count=4, days_back=3)
+    calls = []
+    real = upkeep.rebuild_pairs
+
+    def crash_after_rebuilding(session, account, keys):
+        calls.append(account.id)
+        real(session, account, keys)  # its deletes and inserts are done, not committed
+        raise RuntimeError("killed mid-rebuild")
+
+    monkeypatch.setattr(upkeep, "rebuild_pairs", crash_after_rebuilding)
+    [run] = sync_now(engine, uid, trigger="scheduled")
+    assert run.status == "completed" and run.transactions_new >= 8, (
+        "the activities are stored whatever the journal does"
+    )
+    with Session(engine) as s:
+        assert calls, "the new activities should have dirtied some pairs"
+        assert snapshot(s, uid) == before, "half a rebuild became visible"
+        assert dirty_count(s, uid) > 0
+    monkeypatch.setattr(upkeep, "rebuild_pairs", real)
+    sandbox.reset_request_log()
+    [again] = sync_now(engine, uid, trigger="scheduled")  # nothing new at SnapTrade: only the marks are left
+    assert again.status == "completed" and again.transactions_fetched == 0
+    assert again.api_requests <= 2  # the run's own requests (sync_now's reconcile before it is not the run's)
+    with Session(engine) as s:
+        assert_journal_is_current(s, uid)
+        assert snapshot(s, uid) != before
+
+
+def test_a_run_stopped_between_pages_then_resumed_rebuilds_what_both_attempts_wrote(engine, sandbox):
+    from core.accounts.connections import reconcile_connections
+    from core.ingest.sync import execute_run
+    from core.jobs import queue as jobs
+    from core.storage.models import BrokerageConnection
+
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=3500)
+        reconcile_connections(s, user_id=uid)
+        conn = s.exec(select(BrokerageConnection)).one()
+        run, _ = jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="initial")
+        jobs.claim_run(s, run.id, "w")
+    asked = iter(range(1000))
+    stopped = execute_run(run.id, engine=engine, should_stop=lambda: next(asked) >= 2)
+    assert stopped.status == "queued"
+    with Session(engine) as s:
+        assert dirty_count(s, uid) > 0 and s.exec(select(JournalRoundTrip)).all() == []
+        jobs.claim_run(s, run.id, "w")
+    done = execute_run(run.id, engine=engine)
+    assert done.status == "completed"
+    with Session(engine) as s:
+        assert_journal_is_current(s, uid)
+
+
+def test_disconnecting_with_history_deleted_empties_that_journal_in_the_same_commit(engine, sandbox):
+    from core.accounts.connections import disconnect_connection
+    from core.storage.models import BrokerageConnection
+
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=400)
+        connect(s, sandbox, uid, broker="SANDBOX_CA", history_size=300)
+    sync_now(engine, uid)
+    with Session(engine, expire_on_commit=False) as s:
+        gone = s.exec(select(BrokerageConnection).order_by(BrokerageConnection.id)).first()
+        gone_accounts = set(s.exec(select(BrokerageAccount.id).where(BrokerageAccount.connection_id == gone.id)))
+        disconnect_connection(s, user_id=uid, connection_id=gone.id, keep_history=False)
+    with Session(engine) as s:
+        left = {t.account_id for t in s.exec(select(JournalRoundTrip))}
+        assert left and not left & gone_accounts
+        assert_journal_is_current(s, uid)
+
+
+@pytest.mark.parametrize("users", [1])
+def test_journal_rebuild_from_scratch_restores_a_damaged_journal(engine, users):
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        f.bulk_transactions(s, [f.transaction_row(acct, symbol="AAPL", quantity="3", price="10", trade_date=date(2025, 1, 2)),
+                                f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", quantity="-3", price="12",
+                                                  trade_date=date(2025, 1, 3))])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        good = snapshot(s, user.id)
+        s.execute(sa.update(JournalRoundTrip).values(net_pnl=Decimal("999")))
+        s.execute(sa.text("DELETE FROM journal_dirty_pairs"))
+        s.commit()
+        assert snapshot(s, user.id) != good
+        result = rebuild_user(s, user.id)
+        assert (result.accounts, result.activities) == (1, 2)
+        assert snapshot(s, user.id) == good
+        (trip,) = s.exec(select(JournalRoundTrip)).all()
+        assert (trip.gross_pnl, trip.net_pnl, trip.activity_ids) == (
+            Decimal(6),
+            Decimal(6),
+            [r for r in trip.activity_ids],
+        )
