@@ -16,11 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from core.ingest.run_log import observed_run
 from core.ingest.sync import execute_run
 from core.jobs import queue as jobs
 from core.settings import get_settings
 from core.storage.db import get_engine
 from core.storage.models import BrokerageConnection, TransactionSyncLog, utcnow
+from core.web.pending_webhooks import flag_expired
 
 log = logging.getLogger("tradistry.worker")
 
@@ -111,6 +113,7 @@ class Worker:
     def maintenance(self) -> None:
         with Session(self.engine, expire_on_commit=False) as session:
             jobs.recover_stale_runs(session)
+            flag_expired(session)  # early webhooks whose connection never appeared, for staff
             if self.scheduler:
                 schedule_due(session)
 
@@ -127,6 +130,7 @@ class Worker:
         return True
 
     def execute(self, run_id: int) -> TransactionSyncLog:
-        client = self.client_factory() if self.client_factory else None
-        with Heartbeat(self.engine, run_id, every=get_settings().sync_heartbeat_seconds):
-            return execute_run(run_id, engine=self.engine, client=client, should_stop=lambda: self._stop.is_set())
+        with observed_run(run_id, self.engine):  # start/finish log events and the run's request log
+            client = self.client_factory() if self.client_factory else None
+            with Heartbeat(self.engine, run_id, every=get_settings().sync_heartbeat_seconds):
+                return execute_run(run_id, engine=self.engine, client=client, should_stop=lambda: self._stop.is_set())
