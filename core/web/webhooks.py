@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.jobs.queue import enqueue_sync
+from core.logs import log_event
 from core.snaptrade.client import redact
 from core.storage.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, WebhookEvent, utcnow
 
@@ -44,6 +45,7 @@ REPROCESS_AFTER_SECONDS = 120
 
 BROKEN_DEFAULT_REASON = "SnapTrade reported the connection as broken"
 DELETED_REASON = "The connection was deleted at SnapTrade; imported history is kept."
+PENDING_NOTE = "connection not recorded yet; waiting for the portal callback or a reconcile"
 USER_DELETED_REASON = "The SnapTrade user was deleted; imported history is kept."
 # The deprecated shared secret must not sit in the staff-visible payload copy.
 STRIPPED_FIELDS = ("webhookSecret",)
@@ -64,7 +66,7 @@ class WebhookRejected(Exception):
 
 @dataclass
 class WebhookResult:
-    """What happened to one delivery: `outcome` accepted/duplicate, `event_status` processed/ignored/flagged."""
+    """What happened to one delivery: `outcome` accepted/duplicate, `event_status` processed/ignored/pending/flagged."""
 
     outcome: str
     webhook_id: str
@@ -74,6 +76,8 @@ class WebhookResult:
     note: str | None = None
     run_id: int | None = None
     run_created: bool = False
+    connection_id: int | None = None
+    user_id: int | None = None
 
 
 @dataclass
@@ -244,20 +248,36 @@ def process_webhook(session: Session, payload: dict[str, Any], *, now: datetime 
         if event_id is None:
             session.commit()
             return WebhookResult("duplicate", webhook_id, event_type)
+    result = apply_event(session, event_id, payload, user_id, now=now)
+    if event_type == "CONNECTION_ATTEMPTED" and user_id is not None:
+        from core.accounts.attempts import record_attempt_webhook
+
+        record_attempt_webhook(session, user_id=user_id, event_id=event_id, payload=payload, now=now)
+    return result
+
+
+def apply_event(
+    session: Session, event_id: int, payload: dict[str, Any], user_id: int | None, *, now: datetime | None = None,
+    initial_for: frozenset[int] = frozenset(),
+) -> WebhookResult:
+    """Apply a stored event's effect and record its verdict: on arrival, and again for a pending event
+    once its connection is recorded (core.web.pending_webhooks). A sync it asks for joins any queued one;
+    for a connection in `initial_for` (just recorded) that sync is its first import."""
+    now = now or utcnow()
     # Commit the row and the state changes before queueing: enqueue_sync commits (and on a lost race
     # rolls back) the session itself, which must not take our event row with it.
-    effect = _apply_effect(session, payload, event_type, user_id, now)
+    effect = _apply_effect(session, payload, payload["eventType"], user_id, now)
     session.commit()
-    result = WebhookResult("accepted", webhook_id, event_type, event_id, effect.status, effect.note)
+    result = WebhookResult("accepted", payload["webhookId"], payload["eventType"], event_id, effect.status, effect.note,
+                           user_id=user_id)  # fmt: skip
     if effect.connection is not None:
+        trigger = "initial" if effect.connection.id in initial_for else "webhook"
         run, created = enqueue_sync(session, user_id=effect.connection.user_id,
-                                    connection_id=effect.connection.id, trigger="webhook")  # fmt: skip
+                                    connection_id=effect.connection.id, trigger=trigger)  # fmt: skip
         result.run_id, result.run_created = run.id, created
-    session.execute(
-        sa.update(WebhookEvent)
-        .where(WebhookEvent.id == event_id)
-        .values(status=effect.status, note=effect.note, processed_at=utcnow())
-    )
+        result.connection_id = effect.connection.id
+    values = {"status": effect.status, "note": effect.note, "processed_at": None if effect.status == "pending" else utcnow()}
+    session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == event_id).values(**values))
     session.commit()
     return result
 
@@ -273,9 +293,10 @@ def _apply_effect(
         return _user_deleted(session, user_id, now)
     if event_type == "ACCOUNT_REMOVED":
         return _account_removed(session, payload, user_id, _event_time(payload, now))
-    conn, problem = _find_connection(session, payload, user_id, event_type)
+    conn, problem = _find_connection(session, payload, user_id)
     if conn is None:
-        return _Effect("flagged", problem)
+        # SnapTrade sends a new connection's events before the portal's callback records it: they wait.
+        return _Effect("pending" if problem == PENDING_NOTE else "flagged", problem)
     if event_type == "CONNECTION_BROKEN":
         return _connection_broken(session, conn, payload, _event_time(payload, now), now)
     if event_type == "CONNECTION_DELETED":
@@ -292,9 +313,7 @@ def _ignored_note(payload: dict[str, Any], event_type: str, user_id: int | None)
     return "; ".join(notes) or None
 
 
-def _find_connection(
-    session: Session, payload: dict[str, Any], user_id: int, event_type: str
-) -> tuple[BrokerageConnection | None, str]:
+def _find_connection(session: Session, payload: dict[str, Any], user_id: int) -> tuple[BrokerageConnection | None, str]:
     """The event's connection (via the account when the authorization id is absent), or why not."""
     auth_id = _authorization_id(payload)
     conn = None
@@ -304,9 +323,7 @@ def _find_connection(
         account = _find_account(session, payload)
         conn = session.get(BrokerageConnection, account.connection_id) if account else None
     if conn is None:
-        if event_type == "CONNECTION_ADDED":
-            return None, "unknown connection; will appear at next reconcile"
-        return None, "unknown connection: no brokerage connection with this authorization id"
+        return None, PENDING_NOTE
     if conn.user_id != user_id:
         return None, "connection belongs to another app user than the event's userId"
     return conn, ""
@@ -457,12 +474,18 @@ def _text(value: Any, limit: int | None = None) -> str | None:
     return text[:limit] if limit else text
 
 
-def log_delivery(event_type: str | None, webhook_id: str | None, outcome: str, detail: str = "") -> None:
-    """The one log line per delivery; fields may come from an unverified body, so they are cleaned."""
+def log_delivery(event_type: str | None, webhook_id: str | None, outcome: str, detail: str = "",
+                 result: WebhookResult | None = None) -> None:  # fmt: skip
+    """The one log event per delivery (its verdict); fields may come from an unverified body, so they are cleaned."""
 
     def clean(value: str | None) -> str:
         return _LOG_UNSAFE.sub("?", redact(value or "-"))[:80]
 
     level = logging.INFO if outcome in ("accepted", "duplicate") else logging.WARNING
-    log.log(level, "snaptrade webhook eventType=%s webhookId=%s outcome=%s%s", clean(event_type), clean(webhook_id),
-            outcome, f" detail={_CONTROL.sub(' ', redact(detail))[:400]}" if detail else "")  # fmt: skip
+    detail = _CONTROL.sub(" ", redact(detail))[:400] if detail else ""
+    message = (f"snaptrade webhook eventType={clean(event_type)} webhookId={clean(webhook_id)} outcome={outcome}"
+               + (f" detail={detail}" if detail else ""))  # fmt: skip
+    log_event(log, "webhook.verdict", message, level=level, event_type=clean(event_type), webhook_id=clean(webhook_id),
+              outcome=outcome, verdict=result.event_status if result else None, note=result.note if result else None,
+              user_id=result.user_id if result else None, connection_id=result.connection_id if result else None,
+              run_id=result.run_id if result else None)  # fmt: skip
