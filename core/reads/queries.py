@@ -568,7 +568,7 @@ def webhook_log(session: Session, limit: int = 200, status: str | None = None) -
     stmt = (
         sa.select(
             W.id, W.received_at, W.event_type, W.status, AppUser.username, W.authorization_id, W.account_id,
-            W.event_timestamp, W.processed_at, W.note, W.webhook_id, W.payload,
+            W.event_timestamp, W.processed_at, W.note, W.webhook_id, W.payload, W.user_id,
         )
         .outerjoin(AppUser, AppUser.id == W.user_id)
         .order_by(W.received_at.desc(), W.id.desc())

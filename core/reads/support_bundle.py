@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 import core
 from core.reads import timeline as tl
 from core.snaptrade.client import redact
-from core.storage.models import BrokerageAccount, SnapTradeUser, SyncRunRequest, TransactionSyncLog, utcnow
+from core.storage.models import BrokerageAccount, SnapTradeUser, TransactionSyncLog, utcnow
 
 # The only webhook payload fields copied: ids and outcomes, never a body a later event type might fill.
 WEBHOOK_FIELDS = ("webhookId", "eventType", "eventTimestamp", "brokerageId", "brokerageAuthorizationId", "connectionId",
@@ -42,7 +42,7 @@ attempts.json        passes through the connection portal
 state_changes.json   status history
 staff_actions.json   the audit trail
 
-Quote the X-Request-ID values in requests.json to SnapTrade support.
+Quote the request_id values in requests.json (SnapTrade's X-Request-ID) to SnapTrade support.
 """
 
 
@@ -81,10 +81,8 @@ def bundle_files(
     errors = dict(session.execute(sa.select(R.id, R.error_details).where(R.connection_id == connection_id)).all())
     requests: dict[str, list[dict]] = {}
     for run in runs:
-        rows = session.exec(select(SyncRunRequest).where(SyncRunRequest.run_id == run.id)
-                            .order_by(SyncRunRequest.seq.desc()).limit(REQUESTS_PER_RUN)).all()  # fmt: skip
-        if rows:
-            requests[str(run.id)] = [r.model_dump(exclude={"id", "run_id"}) for r in reversed(rows)]
+        if kept := tl.run_requests(session, run.id, REQUESTS_PER_RUN):
+            requests[str(run.id)] = kept
     webhooks = [{"id": e.id, "webhook_id": e.webhook_id, "event_type": e.event_type, "status": e.status, "note": e.note,
                  "event_timestamp": e.event_timestamp, "received_at": e.received_at, "processed_at": e.processed_at,
                  "payload": {k: (e.payload or {}).get(k) for k in WEBHOOK_FIELDS if k in (e.payload or {})}}

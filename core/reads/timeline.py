@@ -25,6 +25,7 @@ from core.storage.models import (
     PortalAttempt,
     StaffAction,
     SyncIssue,
+    SyncRunRequest,
     TransactionSyncLog,
     WebhookEvent,
 )
@@ -32,6 +33,8 @@ from core.storage.models import (
 KINDS = ("attempt", "webhook", "run", "issue", "state", "action")
 KIND_LABELS = {"attempt": "Portal attempts", "webhook": "Webhooks", "run": "Sync runs", "issue": "Sync issues",
                "state": "State changes", "action": "Staff actions"}  # fmt: skip
+KIND_NAMES = {"attempt": "Portal attempt", "webhook": "Webhook", "run": "Sync run", "issue": "Sync issue",
+              "state": "State change", "action": "Staff action"}  # fmt: skip
 WEBHOOK_VERDICTS = {"received": "Received", "processed": "Processed", "ignored": "Ignored", "pending": "Pending",
                     "flagged": "Flagged"}  # fmt: skip
 ATTEMPT_OUTCOMES = {"open": "No result yet", "connected": "Connected", "failed": "Failed", "abandoned": "Abandoned",
@@ -121,13 +124,17 @@ class RunLine:
 
     @property
     def outcome(self) -> str:
-        """'Failed · superseded by #12' — the status a failure keeps, and what happened after it."""
-        label = RUN_STATUS_LABELS.get(self.status, self.status)
-        if self.status in PROBLEM_RUN_STATUSES and self.superseded_by is not None:
-            return f"{label} · superseded by #{self.superseded_by}"
-        if self.status in PROBLEM_RUN_STATUSES and self.retried_by is not None:
-            return f"{label} · retry queued as #{self.retried_by}"
-        return label
+        return run_outcome(self.status, self.superseded_by, self.retried_by)
+
+
+def run_outcome(status: str, superseded_by: int | None = None, retried_by: int | None = None) -> str:
+    """'Failed · superseded by #12': the status a failure keeps, and what happened after it."""
+    label = RUN_STATUS_LABELS.get(status, status)
+    if status in PROBLEM_RUN_STATUSES and superseded_by is not None:
+        return f"{label} · superseded by #{superseded_by}"
+    if status in PROBLEM_RUN_STATUSES and retried_by is not None:
+        return f"{label} · retry queued as #{retried_by}"
+    return label
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,10 @@ def connection_summary(session: Session, connection_id: int) -> ConnectionSummar
     return ConnectionSummary(c.id, c.user_id, username, c.brokerage_name, c.authorization_id, c.status, c.status_reason,
                              c.disabled_at, c.error_message, c.last_sync_at, c.last_successful_sync_at, c.next_sync_at,
                              c.auto_sync_enabled, c.sync_frequency_minutes, c.created_at)  # fmt: skip
+
+
+def username(session: Session, user_id: int) -> str | None:
+    return session.exec(select(AppUser.username).where(AppUser.id == user_id)).first()
 
 
 def user_connections(session: Session, user_id: int) -> list[ConnectionSummary]:
@@ -203,6 +214,31 @@ def runs(session: Session, *, connection_id: int | None = None, user_id: int | N
                 (r.error_details or {}).get("requested_by") if isinstance(r.error_details, dict) else None)
         for r, sup, retry in rows
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    run: RunLine
+    error_details: dict | None
+    account_breakdown: list
+    requests: list[dict]  # the last SnapTrade requests kept (core.snaptrade.trace), oldest first
+
+
+def run_detail(session: Session, run_id: int, request_limit: int = 50) -> RunDetail | None:
+    """One run with its error details, per-account breakdown and last request metadata."""
+    lines = runs(session, run_ids=[run_id], limit=1)
+    row = session.get(TransactionSyncLog, run_id)
+    if not lines or row is None:
+        return None
+    return RunDetail(lines[0], row.error_details, list(row.account_breakdown or []),
+                     run_requests(session, run_id, request_limit))  # fmt: skip
+
+
+def run_requests(session: Session, run_id: int, limit: int = 50) -> list[dict]:
+    """The run's last `limit` SnapTrade requests (metadata only), oldest first."""
+    rows = session.exec(select(SyncRunRequest).where(SyncRunRequest.run_id == run_id)
+                        .order_by(SyncRunRequest.seq.desc()).limit(limit)).all()  # fmt: skip
+    return [r.model_dump(exclude={"id", "run_id"}) for r in reversed(rows)]
 
 
 def _connection_accounts(session: Session, connection_id: int) -> tuple[list[int], list[str]]:

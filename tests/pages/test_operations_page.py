@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core.storage.models import SyncIssue, TransactionSyncLog
+from core.storage.models import StaffAction, SyncIssue, TransactionSyncLog
 from tests import factories as f
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "operations.py")
@@ -85,22 +85,32 @@ def test_short_runs_keep_their_fraction_of_a_second(session):
     assert (tiles["Run duration p50"], tiles["Run duration p95"]) == ("0.2 s", "2.0 s")
 
 
-def test_resolving_an_issue_records_the_staff_member(session):
+def test_resolving_an_issue_asks_for_a_note_and_records_the_staff_member(session):
     _, issue = _seed(session)
     staff = f.make_user(session, "ops-carol", role="staff")
     at = _app(staff.id).run()
     at.button(key="ops_resolve").click().run()
+    assert any(f"Mark issue #{issue.id}" in w.value for w in at.warning)  # a confirmation, nothing done yet
+    assert session.get(SyncIssue, issue.id, populate_existing=True).resolved_at is None
+    at.text_input(key="staff_action_note").input("duplicate of a corrected activity").run()
+    at.button(key="staff_confirm").click().run()
     assert any("marked resolved by ops-carol" in s.value for s in at.success)
     session.expire_all()
     stored = session.get(SyncIssue, issue.id)
     assert stored.resolved_by == "ops-carol" and stored.resolved_at is not None
+    assert stored.resolution_note == "duplicate of a corrected activity"
+    [entry] = session.exec(select(StaffAction)).all()
+    assert (entry.action, entry.actor_username, entry.issue_id, entry.outcome, entry.note) == (
+        "resolve_issue", "ops-carol", issue.id, "done", "duplicate of a corrected activity")
 
 
 def test_retry_queues_a_new_run_for_the_connection(session):
     failed, _ = _seed(session)
     staff = f.make_user(session, "ops-carol", role="staff")
     at = _app(staff.id).run()
+    assert not any(b.label == "Requeue this run" for b in at.button)  # one retry: "requeue" merged into it
     at.button(key="ops_retry").click().run()
+    at.button(key="staff_confirm").click().run()
     assert not at.exception
     assert any(f"Retry of run #{failed.id}" in s.value for s in [*at.success, *at.error])
     session.expire_all()
