@@ -194,12 +194,16 @@ def cmd_rotate_key(args) -> int:
 
 def cmd_support_bundle(args) -> int:
     from core.accounts.audit import CLI_ACTOR, Staff
-    from core.accounts.staff_actions import perform
+    from core.accounts.staff_actions import ActionRefused, perform
 
     # An operator with shell access: audited as "cli" (the app's pages check the staff role instead).
     with Session(get_engine(), expire_on_commit=False) as session:
-        result = perform(session, actor_user_id=None, action="support_bundle", connection_id=args.connection_id,
-                         staff=Staff(None, CLI_ACTOR))  # fmt: skip
+        try:
+            result = perform(session, actor_user_id=None, action="support_bundle", connection_id=args.connection_id,
+                             staff=Staff(None, CLI_ACTOR))  # fmt: skip
+        except ActionRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if result.data is None:
         print(f"error: {result.message}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from core.accounts.audit import ACTION_LABELS, PermissionDenied
-from core.accounts.staff_actions import perform
+from core.accounts.staff_actions import ActionRefused, perform
 from core.reads import timeline as tl
 from core.reads.support_bundle import bundle_file_name
 from core.storage.db import session_scope
@@ -57,7 +57,7 @@ def _confirm() -> None:
             result = perform(session, actor_user_id=user.user_id if user else None, action=pending["action"],
                              connection_id=pending["connection_id"], idempotency_key=pending["key"], note=note,
                              **pending["kwargs"])  # fmt: skip
-    except PermissionDenied as exc:
+    except (PermissionDenied, ActionRefused) as exc:  # not staff, or nothing to act on: nothing was done
         st.session_state[RESULT_KEY] = {"outcome": "failed", "text": f"{label}: {exc}"}
         return
     st.session_state[RESULT_KEY] = {"outcome": result.outcome, "text": f"{label}: {result.message}",

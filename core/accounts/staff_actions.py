@@ -36,7 +36,7 @@ from core.storage.models import (
 
 log = logging.getLogger("tradistry.staff")
 
-__all__ = ["ActionResult", "PermissionDenied", "perform", "ACTIONS"]
+__all__ = ["ACTIONS", "ActionRefused", "ActionResult", "PermissionDenied", "perform"]
 
 
 @dataclass
@@ -255,8 +255,9 @@ def perform(
     session: Session, *, actor_user_id: int | None, action: str, connection_id: int | None = None,
     idempotency_key: str | None = None, note: str | None = None, staff: Staff | None = None, **kwargs: Any,
 ) -> ActionResult:  # fmt: skip
-    """Check the actor is staff, audit, act once per key. Raises PermissionDenied (nothing written) for a
-    non-staff actor; every other failure is a 'failed' outcome with a message a page can show.
+    """Check the actor is staff, audit, act once per key. Raises PermissionDenied for a non-staff actor and
+    ActionRefused for a connection that does not exist (nothing written either way); every other failure is
+    a 'failed' outcome, audited, with a message a page can show.
 
     `staff` is for the command line only (an operator with shell access, audited as "cli")."""
     if action not in ACTIONS:
