@@ -120,3 +120,46 @@ def test_retry_queues_a_new_run_for_the_connection(session):
         )
     ).all()
     assert len(queued) == 1
+
+
+def test_a_superseded_failure_leaves_the_runs_tab_and_the_attention_tile(session):
+    user, conn, _ = f.make_trader(session, "bob")
+    failed = f.make_run(session, user, conn, status="failed", error_message="SnapTrade answered 503")
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    assert {m.label: m.value for m in at.metric}["Need attention"] == "1"
+    assert "Runs (1)" in [t.label for t in at.tabs]
+    runs = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
+    assert list(runs["outcome"]) == ["Failed"] and list(runs["open"]) == [f"connection?id={conn.id}"]
+
+    retry = f.make_run(session, user, conn, status="completed")
+    at = _app(staff.id).run()
+    assert {m.label: m.value for m in at.metric}["Need attention"] == "0"
+    assert "Runs (0)" in [t.label for t in at.tabs]
+    assert any("No failed, partial or interrupted run needs a person" in s.value for s in at.success)
+    assert retry.id > failed.id
+
+
+def test_rows_naming_a_connection_or_a_trader_link_to_their_pages(session):
+    _seed(session)
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    connections = next(d.value for d in at.dataframe if "status_reason" in d.value.columns)
+    broken_id = int(connections["id"][0])
+    assert list(connections["open"]) == [f"connection?id={broken_id}"]
+    links = " ".join(m.value for m in at.markdown)
+    assert f"[Open connection #{broken_id}: timeline and actions](connection?id={broken_id})" in links
+    assert "Trader bob: all connections and attempts](staff-user?id=" in links  # from the row
+
+
+def test_failed_connect_attempts_are_listed_with_their_trader(session):
+    from core.accounts.attempts import record_callback
+
+    user = f.make_user(session, "dora")
+    record_callback(session, user_id=user.id, params={"status": "ERROR", "error_code": "1066"}, status="error",
+                    message="The brokerage connection failed.", error_code="1066")  # fmt: skip
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    assert "Failed attempts (1)" in [t.label for t in at.tabs]
+    attempts = next(d.value for d in at.dataframe if "SnapTrade result" in d.value.columns)
+    assert list(attempts["Trader"]) == ["dora"] and list(attempts["Callback"]) == ["ERROR (1066)"]
