@@ -15,7 +15,7 @@ from core.reads import timeline as tl
 from core.reads.views import frequency_label
 from core.storage.db import session_scope
 from pages import staff_ui as ui
-from pages.components import fmt_duration, fmt_time, fmt_when, require_role, status_badge
+from pages.components import fmt_duration, fmt_relative, fmt_time, fmt_when, require_role, status_badge
 
 KINDS_KEY = "conn_kinds"
 
@@ -30,6 +30,7 @@ def _pick() -> None:
 
 def _header(c: tl.ConnectionSummary, runs: list[tl.RunLine]) -> None:
     st.title(f"Connection #{c.id} · {c.brokerage_name or 'Brokerage'}")
+    st.button("Refresh", key="conn_refresh", help="Read everything again (a queued run may have finished)")
     st.caption(
         f"Trader {c.username} · SnapTrade authorization {c.authorization_id} · recorded {fmt_time(c.created_at)}"
     )
@@ -38,8 +39,9 @@ def _header(c: tl.ConnectionSummary, runs: list[tl.RunLine]) -> None:
     if c.status_reason or c.error_message:
         st.markdown(f"**Why:** {c.status_reason or c.error_message}")
     tiles = st.columns(4)
-    tiles[0].metric("Last successful sync", fmt_when(c.last_successful_sync_at))
-    tiles[1].metric("Last sync", fmt_when(c.last_sync_at))
+    # Relative in the tile (a full time does not fit four across), the exact time in its help.
+    tiles[0].metric("Last successful sync", fmt_relative(c.last_successful_sync_at), help=fmt_when(c.last_successful_sync_at))
+    tiles[1].metric("Last sync", fmt_relative(c.last_sync_at), help=fmt_when(c.last_sync_at))
     tiles[2].metric("Auto-sync", frequency_label(c.sync_frequency_minutes) if c.auto_sync_enabled else "off")
     tiles[3].metric("Runs needing a person", sum(r.needs_attention for r in runs))
 

@@ -34,7 +34,7 @@ LABELS = {
 }  # fmt: skip
 WIDTHS = {"id": 60, "status_reason": "large", "error_message": "large", "reason": "large", "note": "medium",
           "outcome": "medium"}  # fmt: skip
-HIDDEN = ("user_id", "superseded_by", "retried_by")  # used for links and wording, not shown as columns
+HIDDEN = ("user_id", "connection_id", "superseded_by", "retried_by")  # used for links and wording, not shown as columns
 
 
 def _require_staff() -> str:
@@ -82,6 +82,7 @@ def _grid(df: pd.DataFrame, first: tuple[str, ...] = ()) -> None:
 
 
 def _with_links(df: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """An `open` column: the address of each row's connection page (before _localize blanks missing ids)."""
     out = df.copy()
     out["open"] = [f"connection?id={int(v)}" if not pd.isna(v) else None for v in out[id_column]]
     return out
@@ -120,7 +121,7 @@ def _connections(df: pd.DataFrame, tz_name: str | None) -> None:
     if df.empty:
         st.success("No connection needs a reconnect or is in error.")
         return
-    _grid(_with_links(_localize(df, ("since", "last_successful_sync_at", "last_sync_at"), tz_name), "id"),
+    _grid(_localize(_with_links(df, "id"), ("since", "last_successful_sync_at", "last_sync_at"), tz_name),
           first=("id", "username", "brokerage_name", "status", "since", "status_reason", "error_message"))  # fmt: skip
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
     connection_id = st.selectbox("Connection", list(by_id), key="ops_connection", format_func=lambda i: f"#{i} · "
@@ -134,7 +135,7 @@ def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
         return
     df = df.assign(outcome=[tl.run_outcome(s, _optional_int(sup), _optional_int(retry))
                             for s, sup, retry in zip(df["status"], df["superseded_by"], df["retried_by"], strict=True)])  # fmt: skip
-    _grid(_with_links(_localize(df, ("queued_at", "started_at", "completed_at"), tz_name), "connection_id"),
+    _grid(_localize(_with_links(df, "connection_id"), ("queued_at", "started_at", "completed_at"), tz_name),
           first=("id", "username", "brokerage_name", "outcome", "queued_at", "error_message"))  # fmt: skip
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
     run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['outcome']} · "
@@ -168,7 +169,7 @@ def _issues(tz_name: str | None) -> None:
     if df.empty:
         st.success("No unresolved sync issues." if unresolved_only else "The issues ledger is empty.")
         return
-    _grid(_localize(df.drop(columns=["raw_payload"]), ("created_at", "resolved_at"), tz_name))
+    _grid(_localize(_with_links(df.drop(columns=["raw_payload"]), "connection_id"), ("created_at", "resolved_at"), tz_name))
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
     issue_id = st.selectbox("Issue", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['kind']} · "
                             f"{by_id[i]['reason']}", key="ops_issue")  # fmt: skip
@@ -176,7 +177,9 @@ def _issues(tz_name: str | None) -> None:
     if by_id[issue_id]["resolved_at"] is None:
         ui.action_button("Mark resolved…", "resolve_issue", f"Mark issue #{issue_id} ({by_id[issue_id]['reason']}) "
                          "resolved?", key="ops_resolve", issue_id=issue_id, needs_note=True)  # fmt: skip
-    if by_id[issue_id]["user_id"] is not None:
+    if _optional_int(by_id[issue_id]["connection_id"]) is not None:
+        ui.connection_link(int(by_id[issue_id]["connection_id"]))
+    if _optional_int(by_id[issue_id]["user_id"]) is not None:
         ui.user_link(int(by_id[issue_id]["user_id"]), by_id[issue_id]["username"])
 
 
@@ -191,7 +194,8 @@ def _webhooks(tz_name: str | None) -> None:
     if df.empty:
         st.info("No webhook events received.")
         return
-    _grid(_localize(df.drop(columns=["payload"]), ("received_at", "event_timestamp", "processed_at"), tz_name))
+    _grid(_localize(_with_links(df.drop(columns=["payload"]), "connection_id"),
+                    ("received_at", "event_timestamp", "processed_at"), tz_name))  # fmt: skip
     by_id: dict[int, Any] = {int(r["id"]): r for r in df.to_dict("records")}
     event_id = st.selectbox("Event", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['event_type']} · "
                             f"{by_id[i]['status']}", key="ops_wh_event")  # fmt: skip
@@ -200,6 +204,8 @@ def _webhooks(tz_name: str | None) -> None:
     if event["status"] == "flagged":
         ui.action_button("Re-process this event", "reprocess_webhooks", f"Apply {event['event_type']} (#{event_id}) "
                          "again?", key="ops_wh_reprocess", event_ids=[event_id], user_id=_optional_int(event["user_id"]))  # fmt: skip
+    if _optional_int(event["connection_id"]) is not None:
+        ui.connection_link(int(event["connection_id"]))
     if _optional_int(event["user_id"]) is not None:
         ui.user_link(int(event["user_id"]), event["username"])
 

@@ -537,9 +537,10 @@ def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200
         sa.select(
             Issue.id, AppUser.username, Issue.account_id, Issue.run_id, Issue.kind, Issue.reason, Issue.snaptrade_activity_id,
             Issue.matched_transaction_id, Issue.raw_payload, Issue.created_at, Issue.resolved_at, Issue.resolved_by,
-            Issue.resolution_note, Issue.user_id,
+            Issue.resolution_note, Issue.user_id, BrokerageAccount.connection_id,
         )
         .outerjoin(AppUser, AppUser.id == Issue.user_id)
+        .outerjoin(BrokerageAccount, BrokerageAccount.id == Issue.account_id)
         .order_by(Issue.created_at.desc(), Issue.id.desc())
         .limit(limit)
     )
@@ -569,8 +570,10 @@ def webhook_log(session: Session, limit: int = 200, status: str | None = None) -
         sa.select(
             W.id, W.received_at, W.event_type, W.status, AppUser.username, W.authorization_id, W.account_id,
             W.event_timestamp, W.processed_at, W.note, W.webhook_id, W.payload, W.user_id,
+            BrokerageConnection.id.label("connection_id"),
         )
         .outerjoin(AppUser, AppUser.id == W.user_id)
+        .outerjoin(BrokerageConnection, BrokerageConnection.authorization_id == W.authorization_id)
         .order_by(W.received_at.desc(), W.id.desc())
         .limit(limit)
     )

@@ -85,6 +85,7 @@ class _Effect:
     status: str
     note: str | None = None
     connection: BrokerageConnection | None = None  # set when a sync should be queued
+    connection_id: int | None = None  # the event's connection, when it was found
 
 
 # --------------------------------------------------------------------------- verification
@@ -269,13 +270,12 @@ def apply_event(
     effect = _apply_effect(session, payload, payload["eventType"], user_id, now)
     session.commit()
     result = WebhookResult("accepted", payload["webhookId"], payload["eventType"], event_id, effect.status, effect.note,
-                           user_id=user_id)  # fmt: skip
+                           user_id=user_id, connection_id=effect.connection_id)  # fmt: skip
     if effect.connection is not None:
         trigger = "initial" if effect.connection.id in initial_for else "webhook"
         run, created = enqueue_sync(session, user_id=effect.connection.user_id,
                                     connection_id=effect.connection.id, trigger=trigger)  # fmt: skip
         result.run_id, result.run_created = run.id, created
-        result.connection_id = effect.connection.id
     values = {"status": effect.status, "note": effect.note, "processed_at": None if effect.status == "pending" else utcnow()}
     session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == event_id).values(**values))
     session.commit()
@@ -298,10 +298,13 @@ def _apply_effect(
         # SnapTrade sends a new connection's events before the portal's callback records it: they wait.
         return _Effect("pending" if problem == PENDING_NOTE else "flagged", problem)
     if event_type == "CONNECTION_BROKEN":
-        return _connection_broken(session, conn, payload, _event_time(payload, now), now)
-    if event_type == "CONNECTION_DELETED":
-        return _connection_deleted(session, conn, DELETED_REASON, now)
-    return _queue_sync(session, conn, payload, event_type, now)
+        effect = _connection_broken(session, conn, payload, _event_time(payload, now), now)
+    elif event_type == "CONNECTION_DELETED":
+        effect = _connection_deleted(session, conn, DELETED_REASON, now)
+    else:
+        effect = _queue_sync(session, conn, payload, event_type, now)
+    effect.connection_id = conn.id  # for the verdict's log event
+    return effect
 
 
 def _ignored_note(payload: dict[str, Any], event_type: str, user_id: int | None) -> str | None:
