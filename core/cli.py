@@ -194,7 +194,7 @@ def cmd_rotate_key(args) -> int:
 
 def cmd_support_bundle(args) -> int:
     from core.accounts.audit import CLI_ACTOR, Staff
-    from core.accounts.staff_actions import ActionRefused, perform
+    from core.staff.actions import ActionRefused, perform
 
     # An operator with shell access: audited as "cli" (the app's pages check the staff role instead).
     with Session(get_engine(), expire_on_commit=False) as session:

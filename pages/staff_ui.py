@@ -1,5 +1,5 @@
 """Widgets the staff pages share: an action button that asks for confirmation before it runs (through
-core.accounts.staff_actions, which checks the role again and writes the audit trail), the result of the
+core.staff.actions, which checks the role again and writes the audit trail), the result of the
 last action, the reconnect link and the support bundle it produced, the timeline table and page links.
 
 Each confirmation carries a fresh idempotency key: a double click, or a resent rerun, acts once.
@@ -16,9 +16,9 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 from core.accounts.audit import ACTION_LABELS, PermissionDenied
-from core.accounts.staff_actions import ActionRefused, perform
 from core.reads import timeline as tl
 from core.reads.support_bundle import bundle_file_name
+from core.staff.actions import ActionRefused, perform
 from core.storage.db import session_scope
 from pages.components import current_user, fmt_relative, fmt_time
 

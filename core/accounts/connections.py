@@ -224,7 +224,7 @@ def reconcile_connections(
 
 def _match_early_webhooks(session: Session, user_id: int, new_connection_ids: list[int]) -> list[int]:
     """SnapTrade's webhooks for a connection we had not recorded yet wait as pending: they take effect now."""
-    from core.web.pending_webhooks import match_pending
+    from core.accounts.pending_webhooks import match_pending
 
     try:
         return match_pending(session.get_bind(), user_id=user_id, initial_for=new_connection_ids).matched

@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from core.accounts.pending_webhooks import flag_expired
 from core.ingest.run_log import observed_run
 from core.ingest.sync import execute_run
 from core.jobs import queue as jobs
 from core.settings import get_settings
 from core.storage.db import get_engine
 from core.storage.models import BrokerageConnection, TransactionSyncLog, utcnow
-from core.web.pending_webhooks import flag_expired
 
 log = logging.getLogger("tradistry.worker")
 

@@ -551,7 +551,7 @@ def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200
 
 def resolve_issue(session: Session, issue_id: int, staff_username: str, note: str | None = None) -> bool:
     """Mark an issue resolved by a staff member, with their note; False when it is missing or already
-    resolved. Commits. (Staff pages go through core.accounts.staff_actions, which also audits it.)"""
+    resolved. Commits. (Staff pages go through core.staff.actions, which also audits it.)"""
     issue = session.get(SyncIssue, issue_id)
     if issue is None or issue.resolved_at is not None:
         return False

@@ -22,21 +22,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from core.accounts.pending_webhooks import PENDING_NOTE, hint_accounts
 from core.jobs.queue import enqueue_sync
 from core.logs import log_event
 from core.snaptrade.client import redact
+from core.snaptrade.webhook_events import HANDLED_EVENTS
 from core.storage.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, WebhookEvent, utcnow
 
 log = logging.getLogger("tradistry.webhooks")
-
-# Events that mean "new data may be waiting at SnapTrade for this connection".
-SYNC_EVENTS = frozenset({
-    "ACCOUNT_TRANSACTIONS_INITIAL_UPDATE", "ACCOUNT_TRANSACTIONS_UPDATED", "NEW_ACCOUNT_AVAILABLE",
-    "CONNECTION_ADDED", "CONNECTION_FIXED",
-})  # fmt: skip
-CONNECTION_LEVEL_EVENTS = frozenset({"CONNECTION_ADDED", "CONNECTION_FIXED"})
-STATE_EVENTS = frozenset({"CONNECTION_BROKEN", "CONNECTION_DELETED", "ACCOUNT_REMOVED", "USER_DELETED"})
-HANDLED_EVENTS = SYNC_EVENTS | STATE_EVENTS
 
 # SnapTrade retries ≥30 min later, so a small clock skew is all we allow into the future.
 MAX_FUTURE_SKEW_SECONDS = 300
@@ -45,7 +38,6 @@ REPROCESS_AFTER_SECONDS = 120
 
 BROKEN_DEFAULT_REASON = "SnapTrade reported the connection as broken"
 DELETED_REASON = "The connection was deleted at SnapTrade; imported history is kept."
-PENDING_NOTE = "connection not recorded yet; waiting for the portal callback or a reconcile"
 USER_DELETED_REASON = "The SnapTrade user was deleted; imported history is kept."
 # The deprecated shared secret must not sit in the staff-visible payload copy.
 STRIPPED_FIELDS = ("webhookSecret",)
@@ -258,12 +250,11 @@ def process_webhook(session: Session, payload: dict[str, Any], *, now: datetime 
 
 
 def apply_event(
-    session: Session, event_id: int, payload: dict[str, Any], user_id: int | None, *, now: datetime | None = None,
-    initial_for: frozenset[int] = frozenset(),
+    session: Session, event_id: int, payload: dict[str, Any], user_id: int | None, *, now: datetime | None = None
 ) -> WebhookResult:
-    """Apply a stored event's effect and record its verdict: on arrival, and again for a pending event
-    once its connection is recorded (core.web.pending_webhooks). A sync it asks for joins any queued one;
-    for a connection in `initial_for` (just recorded) that sync is its first import."""
+    """Apply a stored event's effect and record its verdict: on arrival, and again when staff re-process a
+    flagged one (core.staff.actions). A sync it asks for joins any queued one. (An event that waited for its
+    connection is matched by core.accounts.pending_webhooks when a reconcile records it.)"""
     now = now or utcnow()
     # Commit the row and the state changes before queueing: enqueue_sync commits (and on a lost race
     # rolls back) the session itself, which must not take our event row with it.
@@ -272,9 +263,8 @@ def apply_event(
     result = WebhookResult("accepted", payload["webhookId"], payload["eventType"], event_id, effect.status, effect.note,
                            user_id=user_id, connection_id=effect.connection_id)  # fmt: skip
     if effect.connection is not None:
-        trigger = "initial" if effect.connection.id in initial_for else "webhook"
         run, created = enqueue_sync(session, user_id=effect.connection.user_id,
-                                    connection_id=effect.connection.id, trigger=trigger)  # fmt: skip
+                                    connection_id=effect.connection.id, trigger="webhook")  # fmt: skip
         result.run_id, result.run_created = run.id, created
     values = {"status": effect.status, "note": effect.note, "processed_at": None if effect.status == "pending" else utcnow()}
     session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == event_id).values(**values))
@@ -345,7 +335,6 @@ def _queue_sync(
     """Mark the hinted accounts and ask for a sync (the caller enqueues after committing)."""
     if conn.status == "disconnected":
         return _Effect("flagged", "connection is disconnected here; no sync queued")
-    note = None
     if event_type == "CONNECTION_FIXED":
         if not _newer_state_event(conn, payload, now):
             return _Effect("ignored", "older than the connection's last state change; not applied")
@@ -353,19 +342,7 @@ def _queue_sync(
         conn.status, conn.disabled_at, conn.status_reason = "active", None, None
         conn.updated_at = now
         session.add(conn)
-    hint = (
-        sa.update(BrokerageAccount)
-        .where(BrokerageAccount.has_pending_hint.is_(False))
-        .values(has_pending_hint=True, updated_at=now)
-    )
-    if event_type in CONNECTION_LEVEL_EVENTS:
-        session.execute(hint.where(BrokerageAccount.connection_id == conn.id, BrokerageAccount.is_active.is_(True)))
-    else:
-        account = _find_account(session, payload)
-        if account is not None and account.connection_id == conn.id:
-            session.execute(hint.where(BrokerageAccount.id == account.id))
-        else:
-            note = "account not known yet; the sync's reconcile will add it"
+    note = hint_accounts(session, conn, event_type, _text(payload.get("accountId"), 64), now)
     return _Effect("processed", note, connection=conn)
 
 

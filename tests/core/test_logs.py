@@ -18,12 +18,12 @@ from sqlmodel import Session
 
 from core.accounts import auth
 from core.accounts.connections import create_portal_link, get_snaptrade_identity, reconcile_connections
-from core.accounts.staff_actions import perform
 from core.jobs import queue as jobs
 from core.jobs.worker import Worker
 from core.logs import configure_logging, log_context, log_event
 from core.settings import Settings, get_settings, reset_settings_cache
 from core.snaptrade.client import remember_secret
+from core.staff.actions import perform
 from core.web.webhooks import log_delivery, process_webhook
 from tests import factories as f
 from tests.conftest import ROOT, TEST_COOKIE_KEYS

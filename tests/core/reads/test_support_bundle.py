@@ -16,10 +16,10 @@ from sqlmodel import Session, select
 
 from core.accounts.audit import PermissionDenied
 from core.accounts.connections import get_snaptrade_identity, reconcile_connections
-from core.accounts.staff_actions import perform
 from core.jobs import queue as jobs
 from core.jobs.worker import Worker
 from core.reads.support_bundle import build_support_bundle
+from core.staff.actions import perform
 from core.storage.models import AppUser, BrokerageAccount, BrokerageConnection, SnapTradeUser, StaffAction
 from core.web.webhooks import process_webhook
 from tests import factories as f

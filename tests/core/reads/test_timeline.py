@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from core.accounts.attempts import record_callback, record_portal_link
-from core.accounts.staff_actions import perform
 from core.reads import timeline as tl
+from core.staff.actions import perform
 from core.storage.models import ConnectionStateChange, SnapTradeUser
 from core.web.webhooks import process_webhook
 from tests import factories as f

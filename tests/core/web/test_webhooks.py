@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from core.accounts.pending_webhooks import PENDING_NOTE
 from core.storage.models import (
     BrokerageAccount,
     BrokerageConnection,
@@ -324,7 +325,7 @@ def test_informational_and_unknown_events_are_stored_as_ignored_without_a_sync(
 
 
 def test_connection_added_for_an_unknown_authorization_is_kept_pending_and_queues_nothing(session, trader):
-    """SnapTrade sends it before the portal's callback records the connection (core.web.pending_webhooks)."""
+    """SnapTrade sends it before the portal's callback records the connection (core.accounts.pending_webhooks)."""
     user, _, _, _ = trader
     payload = event("CONNECTION_ADDED", brokerageAuthorizationId="auth-unknown", brokerageId="ALPACA")
     result = process_webhook(session, payload)
@@ -332,7 +333,7 @@ def test_connection_added_for_an_unknown_authorization_is_kept_pending_and_queue
     assert (result.event_status, row.status, row.note, row.user_id, row.processed_at) == (
         "pending",
         "pending",
-        webhooks.PENDING_NOTE,
+        PENDING_NOTE,
         user.id,
         None,
     )

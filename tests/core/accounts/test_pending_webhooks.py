@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 
+from core.accounts import pending_webhooks
 from core.accounts.connections import create_portal_link, handle_portal_callback
 from core.jobs.worker import Worker
 from core.settings import reset_settings_cache
 from core.storage.models import BrokerageConnection, SnapTradeUser, TransactionSyncLog, WebhookEvent
-from core.web import pending_webhooks
 from core.web.webhooks import process_webhook
 from tests.core.accounts.test_connections import portal
 from tests.core.web.test_api import LiveServer

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.accounts import audit
@@ -23,16 +24,20 @@ from core.accounts.audit import PermissionDenied, Staff
 from core.jobs.queue import enqueue_sync
 from core.logs import log_context, log_event
 from core.reads.queries import PROBLEM_RUN_STATUSES
+from core.reads.timeline import webhook_events
 from core.snaptrade.client import SnapTradeError
 from core.storage.models import (
     ACTIVE_SYNC_STATUSES,
     BrokerageAccount,
     BrokerageConnection,
+    SnapTradeUser,
     StaffAction,
     SyncIssue,
     TransactionSyncLog,
+    WebhookEvent,
     utcnow,
 )
+from core.web.webhooks import WebhookResult, apply_event
 
 log = logging.getLogger("tradistry.staff")
 
@@ -165,18 +170,40 @@ def _resolve_issue(session: Session, staff: Staff, entry: StaffAction, conn: Bro
     return _Done("done", f"Issue #{issue.id} marked resolved by {staff.username}.")
 
 
+def _reprocess_event(session: Session, event_id: int, now: datetime) -> WebhookResult | None:
+    """Apply one flagged (or still pending) event again, as on arrival; one that still cannot be matched
+    stays flagged, with a fresh note. None when it is neither any more."""
+    event = session.get(WebhookEvent, event_id, populate_existing=True)
+    if event is None or event.status not in ("pending", "flagged"):
+        return None
+    if event.user_id is None and event.snaptrade_user_id:  # the SnapTrade user may have been registered since
+        event.user_id = session.exec(
+            select(SnapTradeUser.user_id).where(SnapTradeUser.snaptrade_user_id == event.snaptrade_user_id)
+        ).first()
+        session.add(event)
+        session.commit()
+    payload = {"webhookId": event.webhook_id, "eventType": event.event_type, **(event.payload or {})}
+    result = apply_event(session, event.id, payload, event.user_id, now=now)
+    if result.event_status in ("pending", "flagged"):
+        result.event_status, note = "flagged", f"re-processed at {now:%Y-%m-%d %H:%M} UTC: {result.note}"
+    else:
+        note = "re-processed by staff" + (f"; {result.note}" if result.note else "")
+    session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == event.id)
+                    .values(status=result.event_status, note=note[:1000], processed_at=now))  # fmt: skip
+    session.commit()
+    return result
+
+
 def _reprocess_webhooks(session: Session, staff: Staff, entry: StaffAction, conn: BrokerageConnection | None, *,
                         event_ids: list[int] | None = None, user_id: int | None = None, **_: Any) -> _Done:  # fmt: skip
-    from core.reads.timeline import webhook_events
-    from core.web.pending_webhooks import REPROCESSABLE, reprocess_events
-
     if event_ids is None:
         scope = {"connection_id": conn.id} if conn is not None else {"user_id": user_id}
         event_ids = [e.id for e in webhook_events(session, statuses=("flagged",), **scope)]
-    if not event_ids:
+    now = utcnow()
+    results = [r for r in (_reprocess_event(session, i, now) for i in event_ids) if r is not None]
+    if not results:
         return _Done("no_change", "No flagged webhook events to re-process.")
-    results = reprocess_events(session, event_ids)
-    took = [r for r in results if r.event_status not in REPROCESSABLE]
+    took = [r for r in results if r.event_status != "flagged"]
     runs = sorted({r.run_id for r in took if r.run_id is not None})
     message = f"Re-processed {len(results)} flagged event(s): {len(took)} took effect, {len(results) - len(took)} still flagged"
     if runs:

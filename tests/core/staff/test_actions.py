@@ -10,10 +10,10 @@ from io import BytesIO
 import pytest
 from sqlmodel import Session, select
 
-from core.accounts import staff_actions
 from core.accounts.audit import PermissionDenied, entries
 from core.accounts.connections import reconcile_connections
-from core.accounts.staff_actions import perform
+from core.staff import actions as staff_actions
+from core.staff.actions import perform
 from core.storage.models import (
     BrokerageConnection,
     PortalAttempt,
