@@ -108,6 +108,9 @@ async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
     from core.snaptrade import client as snaptrade
 
     snaptrade.install_log_redaction(settings)
+    from core.logs import configure_logging, log_event
+
+    configure_logging(settings)  # one handler on the root logger: LOG_FORMAT text or json, LOG_LEVEL
     from core.accounts import auth
     from core.storage import migrate
     from core.storage.db import session_scope
@@ -128,8 +131,12 @@ async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
             from core.jobs.worker import Worker
 
             worker = Worker().start()
+        log_event(log, "app.start", "Tradistry Broker Sync started", mode="sandbox" if settings.sandbox_mode
+                  else "production", worker=settings.worker_enabled, log_format=settings.log_format,
+                  database=settings.resolved_database_url.split(":", 1)[0])  # fmt: skip
         yield {"sandbox": sandbox, "worker": worker}
     finally:
+        log_event(log, "app.stop", "Tradistry Broker Sync stopping")
         if worker is not None:
             worker.stop()
         if sandbox is not None:

@@ -1,5 +1,5 @@
 """Command line: `python -m core migrate | users add | users reset-secret | connect | sync | export | journal rebuild |
-trades | positions | worker | rotate-key | banner`.
+trades | positions | worker | rotate-key | banner | support-bundle`.
 
 These commands and their output are a contract other tools rely on (see the README).
 """
@@ -15,9 +15,10 @@ import time
 
 from sqlmodel import Session, select
 
+from core.logs import configure_logging
 from core.messages import MAX_ECHO_CHARS, describe_error, echo_input
 from core.settings import ConfigurationError, get_settings
-from core.snaptrade.client import SnapTradeError, UserSecretRefused, install_log_redaction
+from core.snaptrade.client import SnapTradeError, UserSecretRefused
 from core.storage.db import get_engine
 
 log = logging.getLogger("tradistry.cli")
@@ -285,6 +286,27 @@ def cmd_rotate_key(args) -> int:
     return 0
 
 
+def cmd_support_bundle(args) -> int:
+    from core.accounts.audit import CLI_ACTOR, Staff
+    from core.staff.actions import ActionRefused, perform
+
+    # An operator with shell access: audited as "cli" (the app's pages check the staff role instead).
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            result = perform(session, actor_user_id=None, action="support_bundle", connection_id=args.connection_id,
+                             staff=Staff(None, CLI_ACTOR))  # fmt: skip
+        except ActionRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if result.data is None:
+        print(f"error: {result.message}", file=sys.stderr)
+        return 2
+    with open(args.out, "wb") as out:
+        out.write(result.data)
+    print(f"wrote {args.out} ({len(result.data)} bytes): connection {args.connection_id}'s support bundle")
+    return 0
+
+
 def cmd_banner(args) -> int:
     settings = get_settings()
     print(f"Tradistry Broker Sync → {settings.app_base_url}")
@@ -360,15 +382,17 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(fn=cmd_worker)
     sub.add_parser("rotate-key", help="re-encrypt secrets under the first ENCRYPTION_KEYS key").set_defaults(fn=cmd_rotate_key)
     sub.add_parser("banner", help="print the URL and demo logins").set_defaults(fn=cmd_banner)
+    b = sub.add_parser("support-bundle", help="write a connection's support bundle (zip of JSON, no secrets)")
+    b.add_argument("connection_id", type=int, metavar="CONNECTION_ID")
+    b.add_argument("--out", required=True, metavar="FILE")
+    b.set_defaults(fn=cmd_support_bundle)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        logging.basicConfig(level=get_settings().log_level, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        install_log_redaction(get_settings())
+        configure_logging(get_settings())  # LOG_FORMAT / LOG_LEVEL; secrets scrubbed
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
         return args.fn(args)
     except ConfigurationError as exc:

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     webhook_max_bytes: int = 64 * 1024
     webhook_max_age_seconds: int = 6 * 60 * 60
+    # An event for a connection not recorded yet (SnapTrade's webhooks beat the portal's callback) waits
+    # this long for the callback or a reconcile to record it before it is flagged for staff.
+    webhook_pending_seconds: int = 15 * 60
 
     sandbox_port: int = 0
     sandbox_seed: int = 7
@@ -73,11 +76,19 @@ class Settings(BaseSettings):
     sandbox_admin_token: str = ""
 
     log_level: str = "INFO"
+    log_format: str = "text"  # text (readable lines) or json (one JSON object per line)
 
     @field_validator("data_dir", mode="before")
     @classmethod
     def _expand(cls, v: object) -> object:
         return Path(v).expanduser() if isinstance(v, str) else v
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, v: object) -> object:
+        if isinstance(v, str) and v.strip().lower() not in ("text", "json"):
+            raise ValueError("LOG_FORMAT must be text or json")
+        return v.strip().lower() if isinstance(v, str) else v
 
     @property
     def sandbox_mode(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.accounts import connections as conn_service
+from core.accounts.attempts import record_callback
 from core.snaptrade.client import SnapTradeError
 from core.storage.db import session_scope
 from pages import login
@@ -52,9 +53,15 @@ def render() -> None:
                 out = conn_service.handle_portal_callback(s, user_id=user.user_id, params=params)
             outcome = {"status": out.status, "message": out.message, "runs": len(out.run_ids)}
             st.session_state[SYNC_WATCH_KEY] = list(out.run_ids)  # the Sync page then shows their result
+            connection_id = out.connection_id
         except SnapTradeError as e:
             outcome = {"status": "error", "message": f"Could not check your connections with SnapTrade: {e}",
                        "runs": 0}  # fmt: skip
+            connection_id = None
+        with session_scope() as s:  # the attempt, as staff see it on the trader's timeline
+            record_callback(s, user_id=user.user_id, params=params, status=outcome["status"],
+                            message=outcome["message"], connection_id=connection_id,
+                            error_code=params.get("error_code"))  # fmt: skip
         # Shown again on reruns after the URL is cleaned, so a refresh does not re-run the callback.
         st.session_state[OUTCOME_KEY] = outcome
         st.query_params.clear()

@@ -35,7 +35,12 @@ MEMBER_PAGES = {
     ],
 }
 STAFF_PAGES = {
-    "Staff": [st.Page("operations.py", title="Operations", icon="🛠️", url_path="operations")],
+    "Staff": [
+        st.Page("operations.py", title="Operations", icon="🛠️", url_path="operations"),
+        # Opened from Operations rows (?id=N): one connection's timeline and actions, one trader's attempts.
+        st.Page("connection_detail.py", title="Connection", icon="🔎", url_path="connection", visibility="hidden"),
+        st.Page("user_detail.py", title="Trader", icon="👤", url_path="staff-user", visibility="hidden"),
+    ],
 }
 
 

@@ -1,6 +1,7 @@
-"""Operations page (staff only): broken connections, failed runs, the sync-issues ledger, the
-webhook log and health tiles across all users, with retry / requeue / resolve actions, and the
-recovery of users whose SnapTrade secret is refused (reset it, or register again).
+"""Operations page (staff only): broken connections, failed runs, the sync-issues ledger, the webhook
+log, failed connect attempts, the audit trail and health tiles across all users, and the recovery of users whose
+SnapTrade secret is refused (reset it, or register again). Every row that names a connection or a trader links
+to its page; actions (retry, resolve, re-process) are confirmed and audited.
 
 The router registers this page for staff only; it re-checks the role because a registered page is reachable by URL.
 """
@@ -13,13 +14,13 @@ import pandas as pd
 import streamlit as st
 
 from core.accounts import user_secrets
-from core.jobs.queue import requeue_run, retry_run
 from core.reads import formatting as fmt
 from core.reads import queries as q
+from core.reads import timeline as tl
 from core.storage.db import session_scope
+from pages import staff_ui as ui
 from pages.components import display_timezone, require_role, status_label
 
-FLASH_KEY = "ops_flash"
 # Column headers staff read instead of the query's field names (one table, shared by every tab).
 LABELS = {
     "id": "ID", "username": "User", "brokerage_name": "Brokerage", "status": "Status", "status_reason": "Reason",
@@ -32,8 +33,11 @@ LABELS = {
     "created_at": "Created", "resolved_at": "Resolved", "resolved_by": "Resolved by", "received_at": "Received",
     "event_type": "Event", "event_timestamp": "Event time", "processed_at": "Processed", "note": "Note",
     "webhook_id": "Webhook ID", "user_id": "User ID", "flagged_connections": "Paused connections",
+    "outcome": "Outcome", "open": "Open", "resolution_note": "Note",
 }  # fmt: skip
-WIDTHS = {"id": 60, "status_reason": "large", "error_message": "large", "reason": "large", "note": "medium"}
+WIDTHS = {"id": 60, "status_reason": "large", "error_message": "large", "reason": "large", "note": "medium",
+          "outcome": "medium"}  # fmt: skip
+HIDDEN = ("user_id", "connection_id", "superseded_by", "retried_by")  # used for links and wording, not shown as columns
 
 
 def _require_staff() -> str:
@@ -69,49 +73,26 @@ def _cell(value: Any) -> Any:
 
 
 def _grid(df: pd.DataFrame, first: tuple[str, ...] = ()) -> None:
-    """A read-only table with human column headers; `first` are the columns staff read first."""
+    """A read-only table with human column headers; `first` are the columns staff read first. An `open`
+    column holds the address of the row's connection page."""
+    df = df.drop(columns=[c for c in HIDDEN if c in df.columns])
     config = {c: st.column_config.Column(LABELS.get(c, c.replace("_", " ").capitalize()), width=WIDTHS.get(c))
               for c in df.columns}  # fmt: skip
+    if "open" in df.columns:
+        config["open"] = st.column_config.LinkColumn("Open", display_text="open", width=60)
     order = [c for c in first if c in df.columns] + [c for c in df.columns if c not in first]
     st.dataframe(df, hide_index=True, column_config=config, column_order=order)
 
 
-def _flash() -> None:
-    message = st.session_state.pop(FLASH_KEY, None)
-    if message:
-        kind, text = message
-        (st.success if kind == "ok" else st.error)(text)
+def _with_links(df: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    """An `open` column: the address of each row's connection page (before _localize blanks missing ids)."""
+    out = df.copy()
+    out["open"] = [f"connection?id={int(v)}" if not pd.isna(v) else None for v in out[id_column]]
+    return out
 
 
-# --- actions (button callbacks: they run before the page re-renders, so tables show the result)
-
-
-def _retry(run_id: int) -> None:
-    try:
-        with session_scope() as session:
-            run, created = retry_run(session, run_id)
-            note = f"queued as run #{run.id}" if created else f"already queued/running as run #{run.id}"
-        st.session_state[FLASH_KEY] = ("ok", f"Retry of run #{run_id}: {note}.")
-    except Exception as exc:  # a page shows the domain message instead of a trace
-        st.session_state[FLASH_KEY] = ("error", f"Retry of run #{run_id} failed: {exc}")
-
-
-def _requeue(run_id: int) -> None:
-    try:
-        with session_scope() as session:
-            requeue_run(session, run_id)
-        st.session_state[FLASH_KEY] = ("ok", f"Run #{run_id} is queued again.")
-    except Exception as exc:
-        st.session_state[FLASH_KEY] = ("error", f"Requeue of run #{run_id} failed: {exc}")
-
-
-def _resolve(issue_id: int, staff: str) -> None:
-    with session_scope() as session:
-        done = q.resolve_issue(session, issue_id, staff)
-    st.session_state[FLASH_KEY] = (
-        ("ok", f"Issue #{issue_id} marked resolved by {staff}.") if done
-        else ("error", f"Issue #{issue_id} was already resolved or no longer exists.")
-    )  # fmt: skip
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
 
 
 def _recover(user_id: int, register: bool, staff: str) -> None:
@@ -119,9 +100,10 @@ def _recover(user_id: int, register: bool, staff: str) -> None:
     try:
         with session_scope() as session:
             outcome = recover(session, user_id=user_id, actor=f"staff:{staff}")
-        st.session_state[FLASH_KEY] = ("ok" if outcome.ok else "error", f"User {user_id}: {outcome.message}")
+        st.session_state[ui.RESULT_KEY] = {"outcome": "done" if outcome.ok else "failed",
+                                           "text": f"User {user_id}: {outcome.message}"}  # fmt: skip
     except Exception as exc:  # a page shows the domain message instead of a trace
-        st.session_state[FLASH_KEY] = ("error", f"Recovery of user {user_id} failed: {exc}")
+        st.session_state[ui.RESULT_KEY] = {"outcome": "failed", "text": f"Recovery of user {user_id} failed: {exc}"}
 
 
 # --- sections
@@ -140,7 +122,8 @@ def _health(health: q.HealthSummary) -> None:
     now = st.columns(4)
     now[0].metric("Active connections", health.active_connections)
     now[1].metric("Need attention", health.attention_connections,
-                  help="Connections that need a reconnect or are in error, across all users")  # fmt: skip
+                  help="Connections that need a person: a reconnect, an error, or a failed run that no later run "
+                  "completed and none is retrying, across all users")  # fmt: skip
     now[2].metric("Queue depth", health.queue_depth, help=f"{health.running} running")
     now[3].metric("Oldest queued job", fmt.format_duration(health.oldest_queued_age_seconds))
     if health.errors_by_code:
@@ -152,8 +135,12 @@ def _connections(df: pd.DataFrame, tz_name: str | None) -> None:
     if df.empty:
         st.success("No connection needs a reconnect or is in error.")
         return
-    _grid(_localize(df, ("since", "last_successful_sync_at", "last_sync_at"), tz_name),
-          first=("id", "username", "brokerage_name", "status", "since", "status_reason", "error_message"))
+    _grid(_localize(_with_links(df, "id"), ("since", "last_successful_sync_at", "last_sync_at"), tz_name),
+          first=("id", "username", "brokerage_name", "status", "since", "status_reason", "error_message"))  # fmt: skip
+    by_id = {int(r["id"]): r for r in df.to_dict("records")}
+    connection_id = st.selectbox("Connection", list(by_id), key="ops_connection", format_func=lambda i: f"#{i} · "
+                                 f"{by_id[i]['brokerage_name']} · {by_id[i]['username']}")  # fmt: skip
+    ui.connection_link(connection_id, f"Open connection #{connection_id}: timeline and actions")
 
 
 def _refused_secrets(users: list[user_secrets.SecretStatus], staff: str, tz_name: str | None) -> None:
@@ -177,12 +164,14 @@ def _refused_secrets(users: list[user_secrets.SecretStatus], staff: str, tz_name
 
 def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
     if df.empty:
-        st.success("No failed, partial or interrupted runs.")
+        st.success("No failed, partial or interrupted run needs a person.")
         return
-    _grid(_localize(df, ("queued_at", "started_at", "completed_at"), tz_name),
-          first=("id", "username", "brokerage_name", "status", "queued_at", "error_message"))
+    df = df.assign(outcome=[tl.run_outcome(s, _optional_int(sup), _optional_int(retry))
+                            for s, sup, retry in zip(df["status"], df["superseded_by"], df["retried_by"], strict=True)])  # fmt: skip
+    _grid(_localize(_with_links(df, "connection_id"), ("queued_at", "started_at", "completed_at"), tz_name),
+          first=("id", "username", "brokerage_name", "outcome", "queued_at", "error_message"))  # fmt: skip
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
-    run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"#{i} · {status_label(by_id[i]['status'])} · "
+    run_id = st.selectbox("Run", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['outcome']} · "
                           f"{by_id[i]['username']}", key="ops_run")  # fmt: skip
     run = by_id[run_id]
     st.markdown(f"**Error:** {run['error_message'] or '—'}")
@@ -191,66 +180,104 @@ def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
     if run["account_breakdown"]:
         st.markdown("**Per-account breakdown**")
         _grid(_localize(pd.DataFrame(run["account_breakdown"]), (), tz_name))
-    c1, c2 = st.columns(2)
-    c1.button("Retry sync", key="ops_retry", on_click=_retry, args=(run_id,), icon=":material/replay:",
-              help="Queue a new run for the same connection")  # fmt: skip
-    c2.button("Requeue this run", key="ops_requeue", on_click=_requeue, args=(run_id,), icon=":material/queue:",
-              help="Put this interrupted/failed run back in the queue")  # fmt: skip
+    connection_id = _optional_int(run["connection_id"])
+    if connection_id is None:
+        st.caption("This run's connection no longer exists: there is nothing to retry.")
+        return
+    c1, c2 = st.columns([1, 3])
+    with c1:
+        # One retry (the old "requeue" merged in): a new run, resuming this one's checkpoint when it has one.
+        ui.action_button("Retry sync", "retry_sync", f"Retry the sync of {run['brokerage_name']} for {run['username']}? "
+                         f"Run #{run_id} {run['outcome'].lower()}; the new run resumes from its checkpoint.",
+                         key="ops_retry", connection_id=connection_id, run_id=run_id,
+                         help="Queue a new run for the same connection, resuming this one")  # fmt: skip
+    with c2:
+        ui.connection_link(connection_id, f"Open connection #{connection_id}: timeline and actions")
 
 
-def _issues(staff: str, tz_name: str | None) -> None:
+def _issues(tz_name: str | None) -> None:
     unresolved_only = st.toggle("Unresolved only", value=True, key="ops_unresolved")
     with session_scope() as session:
         df = q.sync_issues(session, unresolved_only=unresolved_only)
     if df.empty:
         st.success("No unresolved sync issues." if unresolved_only else "The issues ledger is empty.")
         return
-    _grid(_localize(df.drop(columns=["raw_payload"]), ("created_at", "resolved_at"), tz_name))
+    _grid(_localize(_with_links(df.drop(columns=["raw_payload"]), "connection_id"), ("created_at", "resolved_at"), tz_name))
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
     issue_id = st.selectbox("Issue", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['kind']} · "
                             f"{by_id[i]['reason']}", key="ops_issue")  # fmt: skip
     st.json(q.payload_json(by_id[issue_id]["raw_payload"]), expanded=False)
     if by_id[issue_id]["resolved_at"] is None:
-        st.button("Mark resolved", key="ops_resolve", on_click=_resolve, args=(issue_id, staff),
-                  icon=":material/check:")  # fmt: skip
+        ui.action_button("Mark resolved…", "resolve_issue", f"Mark issue #{issue_id} ({by_id[issue_id]['reason']}) "
+                         "resolved?", key="ops_resolve", issue_id=issue_id, needs_note=True)  # fmt: skip
+    if _optional_int(by_id[issue_id]["connection_id"]) is not None:
+        ui.connection_link(int(by_id[issue_id]["connection_id"]))
+    if _optional_int(by_id[issue_id]["user_id"]) is not None:
+        ui.user_link(int(by_id[issue_id]["user_id"]), by_id[issue_id]["username"])
 
 
 def _webhooks(tz_name: str | None) -> None:
-    status = st.selectbox("Status", ["", "received", "processed", "ignored", "flagged"], key="ops_wh_status",
+    status = st.selectbox("Status", ["", "received", "processed", "ignored", "pending", "flagged"], key="ops_wh_status",
                           format_func=lambda s: s or "All")  # fmt: skip
+    if status == "pending":
+        st.caption("Pending: the event's connection is not recorded yet (SnapTrade's webhooks arrive before the "
+                   "portal's callback); it takes effect when the callback or a reconcile records it.")  # fmt: skip
     with session_scope() as session:
         df = q.webhook_log(session, status=status or None)
     if df.empty:
         st.info("No webhook events received.")
         return
-    _grid(_localize(df.drop(columns=["payload"]), ("received_at", "event_timestamp", "processed_at"), tz_name))
+    _grid(_localize(_with_links(df.drop(columns=["payload"]), "connection_id"),
+                    ("received_at", "event_timestamp", "processed_at"), tz_name))  # fmt: skip
     by_id: dict[int, Any] = {int(r["id"]): r for r in df.to_dict("records")}
-    event_id = st.selectbox("Event", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['event_type']}",
-                            key="ops_wh_event")  # fmt: skip
-    st.json(q.payload_json(by_id[event_id]["payload"]), expanded=False)
+    event_id = st.selectbox("Event", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['event_type']} · "
+                            f"{by_id[i]['status']}", key="ops_wh_event")  # fmt: skip
+    event = by_id[event_id]
+    st.json(q.payload_json(event["payload"]), expanded=False)
+    if event["status"] == "flagged":
+        ui.action_button("Re-process this event", "reprocess_webhooks", f"Apply {event['event_type']} (#{event_id}) "
+                         "again?", key="ops_wh_reprocess", event_ids=[event_id], user_id=_optional_int(event["user_id"]))  # fmt: skip
+    if _optional_int(event["connection_id"]) is not None:
+        ui.connection_link(int(event["connection_id"]))
+    if _optional_int(event["user_id"]) is not None:
+        ui.user_link(int(event["user_id"]), event["username"])
 
 
 def render() -> None:
     staff = _require_staff()
     st.title("Operations")
     tz_name = display_timezone().key
-    _flash()
     with session_scope() as session:
         health = q.health_summary(session)
         connections = q.connections_needing_attention(session)
         runs = q.problem_runs(session)
         refused = user_secrets.users_needing_attention(session)
+        failed_attempts = tl.failed_attempts(session)
+        actions = tl.staff_actions(session, limit=200)
     _health(health)
-    tabs = st.tabs([f"Connections ({len(connections)})", f"Runs ({len(runs)})", "Sync issues", "Webhooks"])
+    ui.confirmation()
+    ui.outcome_messages()
+    tabs = st.tabs([f"Connections ({len(connections)})", f"Runs ({len(runs)})", "Sync issues", "Webhooks",
+                    f"Failed attempts ({len(failed_attempts)})", "Audit trail"])  # fmt: skip
     with tabs[0]:
         _connections(connections, tz_name)
         _refused_secrets(refused, staff, tz_name)
     with tabs[1]:
         _runs(runs, tz_name)
     with tabs[2]:
-        _issues(staff, tz_name)
+        _issues(tz_name)
     with tabs[3]:
         _webhooks(tz_name)
+    with tabs[4]:
+        st.caption("Connect attempts that failed in the portal: most never became a connection, so only here "
+                   "and on the trader's page.")  # fmt: skip
+        ui.attempts_table(failed_attempts, with_user=True)
+        traders = {a.user_id: a.username for a in failed_attempts}
+        if traders:
+            user_id = st.selectbox("Trader", list(traders), format_func=traders.get, key="ops_attempt_user")
+            ui.user_link(user_id, traders[user_id])
+    with tabs[5]:
+        ui.audit_table(actions)
 
 
 render()

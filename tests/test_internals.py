@@ -13,6 +13,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -58,6 +59,12 @@ def written_against(reach: str, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- streamlit
+
+
+def _run(coro):
+    """asyncio.run in a thread of its own: a browser test earlier in the session may leave a loop running here."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def _asgi(app, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
@@ -111,17 +118,17 @@ def test_reach_streamlit_static_handler_headers():
     for pattern in ("js/index.*.js", "css/*.css", "media/*.woff2"):
         rel = "/" + next((build / "static").glob(pattern)).relative_to(build).as_posix()
         for method in ("GET", "HEAD"):
-            expected = asyncio.run(_asgi(streamlit_handler, method, rel))
+            expected = _run(_asgi(streamlit_handler, method, rel))
             assert expected[0] == 200 and expected[1]["cache-control"] == IMMUTABLE, rel
-            assert asyncio.run(_asgi(cache, method, rel)) == expected, (
+            assert _run(_asgi(cache, method, rel)) == expected, (
                 f"{method} {rel}: headers differ from Streamlit's"
             )
         revalidate = {"If-None-Match": f'"stale", {expected[1]["etag"]}'}
-        status, headers, _ = asyncio.run(_asgi(streamlit_handler, "GET", rel, revalidate))
+        status, headers, _ = _run(_asgi(streamlit_handler, "GET", rel, revalidate))
         assert (status, headers["etag"]) == (304, expected[1]["etag"]), (
             f"Streamlit's handler no longer answers 304 for {rel}"
         )
-        assert asyncio.run(_asgi(cache, "GET", rel, revalidate))[:2] == (304, {"etag": expected[1]["etag"]})
+        assert _run(_asgi(cache, "GET", rel, revalidate))[:2] == (304, {"etag": expected[1]["etag"]})
 
 
 def test_reach_streamlit_listening_socket_nagle():

@@ -6,6 +6,7 @@ No streamlit here: the login page and the cookie live in `pages/login.py` and ca
 
 from __future__ import annotations
 
+import logging
 import re
 import zoneinfo
 from dataclasses import dataclass
@@ -17,8 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from core.logs import log_event
 from core.settings import get_settings
 from core.storage.models import USER_ROLES, AppUser, utcnow
+
+log = logging.getLogger("tradistry.auth")
 
 BCRYPT_COST = 12
 MIN_PASSWORD_LENGTH = 8
@@ -147,6 +151,19 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 def authenticate(session: Session, username: str, password: str, now: datetime | None = None) -> AuthResult:
+    """`check_password`, and one log event for the outcome (auth.login, auth.failure, auth.lockout). The
+    typed username is logged only when it names an account: people type passwords into that field."""
+    result = check_password(session, username, password, now)
+    user = get_user(session, username) if not result.ok else None
+    user_id = result.user_id if result.ok else (user.id if user else None)
+    event = "auth.login" if result.ok else ("auth.lockout" if result.locked_until else "auth.failure")
+    log_event(log, event, "sign-in " + ("succeeded" if result.ok else "refused"), level=logging.INFO if result.ok
+              else logging.WARNING, user_id=user_id, username=result.username or (user.username if user else None),
+              known_user=user_id is not None, locked_until=result.locked_until)  # fmt: skip
+    return result
+
+
+def check_password(session: Session, username: str, password: str, now: datetime | None = None) -> AuthResult:
     """Check a password under the lockout policy and record the attempt in the database.
 
     `login_max_failures` failures within `login_lockout_minutes` lock the account for

@@ -126,8 +126,12 @@ def create_portal_link(
     reconnect_connection_id: int | None = None,
     redirect_url: str | None = None,
     client: SnapTradeClient | None = None,
+    requested_by: str | None = None,
 ) -> str:
-    """A fresh connection-portal URL (valid 5 minutes), for a new connection or a reconnect."""
+    """A fresh connection-portal URL (valid 5 minutes), for a new connection or a reconnect; the attempt is
+    recorded for staff (core.accounts.attempts), `requested_by` naming a staff member who asked for it."""
+    from core.accounts.attempts import record_portal_link
+
     client = client or SnapTradeClient()
     identity = ensure_snaptrade_user(session, user_id, client)
     reconnect = None
@@ -139,8 +143,11 @@ def create_portal_link(
     if redirect_url is None:
         redirect_url = get_settings().app_base_url.rstrip("/") + "/callback"
     with secret_in_use(session, user_id, identity):
-        return client.login_link(identity.snaptrade_user_id, identity.user_secret, broker=broker,
-                                 redirect=redirect_url, reconnect=reconnect)  # fmt: skip
+        url = client.login_link(identity.snaptrade_user_id, identity.user_secret, broker=broker,
+                                redirect=redirect_url, reconnect=reconnect)  # fmt: skip
+    record_portal_link(session, user_id=user_id, broker=broker, reconnect_connection_id=reconnect_connection_id,
+                       requested_by=requested_by)  # fmt: skip
+    return url
 
 
 @dataclass
@@ -150,6 +157,7 @@ class ReconcileResult:
     fixed_connection_ids: list[int] = field(default_factory=list)
     accounts: dict[str, BrokerageAccount] = field(default_factory=dict)  # SnapTrade account id → row
     requests: int = 0
+    matched_webhook_ids: list[int] = field(default_factory=list)  # early webhooks that took effect now
 
 
 def _apply_authorization(conn: BrokerageConnection, auth: dict, now: datetime) -> str | None:
@@ -261,7 +269,19 @@ def reconcile_connections(
             session.add(acc)
     session.commit()
     result.requests = client.requests_made - before
+    result.matched_webhook_ids = _match_early_webhooks(session, user_id, result.new_connection_ids)
     return result
+
+
+def _match_early_webhooks(session: Session, user_id: int, new_connection_ids: list[int]) -> list[int]:
+    """SnapTrade's webhooks for a connection we had not recorded yet wait as pending: they take effect now."""
+    from core.accounts.pending_webhooks import match_pending
+
+    try:
+        return match_pending(session.get_bind(), user_id=user_id, initial_for=new_connection_ids).matched
+    except Exception:  # noqa: BLE001 - a reconcile must not fail for a hint; the events are matched next time
+        log.warning("matching user %s's pending webhooks failed", user_id, exc_info=True)
+        return []
 
 
 @dataclass

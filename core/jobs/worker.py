@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from core.accounts.pending_webhooks import flag_expired
+from core.ingest.run_log import observed_run
 from core.ingest.sync import execute_run
 from core.jobs import queue as jobs
 from core.settings import get_settings
@@ -111,6 +113,7 @@ class Worker:
     def maintenance(self) -> None:
         with Session(self.engine, expire_on_commit=False) as session:
             jobs.recover_stale_runs(session)
+            flag_expired(session)  # early webhooks whose connection never appeared, for staff
             if self.scheduler:
                 schedule_due(session)
 
@@ -128,7 +131,8 @@ class Worker:
 
     def execute(self, run_id: int, stop_status: str = "queued") -> TransactionSyncLog:
         """Run a claimed run with its heartbeat; on stop() it ends as `stop_status` (see execute_run)."""
-        client = self.client_factory() if self.client_factory else None
-        with Heartbeat(self.engine, run_id, every=get_settings().sync_heartbeat_seconds):
-            return execute_run(run_id, engine=self.engine, client=client, should_stop=lambda: self._stop.is_set(),
-                               stop_status=stop_status)  # fmt: skip
+        with observed_run(run_id, self.engine):  # start/finish log events and the run's request log
+            client = self.client_factory() if self.client_factory else None
+            with Heartbeat(self.engine, run_id, every=get_settings().sync_heartbeat_seconds):
+                return execute_run(run_id, engine=self.engine, client=client, should_stop=lambda: self._stop.is_set(),
+                                   stop_status=stop_status)  # fmt: skip

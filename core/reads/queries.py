@@ -23,6 +23,7 @@ from core.storage import jsonexact
 from core.storage.counts import user_count
 from core.storage.db import decimal_sum
 from core.storage.models import (
+    ACTIVE_SYNC_STATUSES,
     FINAL_SYNC_STATUSES,
     AppUser,
     BrokerageAccount,
@@ -468,14 +469,38 @@ def connections_needing_attention(session: Session) -> pd.DataFrame:
     return _frame(session, stmt)
 
 
+def superseded_by(run: Any = TransactionSyncLog) -> sa.ScalarSelect:
+    """The first completed run of the same connection after `run`: a failure it turned into history."""
+    later = sa.orm.aliased(TransactionSyncLog)
+    return (
+        sa.select(sa.func.min(later.id))
+        .where(later.connection_id == run.connection_id, later.status == "completed", later.id > run.id)
+        .scalar_subquery()
+    )
+
+
+def retried_by(run: Any = TransactionSyncLog) -> sa.ScalarSelect:
+    """A queued or running run of the same connection after `run`: the problem is in hand, for now."""
+    later = sa.orm.aliased(TransactionSyncLog)
+    return (
+        sa.select(sa.func.min(later.id))
+        .where(later.connection_id == run.connection_id, later.status.in_(ACTIVE_SYNC_STATUSES), later.id > run.id)
+        .scalar_subquery()
+    )
+
+
 def problem_runs(
-    session: Session, statuses: Sequence[str] = PROBLEM_RUN_STATUSES, limit: int = 100
-) -> pd.DataFrame:
-    """Failed, partial and interrupted runs, newest first, with error details and account breakdown."""
+    session: Session, statuses: Sequence[str] = PROBLEM_RUN_STATUSES, limit: int = 100, *,
+    include_superseded: bool = False,
+) -> pd.DataFrame:  # fmt: skip
+    """Failed, partial and interrupted runs, newest first, with error details and account breakdown;
+    `superseded_by` names the later completed run that made one history (those are left out unless asked)."""
     R = TransactionSyncLog
+    superseded = superseded_by(R)
     stmt = (
         sa.select(
-            R.id, AppUser.username, R.connection_id, BrokerageConnection.brokerage_name, R.trigger, R.status,
+            R.id, AppUser.username, R.user_id, R.connection_id, BrokerageConnection.brokerage_name, R.trigger, R.status,
+            superseded.label("superseded_by"), retried_by(R).label("retried_by"),
             R.queued_at, R.started_at, R.completed_at, R.duration_seconds, R.attempts, R.transactions_new,
             R.error_message, R.error_details, R.account_breakdown,
         )
@@ -485,7 +510,24 @@ def problem_runs(
         .order_by(R.queued_at.desc(), R.id.desc())
         .limit(limit)
     )
+    if not include_superseded:
+        stmt = stmt.where(superseded.is_(None))
     return _frame(session, stmt)
+
+
+def connections_needing_a_person(session: Session) -> set[int]:
+    """Connections someone has to look at: needing a reconnect or in error, or (still connected) with a
+    failed, partial or interrupted run that no later run completed and no queued or running run is retrying."""
+    R, C = TransactionSyncLog, BrokerageConnection
+    by_status = session.execute(sa.select(C.id).where(C.status.in_(ATTENTION_STATUSES))).scalars()
+    by_runs = session.execute(
+        sa.select(R.connection_id)
+        .join(C, C.id == R.connection_id)
+        .where(R.status.in_(PROBLEM_RUN_STATUSES), C.status != "disconnected",
+               superseded_by(R).is_(None), retried_by(R).is_(None))
+        .distinct()
+    ).scalars()  # fmt: skip
+    return {*by_status, *by_runs}
 
 
 def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200) -> pd.DataFrame:
@@ -495,8 +537,10 @@ def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200
         sa.select(
             Issue.id, AppUser.username, Issue.account_id, Issue.run_id, Issue.kind, Issue.reason, Issue.snaptrade_activity_id,
             Issue.matched_transaction_id, Issue.raw_payload, Issue.created_at, Issue.resolved_at, Issue.resolved_by,
+            Issue.resolution_note, Issue.user_id, BrokerageAccount.connection_id,
         )
         .outerjoin(AppUser, AppUser.id == Issue.user_id)
+        .outerjoin(BrokerageAccount, BrokerageAccount.id == Issue.account_id)
         .order_by(Issue.created_at.desc(), Issue.id.desc())
         .limit(limit)
     )
@@ -505,13 +549,15 @@ def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200
     return _frame(session, stmt)
 
 
-def resolve_issue(session: Session, issue_id: int, staff_username: str) -> bool:
-    """Mark an issue resolved by a staff member; False when it is missing or already resolved. Commits."""
+def resolve_issue(session: Session, issue_id: int, staff_username: str, note: str | None = None) -> bool:
+    """Mark an issue resolved by a staff member, with their note; False when it is missing or already
+    resolved. Commits. (Staff pages go through core.staff.actions, which also audits it.)"""
     issue = session.get(SyncIssue, issue_id)
     if issue is None or issue.resolved_at is not None:
         return False
     issue.resolved_at = utcnow()
     issue.resolved_by = staff_username[:64]
+    issue.resolution_note = note
     session.add(issue)
     session.commit()
     return True
@@ -523,9 +569,11 @@ def webhook_log(session: Session, limit: int = 200, status: str | None = None) -
     stmt = (
         sa.select(
             W.id, W.received_at, W.event_type, W.status, AppUser.username, W.authorization_id, W.account_id,
-            W.event_timestamp, W.processed_at, W.note, W.webhook_id, W.payload,
+            W.event_timestamp, W.processed_at, W.note, W.webhook_id, W.payload, W.user_id,
+            BrokerageConnection.id.label("connection_id"),
         )
         .outerjoin(AppUser, AppUser.id == W.user_id)
+        .outerjoin(BrokerageConnection, BrokerageConnection.authorization_id == W.authorization_id)
         .order_by(W.received_at.desc(), W.id.desc())
         .limit(limit)
     )
@@ -600,7 +648,7 @@ def health_summary(session: Session, now: datetime | None = None) -> HealthSumma
         p95_duration_seconds=_percentile(durations, 95),
         errors_by_code=dict(codes.most_common()),
         active_connections=int(by_status.get("active", 0)),
-        attention_connections=int(sum(by_status.get(s, 0) for s in ATTENTION_STATUSES)),
+        attention_connections=len(connections_needing_a_person(session)),
         queue_depth=int(queued_n),
         running=int(queue_by_status.get("running", (0, None))[0]),
         oldest_queued_age_seconds=(now - _as_utc(oldest)).total_seconds() if oldest else None,

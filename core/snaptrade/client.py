@@ -25,7 +25,9 @@ from snaptrade_client import ApiException, Configuration, SnapTrade, SnapTradeAu
 from snaptrade_client.exceptions import ApiValueError
 from snaptrade_client.paths.accounts_account_id_activities import get as _activities_get
 
+from core.logs import log_event
 from core.settings import Settings, get_settings
+from core.snaptrade import trace
 from core.snaptrade.pagesplit import split_page
 
 log = logging.getLogger("tradistry.snaptrade")
@@ -342,6 +344,19 @@ class SnapTradeClient:
         _enforce_timeouts(self._sdk, self.settings.http_timeout_seconds)
         self.requests_made = 0
         self._sleep = sleep
+        # A run's collector when the client is built inside one (core.snaptrade.trace): request metadata only.
+        self._collector = trace.current_collector()
+
+    def _trace(self, what: str, started: float, attempt: int, *, status: int | None, headers=None,
+               error: SnapTradeError | None = None) -> None:  # fmt: skip
+        if self._collector is None:
+            return
+        request_id, failure = (headers.get("X-Request-ID") if headers else None), None
+        if error is not None:
+            request_id = error.request_id
+            failure = type(error).__name__ + (f" code {error.code}" if error.code else "")
+        self._collector.add(trace.request_record(what, status=status, duration_ms=(time.monotonic() - started) * 1000,
+                                                 attempt=attempt, request_id=request_id, error=failure))  # fmt: skip
 
     # -- the retry loop ------------------------------------------------------------------
     def _call(self, fn: Callable, *, pace_account: str | None = None, what: str = "request", **kwargs):
@@ -352,9 +367,11 @@ class SnapTradeClient:
         while True:
             _pacer.wait([k for k in (client_key, account_key) if k])
             self.requests_made += 1
+            started = time.monotonic()
             try:
                 resp = fn(**kwargs)
                 _pacer.observe(resp.headers, client_key, account_key)
+                self._trace(what, started, attempt + 1, status=getattr(resp, "status", None), headers=resp.headers)
                 return resp
             except ApiException as exc:
                 _pacer.observe(exc.headers, client_key, account_key)
@@ -369,14 +386,19 @@ class SnapTradeClient:
                 err = UpstreamError(f"SnapTrade {what} failed: {type(exc).__name__}: {exc}")
                 retryable = True
             attempt += 1
+            self._trace(what, started, attempt, status=err.status, error=err)
+            upstream = {"operation": what, "upstream_status": err.status, "upstream_code": err.code,
+                        "snaptrade_request_id": err.request_id, "attempt": attempt}  # fmt: skip
             if not retryable or attempt > s.http_max_retries:
-                log.warning("snaptrade %s failed after %d attempt(s): %s", what, attempt, redact(err))
+                log_event(log, "snaptrade.failed", f"snaptrade {what} failed after {attempt} attempt(s): {redact(err)}",
+                          level=logging.WARNING, **upstream)  # fmt: skip
                 raise err
             delay = min(s.http_backoff_cap_seconds, s.http_backoff_base_seconds * (2 ** (attempt - 1)))
             delay = random.uniform(delay / 2, delay)  # jitter so workers do not retry in lockstep
             if isinstance(err, RateLimitedError) and err.retry_after is not None:
                 delay = max(delay, err.retry_after)
-            log.info("snaptrade %s: %s; retry %d in %.2fs", what, redact(err), attempt, delay)
+            log_event(log, "snaptrade.retry", f"snaptrade {what}: {redact(err)}; retry {attempt} in {delay:.2f}s",
+                      retry_in_seconds=round(delay, 2), **upstream)  # fmt: skip
             self._sleep(delay)
 
     @staticmethod
@@ -473,7 +495,7 @@ class SnapTradeClient:
         def fetch_and_read(**kw) -> _ReadAnswer:
             # Read inside the retry loop: a 200 whose body is cut off or an HTML page is retried like a 5xx.
             resp = self._sdk.account_information.get_account_activities(**kw)
-            return _ReadAnswer(resp.headers, _read_activities(resp, offset, limit))
+            return _ReadAnswer(resp.headers, resp.status, _read_activities(resp, offset, limit))
 
         _raw_answer.wanted = True
         try:
@@ -496,6 +518,7 @@ class UnreadablePage(json.JSONDecodeError):
 @dataclass
 class _ReadAnswer:
     headers: Any  # what the pacer reads
+    status: int  # what the request trace records
     page: ActivityPage
 
 

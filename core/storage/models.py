@@ -1,7 +1,8 @@
 """The tables: app users, SnapTrade users, connections, accounts, transactions, sync runs,
-webhook events, the sync issues ledger, and the trading journal built from the transactions (round
-trips, open positions and lots, unplaceable activities, the broker's positions and their reconciliation).
-Names follow the original integration guide.
+webhook events, the sync issues ledger; the trading journal built from the transactions (round trips, open
+positions and lots, unplaceable activities, the broker's positions and their reconciliation); and for staff, the
+audit trail, portal attempts, connection state history and each run's SnapTrade request log. Names follow the
+original integration guide.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ FINAL_SYNC_STATUSES = ("completed", "partial", "failed")  # will not write again
 ISSUE_KINDS = ("quarantined", "skipped", "merged", "flagged")
 JOURNAL_DIRECTIONS = ("long", "short")
 JOURNAL_STATUSES = ("open", "closed")
+# received → processed / ignored / flagged; pending: the event's connection is not recorded yet
+# (SnapTrade sends webhooks before the portal's callback), it is matched again when it is.
+WEBHOOK_STATUSES = ("received", "processed", "ignored", "pending", "flagged")
+STAFF_ACTIONS = ("retry_sync", "full_resync", "reconcile", "resolve_issue", "reprocess_webhooks", "reconnect_link",
+                 "disable_auto_sync", "support_bundle")  # fmt: skip
+ACTION_OUTCOMES = ("started", "done", "no_change", "failed")
+ATTEMPT_OUTCOMES = ("open", "connected", "failed", "abandoned", "unknown")
 
 
 def _money() -> Any:
@@ -254,6 +262,8 @@ class TransactionSyncLog(SQLModel, table=True):
             sqlite_where=sa.text("status IN ('queued', 'running')"),
         ),
         sa.Index("idx_transaction_sync_log_status_queued", "status", "queued_at"),
+        # "Superseded by #N": a connection's later runs by outcome, one index range per problem run.
+        sa.Index("idx_transaction_sync_log_connection", "connection_id", "status", "id"),
         sa.Index("idx_transaction_sync_log_user_started", "user_id", "queued_at"),
         # data_version's "last finished run": one index probe however many runs a user has had.
         sa.Index(
@@ -309,6 +319,16 @@ class ManualSyncRequest(SQLModel, table=True):
 
 class WebhookEvent(SQLModel, table=True):
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        # Pending events are few and re-checked often (every reconcile, every worker maintenance tick).
+        sa.Index(
+            "idx_webhook_events_pending",
+            "user_id",
+            "received_at",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        ),
+    )
 
     id: Optional[int] = Field(default=None, primary_key=True)
     webhook_id: str = Field(max_length=128, unique=True)
@@ -320,7 +340,7 @@ class WebhookEvent(SQLModel, table=True):
     account_id: Optional[str] = Field(default=None, max_length=64)
     event_timestamp: Optional[datetime] = Field(default=None)
     payload: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
-    status: str = Field(default="received", max_length=16)  # received / processed / ignored / flagged
+    status: str = Field(default="received", max_length=16)  # one of WEBHOOK_STATUSES
     note: Optional[str] = Field(default=None)
     received_at: datetime = Field(default_factory=utcnow, index=True)
     processed_at: Optional[datetime] = Field(default=None)
@@ -349,6 +369,7 @@ class SyncIssue(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
     resolved_at: Optional[datetime] = Field(default=None)
     resolved_by: Optional[str] = Field(default=None, max_length=64)
+    resolution_note: Optional[str] = Field(default=None)
 
 
 # --------------------------------------------------------------------------- the trading journal
@@ -490,3 +511,100 @@ class JournalReconciliation(SQLModel, table=True):
     differences: Optional[int] = Field(default=None)  # holdings not matched; None before any good read
     differs_since: Optional[datetime] = Field(default=None)  # when differences last went from 0 to more
     checked_at: Optional[datetime] = Field(default=None)
+
+
+class StaffAction(SQLModel, table=True):
+    """The audit trail: one row per staff action (who, when, what, on which connection, outcome).
+
+    A row is written only after the actor's staff role was checked against the database; its
+    idempotency key makes a repeated submission (a double click) return the first outcome."""
+
+    __tablename__ = "staff_actions"
+    __table_args__ = (
+        sa.CheckConstraint(f"action IN ({_in(STAFF_ACTIONS)})", name="ck_staff_actions_action"),
+        sa.CheckConstraint(f"outcome IN ({_in(ACTION_OUTCOMES)})", name="ck_staff_actions_outcome"),
+        sa.Index("idx_staff_actions_connection", "connection_id", "created_at"),
+        sa.Index("idx_staff_actions_user", "user_id", "created_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    actor_user_id: Optional[int] = Field(default=None, foreign_key="app_users.id", ondelete="SET NULL")
+    actor_username: str = Field(max_length=64)  # kept when the staff user is deleted; "cli" for the command line
+    action: str = Field(max_length=32)
+    user_id: Optional[int] = Field(default=None, foreign_key="app_users.id", ondelete="SET NULL")  # the trader
+    connection_id: Optional[int] = Field(default=None, foreign_key="brokerage_connections.id", ondelete="SET NULL")
+    run_id: Optional[int] = Field(default=None)
+    issue_id: Optional[int] = Field(default=None)
+    note: Optional[str] = Field(default=None)
+    outcome: str = Field(default="started", max_length=16)
+    message: Optional[str] = Field(default=None)
+    details: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    idempotency_key: Optional[str] = Field(default=None, max_length=64, unique=True)
+    finished_at: Optional[datetime] = Field(default=None)
+
+
+class PortalAttempt(SQLModel, table=True):
+    """One pass through SnapTrade's connection portal: the link we issued, the CONNECTION_ATTEMPTED
+    webhook and the browser's return to /callback, whichever of them we saw."""
+
+    __tablename__ = "portal_attempts"
+    __table_args__ = (
+        sa.CheckConstraint(f"outcome IN ({_in(ATTEMPT_OUTCOMES)})", name="ck_portal_attempts_outcome"),
+        sa.Index("idx_portal_attempts_user", "user_id", "created_at"),
+        sa.Index("idx_portal_attempts_connection", "connection_id", "created_at"),
+    )
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
+    connection_id: Optional[int] = Field(default=None, foreign_key="brokerage_connections.id", ondelete="SET NULL")
+    purpose: str = Field(default="connect", max_length=16)  # connect / reconnect
+    broker: Optional[str] = Field(default=None, max_length=64)
+    requested_by: Optional[str] = Field(default=None, max_length=64)  # a staff username when staff issued the link
+    link_created_at: Optional[datetime] = Field(default=None)
+    link_expires_at: Optional[datetime] = Field(default=None)
+    webhook_event_id: Optional[int] = Field(default=None)
+    webhook_result: Optional[str] = Field(default=None, max_length=64)  # connectionAttemptedResult
+    callback_status: Optional[str] = Field(default=None, max_length=16)  # SUCCESS / ERROR / ABANDONED
+    callback_at: Optional[datetime] = Field(default=None)
+    error_code: Optional[str] = Field(default=None, max_length=16)
+    outcome: str = Field(default="open", max_length=16)
+    message: Optional[str] = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConnectionStateChange(SQLModel, table=True):
+    """A connection's status history, written by database triggers (migration 0007) whatever code
+    changes the status: webhooks, reconcile, a sync, a disconnect."""
+
+    __tablename__ = "connection_state_changes"
+    __table_args__ = (sa.Index("idx_connection_state_changes_connection", "connection_id", "changed_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    connection_id: int = Field(foreign_key="brokerage_connections.id", ondelete="CASCADE")
+    from_status: Optional[str] = Field(default=None, max_length=32)  # None: the connection was recorded
+    to_status: str = Field(max_length=32)
+    reason: Optional[str] = Field(default=None)
+    changed_at: datetime = Field(default_factory=utcnow)
+
+
+class SyncRunRequest(SQLModel, table=True):
+    """Metadata of the SnapTrade requests a run made (the last ones, when there were many): what, the
+    path without its query, status, time taken and SnapTrade's request id. Never a body or a secret."""
+
+    __tablename__ = "sync_run_requests"
+    __table_args__ = (sa.Index("idx_sync_run_requests_run", "run_id", "seq"),)
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    run_id: int = Field(foreign_key="transaction_sync_log.id", ondelete="CASCADE")
+    seq: int
+    at: datetime
+    operation: str = Field(max_length=64)
+    method: Optional[str] = Field(default=None, max_length=8)
+    path: Optional[str] = Field(default=None, max_length=255)
+    status: Optional[int] = Field(default=None)
+    duration_ms: Optional[float] = Field(default=None)
+    attempt: int = Field(default=1)
+    request_id: Optional[str] = Field(default=None, max_length=128)
+    error: Optional[str] = Field(default=None, max_length=255)

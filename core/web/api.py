@@ -8,6 +8,8 @@ the body read and push verification and database work to a thread, so the event 
 from __future__ import annotations
 
 import functools
+import re
+import uuid
 from typing import Any
 
 import anyio
@@ -17,12 +19,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from core.accounts import session_cookie
+from core.logs import log_context
 from core.messages import describe_error
 from core.settings import get_settings
 from core.snaptrade.client import NotConfiguredError, remember_secret, resolve_endpoint
 from core.storage.db import get_engine
 from core.web import webhooks
 from core.web.health import health
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 
 
 class BodyTooLarge(Exception):
@@ -68,8 +73,19 @@ def _error(status: int, reason: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"status": "rejected", "error": reason, **extra}, status_code=status)
 
 
+def request_id(request: Request) -> str:
+    """The caller's X-Request-ID when it looks like one, else a new id: every log event of the request carries it."""
+    given = request.headers.get("x-request-id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+
+
 async def snaptrade_webhook(request: Request) -> JSONResponse:
     """POST /api/webhooks/snaptrade: verify, record once, queue; answers without waiting for any sync."""
+    with log_context(request_id=request_id(request)):  # contextvars follow into the worker thread
+        return await _receive_webhook(request)
+
+
+async def _receive_webhook(request: Request) -> JSONResponse:
     try:
         body = await read_body_limited(request, get_settings().webhook_max_bytes)
         result = await anyio.to_thread.run_sync(functools.partial(_receive, body, request.headers.get("signature")))
@@ -87,7 +103,7 @@ async def snaptrade_webhook(request: Request) -> JSONResponse:
         # Still one line, no traceback: a driver's message can quote statement parameters.
         webhooks.log_delivery(None, None, "error-500", describe_error(exc))
         return _error(500, "internal error")
-    webhooks.log_delivery(result.event_type, result.webhook_id, result.outcome, result.event_status or "")
+    webhooks.log_delivery(result.event_type, result.webhook_id, result.outcome, result.event_status or "", result)
     return JSONResponse({"status": result.outcome, "webhookId": result.webhook_id, "eventStatus": result.event_status})
 
 

@@ -22,20 +22,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from core.accounts.pending_webhooks import PENDING_NOTE, hint_accounts
 from core.jobs.queue import enqueue_sync
+from core.logs import log_event
 from core.snaptrade.client import redact
+from core.snaptrade.webhook_events import HANDLED_EVENTS
 from core.storage.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, WebhookEvent, utcnow
 
 log = logging.getLogger("tradistry.webhooks")
-
-# Events that mean "new data may be waiting at SnapTrade for this connection".
-SYNC_EVENTS = frozenset({
-    "ACCOUNT_TRANSACTIONS_INITIAL_UPDATE", "ACCOUNT_TRANSACTIONS_UPDATED", "NEW_ACCOUNT_AVAILABLE",
-    "CONNECTION_ADDED", "CONNECTION_FIXED",
-})  # fmt: skip
-CONNECTION_LEVEL_EVENTS = frozenset({"CONNECTION_ADDED", "CONNECTION_FIXED"})
-STATE_EVENTS = frozenset({"CONNECTION_BROKEN", "CONNECTION_DELETED", "ACCOUNT_REMOVED", "USER_DELETED"})
-HANDLED_EVENTS = SYNC_EVENTS | STATE_EVENTS
 
 # SnapTrade retries ≥30 min later, so a small clock skew is all we allow into the future.
 MAX_FUTURE_SKEW_SECONDS = 300
@@ -68,7 +62,7 @@ class WebhookRejected(Exception):
 
 @dataclass
 class WebhookResult:
-    """What happened to one delivery: `outcome` accepted/duplicate, `event_status` processed/ignored/flagged."""
+    """What happened to one delivery: `outcome` accepted/duplicate, `event_status` processed/ignored/pending/flagged."""
 
     outcome: str
     webhook_id: str
@@ -78,6 +72,8 @@ class WebhookResult:
     note: str | None = None
     run_id: int | None = None
     run_created: bool = False
+    connection_id: int | None = None
+    user_id: int | None = None
 
 
 @dataclass
@@ -85,6 +81,7 @@ class _Effect:
     status: str
     note: str | None = None
     connection: BrokerageConnection | None = None  # set when a sync should be queued
+    connection_id: int | None = None  # the event's connection, when it was found
 
 
 # --------------------------------------------------------------------------- verification
@@ -282,20 +279,33 @@ def process_webhook(session: Session, payload: dict[str, Any], *, now: datetime 
         if event_id is None:
             session.commit()
             return WebhookResult("duplicate", webhook_id, event_type)
+    result = apply_event(session, event_id, payload, user_id, now=now)
+    if event_type == "CONNECTION_ATTEMPTED" and user_id is not None:
+        from core.accounts.attempts import record_attempt_webhook
+
+        record_attempt_webhook(session, user_id=user_id, event_id=event_id, payload=payload, now=now)
+    return result
+
+
+def apply_event(
+    session: Session, event_id: int, payload: dict[str, Any], user_id: int | None, *, now: datetime | None = None
+) -> WebhookResult:
+    """Apply a stored event's effect and record its verdict: on arrival, and again when staff re-process a
+    flagged one (core.staff.actions). A sync it asks for joins any queued one. (An event that waited for its
+    connection is matched by core.accounts.pending_webhooks when a reconcile records it.)"""
+    now = now or utcnow()
     # Commit the row and the state changes before queueing: enqueue_sync commits (and on a lost race
     # rolls back) the session itself, which must not take our event row with it.
-    effect = _apply_effect(session, payload, event_type, user_id, now)
+    effect = _apply_effect(session, payload, payload["eventType"], user_id, now)
     session.commit()
-    result = WebhookResult("accepted", webhook_id, event_type, event_id, effect.status, effect.note)
+    result = WebhookResult("accepted", payload["webhookId"], payload["eventType"], event_id, effect.status, effect.note,
+                           user_id=user_id, connection_id=effect.connection_id)  # fmt: skip
     if effect.connection is not None:
         run, created = enqueue_sync(session, user_id=effect.connection.user_id,
                                     connection_id=effect.connection.id, trigger="webhook")  # fmt: skip
         result.run_id, result.run_created = run.id, created
-    session.execute(
-        sa.update(WebhookEvent)
-        .where(WebhookEvent.id == event_id)
-        .values(status=effect.status, note=effect.note, processed_at=utcnow())
-    )
+    values = {"status": effect.status, "note": effect.note, "processed_at": None if effect.status == "pending" else utcnow()}
+    session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == event_id).values(**values))
     session.commit()
     return result
 
@@ -311,14 +321,18 @@ def _apply_effect(
         return _user_deleted(session, user_id, now)
     if event_type == "ACCOUNT_REMOVED":
         return _account_removed(session, payload, user_id, _event_time(payload, now))
-    conn, problem = _find_connection(session, payload, user_id, event_type)
+    conn, problem = _find_connection(session, payload, user_id)
     if conn is None:
-        return _Effect("flagged", problem)
+        # SnapTrade sends a new connection's events before the portal's callback records it: they wait.
+        return _Effect("pending" if problem == PENDING_NOTE else "flagged", problem)
     if event_type == "CONNECTION_BROKEN":
-        return _connection_broken(session, conn, payload, _event_time(payload, now), now)
-    if event_type == "CONNECTION_DELETED":
-        return _connection_deleted(session, conn, DELETED_REASON, now)
-    return _queue_sync(session, conn, payload, event_type, now)
+        effect = _connection_broken(session, conn, payload, _event_time(payload, now), now)
+    elif event_type == "CONNECTION_DELETED":
+        effect = _connection_deleted(session, conn, DELETED_REASON, now)
+    else:
+        effect = _queue_sync(session, conn, payload, event_type, now)
+    effect.connection_id = conn.id  # for the verdict's log event
+    return effect
 
 
 def _ignored_note(payload: dict[str, Any], event_type: str, user_id: int | None) -> str | None:
@@ -330,9 +344,7 @@ def _ignored_note(payload: dict[str, Any], event_type: str, user_id: int | None)
     return "; ".join(notes) or None
 
 
-def _find_connection(
-    session: Session, payload: dict[str, Any], user_id: int, event_type: str
-) -> tuple[BrokerageConnection | None, str]:
+def _find_connection(session: Session, payload: dict[str, Any], user_id: int) -> tuple[BrokerageConnection | None, str]:
     """The event's connection (via the account when the authorization id is absent), or why not."""
     auth_id = _authorization_id(payload)
     conn = None
@@ -342,9 +354,7 @@ def _find_connection(
         account = _find_account(session, payload)
         conn = session.get(BrokerageConnection, account.connection_id) if account else None
     if conn is None:
-        if event_type == "CONNECTION_ADDED":
-            return None, "unknown connection; will appear at next reconcile"
-        return None, "unknown connection: no brokerage connection with this authorization id"
+        return None, PENDING_NOTE
     if conn.user_id != user_id:
         return None, "connection belongs to another app user than the event's userId"
     return conn, ""
@@ -363,7 +373,6 @@ def _queue_sync(
     """Mark the hinted accounts and ask for a sync (the caller enqueues after committing)."""
     if conn.status == "disconnected":
         return _Effect("flagged", "connection is disconnected here; no sync queued")
-    note = None
     if event_type == "CONNECTION_FIXED":
         if not _newer_state_event(conn, payload, now):
             return _Effect("ignored", "older than the connection's last state change; not applied")
@@ -371,19 +380,7 @@ def _queue_sync(
         conn.status, conn.disabled_at, conn.status_reason = "active", None, None
         conn.updated_at = now
         session.add(conn)
-    hint = (
-        sa.update(BrokerageAccount)
-        .where(BrokerageAccount.has_pending_hint.is_(False))
-        .values(has_pending_hint=True, updated_at=now)
-    )
-    if event_type in CONNECTION_LEVEL_EVENTS:
-        session.execute(hint.where(BrokerageAccount.connection_id == conn.id, BrokerageAccount.is_active.is_(True)))
-    else:
-        account = _find_account(session, payload)
-        if account is not None and account.connection_id == conn.id:
-            session.execute(hint.where(BrokerageAccount.id == account.id))
-        else:
-            note = "account not known yet; the sync's reconcile will add it"
+    note = hint_accounts(session, conn, event_type, _text(payload.get("accountId"), 64), now)
     return _Effect("processed", note, connection=conn)
 
 
@@ -495,12 +492,18 @@ def _text(value: Any, limit: int | None = None) -> str | None:
     return text[:limit] if limit else text
 
 
-def log_delivery(event_type: str | None, webhook_id: str | None, outcome: str, detail: str = "") -> None:
-    """The one log line per delivery; fields may come from an unverified body, so they are cleaned."""
+def log_delivery(event_type: str | None, webhook_id: str | None, outcome: str, detail: str = "",
+                 result: WebhookResult | None = None) -> None:  # fmt: skip
+    """The one log event per delivery (its verdict); fields may come from an unverified body, so they are cleaned."""
 
     def clean(value: str | None) -> str:
         return _LOG_UNSAFE.sub("?", redact(value or "-"))[:80]
 
     level = logging.INFO if outcome in ("accepted", "duplicate") else logging.WARNING
-    log.log(level, "snaptrade webhook eventType=%s webhookId=%s outcome=%s%s", clean(event_type), clean(webhook_id),
-            outcome, f" detail={_CONTROL.sub(' ', redact(detail))[:400]}" if detail else "")  # fmt: skip
+    detail = _CONTROL.sub(" ", redact(detail))[:400] if detail else ""
+    message = (f"snaptrade webhook eventType={clean(event_type)} webhookId={clean(webhook_id)} outcome={outcome}"
+               + (f" detail={detail}" if detail else ""))  # fmt: skip
+    log_event(log, "webhook.verdict", message, level=level, event_type=clean(event_type), webhook_id=clean(webhook_id),
+              outcome=outcome, verdict=result.event_status if result else None, note=result.note if result else None,
+              user_id=result.user_id if result else None, connection_id=result.connection_id if result else None,
+              run_id=result.run_id if result else None)  # fmt: skip

@@ -65,6 +65,12 @@ class LiveApp:
         r.raise_for_status()
         return r.json()
 
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        """`python -m core …` against the live app's database and embedded emulator, as an operator would."""
+        port = int(self.base_url.rsplit(":", 1)[1])
+        return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, input=stdin, capture_output=True,
+                              text=True, timeout=180, env=_server_env(self.data_dir, port, self.admin_token))  # fmt: skip
+
     def log_tail(self, lines: int = 150) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from core.storage.models import SyncIssue, TransactionSyncLog
+from core.storage.models import StaffAction, SyncIssue, TransactionSyncLog
 from tests import factories as f
 
 PAGE = str(Path(__file__).resolve().parents[2] / "pages" / "operations.py")
@@ -85,22 +85,32 @@ def test_short_runs_keep_their_fraction_of_a_second(session):
     assert (tiles["Run duration p50"], tiles["Run duration p95"]) == ("0.2 s", "2.0 s")
 
 
-def test_resolving_an_issue_records_the_staff_member(session):
+def test_resolving_an_issue_asks_for_a_note_and_records_the_staff_member(session):
     _, issue = _seed(session)
     staff = f.make_user(session, "ops-carol", role="staff")
     at = _app(staff.id).run()
     at.button(key="ops_resolve").click().run()
+    assert any(f"Mark issue #{issue.id}" in w.value for w in at.warning)  # a confirmation, nothing done yet
+    assert session.get(SyncIssue, issue.id, populate_existing=True).resolved_at is None
+    at.text_input(key="staff_action_note").input("duplicate of a corrected activity").run()
+    at.button(key="staff_confirm").click().run()
     assert any("marked resolved by ops-carol" in s.value for s in at.success)
     session.expire_all()
     stored = session.get(SyncIssue, issue.id)
     assert stored.resolved_by == "ops-carol" and stored.resolved_at is not None
+    assert stored.resolution_note == "duplicate of a corrected activity"
+    [entry] = session.exec(select(StaffAction)).all()
+    assert (entry.action, entry.actor_username, entry.issue_id, entry.outcome, entry.note) == (
+        "resolve_issue", "ops-carol", issue.id, "done", "duplicate of a corrected activity")
 
 
 def test_retry_queues_a_new_run_for_the_connection(session):
     failed, _ = _seed(session)
     staff = f.make_user(session, "ops-carol", role="staff")
     at = _app(staff.id).run()
+    assert not any(b.label == "Requeue this run" for b in at.button)  # one retry: "requeue" merged into it
     at.button(key="ops_retry").click().run()
+    at.button(key="staff_confirm").click().run()
     assert not at.exception
     assert any(f"Retry of run #{failed.id}" in s.value for s in [*at.success, *at.error])
     session.expire_all()
@@ -147,3 +157,46 @@ def test_staff_resets_a_refused_secret_and_registers_again_when_snaptrade_refuse
     assert session.exec(select(BrokerageConnection.status)).one() == "disconnected"
     text = "\n".join(str(e.value) for kind in ("markdown", "success", "error") for e in getattr(at, kind))
     assert sandbox.user_secret(session.exec(select(SnapTradeUser)).one().snaptrade_user_id) not in text
+
+
+def test_a_superseded_failure_leaves_the_runs_tab_and_the_attention_tile(session):
+    user, conn, _ = f.make_trader(session, "bob")
+    failed = f.make_run(session, user, conn, status="failed", error_message="SnapTrade answered 503")
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    assert {m.label: m.value for m in at.metric}["Need attention"] == "1"
+    assert "Runs (1)" in [t.label for t in at.tabs]
+    runs = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
+    assert list(runs["outcome"]) == ["Failed"] and list(runs["open"]) == [f"connection?id={conn.id}"]
+
+    retry = f.make_run(session, user, conn, status="completed")
+    at = _app(staff.id).run()
+    assert {m.label: m.value for m in at.metric}["Need attention"] == "0"
+    assert "Runs (0)" in [t.label for t in at.tabs]
+    assert any("No failed, partial or interrupted run needs a person" in s.value for s in at.success)
+    assert retry.id > failed.id
+
+
+def test_rows_naming_a_connection_or_a_trader_link_to_their_pages(session):
+    _seed(session)
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    connections = next(d.value for d in at.dataframe if "status_reason" in d.value.columns)
+    broken_id = int(connections["id"][0])
+    assert list(connections["open"]) == [f"connection?id={broken_id}"]
+    links = " ".join(m.value for m in at.markdown)
+    assert f"[Open connection #{broken_id}: timeline and actions](connection?id={broken_id})" in links
+    assert "Trader bob: all connections and attempts](staff-user?id=" in links  # from the issue's row
+
+
+def test_failed_connect_attempts_are_listed_with_their_trader(session):
+    from core.accounts.attempts import record_callback
+
+    user = f.make_user(session, "dora")
+    record_callback(session, user_id=user.id, params={"status": "ERROR", "error_code": "1066"}, status="error",
+                    message="The brokerage connection failed.", error_code="1066")  # fmt: skip
+    staff = f.make_user(session, "ops-carol", role="staff")
+    at = _app(staff.id).run()
+    assert "Failed attempts (1)" in [t.label for t in at.tabs]
+    attempts = next(d.value for d in at.dataframe if "SnapTrade result" in d.value.columns)
+    assert list(attempts["Trader"]) == ["dora"] and list(attempts["Callback"]) == ["ERROR (1066)"]

@@ -365,7 +365,8 @@ def test_health_summary(session, ops):
     assert health.success_rate_24h == 0.5
     assert health.p50_duration_seconds == 20.0 and health.p95_duration_seconds == 40.0
     assert health.errors_by_code == {"3002": 1, "throttled": 1}
-    assert (health.active_connections, health.attention_connections) == (1, 1)
+    # The broken connection, and `conn`, whose partial run no later run has completed (nor is retrying).
+    assert (health.active_connections, health.attention_connections) == (1, 2)
     assert health.queue_depth == 1 and 599 <= health.oldest_queued_age_seconds <= 700
 
 
@@ -483,3 +484,31 @@ def test_numbers_past_28_digits_are_shown_whole():
     wide = Decimal("12345678901234567890.123456789012345678")
     assert fmt.format_number(wide) == "12,345,678,901,234,567,890.123456789012345678"
     assert fmt.format_money(Decimal("-12345678901234567890.123456789012345678"), "USD") == "-12,345,678,901,234,567,890.123456789012345678 USD"
+
+
+def test_a_failure_its_connection_later_completed_is_superseded_and_leaves_the_attention_counts(session):
+    user, conn, _ = f.make_trader(session, "erin")
+    other = f.make_connection(session, user)
+    failed = f.make_run(session, user, conn, status="failed", error_message="SnapTrade answered 503")
+    interrupted = f.make_run(session, user, conn, status="interrupted")
+    f.make_run(session, user, other, status="completed")  # another connection's success changes nothing here
+    assert q.connections_needing_a_person(session) == {conn.id}
+    assert q.health_summary(session).attention_connections == 1
+
+    retry = f.make_run(session, user, conn, status="queued")
+    listed = q.problem_runs(session).set_index("id")
+    assert set(listed.index) == {failed.id, interrupted.id}  # still listed, as "retry queued"…
+    assert set(listed["retried_by"]) == {retry.id} and listed["superseded_by"].isna().all()
+    assert q.connections_needing_a_person(session) == set()  # …but in hand: nobody needs to look
+
+    retry.status = "completed"
+    session.add(retry)
+    session.commit()
+    assert q.problem_runs(session).empty
+    history = q.problem_runs(session, include_superseded=True)
+    assert dict(zip(history["id"], history["superseded_by"], strict=True)) == {failed.id: retry.id, interrupted.id: retry.id}
+    assert q.health_summary(session).attention_connections == 0
+
+    again = f.make_run(session, user, conn, status="failed")  # an earlier success does not supersede a later failure
+    assert list(q.problem_runs(session)["id"]) == [again.id]
+    assert q.health_summary(session).attention_connections == 1

@@ -351,19 +351,21 @@ def test_the_sandbox_signed_webhooks_mark_a_broken_connection_and_queue_syncs(li
         identity = ensure_snaptrade_user(session, user.id)  # registers at the sandbox: USER_REGISTERED
         auth_id = sb.create_connection(identity.snaptrade_user_id, broker="SANDBOX_US")
         assert sb.wait_for_webhooks(15)
-        # Those arrived before we knew the connection: stored and flagged, nothing queued.
+        # Those arrived before we knew the connection: kept pending, nothing queued yet.
         session.expire_all()
         added = session.exec(select(WebhookEvent).where(WebhookEvent.event_type == "CONNECTION_ADDED")).one()
-        assert (added.status, added.note) == ("flagged", "unknown connection; will appear at next reconcile")
+        assert added.status == "pending"
         assert count(session, TransactionSyncLog) == 0
 
-        reconcile_connections(session, user_id=user.id)
+        reconcile_connections(session, user_id=user.id)  # records the connection: the early events take effect
         conn = session.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == auth_id)).one()
+        session.expire_all()
+        assert session.get(WebhookEvent, added.id).status == "processed"
 
         sb.advance_day()
         assert sb.wait_for_webhooks(15)
-        [run] = session.exec(select(TransactionSyncLog)).all()
-        assert (run.trigger, run.status, run.connection_id) == ("webhook", "queued", conn.id)
+        [run] = session.exec(select(TransactionSyncLog)).all()  # the first import; the day's update joined it
+        assert (run.trigger, run.status, run.connection_id) == ("initial", "queued", conn.id)
 
         sb.disable_connection(auth_id)
         assert sb.wait_for_webhooks(15)

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from core.accounts.pending_webhooks import PENDING_NOTE
 from core.storage.models import (
     BrokerageAccount,
     BrokerageConnection,
@@ -348,15 +349,18 @@ def test_informational_and_unknown_events_are_stored_as_ignored_without_a_sync(
         assert row.payload["connectionAttemptedResult"] == "INVALID_MFA_CODE"
 
 
-def test_connection_added_for_an_unknown_authorization_is_flagged_and_queues_nothing(session, trader):
+def test_connection_added_for_an_unknown_authorization_is_kept_pending_and_queues_nothing(session, trader):
+    """SnapTrade sends it before the portal's callback records the connection (core.accounts.pending_webhooks)."""
     user, _, _, _ = trader
     payload = event("CONNECTION_ADDED", brokerageAuthorizationId="auth-unknown", brokerageId="ALPACA")
     result = process_webhook(session, payload)
     row = stored(session, payload["webhookId"])
-    assert (row.status, row.note, row.user_id) == (
-        "flagged",
-        "unknown connection; will appear at next reconcile",
+    assert (result.event_status, row.status, row.note, row.user_id, row.processed_at) == (
+        "pending",
+        "pending",
+        PENDING_NOTE,
         user.id,
+        None,
     )
     assert result.run_id is None and runs(session) == []
     assert session.exec(select(sa.func.count()).select_from(BrokerageConnection)).one() == 1

@@ -1,0 +1,1 @@
+"""What staff can do about a connection, each action checked and audited (core.staff.actions)."""
