@@ -269,7 +269,7 @@ TRIGGER_LABELS = {
     "manual": "Sync now",
     "scheduled": "Scheduled",
     "webhook": "Broker update",
-    "initial": "First import",
+    "initial": "After connecting",  # the portal callback: a first import, or one sync after a reconnect
 }
 
 PHASE_LABELS = {
