@@ -6,7 +6,7 @@ Why not streamlit-authenticator's `login()` widget: it checks the password befor
 keep, locks permanently through an in-memory counter, and re-logs a browser in from a cookie that
 carries only the username, so logout cannot revoke a copied cookie. We keep its model (HS256 JWT
 cookie, read server-side from `st.context.cookies`, SameSite=Strict) but issue the token ourselves
-with the user's session epoch in it (`core.accounts.auth.issue_session_token`), so a logout or password change
+with the user's session epoch in it (`core.accounts.auth.issue_session_token`), so a sign-out everywhere or password change
 (epoch bump) kills every copy of the cookie. The cookie is set by the server, HttpOnly, never by a
 script: sign-in and logout hand the page a one-time code, and a tiny inline component trades it at
 `core.accounts.session_cookie.ROUTE_PATH` for the Set-Cookie (the token itself never reaches the browser's scripts).
