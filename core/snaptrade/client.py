@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -341,6 +342,18 @@ class SnapTradeClient:
         _enforce_timeouts(self._sdk, self.settings.http_timeout_seconds)
         self.requests_made = 0
         self._sleep = sleep
+        # Told while a request waits to be retried (a sentence) and once it is over (None): a sync run shows it.
+        # May be called from the thread that makes the request (a sync's prefetch thread): it must not touch
+        # that run's session.
+        self.on_retry: Callable[[str | None], None] | None = None
+
+    def _report_retry(self, notice: str | None) -> None:
+        if self.on_retry is None:
+            return
+        try:
+            self.on_retry(notice)
+        except Exception:  # noqa: BLE001 - a progress note never changes the request's outcome
+            log.debug("retry notice not delivered", exc_info=True)
 
     # -- the retry loop ------------------------------------------------------------------
     def _call(self, fn: Callable, *, pace_account: str | None = None, what: str = "request", **kwargs):
@@ -354,6 +367,8 @@ class SnapTradeClient:
             try:
                 resp = fn(**kwargs)
                 _pacer.observe(resp.headers, client_key, account_key)
+                if attempt:
+                    self._report_retry(None)  # the retries are over
                 return resp
             except ApiException as exc:
                 _pacer.observe(exc.headers, client_key, account_key)
@@ -370,12 +385,15 @@ class SnapTradeClient:
             attempt += 1
             if not retryable or attempt > s.http_max_retries:
                 log.warning("snaptrade %s failed after %d attempt(s): %s", what, attempt, redact(err))
+                if attempt > 1:
+                    self._report_retry(None)
                 raise err
             delay = min(s.http_backoff_cap_seconds, s.http_backoff_base_seconds * (2 ** (attempt - 1)))
             delay = random.uniform(delay / 2, delay)  # jitter so workers do not retry in lockstep
             if isinstance(err, RateLimitedError) and err.retry_after is not None:
                 delay = max(delay, err.retry_after)
             log.info("snaptrade %s: %s; retry %d in %.2fs", what, redact(err), attempt, delay)
+            self._report_retry(retry_notice(err, delay, attempt + 1, s.http_max_retries + 1))
             self._sleep(delay)
 
     @staticmethod
@@ -478,6 +496,12 @@ class SnapTradeClient:
             total = len(body["data"])
         return ActivityPage(body["data"], total, int(pagination.get("offset") or offset),
                             int(pagination.get("limit") or limit), texts)
+
+
+def retry_notice(err: SnapTradeError, delay: float, attempt: int, attempts: int) -> str:
+    """'SnapTrade answered 503 — retrying in 4 s, attempt 2 of 7': what a run shows while it waits (≤ 64 chars)."""
+    what = f"SnapTrade answered {err.status}" if err.status else "SnapTrade did not answer"
+    return f"{what} — retrying in {max(1, math.ceil(delay))} s, attempt {attempt} of {attempts}"
 
 
 def new_snaptrade_user_id() -> str:
