@@ -218,10 +218,10 @@ def cmd_export(args) -> int:
     with Session(get_engine(), expire_on_commit=False) as session:
         uid = _user_id(session, args.username)
         if not args.out:
-            write_export(session, uid, args.format, sys.stdout)
+            write_export(session, uid, args.format, sys.stdout, bom=args.bom)
             return 0
         with open(args.out, "w", newline="", encoding="utf-8") as out:
-            write_export(session, uid, args.format, out)
+            write_export(session, uid, args.format, out, bom=args.bom)
     return 0
 
 
@@ -364,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("username")
     e.add_argument("--format", choices=["csv", "json"], default="csv")
     e.add_argument("--out")
+    e.add_argument("--bom", action="store_true", help="CSV for Excel: start with a UTF-8 byte-order mark")
     e.set_defaults(fn=cmd_export)
     journal = sub.add_parser("journal", help="the trading journal").add_subparsers(dest="journal_command", required=True)
     rebuild = journal.add_parser("rebuild", help="rebuild a user's journal (or everyone's) from the stored activities")

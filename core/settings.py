@@ -45,8 +45,14 @@ class Settings(BaseSettings):
     app_base_url: str = "http://127.0.0.1:8501"
     allow_signup: bool = True
 
-    login_max_failures: int = 5
-    login_lockout_minutes: int = 15
+    # Sign-in back-off (no hard lock): failures per account past the free ones delay its answers,
+    # 1 s doubling up to the cap; a client past its failure limit is refused until the window moves on.
+    login_free_failures: int = 3
+    login_delay_max_seconds: float = 8.0
+    login_failure_window_minutes: int = 15
+    login_client_max_failures: int = 20
+    # Behind a trusted reverse proxy: the header holding the client's address (first entry), e.g. X-Forwarded-For.
+    login_client_ip_header: str = ""
 
     sync_frequency_minutes: int = 24 * 60
     sync_overlap_days: int = 7

@@ -2,12 +2,11 @@
 connect a new broker, reconnect a broken one, disconnect with or without the imported history, and
 recover when SnapTrade refuses the user's secret (reset it, or register again).
 
-Portal links expire after 5 minutes, so one is created only when the user clicks, then shown as a link.
+"Connect a broker" and "Reconnect" open SnapTrade's portal in one click (pages/portal.py).
 """
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import streamlit as st
@@ -16,48 +15,19 @@ from core.accounts import connections as conn_service
 from core.accounts import user_secrets
 from core.reads import formatting as fmt
 from core.reads import views
-from core.settings import get_settings
 from core.snaptrade.client import SnapTradeError
 from core.storage.db import session_scope
+from pages import portal
 from pages.components import fmt_date, fmt_when, require_user, status_badge
 
-PORTAL_LINK_KEY = "portal_link"
 SECRET_FLASH_KEY = "secret_flash"
 CONFIRM_REGISTER_KEY = "confirm_register_again"
-PORTAL_LINK_TTL = 5 * 60
 FREQUENCIES = {60: "Every hour", 6 * 60: "Every 6 hours", 12 * 60: "Every 12 hours", 24 * 60: "Daily",
                3 * 24 * 60: "Every 3 days", 7 * 24 * 60: "Weekly"}  # fmt: skip
 
 
 def _money(value: Decimal | None, currency: str | None) -> str:
     return "—" if value is None else fmt.format_money(value, currency)
-
-
-def _create_link(user_id: int, reconnect_id: int | None) -> None:
-    """Button callback: ask SnapTrade for a fresh portal URL (reconnect when `reconnect_id` is set)."""
-    redirect = get_settings().app_base_url.rstrip("/") + "/callback"
-    try:
-        with session_scope() as s:
-            url = conn_service.create_portal_link(s, user_id=user_id, reconnect_connection_id=reconnect_id,
-                                                  redirect_url=redirect)  # fmt: skip
-    except (SnapTradeError, ValueError) as e:
-        st.session_state[PORTAL_LINK_KEY] = {"error": str(e), "for": reconnect_id, "at": time.time()}
-        return
-    st.session_state[PORTAL_LINK_KEY] = {"url": url, "for": reconnect_id, "at": time.time()}
-
-
-def _portal_link(reconnect_id: int | None) -> None:
-    """The link (or error) created by the last click, if it belongs here and has not expired."""
-    link = st.session_state.get(PORTAL_LINK_KEY)
-    if not link or link.get("for") != reconnect_id or time.time() - link["at"] > PORTAL_LINK_TTL:
-        return
-    if "error" in link:
-        st.error(f"Could not open the connection portal: {link['error']}", icon=":material/error:")
-        return
-    label = "Open the SnapTrade portal to reconnect" if reconnect_id else "Open the SnapTrade portal"
-    st.link_button(label, link["url"], type="primary", icon=":material/open_in_new:")
-    st.caption("The link is valid for 5 minutes and opens in a new tab; when you finish, SnapTrade brings you "
-               "back here and the first import starts by itself.")  # fmt: skip
 
 
 def _save_schedule(user_id: int, connection_id: int) -> None:
@@ -90,9 +60,9 @@ def _reconnect_call(card: views.ConnectionCard, user_id: int) -> None:
     st.warning(f"**Needs reconnect{since}.** Reason: {reason}. Until you reconnect, no new transactions "
                "arrive and auto-sync is paused; your imported history stays.", icon=":material/link_off:")  # fmt: skip
     st.button("Reconnect", key=f"reconnect_{card.connection_id}", type="primary", icon=":material/link:",
-              on_click=_create_link, args=(user_id, card.connection_id),
+              on_click=portal.create_link, args=(user_id, card.connection_id),
               help="Opens SnapTrade's portal, where you sign in to your brokerage again")  # fmt: skip
-    _portal_link(card.connection_id)
+    portal.show_link(card.connection_id)
 
 
 def _status_sentence(card: views.ConnectionCard) -> None:
@@ -221,13 +191,13 @@ def render() -> None:
 
     blocked = _secret_attention(user.user_id, user.username)
     st.button("Connect a broker", type="primary" if not live and not blocked else "secondary",
-              icon=":material/add_link:", key="connect_new", on_click=_create_link, args=(user.user_id, None),
+              icon=":material/add_link:", key="connect_new", on_click=portal.create_link, args=(user.user_id, None),
               disabled=blocked, help="Paused until SnapTrade access is repaired" if blocked else None)  # fmt: skip
-    _portal_link(None)
+    portal.show_link(None)
 
     if not live:
-        st.info("**No connection yet.** Press **Connect a broker**: SnapTrade's portal opens in a new tab, you "
-                "sign in to your brokerage there, and your transaction history is imported when you come back.",
+        st.info("**No connection yet.** Press **Connect a broker**: SnapTrade's portal opens, you sign in to "
+                "your brokerage there, and your transaction history is imported when it brings you back.",
                 icon=":material/account_balance:")  # fmt: skip
     for card in live:
         _card(card, user.user_id)

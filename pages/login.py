@@ -1,11 +1,12 @@
 """Sign-in for the dashboard: the login / sign-up page, the re-login cookie, the per-run session
-check that makes logout and password changes revoke every session, and the account sidebar.
+check (a logged-out sign-in id or a bumped epoch ends the session), and the account sidebar: profile,
+"Log out" (this browser) and "Sign out everywhere".
 
-Why not streamlit-authenticator's `login()` widget: it checks the password before any lockout we
+Why not streamlit-authenticator's `login()` widget: it checks the password before any back-off we
 keep, locks permanently through an in-memory counter, and re-logs a browser in from a cookie that
 carries only the username, so logout cannot revoke a copied cookie. We keep its model (HS256 JWT
 cookie, read server-side from `st.context.cookies`, SameSite=Strict) but issue the token ourselves
-with the user's session epoch in it (`core.accounts.auth.issue_session_token`), so a logout or password change
+with the user's session epoch in it (`core.accounts.auth.issue_session_token`), so a sign-out everywhere or password change
 (epoch bump) kills every copy of the cookie. The cookie is set by the server, HttpOnly, never by a
 script: sign-in and logout hand the page a one-time code, and a tiny inline component trades it at
 `core.accounts.session_cookie.ROUTE_PATH` for the Set-Cookie (the token itself never reaches the browser's scripts).
@@ -28,7 +29,7 @@ from core.settings import get_settings
 from core.storage.db import session_scope
 from pages.components import CURRENT_USER_KEY, current_user
 
-AUTH_KEY = "auth"  # {"username", "epoch"}: the only marker of a signed-in session
+AUTH_KEY = "auth"  # {"username", "epoch", "sid"}: the only marker of a signed-in session
 NOTICE_KEY = "auth_notice"
 COOKIE_CMD_KEY = "auth_cookie_cmd"
 REJECTED_COOKIE_KEY = "auth_cookie_rejected"
@@ -93,8 +94,25 @@ def _forget(notice: str | None = None) -> None:
 def sign_in(result: auth.AuthResult) -> None:
     """Mark this session signed in after a successful `core.accounts.auth.authenticate` and queue the cookie."""
     assert result.ok and result.username is not None and result.session_epoch is not None
-    st.session_state[AUTH_KEY] = {"username": result.username, "epoch": result.session_epoch}
-    _queue_cookie("set", auth.issue_session_token(result.username, result.session_epoch))
+    _stamp(result.username, result.session_epoch)
+
+
+def _stamp(username: str, epoch: int) -> None:
+    """A new sign-in of this browser: its id goes into the session and the re-login cookie."""
+    login_id = auth.new_login_id()
+    st.session_state[AUTH_KEY] = {"username": username, "epoch": epoch, "sid": login_id}
+    _queue_cookie("set", auth.issue_session_token(username, epoch, login_id=login_id))
+
+
+def client_address() -> str:
+    """Who is signing in, for the per-client failure limit: the proxy's header when one is configured
+    (its first address), else the connection's address ("local" for localhost)."""
+    header = get_settings().login_client_ip_header
+    if header:
+        forwarded = st.context.headers.get(header)
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return st.context.ip_address or "local"
 
 
 def identify() -> auth.SessionUser | None:
@@ -107,17 +125,21 @@ def identify() -> auth.SessionUser | None:
     state = st.session_state.get(AUTH_KEY)
     with session_scope() as s:
         if state:
+            if auth.login_revoked(state.get("sid")):
+                _forget("You have logged out.")  # in another tab of this browser
+                return None
             user = auth.load_session_user(s, state["username"])
             if user is not None and user.is_active and user.session_epoch == state["epoch"]:
                 _publish(user)
                 return user
-            _forget("You were signed out: your session was ended (logout elsewhere or a password change).")
+            _forget("You were signed out: your session was ended (sign out everywhere or a password change).")
             return None
         token = st.context.cookies.get(get_settings().auth_cookie_name)
         if isinstance(token, str) and token and st.session_state.get(REJECTED_COOKIE_KEY) != token:
             user = auth.verify_session_token(s, token)
             if user is not None:
-                st.session_state[AUTH_KEY] = {"username": user.username, "epoch": user.session_epoch}
+                st.session_state[AUTH_KEY] = {"username": user.username, "epoch": user.session_epoch,
+                                              "sid": user.login_id}  # fmt: skip
                 _publish(user)
                 return user
             # Expired or revoked: remember it so we neither re-check it nor keep deleting it every run.
@@ -128,13 +150,27 @@ def identify() -> auth.SessionUser | None:
 
 
 def logout() -> None:
-    """Sign out everywhere: bump the epoch (revokes all sessions and cookies) and delete this cookie."""
+    """Log out this browser: its sign-in ends (tabs and cookie); the user's other browsers stay signed in."""
+    state = st.session_state.get(AUTH_KEY)
+    if state:
+        auth.revoke_login(state.get("sid"))
+    _forget("You have logged out.")
+    _queue_cookie("delete")
+
+
+def logout_everywhere() -> None:
+    """Sign out everywhere: bump the epoch (revokes every session and cookie) and delete this cookie."""
     state = st.session_state.get(AUTH_KEY)
     if state:
         with session_scope() as s:
             auth.bump_session_epoch(s, state["username"])
-    _forget("You have logged out.")
+    _forget("You have signed out everywhere: every browser signed in to this account has to log in again.")
     _queue_cookie("delete")
+
+
+def stay_signed_in(username: str, epoch: int) -> None:
+    """After a password change (which bumped the epoch and so ended every session), keep this one."""
+    _stamp(username, epoch)
 
 
 # --- the login page --------------------------------------------------------------------------------
@@ -150,7 +186,7 @@ def _login_form() -> None:
             st.error("Enter your username and password.")
             return
         with session_scope() as s:
-            result = auth.authenticate(s, username, password)
+            result = auth.authenticate(s, username, password, client=client_address())
         if result.ok:
             sign_in(result)
             st.rerun()
@@ -160,8 +196,9 @@ def _login_form() -> None:
 def _signup_form() -> None:
     with st.form("signup_form"):
         username = st.text_input("Username", key="signup_username", help="3–32 letters, digits, '.', '_' or '-'.")
-        name = st.text_input("Your name (optional)", key="signup_name")
-        email = st.text_input("E-mail (optional)", key="signup_email")
+        name = st.text_input("Your name (optional)", key="signup_name", max_chars=auth.NAME_MAX_CHARS,
+                             help=f"How the app greets you; at most {auth.NAME_MAX_CHARS} characters.")  # fmt: skip
+        email = st.text_input("E-mail (optional)", key="signup_email", max_chars=auth.EMAIL_MAX_CHARS)
         password = st.text_input("Password", type="password", key="signup_password", help="At least 8 characters.")
         confirm = st.text_input("Repeat password", type="password", key="signup_confirm")
         submitted = st.form_submit_button("Create account", type="primary", key="signup_submit")
@@ -250,4 +287,9 @@ def account_sidebar(user: auth.SessionUser) -> None:
             format_func=lambda z: browser if z == _BROWSER_TZ else z,
             help="Times are stored in UTC and shown in this time zone. Saved to your account.",
         )
-        st.button("Log out", icon=":material/logout:", on_click=logout, key="logout_button", width="stretch")
+        st.page_link("profile.py", label="Profile and password", icon=":material/badge:")
+        st.button("Log out", icon=":material/logout:", on_click=logout, key="logout_button", width="stretch",
+                  help="Ends this browser's session; your other browsers stay signed in")  # fmt: skip
+        st.button("Sign out everywhere", icon=":material/devices:", on_click=logout_everywhere,
+                  key="logout_everywhere_button", width="stretch",
+                  help="Ends every session of this account, in every browser")  # fmt: skip

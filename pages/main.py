@@ -33,6 +33,7 @@ MEMBER_PAGES = {
         st.Page("transactions.py", title="Transactions", icon="🧾", url_path="transactions"),
         st.Page("analytics.py", title="Analytics", icon="📈", url_path="analytics"),
     ],
+    "Account": [st.Page("profile.py", title="Profile", icon="🪪", url_path="profile")],
 }
 STAFF_PAGES = {
     "Staff": [
@@ -61,10 +62,10 @@ if user is None:
     login_page = st.Page(login.login_page, title="Log in", icon="🔑", url_path="login", default=True)
     page = st.navigation([login_page, CALLBACK, *aliases], position="hidden")
 else:
-    login.account_sidebar(user)
     home = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
     sections = {**MEMBER_PAGES, **(STAFF_PAGES if user.role == "staff" else {})}
     sections["Brokers"] = [home, *sections["Brokers"]]
     page = st.navigation(sections)
+    login.account_sidebar(user)  # after navigation: its page link needs the registered pages
 
 page.run()

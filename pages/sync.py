@@ -49,20 +49,17 @@ def _quota_text(quota: jobs.ManualSyncQuota) -> str:
 
 
 def _counts(row: views.RunRow) -> str:
-    return (f"{row.fetched} fetched · {row.new} new · {row.updated} updated · {row.unchanged} unchanged · "
-            f"{row.skipped} skipped")  # fmt: skip
+    return (f"{row.fetched:,} fetched · {row.new:,} new · {row.updated:,} updated · {row.unchanged:,} unchanged · "
+            f"{row.skipped:,} skipped")  # fmt: skip
 
 
 def _progress(row: views.RunRow) -> None:
     with st.container(border=True):
         st.markdown(f"**{row.brokerage_name}** · {views.TRIGGER_LABELS.get(row.trigger, row.trigger)}"
                     + (" · full re-import" if row.full_sync else ""))  # fmt: skip
-        text = views.phase_label(row.phase) if row.status == "running" else "Waiting for the worker to pick it up"
-        st.progress(row.fraction, text=text)
-        accounts = f"Accounts {row.accounts_done}/{row.accounts_total}" if row.accounts_total else "Accounts —"
-        pages = f"pages {row.pages_done}/{row.pages_total}" if row.pages_total else "pages —"
-        st.caption(f"{accounts} · {pages} · {_counts(row)} · "
-                   f"started {fmt_relative(row.started_at) if row.started_at else 'not yet'}")  # fmt: skip
+        # The label is built from the numbers the bar is drawn from (views.RunRow.progress_label).
+        st.progress(row.percent, text=row.progress_label)
+        st.caption(f"{_counts(row)} · started {fmt_relative(row.started_at) if row.started_at else 'not yet'}")
 
 
 def _summary(row: views.RunRow) -> None:

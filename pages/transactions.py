@@ -1,6 +1,8 @@
 """Transactions page: a trader browses, filters, sorts, totals and exports their imported history.
 
 A thin view: every read goes through core.reads.queries with a session from core.storage.db.session_scope().
+Filters, sort, page size and page live in the URL (`st.query_params`), so a reload, the browser's back
+button and a bookmark bring the same view back; the grid itself is pages/transaction_table.py.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from core.reads import export, periods
 from core.reads import formatting as fmt
 from core.reads import queries as q
 from core.settings import get_settings
+from core.snaptrade.activity_types import type_label
 from core.storage.db import session_scope
+from pages import transaction_table as grid
 from pages.components import display_timezone, require_user
 
 CONNECTIONS_PAGE = "connections.py"
@@ -27,8 +31,11 @@ SORTS = {
     "symbol:asc": "Symbol: A to Z", "symbol:desc": "Symbol: Z to A",
     "type:asc": "Type: A to Z", "type:desc": "Type: Z to A",
 }  # fmt: skip
-TABLE_KEY = "txn_table"
 PAGE_KEY = "txn_page"
+URL_KEY = "txn_url"  # the query params this session wrote last: a URL that differs was typed, reloaded or gone back to
+FROM_URL_KEY = "txn_from_url"
+SEARCH_MAX_CHARS = 100
+DEFAULT_SORT, DEFAULT_PAGE_SIZE = "trade_date:desc", 50
 
 
 @st.cache_data(ttl=300, max_entries=128, show_spinner=False)
@@ -58,7 +65,8 @@ def _link_to_connections(label: str) -> None:
 
 def _date_range(options: q.FilterOptions) -> tuple[date | None, date | None]:
     first, last = options.first_date, options.last_date
-    picked: Any = st.date_input("Trade date", value=(first, last), min_value=first, max_value=last, key="txn_dates")
+    st.session_state.setdefault("txn_dates", (first, last))
+    picked: Any = st.date_input("Trade date", min_value=first, max_value=last, key="txn_dates")
     # While the user is picking, the widget holds a single date: treat it as an open range.
     if isinstance(picked, (tuple, list)):
         start = picked[0] if len(picked) > 0 else None
@@ -90,12 +98,13 @@ def _filters(options: q.FilterOptions) -> q.TransactionFilters:
                                      placeholder="All accounts")  # fmt: skip
         symbol = c2.selectbox("Symbol", ["", *options.symbols], format_func=lambda s: s or "All symbols",
                               key="txn_symbol")  # fmt: skip
-        types = c3.multiselect("Types", options.types, key="txn_types", placeholder="All types")
+        types = c3.multiselect("Types", options.types, format_func=type_label, key="txn_types", placeholder="All types")
         c4, c5, c6 = st.columns(3)
         with c4:
             date_from, date_to = _period(options)
         currencies = c5.multiselect("Currency", options.currencies, key="txn_currencies", placeholder="All currencies")
-        text = c6.text_input("Description contains", key="txn_text")
+        text = c6.text_input("Description contains", key="txn_text", max_chars=SEARCH_MAX_CHARS,
+                             help=f"Up to {SEARCH_MAX_CHARS} characters")  # fmt: skip
     return q.TransactionFilters(
         account_ids=tuple(account_ids), symbol=symbol or None, types=tuple(types), date_from=date_from,
         date_to=date_to, currencies=tuple(currencies), text=text or None,
@@ -105,16 +114,130 @@ def _filters(options: q.FilterOptions) -> q.TransactionFilters:
 def _sorting() -> tuple[q.TransactionSort, int]:
     c1, c2 = st.columns([4, 1])
     choice = c1.selectbox("Sort", list(SORTS), format_func=SORTS.get, key="txn_sort")
-    page_size = c2.selectbox("Rows per page", q.PAGE_SIZES, index=1, key="txn_page_size")
+    page_size = c2.selectbox("Rows per page", q.PAGE_SIZES, key="txn_page_size")
     column, direction = choice.split(":")
     return q.TransactionSort(column, direction == "desc"), int(page_size)
 
 
 def _reset_page_when_changed(signature: tuple) -> None:
-    # A new filter or sort makes the old page number meaningless: start again from page 1.
+    # A new filter or sort makes the old page number meaningless: start again from page 1 (unless the
+    # page number came with the filters, from the URL).
     if st.session_state.get("txn_signature") != signature:
         st.session_state["txn_signature"] = signature
-        st.session_state[PAGE_KEY] = 1
+        if not st.session_state.pop(FROM_URL_KEY, False):
+            st.session_state[PAGE_KEY] = 1
+    st.session_state.pop(FROM_URL_KEY, None)
+
+
+# --- the view in the URL ---------------------------------------------------------------------------
+
+
+def _url_params() -> dict[str, list[str]]:
+    return {k: st.query_params.get_all(k) for k in st.query_params}
+
+
+def _view_from_url(options: q.FilterOptions) -> tuple[dict[str, Any], list[str]]:
+    """Widget values from the URL's params, each checked against what this user can pick (a hand-edited or
+    stale URL is a hint, never trusted); returns them and what was dropped, in words."""
+    params, dropped = _url_params(), []
+
+    def one(name: str) -> str | None:
+        values = params.get(name) or []
+        return values[-1] if values else None
+
+    def pick(name: str, allowed: list, convert=str) -> list:
+        out = []
+        for raw in params.get(name, []):
+            try:
+                value = convert(raw)
+            except ValueError:
+                value = None
+            if value in allowed and value not in out:
+                out.append(value)
+            else:
+                dropped.append(f"{name}={raw}")
+        return out
+
+    view: dict[str, Any] = {
+        "txn_accounts": pick("account", [a.id for a in options.accounts], int),
+        "txn_types": pick("type", options.types),
+        "txn_currencies": pick("ccy", options.currencies),
+        "txn_symbol": "",
+        "txn_period": periods.ALL,
+        "txn_text": (one("q") or "")[:SEARCH_MAX_CHARS],
+        "txn_sort": DEFAULT_SORT,
+        "txn_page_size": DEFAULT_PAGE_SIZE,
+        PAGE_KEY: 1,
+    }
+    if len(one("q") or "") > SEARCH_MAX_CHARS:
+        dropped.append(f"the search text after {SEARCH_MAX_CHARS} characters")
+    symbol = one("symbol")
+    if symbol is not None:
+        (view.__setitem__("txn_symbol", symbol) if symbol in options.symbols else dropped.append(f"symbol={symbol}"))
+    period = one("period")
+    if period is not None:
+        labels = periods.choices(options.first_date, options.last_date)
+        (view.__setitem__("txn_period", period) if period in labels else dropped.append(f"period={period}"))
+    if view["txn_period"] == periods.CUSTOM:
+        try:
+            start = date.fromisoformat(one("from") or "") if one("from") else options.first_date
+            end = date.fromisoformat(one("to") or "") if one("to") else options.last_date
+            view["txn_dates"] = (max(start, options.first_date), min(end, options.last_date))
+        except (ValueError, TypeError):
+            view["txn_period"] = periods.ALL
+            dropped.append("the custom date range")
+    sort = one("sort")
+    if sort is not None:
+        (view.__setitem__("txn_sort", sort) if sort in SORTS else dropped.append(f"sort={sort}"))
+    size = one("size")
+    if size is not None:
+        (view.__setitem__("txn_page_size", int(size)) if size.isdigit() and int(size) in q.PAGE_SIZES
+         else dropped.append(f"size={size}"))  # fmt: skip
+    page = one("page")
+    if page is not None:
+        if page.isdigit() and int(page) >= 1:
+            view[PAGE_KEY] = int(page)
+        else:
+            dropped.append(f"page={page}")
+    return view, dropped
+
+
+def _apply_url(options: q.FilterOptions) -> None:
+    """When the URL is not the one this session last wrote (a new session, a reload, back or forward, a
+    bookmark), the widgets take their values from it before they are drawn."""
+    if st.session_state.get(URL_KEY) == _url_params():
+        return
+    view, dropped = _view_from_url(options)
+    for key, value in view.items():
+        st.session_state[key] = value
+    st.session_state[FROM_URL_KEY] = True
+    if dropped:
+        st.warning("Some of this address's view settings do not apply to your transactions and were left out: "
+                   + ", ".join(dropped) + ".", icon=":material/link_off:")  # fmt: skip
+
+
+def _write_url(filters: q.TransactionFilters, sort_key: str, page_size: int, page: int) -> None:
+    """The view as query params (only what differs from the defaults), so the address bar can be shared."""
+    params: dict[str, Any] = {
+        "account": [str(a) for a in filters.account_ids], "type": list(filters.types),
+        "ccy": list(filters.currencies), "symbol": filters.symbol or "", "q": filters.text or "",
+        "period": st.session_state.get("txn_period", periods.ALL), "sort": sort_key,
+        "size": str(page_size), "page": str(page),
+    }  # fmt: skip
+    if params["period"] == periods.CUSTOM:
+        params["from"] = filters.date_from.isoformat() if filters.date_from else ""
+        params["to"] = filters.date_to.isoformat() if filters.date_to else ""
+    defaults = {"period": periods.ALL, "sort": DEFAULT_SORT, "size": str(DEFAULT_PAGE_SIZE), "page": "1"}
+    params = {k: v for k, v in params.items() if v and v != defaults.get(k)}
+    if _url_params() != {k: v if isinstance(v, list) else [v] for k, v in params.items()}:
+        st.query_params.from_dict(params)
+    st.session_state[URL_KEY] = _url_params()
+
+
+def _init_widgets() -> None:
+    """Widget defaults set once in session state, so no widget also takes a default argument."""
+    for key, value in (("txn_sort", DEFAULT_SORT), ("txn_page_size", DEFAULT_PAGE_SIZE), ("txn_period", periods.ALL)):
+        st.session_state.setdefault(key, value)
 
 
 def _totals(totals: list[q.CurrencyTotal], total: int) -> None:
@@ -136,24 +259,6 @@ def _totals(totals: list[q.CurrencyTotal], total: int) -> None:
                    "different currencies are never added together.")  # fmt: skip
 
 
-# Widths (px) sized so Date … Currency (~890 px) fit the table at a 1400 px window; Description takes the rest.
-TABLE_COLUMNS = {
-    "Date": st.column_config.TextColumn("Date", width=85),
-    "Account": st.column_config.TextColumn("Account", width=165, help="Account name and masked number; "
-                                           "the account filter and the row details show the full label"),  # fmt: skip
-    "Type": st.column_config.TextColumn("Type", width=150),
-    "Symbol": st.column_config.TextColumn("Symbol", width=165, help="Ticker, or the option contract "
-                                          "(underlying, expiry, strike, call/put)"),  # fmt: skip
-    "Quantity": st.column_config.TextColumn("Qty", width=50, alignment="right"),
-    "Price": st.column_config.TextColumn("Price", width=70, alignment="right"),
-    "Amount": st.column_config.TextColumn("Amount", width=105, alignment="right",
-                                          help="Net cash effect, in the row's currency"),  # fmt: skip
-    "Fee": st.column_config.TextColumn("Fee", width=55, alignment="right"),
-    "Currency": st.column_config.TextColumn("Ccy", width=45, help="Currency of Price, Amount and Fee"),
-    "Description": st.column_config.TextColumn("Description", width="large"),
-}
-
-
 def _csv_download(user_id: int, filters: q.TransactionFilters, sort: q.TransactionSort) -> None:
     def build() -> str:
         # Runs only when clicked, with its own session: the page's session is closed by then.
@@ -164,14 +269,6 @@ def _csv_download(user_id: int, filters: q.TransactionFilters, sort: q.Transacti
                        mime="text/csv", on_click="ignore", icon=":material/download:")  # fmt: skip
 
 
-def _selected_id(df) -> int | None:
-    state = st.session_state.get(TABLE_KEY)
-    rows = state.get("selection", {}).get("rows", []) if state else []
-    if rows and rows[0] < len(df):
-        return int(df.iloc[rows[0]]["id"])
-    return None
-
-
 def _detail(detail: dict[str, Any], tz_name: str | None) -> None:
     currency = detail.get("currency")
     st.subheader(f"Transaction #{detail['id']}")
@@ -179,12 +276,13 @@ def _detail(detail: dict[str, Any], tz_name: str | None) -> None:
         "Trade date": detail["trade_date"].isoformat(),
         "Settlement date": detail["settlement_date"].isoformat() if detail.get("settlement_date") else "",
         "Account": detail["account"],
-        "Type": f"{detail['transaction_type']} (broker: {detail.get('raw_type') or '—'})",
+        "Type": f"{type_label(detail['transaction_type'])} (SnapTrade: {detail.get('raw_type') or detail['transaction_type']})",
         "Symbol": detail["option"] or detail.get("symbol") or "",
         "Security": detail.get("security_name") or "",
         "Option action": detail.get("option_action") or "",
-        "Quantity": fmt.format_quantity(detail.get("quantity")),
-        "Price": fmt.format_number(detail.get("price"), min_decimals=2),
+        # A cash or fee row moves no units: no quantity or price, as in the table.
+        "Quantity": fmt.format_quantity(detail.get("quantity")) if detail.get("quantity") else "",
+        "Price": fmt.format_money(detail.get("price"), currency, code=False) if detail.get("quantity") else "",
         "Amount": fmt.format_money(detail.get("amount"), currency),
         "Fee": fmt.format_money(detail.get("fee"), currency),
         "FX rate": fmt.format_number(detail.get("fx_rate")),
@@ -197,6 +295,18 @@ def _detail(detail: dict[str, Any], tz_name: str | None) -> None:
     st.dataframe([{"Field": k, "Value": v} for k, v in fields.items() if v], hide_index=True)
     st.markdown("**Raw SnapTrade payload**")
     st.json(q.payload_json(detail.get("raw")), expanded=True)
+
+
+def _page_in_range(total: int, page_size: int) -> tuple[int, int]:
+    """(page, last page); a page number past the end (an old bookmark, a hand-edited address) says so."""
+    last_page = max(1, -(-total // page_size))
+    asked = st.session_state.get(PAGE_KEY, 1)
+    page = min(max(1, int(asked)), last_page)
+    if asked != page:
+        st.warning(f"There is no page {asked:,}: these filters give {last_page:,} page{'s' if last_page != 1 else ''} "
+                   f"of {page_size} rows. Showing page {page:,}.", icon=":material/info:")  # fmt: skip
+    st.session_state[PAGE_KEY] = page
+    return page, last_page
 
 
 def render() -> None:
@@ -216,33 +326,36 @@ def render() -> None:
             _link_to_connections("See your connections")
         return
 
+    _init_widgets()
+    _apply_url(options)
     filters = _filters(options)
     sort, page_size = _sorting()
     _reset_page_when_changed((filters, sort, page_size))
     # Totals read the whole filtered set (exact sums): memoized, so paging and sorting stay cheap.
     totals: list[q.CurrencyTotal] = _cached("transaction_totals", database, user_id, version, filters)
     total = sum(t.count for t in totals)
-    last_page = max(1, -(-total // page_size))
-    page = min(max(1, int(st.session_state.get(PAGE_KEY, 1))), last_page)
-    st.session_state[PAGE_KEY] = page
+    page, last_page = _page_in_range(total, page_size)
+    _write_url(filters, st.session_state["txn_sort"], page_size, page)
     with session_scope() as session:
         df, total = q.transactions_page(session, user_id, filters, sort, page, page_size, total=total,
                                         user_rows=version[0])  # fmt: skip
 
     if total == 0:
+        grid.forget_selection()
         st.info("No transactions match these filters. Clear a filter or widen the date range.")
         return
     _totals(totals, total)
     first_row = (page - 1) * page_size + 1
     st.caption(f"Rows {first_row:,}–{first_row + len(df) - 1:,} of {total:,}")
-    st.dataframe(df, key=TABLE_KEY, on_select="rerun", selection_mode="single-row", hide_index=True,
-                 column_order=[c for c in TABLE_COLUMNS if c in df.columns], column_config=TABLE_COLUMNS)  # fmt: skip
+    txn_id = grid.keep_selection([int(i) for i in df["id"]])
+    currencies = set(df["Currency"])
+    only_currency = currencies.pop() if len(currencies) == 1 else None  # then named in the Amount header
+    grid.draw(df, only_currency or None)
     c1, c2 = st.columns([1, 3])
     c1.number_input(f"Page (of {last_page:,})", min_value=1, max_value=last_page, step=1, key=PAGE_KEY)
     with c2:
         _csv_download(user_id, filters, sort)
 
-    txn_id = _selected_id(df)
     if txn_id is None:
         st.caption("Select a row to see its details and the raw SnapTrade payload.")
         return

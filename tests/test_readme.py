@@ -24,3 +24,33 @@ def test_every_cli_command_is_in_the_command_line_section():
     assert "sync" in commands and "export" in commands
     missing = [name for name in commands if f"python -m core {name}" not in section]
     assert not missing, f"commands missing from the README's command-line section: {missing}"
+
+
+def _section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def test_the_csv_header_is_documented_column_by_column():
+    from core.reads.export import COLUMNS
+
+    section = _section("CSV export")
+    documented = set(re.findall(r"`([a-z_]+)`", section))
+    missing = [c for c in COLUMNS if c not in documented]
+    assert not missing, f"CSV columns missing from the README's CSV export section: {missing}"
+    assert "byte-order mark" in section and "one header row" in section
+
+
+def test_first_steps_walk_a_newcomer_through_the_app_and_its_failures():
+    section = _section("First steps")
+    for step in ("make run", "Connect a broker", "Sync now", "Transactions", "Analytics", "staff",
+                 "SANDBOX_ADMIN_TOKEN", "disable_connection", "set_faults", "503"):  # fmt: skip
+        assert step in section, f"First steps does not mention {step!r}"
+    # Every button or page named in bold exists in the app, so the walk-through stays clickable.
+    pages_text = "\n".join(p.read_text() for p in (Path(__file__).resolve().parent.parent / "pages").glob("*.py"))
+    root = Path(__file__).resolve().parent.parent
+    portal = "\n".join((root / "sandbox" / name).read_text() for name in ("portal.py", "catalog.py"))
+    named = set(re.findall(r"\*\*([^*]+)\*\*", section)) - {"Seeing failures on purpose."}
+    missing = sorted(n for n in named if f'"{n}"' not in pages_text and n not in portal)
+    assert not missing, f"First steps names things the app does not show: {missing}"

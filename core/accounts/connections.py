@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.accounts.crypto import decrypt_secret, encrypt_secret
@@ -290,7 +291,8 @@ class CallbackOutcome:
     message: str
     connection_id: int | None = None
     error_code: str | None = None
-    run_ids: list[int] = field(default_factory=list)
+    run_ids: list[int] = field(default_factory=list)  # runs this callback queued (none for a replay)
+    change: str | None = None  # "new" (first import queued), "reconnected" (one sync queued), or None
 
 
 PORTAL_ERRORS = {
@@ -306,7 +308,11 @@ PORTAL_ERRORS = {
 
 
 def handle_portal_callback(session: Session, *, user_id: int, params: dict, client: SnapTradeClient | None = None) -> CallbackOutcome:
-    """The portal sent the browser back: treat the query as a hint, re-read SnapTrade, queue syncs."""
+    """The portal sent the browser back: treat the query as a hint, re-read SnapTrade, queue syncs.
+
+    Only a change seen by this reconcile queues anything: an authorization new to us gets its first
+    import, a broken one that SnapTrade now reports healthy gets one sync. A replayed or repeated
+    callback finds neither (the first one recorded the change), so it shows the state and queues nothing."""
     from core.jobs.queue import enqueue_sync
 
     status = str(params.get("status") or "").upper()
@@ -318,27 +324,36 @@ def handle_portal_callback(session: Session, *, user_id: int, params: dict, clie
         why = PORTAL_ERRORS.get(code or "", "the connection could not be completed")
         return CallbackOutcome("error", f"The brokerage connection failed: {why}" + (f" (error code {code})." if code else "."),
                                error_code=code)  # fmt: skip
-    result = reconcile_connections(session, user_id=user_id, client=client)
-    hinted = str(params.get("connection_id") or params.get("authorizationId") or "")
-    conn = result.connections.get(hinted)
-    targets = set(result.new_connection_ids) | set(result.fixed_connection_ids)
-    if conn is not None:
-        targets.add(conn.id)
+    try:
+        result = reconcile_connections(session, user_id=user_id, client=client)
+    except IntegrityError:  # a concurrent callback recorded the same new authorization first: it queues the import
+        session.rollback()
+        result = reconcile_connections(session, user_id=user_id, client=client)
+    new, fixed = set(result.new_connection_ids), set(result.fixed_connection_ids)
     run_ids = []
-    for cid in sorted(targets):
+    for cid in sorted(new | fixed):
         c = session.get(BrokerageConnection, cid)
         if c is None or c.status == "disconnected":
             continue
         run, _ = enqueue_sync(session, user_id=user_id, connection_id=cid, trigger="initial")
         run_ids.append(run.id)
-    if conn is not None:
-        return CallbackOutcome("connected", f"{conn.brokerage_name} is connected; the first import has been queued.",
+    hinted = result.connections.get(str(params.get("connection_id") or params.get("authorizationId") or ""))
+    conn = hinted or (session.get(BrokerageConnection, min(new | fixed)) if new | fixed else None)
+    if conn is None:
+        return CallbackOutcome("unknown", "SnapTrade does not list a new connection yet. If you finished the portal, "
+                                          "it will appear after the next sync.", run_ids=run_ids)  # fmt: skip
+    name = conn.brokerage_name or "Your brokerage"
+    if conn.id in new:
+        message = f"{name} is connected; the first import has been queued."
+    elif conn.id in fixed:
+        message = f"{name} is reconnected; a sync has been queued to fetch what it missed."
+    elif conn.status == "needs_reconnect":
+        return CallbackOutcome("error", f"{name} still needs to be reconnected: SnapTrade reports it disabled.",
                                connection_id=conn.id, run_ids=run_ids)  # fmt: skip
-    if targets:
-        return CallbackOutcome("connected", "Your brokerage is connected; the first import has been queued.",
-                               connection_id=min(targets), run_ids=run_ids)  # fmt: skip
-    return CallbackOutcome("unknown", "SnapTrade does not list a new connection yet. If you finished the portal, "
-                                      "it will appear after the next sync.", run_ids=run_ids)  # fmt: skip
+    else:
+        message = f"{name} is already connected: nothing more to do here."
+    change = "new" if conn.id in new else "reconnected" if conn.id in fixed else None
+    return CallbackOutcome("connected", message, connection_id=conn.id, run_ids=run_ids, change=change)
 
 
 def disconnect_connection(

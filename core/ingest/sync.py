@@ -39,7 +39,7 @@ from core.snaptrade.client import ActivityPage, DisabledConnectionError, SnapTra
 from core.snaptrade.values import NormalizationError, decimal_or_none
 from core.storage import jsonexact
 from core.storage.counts import fold as fold_counts
-from core.storage.db import get_engine
+from core.storage.db import SQLITE_BUSY_TIMEOUT_MS, get_engine
 from core.storage.jsonexact import JSONText
 from core.storage.models import (
     BrokerageAccount,
@@ -53,6 +53,7 @@ from core.storage.models import (
 log = logging.getLogger("tradistry.sync")
 
 T = BrokerageTransaction.__table__
+PHASE_CHARS = 64  # transaction_sync_log.phase is VARCHAR(64)
 CONTENT_COLUMNS = [c.name for c in T.columns if c.name not in ("id", "user_id", "account_id", "snaptrade_activity_id", "created_at")]
 
 
@@ -523,6 +524,27 @@ class RunReporter:
             self.session.commit()
         self.last_beat = time.monotonic()
 
+    def retrying(self, notice: str | None) -> None:
+        """The client's retry notice (SnapTradeClient.on_retry) as the run's phase while it waits, and the
+        phase back when the request is over. It may come from the prefetch thread, so it is written in its
+        own short transaction, never through the run's session; on SQLite it waits at most a second for the
+        write lock (that session may hold it), and a notice that cannot be written is simply skipped."""
+        phase = shorten(notice, PHASE_CHARS) if notice else self.run.phase
+        try:
+            with self.session.get_bind().connect() as conn:
+                sqlite_db = conn.dialect.name == "sqlite"
+                if sqlite_db:
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 1000")
+                try:
+                    conn.execute(sa.update(TransactionSyncLog).where(TransactionSyncLog.id == self.run.id)
+                                 .values(phase=phase, heartbeat_at=utcnow()))  # fmt: skip
+                    conn.commit()
+                finally:
+                    if sqlite_db:
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        except Exception as exc:  # noqa: BLE001 - progress wording must never fail a run
+            log.debug("run %s: retry notice not recorded: %s", self.run.id, exc)
+
     def add_counts(self, c: PageCounts) -> None:
         r = self.run
         r.transactions_fetched += c.fetched
@@ -576,6 +598,7 @@ def execute_run(
         except SnapTradeError as exc:
             return _finish(session, run, "failed", str(exc), {"error": exc.details()}, started, prior_duration)
         rep = RunReporter(session, run, client)
+        client.on_retry = rep.retrying  # "SnapTrade answered 503 — retrying in 4 s, attempt 2 of 7" on the Sync page
         try:
             return _execute(session, rep, settings, should_stop, on_progress, started, prior_duration)
         except StopRequested:

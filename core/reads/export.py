@@ -1,5 +1,7 @@
 """The export of a trader's transactions, one set of columns for the Transactions CSV and the CLI's
-CSV and JSON: exact decimal strings, ISO dates, and each activity's whole description.
+CSV and JSON: exact decimal strings (money with at least its currency's usual decimals, never fewer digits
+than stored), ISO dates, and each activity's whole description. The page's CSV starts with a UTF-8
+byte-order mark, which is how Excel knows the file is UTF-8 (the masked account numbers' "•").
 
 Rows stream from the database in chunks; nothing holds a user's whole history in memory.
 """
@@ -16,19 +18,21 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.ingest.normalize import DESCRIPTION_LIMIT
-from core.reads.formatting import format_option
+from core.reads.formatting import format_money, format_option
 from core.reads.queries import TransactionFilters, TransactionSort, Txn, order_by, scoped_conditions, user_accounts
 from core.storage.models import BrokerageAccount, BrokerageTransaction
 from core.storage.types import format_decimal
 
 CHUNK_ROWS = 2000
-# The one header, documented in the README; the page's CSV and `python -m core export` both write it.
+# The one header, documented in the README ("CSV export"); the page's CSV and `python -m core export` write it.
 COLUMNS = (
     "id", "snaptrade_activity_id", "snaptrade_account_id", "account", "trade_date", "settlement_date", "type",
     "raw_type", "symbol", "option_ticker", "option", "description", "quantity", "price", "amount", "fee",
     "currency", "fx_rate", "external_reference_id",
 )  # fmt: skip
-_DECIMALS = ("quantity", "price", "amount", "fee", "fx_rate")
+_MONEY = ("price", "amount", "fee")  # in the row's currency: '-2.50', never '-2.5'
+_EXACT = ("quantity", "fx_rate")
+BOM = "\ufeff"
 
 
 def _full_description(session: Session, txn_id: int, stored: str) -> str:
@@ -72,14 +76,20 @@ def export_rows(
             "option_ticker": r.option_ticker, "option": format_option(r.option_ticker) or None,
             "description": description, "currency": r.currency, "external_reference_id": r.external_reference_id,
         }  # fmt: skip
-        for key in _DECIMALS:
+        for key in _EXACT:
             value = getattr(r, key)
             row[key] = None if value is None else format_decimal(value)
+        for key in _MONEY:
+            value = getattr(r, key)
+            row[key] = None if value is None else format_money(value, r.currency, code=False, grouping=False)
         yield {key: row[key] for key in COLUMNS}
 
 
-def iter_csv(rows: Iterator[dict[str, Any]], chunk_rows: int = CHUNK_ROWS) -> Iterator[str]:
-    """CSV text in chunks: the header, then one line per row (an empty value is an empty cell)."""
+def iter_csv(rows: Iterator[dict[str, Any]], chunk_rows: int = CHUNK_ROWS, *, bom: bool = False) -> Iterator[str]:
+    """CSV text in chunks: the one header row, then one line per row (an empty value is an empty cell);
+    with `bom`, a UTF-8 byte-order mark first (for Excel)."""
+    if bom:
+        yield BOM
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -101,13 +111,14 @@ def iter_json(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
     yield "\n]\n"
 
 
-def write_export(session: Session, user_id: int, fmt: str, out: IO[str]) -> None:
-    """`python -m core export`: every transaction of the user, oldest first, as CSV or JSON."""
+def write_export(session: Session, user_id: int, fmt: str, out: IO[str], *, bom: bool = False) -> None:
+    """`python -m core export`: every transaction of the user, oldest first, as CSV (`bom`: for Excel) or JSON."""
     rows = export_rows(session, user_id)
-    for chunk in iter_json(rows) if fmt == "json" else iter_csv(rows):
+    for chunk in iter_json(rows) if fmt == "json" else iter_csv(rows, bom=bom):
         out.write(chunk)
 
 
 def transactions_csv(session: Session, user_id: int, filters: TransactionFilters, sort: TransactionSort) -> str:
-    """The Transactions page's download: the filtered set in the page's order, as one string."""
-    return "".join(iter_csv(export_rows(session, user_id, filters, sort)))
+    """The Transactions page's download: the filtered set in the page's order, as one string that Excel
+    opens as UTF-8 (byte-order mark first)."""
+    return "".join(iter_csv(export_rows(session, user_id, filters, sort), bom=True))

@@ -16,6 +16,7 @@ from core.snaptrade.values import parse_occ
 _EXACT_CONTEXT = Context(prec=100)
 
 __all__ = [
+    "currency_decimals",
     "format_date",
     "format_duration",
     "format_money",
@@ -29,8 +30,23 @@ __all__ = [
 ]
 
 
-def format_number(value: Decimal | None, min_decimals: int = 0) -> str:
-    """Grouped decimal text that never loses digits: 1234.5 → '1,234.50' with min_decimals=2."""
+# ISO 4217 minor units that are not 2 (every other currency, and an unknown code, gets 2).
+_MINOR_UNITS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+                     "VUV", "XAF", "XOF", "XPF"), 0),  # fmt: skip
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    **dict.fromkeys(("CLF", "UYW"), 4),
+}
+
+
+def currency_decimals(currency: str | None) -> int:
+    """The decimals a currency is usually written with: 2 for USD, 0 for JPY, 3 for KWD."""
+    return _MINOR_UNITS.get((currency or "").strip().upper(), 2)
+
+
+def format_number(value: Decimal | None, min_decimals: int = 0, *, grouping: bool = True) -> str:
+    """Decimal text that never loses digits: 1234.5 → '1,234.50' with min_decimals=2 ('1234.50' without
+    grouping, as the CSV writes it)."""
     if value is None:
         return ""
     value = Decimal(value).normalize(_EXACT_CONTEXT)  # the default 28-digit context would round
@@ -39,15 +55,17 @@ def format_number(value: Decimal | None, min_decimals: int = 0) -> str:
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent < min_decimals:
         value = value.quantize(Decimal(1).scaleb(-min_decimals))
-    return f"{value:,f}"
+    return f"{value:,f}" if grouping else f"{value:f}"
 
 
-def format_money(value: Decimal | None, currency: str | None = None) -> str:
-    """'1,234.50 USD': at least two decimals, more only when the value carries them (crypto)."""
+def format_money(value: Decimal | None, currency: str | None = None, *, code: bool = True,
+                 grouping: bool = True) -> str:  # fmt: skip
+    """'1,234.50 USD': at least the currency's usual decimals, more only when the value carries them
+    (crypto); `code=False` leaves the currency code off (a table with its own currency column)."""
     if value is None:
         return ""
-    text = format_number(value, min_decimals=2)
-    return f"{text} {currency}" if currency else text
+    text = format_number(value, min_decimals=currency_decimals(currency), grouping=grouping)
+    return f"{text} {currency}" if currency and code else text
 
 
 def format_quantity(value: Decimal | None) -> str:

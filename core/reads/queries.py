@@ -18,7 +18,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.reads.formatting import format_money, format_number, format_option, format_quantity
+from core.reads.formatting import format_money, format_option, format_quantity
+from core.snaptrade.activity_types import TYPE_LABELS, type_label
 from core.storage import jsonexact
 from core.storage.counts import user_count
 from core.storage.db import decimal_sum
@@ -242,7 +243,8 @@ def order_by(session: Session, sort: TransactionSort) -> list[sa.ColumnElement]:
     column = {
         "amount": _money_order(session, Txn.amount),
         "symbol": Txn.symbol,
-        "type": Txn.transaction_type,
+        # "Type: A to Z" means the words a trader reads (Dividend reinvestment is under D, not R for REI).
+        "type": sa.case(TYPE_LABELS, value=Txn.transaction_type, else_=Txn.transaction_type),
     }.get(sort.key)
     if column is None:
         raise ValueError(f"unknown sort key {sort.key!r}; expected one of {SORT_KEYS}")
@@ -331,14 +333,15 @@ def transactions_page(
             "id": r.id,
             "Date": r.trade_date.isoformat(),
             "Account": labels.get(r.account_id, ""),
-            "Type": r.transaction_type,
+            "Type": type_label(r.transaction_type),
             "Symbol": _display_symbol(r.symbol, r.option_ticker),
-            # Cash rows (dividends, deposits) carry 0 units at 0: an empty cell reads better than "0 @ 0.00".
+            # Cash and fee rows (dividends, deposits, fees) move no units: their Qty and Price cells stay empty,
+            # even when the broker filled a price in.
             "Quantity": format_quantity(r.quantity) if r.quantity else "",
-            "Price": format_number(r.price, min_decimals=2) if r.price else "",
-            # The currency has its own column: repeating it in every money cell only costs width.
-            "Amount": format_money(r.amount),
-            "Fee": format_money(r.fee),
+            "Price": format_money(r.price, r.currency, code=False) if r.quantity and r.price else "",
+            # The currency has its own column (or header): repeating it in every money cell only costs width.
+            "Amount": format_money(r.amount, r.currency, code=False),
+            "Fee": format_money(r.fee, r.currency, code=False),
             "Currency": r.currency or "",
             "Description": r.description or "",
         }

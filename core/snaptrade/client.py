@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import re
 import threading
@@ -346,6 +347,10 @@ class SnapTradeClient:
         self._sleep = sleep
         # A run's collector when the client is built inside one (core.snaptrade.trace): request metadata only.
         self._collector = trace.current_collector()
+        # Told while a request waits to be retried (a sentence) and once it is over (None): a sync run shows it.
+        # May be called from the thread that makes the request (a sync's prefetch thread): it must not touch
+        # that run's session.
+        self.on_retry: Callable[[str | None], None] | None = None
 
     def _trace(self, what: str, started: float, attempt: int, *, status: int | None, headers=None,
                error: SnapTradeError | None = None) -> None:  # fmt: skip
@@ -357,6 +362,14 @@ class SnapTradeClient:
             failure = type(error).__name__ + (f" code {error.code}" if error.code else "")
         self._collector.add(trace.request_record(what, status=status, duration_ms=(time.monotonic() - started) * 1000,
                                                  attempt=attempt, request_id=request_id, error=failure))  # fmt: skip
+
+    def _report_retry(self, notice: str | None) -> None:
+        if self.on_retry is None:
+            return
+        try:
+            self.on_retry(notice)
+        except Exception:  # noqa: BLE001 - a progress note never changes the request's outcome
+            log.debug("retry notice not delivered", exc_info=True)
 
     # -- the retry loop ------------------------------------------------------------------
     def _call(self, fn: Callable, *, pace_account: str | None = None, what: str = "request", **kwargs):
@@ -372,6 +385,8 @@ class SnapTradeClient:
                 resp = fn(**kwargs)
                 _pacer.observe(resp.headers, client_key, account_key)
                 self._trace(what, started, attempt + 1, status=getattr(resp, "status", None), headers=resp.headers)
+                if attempt:
+                    self._report_retry(None)  # the retries are over
                 return resp
             except ApiException as exc:
                 _pacer.observe(exc.headers, client_key, account_key)
@@ -392,6 +407,8 @@ class SnapTradeClient:
             if not retryable or attempt > s.http_max_retries:
                 log_event(log, "snaptrade.failed", f"snaptrade {what} failed after {attempt} attempt(s): {redact(err)}",
                           level=logging.WARNING, **upstream)  # fmt: skip
+                if attempt > 1:
+                    self._report_retry(None)
                 raise err
             delay = min(s.http_backoff_cap_seconds, s.http_backoff_base_seconds * (2 ** (attempt - 1)))
             delay = random.uniform(delay / 2, delay)  # jitter so workers do not retry in lockstep
@@ -399,6 +416,7 @@ class SnapTradeClient:
                 delay = max(delay, err.retry_after)
             log_event(log, "snaptrade.retry", f"snaptrade {what}: {redact(err)}; retry {attempt} in {delay:.2f}s",
                       retry_in_seconds=round(delay, 2), **upstream)  # fmt: skip
+            self._report_retry(retry_notice(err, delay, attempt + 1, s.http_max_retries + 1))
             self._sleep(delay)
 
     @staticmethod
@@ -540,6 +558,12 @@ def _read_activities(resp, offset: int, limit: int) -> ActivityPage:
         total = len(body["data"])
     return ActivityPage(body["data"], total, int(pagination.get("offset") or offset),
                         int(pagination.get("limit") or limit), texts)
+
+
+def retry_notice(err: SnapTradeError, delay: float, attempt: int, attempts: int) -> str:
+    """'SnapTrade answered 503 — retrying in 4 s, attempt 2 of 7': what a run shows while it waits (≤ 64 chars)."""
+    what = f"SnapTrade answered {err.status}" if err.status else "SnapTrade did not answer"
+    return f"{what} — retrying in {max(1, math.ceil(delay))} s, attempt {attempt} of {attempts}"
 
 
 def new_snaptrade_user_id() -> str:

@@ -30,6 +30,7 @@ def _sqlite_from_hint(self, table, text: str | None) -> str | None:
 # this renders `select(...).with_hint(table, "INDEXED BY name", "sqlite")` (see core.reads.queries.covered).
 SQLiteCompiler.get_from_hint_text = _sqlite_from_hint
 
+SQLITE_BUSY_TIMEOUT_MS = 30000
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -37,7 +38,7 @@ _lock = threading.Lock()
 def _sqlite_connect(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()

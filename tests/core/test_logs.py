@@ -108,9 +108,10 @@ def test_the_apps_significant_events_are_json_records_without_secrets(capture, e
     with Session(engine, expire_on_commit=False) as s:
         uid = make_user(s, "logan")
         staff = f.make_user(s, "sam", role="staff")
+        auth.reset_login_throttle()
         assert auth.authenticate(s, "logan", PASSWORD).ok
-        for _ in range(get_settings().login_max_failures):
-            auth.authenticate(s, "logan", "wrong password!")
+        for _ in range(get_settings().login_client_max_failures + 1):  # the last one is throttled unchecked
+            auth.authenticate(s, "logan", "wrong password!", client="10.0.0.9", sleep=lambda _: None)
         auth.authenticate(s, "nobody-here", "a typed password")
         auth_id = connect(s, sandbox, uid)
         create_portal_link(s, user_id=uid, broker="SANDBOX_US", redirect_url="http://127.0.0.1:9/callback")
@@ -133,7 +134,7 @@ def test_the_apps_significant_events_are_json_records_without_secrets(capture, e
     parsed = records(stream)
     assert parsed and all(set(BASICS) <= set(r) for r in parsed)
     events = {r["event"] for r in parsed}
-    expected = {"auth.login", "auth.failure", "auth.lockout", "portal.link", "webhook.verdict", "webhook.matched",
+    expected = {"auth.login", "auth.failure", "auth.throttled", "portal.link", "webhook.verdict", "webhook.matched",
                 "run.start", "run.finish", "snaptrade.retry", "staff.action"}  # fmt: skip
     assert expected <= events, expected - events
     finish = next(r for r in parsed if r["event"] == "run.finish")

@@ -1,6 +1,6 @@
 """Issue #5: the whole trader journey in a real browser against `streamlit run app.py` in sandbox mode.
 
-demo trader signs in → connects "Sandbox US Brokerage" through the SnapTrade portal (new tab) → back on
+demo trader signs in → connects "Sandbox US Brokerage" through the SnapTrade portal (one click, same tab) → back on
 /callback, connected → Sync page: "Sync now" (full re-import) with a live progress bar until the completed
 summary, whose count matches the emulator's ground truth → Transactions: the count matches, filter by a
 symbol, export CSV and check its rows → the emulator disables the connection (CONNECTION_BROKEN webhook) →
@@ -99,27 +99,21 @@ def test_trader_connects_syncs_filters_exports_and_staff_sees_the_broken_connect
     expect(page.get_by_text("No connection yet.")).to_be_visible()
     shot(page, "02-connections-empty")
 
-    # 2. Connect a broker through the SnapTrade portal, which opens in a new tab.
+    # 2. Connect a broker: one click opens the SnapTrade portal in this tab.
+    visited: list[str] = []
+    page.on("framenavigated", lambda frame: visited.append(frame.url) if frame == page.main_frame else None)
     page.get_by_role("button", name="Connect a broker").click()
-    portal_link = page.get_by_role("link", name="Open the SnapTrade portal")
-    expect(portal_link).to_be_visible()
-    assert portal_link.get_attribute("href").startswith(f"{live_app.sandbox_url}/__portal__/")
-    settle(page)
-    shot(page, "03-portal-link")
-    with trader_ctx.expect_page() as new_tab:
-        portal_link.click()
-    portal = new_tab.value
+    portal = page
     expect(portal.get_by_role("heading", name="Connect an account")).to_be_visible()
+    assert portal.url.startswith(f"{live_app.sandbox_url}/__portal__/"), portal.url
     shot(portal, "04-portal-brokerages")
     portal.get_by_role("button", name=BROKER, exact=True).click()
     expect(portal.get_by_role("heading", name=BROKER)).to_be_visible()
     shot(portal, "05-portal-connect")
-    visited: list[str] = []
-    portal.on("framenavigated", lambda frame: visited.append(frame.url) if frame == portal.main_frame else None)
     portal.get_by_role("button", name="Connect", exact=True).click()
 
     # 3. Back on the app's /callback: the user is recognised by cookie and the connection confirmed.
-    tab = portal  # the portal tab is now the app
+    tab = page  # the portal sent this tab back to the app
     expect(tab.get_by_role("heading", name="Back from your broker")).to_be_visible()
     success = tab.get_by_test_id("stAlertContentSuccess")
     expect(success).to_contain_text(f"{BROKER} is connected")
@@ -142,12 +136,12 @@ def test_trader_connects_syncs_filters_exports_and_staff_sees_the_broken_connect
     tab.get_by_role("link", name="Follow the import").click()
     expect(tab.get_by_role("heading", name="Sync", exact=True)).to_be_visible()
     summaries = tab.get_by_test_id("stAlertContentSuccess").filter(has_text="Completed:")
-    first_import = summaries.filter(has_text=re.compile(r"fetched \([1-9]\d* new"))
+    first_import = summaries.filter(has_text=re.compile(r"fetched \([1-9][\d,]* new"))
     expect(first_import.first).to_be_visible(timeout=SYNC_TIMEOUT)
     expect(tab.get_by_test_id("stProgress")).to_have_count(0, timeout=SYNC_TIMEOUT)  # nothing else running
     settle(tab)
     expect(summaries).to_have_count(1)
-    expect(summaries).to_contain_text(f"Completed: {len(truth)} transactions fetched ({len(truth)} new, 0 updated, "
+    expect(summaries).to_contain_text(f"Completed: {len(truth):,} transactions fetched ({len(truth):,} new, 0 updated, "
                                       "0 unchanged, 0 skipped)")  # fmt: skip
     shot(tab, "07-sync-first-import")
 
@@ -162,7 +156,7 @@ def test_trader_connects_syncs_filters_exports_and_staff_sees_the_broken_connect
         expect(tab.get_by_text("Sync queued for 1 connection")).to_be_visible()
         bars = tab.get_by_test_id("stProgress")
         expect(bars.first).to_be_visible()
-        reimported = summaries.filter(has_text=re.compile(r"\(0 new, 0 updated, [1-9]\d* unchanged"))
+        reimported = summaries.filter(has_text=re.compile(r"\(0 new, 0 updated, [1-9][\d,]* unchanged"))
         running_bar = bars.filter(has_not_text="Waiting for the worker")
         expect(running_bar.or_(reimported).first).to_be_visible(timeout=SYNC_TIMEOUT)
         shot(tab, "08-sync-progress")  # normally mid-sync; the bars seen are asserted below
@@ -172,8 +166,8 @@ def test_trader_connects_syncs_filters_exports_and_staff_sees_the_broken_connect
     settle(tab)
     # Only the new run is summarised now, and it re-read exactly the emulator's rows.
     expect(summaries).to_have_count(1)
-    expect(summaries).to_contain_text(f"Completed: {len(truth)} transactions fetched (0 new, 0 updated, "
-                                      f"{len(truth)} unchanged, 0 skipped)")  # fmt: skip
+    expect(summaries).to_contain_text(f"Completed: {len(truth):,} transactions fetched (0 new, 0 updated, "
+                                      f"{len(truth):,} unchanged, 0 skipped)")  # fmt: skip
     seen = tab.evaluate("window.__progress")
     assert seen, "no progress bar was ever shown for the sync"
     running = [p["text"] for p in seen if not p["text"].startswith("Waiting")]
@@ -211,7 +205,7 @@ def test_trader_connects_syncs_filters_exports_and_staff_sees_the_broken_connect
     )
     exported = ARTIFACTS / f"export-{symbol}.csv"
     download.save_as(exported)
-    with open(exported, newline="", encoding="utf-8") as f:
+    with open(exported, newline="", encoding="utf-8-sig") as f:  # the byte-order mark Excel needs
         rows = list(csv.DictReader(f))
     assert len(rows) == expected, f"CSV has {len(rows)} rows, the page shows {expected}"
     assert {r["symbol"] for r in rows} == {symbol}

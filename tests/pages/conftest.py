@@ -40,6 +40,14 @@ def app_engine(tmp_path, sqlite_template, settings_env, monkeypatch):
     dispose_engines()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle():
+    """The per-client failure counts live in process memory: each test starts with none."""
+    auth.reset_login_throttle()
+    yield
+    auth.reset_login_throttle()
+
+
 @pytest.fixture
 def db(app_engine):
     with Session(app_engine, expire_on_commit=False) as s:

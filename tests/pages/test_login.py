@@ -1,7 +1,9 @@
-"""The login gate: the form, demo logins only in sandbox mode, the database lockout, sign-up,
+"""The login gate: the form, demo logins only in sandbox mode, the sign-in back-off, sign-up,
 logout and server-side revocation (session epoch), cookie re-login, and per-role navigation."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from streamlit.runtime.context import ContextProxy
@@ -70,7 +72,7 @@ def test_login_form_signs_in_and_queues_a_one_time_code_for_the_cookie_carrying_
     at = log_in(dashboard(), "Tina", PASSWORDS["tina"])
     assert not at.exception
     assert titles(at) == ["Connections"]
-    assert at.session_state["auth"] == {"username": "tina", "epoch": 0}
+    assert at.session_state["auth"] == {"username": "tina", "epoch": 0, "sid": at.session_state["auth"]["sid"]}
     cmd = at.session_state["auth_cookie_cmd"]
     # The page (and so the browser's scripts) gets only a code; the server trades it for the HttpOnly cookie.
     assert cmd["op"] == "set" and set(cmd) == {"op", "code", "id"}
@@ -80,77 +82,121 @@ def test_login_form_signs_in_and_queues_a_one_time_code_for_the_cookie_carrying_
     assert "Operations" not in registered(at) and {"Connections", "Sync", "Back from your broker"} <= registered(at)
 
 
-def test_wrong_password_is_refused_and_the_lockout_refuses_even_the_right_one(dashboard, users, settings_env):
-    settings_env.setenv("LOGIN_MAX_FAILURES", "2")
+def errors(at: AppTest) -> set[str]:
+    return {e.value for e in at.error}
+
+
+def with_ip(monkeypatch, address: str) -> None:
+    """Pretend the browser connects from `address` (st.context.ip_address is None for localhost)."""
+    monkeypatch.setattr(ContextProxy, "ip_address", property(lambda self: address))
+
+
+@pytest.fixture
+def quick_backoff(settings_env):
+    # The delay's growth is tested in tests/core/accounts/test_auth.py; pages only need it short.
+    settings_env.setenv("LOGIN_DELAY_MAX_SECONDS", "0.2")
     reset_settings_cache()
-    at = log_in(dashboard(), "tina", "not her password")
-    assert "Incorrect username or password." in [e.value for e in at.error]
-    at = log_in(at, "tina", "still not it")
-    assert any("locked" in e.value for e in at.error)
-    at = log_in(at, "tina", PASSWORDS["tina"])
-    assert any("locked until" in e.value and "Try again" in e.value for e in at.error)
+
+
+def test_every_sign_in_failure_reads_the_same_and_a_stranger_cannot_lock_the_owner_out(dashboard, users,
+                                                                                       quick_backoff):  # fmt: skip
+    at = log_in(dashboard(), "nobody-here", "whatever it is")
+    seen = errors(at)
+    for _ in range(12):  # a stranger guessing tina's password, well past the attempts answered at once
+        at = log_in(at, "tina", "not her password")
+        seen |= errors(at)
+    assert seen == {auth.INVALID_CREDENTIALS}  # slowed answers included: nothing tells a name exists
     assert titles(at) == ["Tradistry Broker Sync"]
+    started = time.monotonic()
+    owner = log_in(dashboard(), "tina", PASSWORDS["tina"])  # the owner, a moment later
+    assert titles(owner) == ["Connections"]
+    assert time.monotonic() - started < 10
 
 
-def test_logout_revokes_the_session_everywhere(dashboard, db, users):
-    at = dashboard("tina")
-    assert titles(at) == ["Connections"]
-    other_tab = dashboard("tina")
+def test_a_client_that_keeps_failing_is_refused_while_others_still_sign_in(dashboard, users, quick_backoff,
+                                                                            settings_env, monkeypatch):  # fmt: skip
+    settings_env.setenv("LOGIN_CLIENT_MAX_FAILURES", "3")
+    reset_settings_cache()
+    with_ip(monkeypatch, "203.0.113.7")
+    at = dashboard()
+    for name in ("tina", "sam", "nobody-here"):
+        at = log_in(at, name, "a wrong guess")
+    at = log_in(at, "tina", PASSWORDS["tina"])  # even the right password, from the guessing client
+    assert titles(at) == ["Tradistry Broker Sync"] and errors(at) == {auth.INVALID_CREDENTIALS}
+    with_ip(monkeypatch, "198.51.100.2")
+    assert titles(log_in(dashboard(), "tina", PASSWORDS["tina"])) == ["Connections"]
+
+
+def test_log_out_ends_this_browser_only_and_sign_out_everywhere_ends_all(dashboard, db, users):
+    at = log_in(dashboard(), "tina", PASSWORDS["tina"])
+    token = session_cookie.codes.redeem(at.session_state["auth_cookie_cmd"]["code"]).token
+    same_browser = dashboard()  # another tab of this browser: the same sign-in
+    same_browser.session_state["auth"] = dict(at.session_state["auth"])
+    same_browser.run()
+    other_browser = dashboard("tina")
     at.button(key="logout_button").click().run()
     assert titles(at) == ["Tradistry Broker Sync"]
     assert "You have logged out." in texts(at)
     cmd = at.session_state["auth_cookie_cmd"]
     assert cmd["op"] == "delete" and session_cookie.codes.redeem(cmd["code"]).op == "clear"
+    assert auth.verify_session_token(db, token) is None  # a copy of this browser's cookie is dead too
+    same_browser.run()
+    assert titles(same_browser) == ["Tradistry Broker Sync"]
+    other_browser.run()
+    assert titles(other_browser) == ["Connections"]  # still signed in elsewhere
+    assert auth.session_epoch(db, "tina") == 0
+
+    at = log_in(at, "tina", PASSWORDS["tina"])
+    at.button(key="logout_everywhere_button").click().run()
+    assert titles(at) == ["Tradistry Broker Sync"] and "signed out everywhere" in texts(at)
     assert auth.session_epoch(db, "tina") == 1
-    other_tab.run()  # a second browser tab signed in earlier is signed out on its next run
-    assert titles(other_tab) == ["Tradistry Broker Sync"]
-    assert "signed out" in texts(other_tab)
+    other_browser.run()
+    assert titles(other_browser) == ["Tradistry Broker Sync"]
+    assert "signed out" in texts(other_browser)
 
 
-def test_password_change_elsewhere_signs_the_session_out(dashboard, db, users):
-    at = dashboard("sam")
-    auth.change_password(db, "sam", PASSWORDS["sam"], "a brand new secret")
+def test_changing_the_password_on_the_profile_page_ends_every_other_session_but_this_one(dashboard, db, users):
+    other_browser = dashboard("tina")
+    at = dashboard("tina", page="profile.py")
+    assert titles(at) == ["Profile"]
+    at.text_input(key="pw_current").input(PASSWORDS["tina"])
+    at.text_input(key="pw_new").input("a brand new secret")
+    at.text_input(key="pw_repeat").input("a brand new secret")
+    at.button(key="pw_submit").click().run()
+    assert not at.exception
+    assert titles(at) == ["Profile"] and "Every other session of this account was signed out" in texts(at)
     at.run()
-    assert titles(at) == ["Tradistry Broker Sync"]
+    assert titles(at) == ["Profile"]  # this session carries the new epoch
+    other_browser.run()
+    assert titles(other_browser) == ["Tradistry Broker Sync"]
+    db.expire_all()
+    assert auth.authenticate(db, "tina", "a brand new secret").ok
 
 
-def test_a_valid_cookie_signs_a_fresh_session_in_and_a_revoked_one_does_not(dashboard, db, users, monkeypatch):
-    from core.settings import get_settings
+def test_the_profile_keeps_free_text_within_its_limits_and_says_so(dashboard, db, users):
+    at = dashboard("tina", page="profile.py")
+    name, email = at.text_input(key="profile_name"), at.text_input(key="profile_email")
+    # The browser stops typing at the limit (with a counter); the help says what the limit is.
+    assert (name.proto.max_chars, email.proto.max_chars) == (auth.NAME_MAX_CHARS, auth.EMAIL_MAX_CHARS)
+    assert f"at most {auth.NAME_MAX_CHARS} characters" in name.proto.help
+    name.input("  Tina   T. ")
+    email.input("tina@example.com")
+    at.button(key="profile_save").click().run()
+    assert not at.exception and "Profile saved." in texts(at)
+    db.expire_all()
+    assert (auth.get_user(db, "tina").name, auth.get_user(db, "tina").email) == ("Tina T.", "tina@example.com")
+    assert "Tina T." in texts(at)  # the account menu shows the new name
+    at.text_input(key="profile_email").input("not an address")
+    at.button(key="profile_save").click().run()
+    assert "That e-mail address does not look valid." in errors(at)
 
-    token = auth.issue_session_token("tina", auth.session_epoch(db, "tina"))
-    with_cookie(monkeypatch, get_settings().auth_cookie_name, token)
+
+def test_signup_limits_the_free_text_fields(dashboard):
     at = dashboard()
-    assert titles(at) == ["Connections"]
-    auth.bump_session_epoch(db, "tina")  # logout from another browser
-    fresh = dashboard()
-    assert titles(fresh) == ["Tradistry Broker Sync"]
-    cmd = fresh.session_state["auth_cookie_cmd"]
-    assert cmd["op"] == "delete" and session_cookie.codes.redeem(cmd["code"]).op == "clear"
-
-
-def test_signup_creates_a_trader_and_signs_in(dashboard, db):
-    at = dashboard()
-    at.text_input(key="signup_username").input("newbie")
-    at.text_input(key="signup_password").input("long enough pw")
-    at.text_input(key="signup_confirm").input("long enough pw")
-    at.button(key="signup_submit").click().run()
-    assert titles(at) == ["Connections"]
-    assert auth.get_user(db, "newbie").role == "trader"
-
-
-def test_signup_errors_are_shown_and_signup_can_be_disabled(dashboard, settings_env):
-    at = dashboard()
-    at.text_input(key="signup_username").input("x")
-    at.text_input(key="signup_password").input("long enough pw")
-    at.text_input(key="signup_confirm").input("long enough pw")
-    at.button(key="signup_submit").click().run()
-    assert any("3 to 32 characters" in e.value for e in at.error)
-    settings_env.setenv("ALLOW_SIGNUP", "false")
-    reset_settings_cache()
-    at = dashboard()
-    assert len(at.tabs) == 0
-    with pytest.raises(KeyError):
-        at.text_input(key="signup_username")
+    limits = {key: at.text_input(key=key).proto for key in ("signup_name", "signup_email")}
+    assert limits["signup_name"].max_chars == auth.NAME_MAX_CHARS
+    assert limits["signup_email"].max_chars == auth.EMAIL_MAX_CHARS
+    assert f"at most {auth.NAME_MAX_CHARS} characters" in limits["signup_name"].help
 
 
 def test_staff_navigation_adds_operations_and_keeps_trader_pages(dashboard, users):

@@ -3,11 +3,16 @@ a friendly message, live progress from the database, result summaries and histor
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from sqlmodel import select
 
-from core.storage.models import ManualSyncRequest, TransactionSyncLog, utcnow
+from core.accounts.connections import create_portal_link, get_snaptrade_identity, reconcile_connections
+from core.ingest.sync import execute_run
+from core.jobs.queue import claim_next_job, enqueue_sync
+from core.snaptrade.client import SnapTradeClient
+from core.storage.models import BrokerageConnection, ManualSyncRequest, TransactionSyncLog, utcnow
 from tests.factories import make_connection, make_run
 
 
@@ -57,9 +62,45 @@ def test_a_running_sync_shows_phase_accounts_pages_and_counts(dashboard, db, use
              transactions_new=1200, transactions_updated=3, transactions_unchanged=297)  # fmt: skip
     at = dashboard("tina", page="sync.py")
     progress = at.get("progress")[0].proto
-    assert progress.text == "Fetching Individual" and 60 <= progress.value <= 75
+    assert progress.text.startswith("Fetching Individual — ") and 60 <= progress.value <= 75
+    assert "1,500 fetched · 1,200 new · 3 updated · 297 unchanged · 0 skipped" in shown(at)
+
+
+def test_the_progress_label_and_the_bar_agree_and_counts_carry_thousands_separators(dashboard, db, users):
+    conn = make_connection(db, users["tina"], brokerage_name="Alpaca")
+    # The first of two accounts, 23 of its 150 pages read: a quarter of one half of the run.
+    make_run(db, users["tina"], conn, status="running", phase="fetching Individual", started_at=utcnow(),
+             accounts_total=2, accounts_done=0, pages_total=150, pages_done=23, transactions_fetched=23000,
+             transactions_new=22950, transactions_unchanged=50)  # fmt: skip
+    at = dashboard("tina", page="sync.py")
+    progress = at.get("progress")[0].proto
+    label = re.fullmatch(r"Fetching Individual — (\d+) % · account 1 of 2 · page 23 of 150", progress.text)
+    assert label, progress.text
+    assert int(label.group(1)) == progress.value == 7  # the bar shows what the label says
     text = shown(at)
-    assert "Accounts 1/2 · pages 2/4 · 1500 fetched · 1200 new · 3 updated · 297 unchanged · 0 skipped" in text
+    assert "23,000 fetched · 22,950 new · 0 updated · 50 unchanged · 0 skipped" in text
+    assert "pages 23/150" not in text
+
+
+def test_while_snaptrade_is_retried_the_page_says_so(dashboard, db, users, sandbox):
+    tina = users["tina"]
+    create_portal_link(db, user_id=tina.id)  # registers tina at SnapTrade
+    sandbox.create_connection(get_snaptrade_identity(db, tina.id).snaptrade_user_id, history_size=20)
+    reconcile_connections(db, user_id=tina.id)
+    conn = db.exec(select(BrokerageConnection)).one()
+    run, _ = enqueue_sync(db, user_id=tina.id, connection_id=conn.id, trigger="manual")
+    claim_next_job(db, "test-worker")
+    seen: list[str] = []
+
+    def look_at_the_page_instead_of_sleeping(seconds: float) -> None:
+        seen.append(dashboard("tina", page="sync.py").get("progress")[0].proto.text)
+        sandbox.set_faults()  # SnapTrade recovers: the retry succeeds
+
+    sandbox.set_faults(error_rate=1.0)  # every request answers 500 or 503
+    finished = execute_run(run.id, client=SnapTradeClient(sleep=look_at_the_page_instead_of_sleeping))
+    assert re.fullmatch(r"SnapTrade answered 50[03] — retrying in \d+ s, attempt 2 of 7", seen[0]), seen
+    assert finished.status == "completed" and finished.phase == "done"
+    assert "retrying" not in dashboard("tina", page="sync.py").get("caption")[0].value
 
 
 def test_history_lists_finished_runs_with_errors_in_words(dashboard, db, users):
@@ -95,7 +136,7 @@ def test_a_sync_still_reading_connections_already_moves_the_bar_and_the_history_
     at = dashboard("tina", page="sync.py")
     progress = at.get("progress")[0].proto
     assert progress.text == "Checking the connection with SnapTrade" and progress.value > 0
-    assert "Accounts — · pages — · 0 fetched" in shown(at)
+    assert "0 fetched · 0 new" in shown(at)
     history = at.dataframe[0].value  # drawn by the polling fragment, so it follows the bar
     assert list(history["Status"]) == ["Running"]
     assert history["Result"].iloc[0] == "Checking the connection with SnapTrade…"

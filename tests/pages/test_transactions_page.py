@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -86,8 +87,9 @@ def test_money_columns_come_before_the_description_and_accounts_are_short(sessio
     assert not at.exception
     grid = next(d for d in at.dataframe if "Date" in d.value.columns)
     shown = [c for c in grid.proto.column_order]
-    assert shown == ["Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee", "Currency",
-                     "Description"]
+    # One currency on the page: it is named in the Amount header instead of taking a column.
+    assert shown == ["Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee", "Description"]
+    assert json.loads(grid.proto.columns)["Amount"]["label"] == "Amount (USD)"
     row = grid.value.iloc[0]
     assert row["Account"] == "Roth IRA ••••1008"  # no repeated brokerage, masked like on Connections
     assert (row["Symbol"], row["Amount"], row["Fee"]) == ("AAPL 2026-12-18 240 C", "-250.00", "0.65")
@@ -106,7 +108,7 @@ def test_type_filter_narrows_the_list(trader):
     at = _app(trader.id).run()
     at.multiselect(key="txn_types").set_value(["DIVIDEND"]).run()
     table = _table(at)
-    assert set(table["Type"]) == {"DIVIDEND"} and len(table) == 2
+    assert set(table["Type"]) == {"Dividend"} and len(table) == 2
     assert {m.label: m.value for m in at.metric}["Net amount · USD"] == "0.30 USD"
 
 
@@ -183,3 +185,111 @@ def test_paging_through_a_long_history(session):
     assert "Rows 26–30 of 30" in _texts(at)
     at.selectbox(key="txn_sort").set_value("trade_date:asc").run()  # a new sort starts again from page 1
     assert at.number_input(key="txn_page").value == 1
+
+
+# --- issue #24, items 1, 3 and 7 -----------------------------------------------------------------------
+
+
+def _detail_id(at: AppTest) -> int | None:
+    heads = [h.value for h in at.subheader if h.value.startswith("Transaction #")]
+    return int(heads[0].removeprefix("Transaction #")) if heads else None
+
+
+def _selected_rows(at: AppTest) -> list[int]:
+    return list(at.session_state["txn_table"]["selection"]["rows"])
+
+
+def _widths(at: AppTest) -> dict[str, int]:
+    grid = next(d for d in at.dataframe if "Date" in d.value.columns)
+    config = json.loads(grid.proto.columns)
+    return {c: config[c]["width"] for c in grid.proto.column_order}
+
+
+def test_the_detail_follows_the_selected_transaction_not_its_row_position(trader):
+    at = _app(trader.id).run()
+    at.session_state["txn_table"] = {"selection": {"rows": [2], "columns": [], "cells": []}}  # the AAPL buy
+    at.run()
+    bought = _detail_id(at)
+    assert bought is not None and '"type":"BUY"' in at.json[0].value
+    at.selectbox(key="txn_sort").set_value("amount:asc").run()  # the buy is now the first row
+    assert _detail_id(at) == bought and _selected_rows(at) == [0]
+    at.multiselect(key="txn_types").set_value(["DIVIDEND"]).run()  # the buy leaves the view
+    assert _detail_id(at) is None and _selected_rows(at) == []
+    at.multiselect(key="txn_types").set_value([]).run()  # and does not come back selected
+    assert _detail_id(at) is None and _selected_rows(at) == []
+
+
+def test_types_read_as_words_and_the_detail_keeps_snaptrades_type(session):
+    user, _, account = f.make_trader(session, "tomas")
+    f.make_transaction(session, account, transaction_type="OPTIONASSIGNMENT", raw_type="OPTIONASSIGNMENT",
+                       symbol="AAPL", quantity="1", price="2.5", amount="-250")  # fmt: skip
+    f.make_transaction(session, account, transaction_type="EXTERNAL_ASSET_TRANSFER_IN",
+                       raw_type="EXTERNAL_ASSET_TRANSFER_IN", symbol="VTI", quantity="3", price="0", amount="0")  # fmt: skip
+    at = _app(user.id).run()
+    assert set(_table(at)["Type"]) == {"Option assignment", "Transfer in from another institution"}
+    types = at.multiselect(key="txn_types")
+    assert set(types.options) == {"Option assignment", "Transfer in from another institution"}  # labels shown
+    row = list(_table(at)["Type"]).index("Option assignment")
+    at.session_state["txn_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    fields = dict(zip(at.dataframe[-1].value["Field"], at.dataframe[-1].value["Value"], strict=True))
+    assert fields["Type"] == "Option assignment (SnapTrade: OPTIONASSIGNMENT)"
+
+
+def test_fee_and_cash_rows_leave_quantity_and_price_empty(session):
+    user, _, account = f.make_trader(session, "fiona")
+    f.make_transaction(session, account, transaction_type="FEE", quantity="0", price="2.50", amount="-2.50",
+                       trade_date=date(2026, 3, 3))  # some brokers put the fee in the price  # fmt: skip
+    f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="MSFT", quantity="0", price="0",
+                       amount="12.34", trade_date=date(2026, 3, 2))  # fmt: skip
+    table = _table(_app(user.id).run())
+    assert list(table["Quantity"]) == ["", ""] and list(table["Price"]) == ["", ""]
+    assert list(table["Amount"]) == ["-2.50", "12.34"]
+
+
+def test_numbers_get_the_width_they_need_and_the_description_fits_at_1400_px(session):
+    user, _, account = f.make_trader(session, "dora")
+    f.make_transaction(session, account, transaction_type="BUY", symbol="DOGE", quantity="79.14982855",
+                       price="0.1395", amount="-11.04", description="Bought DOGE")  # fmt: skip
+    f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="VTI", amount="1234567.89",
+                       description="Vanguard Total Stock Market ETF dividend")  # fmt: skip
+    at = _app(user.id).run()
+    widths = _widths(at)
+    table = _table(at)
+    from pages.transaction_table import GRID_PX, ROW_MARKER_PX, fit_px
+
+    assert widths["Quantity"] >= fit_px(table["Quantity"], "Qty") > fit_px(["982855"], "Qty")
+    assert widths["Amount"] >= fit_px(["1,234,567.89"], "Amount (USD)")
+    assert ROW_MARKER_PX + sum(widths.values()) <= GRID_PX  # no horizontal scroll: the description is in view
+    assert widths["Description"] >= 160
+
+
+def test_filters_sort_and_page_live_in_the_url(session):
+    user, _, account = f.make_trader(session, "ursula")
+    for i in range(30):
+        f.make_transaction(session, account, transaction_type="DIVIDEND" if i % 2 else "BUY", symbol="VTI",
+                           amount=str(i + 1), trade_date=date(2026, 1, 1) + timedelta(days=i))  # fmt: skip
+    at = _app(user.id)
+    for key, value in {"type": "DIVIDEND", "sort": "amount:asc", "size": "25"}.items():
+        at.query_params[key] = value
+    at.run()  # a reload or a bookmark of that address
+    assert at.multiselect(key="txn_types").value == ["DIVIDEND"]
+    assert at.selectbox(key="txn_sort").value == "amount:asc"
+    assert list(_table(at)["Amount"])[:3] == ["2.00", "4.00", "6.00"]
+    at.selectbox(key="txn_page_size").set_value(25).run()
+    at.multiselect(key="txn_types").set_value([]).run()
+    at.number_input(key="txn_page").set_value(2).run()
+    assert dict(at.query_params) == {"sort": "amount:asc", "size": "25", "page": "2"}
+    assert list(_table(at)["Amount"]) == ["26.00", "27.00", "28.00", "29.00", "30.00"]
+
+
+def test_a_page_number_past_the_end_gets_a_message(session):
+    user, _, account = f.make_trader(session, "pete")
+    for i in range(3):
+        f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="VTI", amount=str(i + 1))
+    at = _app(user.id)
+    at.query_params["page"] = "999"
+    at.run()
+    assert not at.exception
+    assert any("There is no page 999" in w.value and "Showing page 1" in w.value for w in at.warning)
+    assert len(_table(at)) == 3

@@ -1,5 +1,6 @@
-"""Dashboard accounts: validation, bcrypt storage, the database lockout window, session epochs
-and demo users, on SQLite and PostgreSQL (the `session` fixture is parametrized)."""
+"""Dashboard accounts: validation, bcrypt storage, the sign-in back-off (per-account delay in the
+database, per-client limit), session epochs, login ids and demo users, on SQLite and PostgreSQL (the
+`session` fixture is parametrized)."""
 
 from __future__ import annotations
 
@@ -75,67 +76,114 @@ def bcrypt_cost(hashed: bytes) -> int:
     return int(hashed.split(b"$")[2])
 
 
-def test_lockout_after_max_failures_refuses_the_right_password_until_the_window_passes(session, settings_env):
-    settings_env.setenv("LOGIN_MAX_FAILURES", "3")
-    settings_env.setenv("LOGIN_LOCKOUT_MINUTES", "15")
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle():
+    auth.reset_login_throttle()
+    yield
+    auth.reset_login_throttle()
+
+
+class Sleeps(list):
+    """A stand-in for time.sleep that records the delays asked for."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def test_failures_slow_the_next_answers_up_to_a_cap_and_never_lock_the_owner_out(session, settings_env):
+    settings_env.setenv("LOGIN_FREE_FAILURES", "3")
+    settings_env.setenv("LOGIN_DELAY_MAX_SECONDS", "8")
     reset_settings_cache()
     auth.create_user(session, username="frank", password=PW)
-    t = utcnow()
-    for i in range(2):
-        assert auth.authenticate(session, "frank", "nope nope", now=t + timedelta(seconds=i)).message == (
-            auth.INVALID_CREDENTIALS
-        )
-    third = auth.authenticate(session, "frank", "nope nope", now=t + timedelta(seconds=2))
-    assert not third.ok and "locked for 15 minutes" in third.message
-
-    during = auth.authenticate(session, "frank", PW, now=t + timedelta(minutes=10))
-    assert not during.ok
-    assert "locked until" in during.message and "Try again" in during.message
-    assert during.locked_until is not None
-
-    after = auth.authenticate(session, "frank", PW, now=t + timedelta(minutes=15, seconds=3))
-    assert after.ok
+    t, sleeps = utcnow(), Sleeps()
+    for i in range(8):
+        refused = auth.authenticate(session, "frank", "nope nope", now=t + timedelta(seconds=i), sleep=sleeps)
+        assert refused.message == auth.INVALID_CREDENTIALS and not refused.ok
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 8.0]  # three answered at once, then 1 s doubling to the cap
+    owner = auth.authenticate(session, "frank", PW, now=t + timedelta(seconds=9), sleep=sleeps)
+    assert owner.ok and owner.delayed_seconds == 8.0  # within seconds, however long the guessing went on
+    assert auth.authenticate(session, "frank", PW, now=t + timedelta(seconds=10), sleep=sleeps).delayed_seconds == 0
     row = auth.get_user(session, "frank")
     session.refresh(row)
     assert row.failed_login_count == 0 and row.locked_until is None
 
 
-def test_failures_spread_beyond_the_window_do_not_lock(session, settings_env):
-    settings_env.setenv("LOGIN_MAX_FAILURES", "3")
-    settings_env.setenv("LOGIN_LOCKOUT_MINUTES", "15")
+def test_an_unknown_name_is_slowed_exactly_like_an_account(session, settings_env):
+    settings_env.setenv("LOGIN_FREE_FAILURES", "1")
+    reset_settings_cache()
+    auth.create_user(session, username="gail", password=PW)
+    known, unknown = Sleeps(), Sleeps()
+    for _ in range(4):
+        assert auth.authenticate(session, "gail", "nope nope", sleep=known).message == auth.INVALID_CREDENTIALS
+        assert auth.authenticate(session, "ghost", "nope nope", sleep=unknown).message == auth.INVALID_CREDENTIALS
+    assert known == unknown == [1.0, 2.0, 4.0]
+
+
+def test_failures_spread_beyond_the_window_do_not_add_up(session, settings_env):
+    settings_env.setenv("LOGIN_FREE_FAILURES", "3")
+    settings_env.setenv("LOGIN_FAILURE_WINDOW_MINUTES", "15")
     reset_settings_cache()
     auth.create_user(session, username="gina", password=PW)
-    t = utcnow()
+    t, sleeps = utcnow(), Sleeps()
     for minutes in (0, 10, 20, 30):  # never three inside one 15-minute window
-        assert auth.authenticate(session, "gina", "nope nope", now=t + timedelta(minutes=minutes)).message == (
-            auth.INVALID_CREDENTIALS
-        )
-    assert auth.authenticate(session, "gina", PW, now=t + timedelta(minutes=31)).ok
+        auth.authenticate(session, "gina", "nope nope", now=t + timedelta(minutes=minutes), sleep=sleeps)
+    assert auth.authenticate(session, "gina", PW, now=t + timedelta(minutes=31), sleep=sleeps).ok
+    assert sleeps == []
 
 
-def test_success_resets_the_failure_counter(session, settings_env):
-    settings_env.setenv("LOGIN_MAX_FAILURES", "3")
+def test_a_client_past_its_failure_limit_is_refused_unchecked_until_the_window_moves_on(session, settings_env):
+    settings_env.setenv("LOGIN_CLIENT_MAX_FAILURES", "3")
+    settings_env.setenv("LOGIN_FREE_FAILURES", "10")
     reset_settings_cache()
     auth.create_user(session, username="hank", password=PW)
     t = utcnow()
-    auth.authenticate(session, "hank", "nope nope", now=t)
-    auth.authenticate(session, "hank", "nope nope", now=t)
-    assert auth.authenticate(session, "hank", PW, now=t).ok
-    auth.authenticate(session, "hank", "nope nope", now=t)
-    auth.authenticate(session, "hank", "nope nope", now=t)
-    assert auth.authenticate(session, "hank", PW, now=t).ok
+    for name in ("hank", "someone", "hank"):
+        auth.authenticate(session, name, "nope nope", now=t, client="203.0.113.7")
+    blocked = auth.authenticate(session, "hank", PW, now=t, client="203.0.113.7")
+    assert not blocked.ok and blocked.throttled and blocked.message == auth.INVALID_CREDENTIALS
+    assert auth.authenticate(session, "hank", PW, now=t, client="198.51.100.2").ok  # the owner, elsewhere
+    later = auth.authenticate(session, "hank", PW, now=t + timedelta(minutes=16), client="203.0.113.7")
+    assert later.ok
 
 
-def test_lockout_is_kept_in_the_database_not_in_memory(session, engine, settings_env):
-    settings_env.setenv("LOGIN_MAX_FAILURES", "2")
+def test_the_account_back_off_is_kept_in_the_database_not_in_memory(session, engine, settings_env):
+    settings_env.setenv("LOGIN_FREE_FAILURES", "2")
     reset_settings_cache()
     auth.create_user(session, username="iris", password=PW)
-    auth.authenticate(session, "iris", "nope nope")
-    auth.authenticate(session, "iris", "nope nope")
+    auth.authenticate(session, "iris", "nope nope", sleep=Sleeps())
+    auth.authenticate(session, "iris", "nope nope", sleep=Sleeps())
     from sqlmodel import Session
 
+    sleeps = Sleeps()
     with Session(engine) as other:  # a different session (another browser tab or process)
-        assert not auth.authenticate(other, "iris", PW).ok
+        assert auth.authenticate(other, "iris", PW, sleep=sleeps).ok
+    assert sleeps == [1.0]
+
+
+def test_logging_out_one_sign_in_kills_its_cookie_but_not_the_others(session):
+    auth.create_user(session, username="lena", password=PW)
+    here, there = auth.new_login_id(), auth.new_login_id()
+    mine = auth.issue_session_token("lena", 0, login_id=here)
+    elsewhere = auth.issue_session_token("lena", 0, login_id=there)
+    assert auth.verify_session_token(session, mine).login_id == here
+    auth.revoke_login(here)
+    assert auth.verify_session_token(session, mine) is None
+    assert auth.verify_session_token(session, elsewhere).login_id == there
+    assert auth.session_epoch(session, "lena") == 0
+
+
+def test_profile_fields_have_length_limits_with_a_message(session):
+    auth.create_user(session, username="max", password=PW)
+    with pytest.raises(ValueError, match=f"at most {auth.NAME_MAX_CHARS} characters; this one has 300"):
+        auth.update_profile(session, "max", name="N" * 300, email=None)
+    with pytest.raises(ValueError, match=f"at most {auth.EMAIL_MAX_CHARS} characters"):
+        auth.update_profile(session, "max", name=None, email="x" * 250 + "@example.com")
+    with pytest.raises(ValueError, match="control characters"):
+        auth.update_profile(session, "max", name="Max\x00", email=None)
+    with pytest.raises(ValueError, match=f"at most {auth.NAME_MAX_CHARS} characters"):
+        auth.create_user(session, username="maxi", password=PW, name="N" * 81)
+    user = auth.update_profile(session, "max", name="  Max   M. ", email=" max@example.com ")
+    assert (user.name, user.email) == ("Max M.", "max@example.com")
 
 
 def test_bumping_the_epoch_invalidates_what_a_session_stored_at_login(session):

@@ -55,9 +55,11 @@ def test_portal_success_callback_reconciles_and_queues_the_initial_sync(session,
     assert session.exec(select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)).all()
     run = session.get(TransactionSyncLog, outcome.run_ids[0])
     assert run.trigger == "initial" and run.status == "queued"
-    # A reload of the callback page (same params) joins the queued run instead of adding one.
+    assert outcome.change == "new" and "first import has been queued" in outcome.message
+    # A reload or replay of the callback (same params) finds a known connection: it queues nothing.
     again = handle_portal_callback(session, user_id=uid, params=params)
-    assert again.run_ids == outcome.run_ids
+    assert again.run_ids == [] and again.change is None and "already connected" in again.message
+    assert session.exec(select(sa.func.count()).select_from(TransactionSyncLog)).one() == 1
 
 
 @pytest.mark.parametrize("action, status", [("invalid", "error"), ("cancel", "abandoned")])
@@ -93,6 +95,7 @@ def test_reconnect_link_targets_the_disabled_connection_and_keeps_ids(session, s
     outcome = handle_portal_callback(session, user_id=uid, params=params)
     session.refresh(conn)
     assert outcome.status == "connected" and conn.status == "active" and conn.disabled_at is None
+    assert outcome.change == "reconnected" and len(outcome.run_ids) == 1 and "first import" not in outcome.message
     assert session.exec(select(sa.func.count()).select_from(BrokerageConnection)).one() == 1
 
 

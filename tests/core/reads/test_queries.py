@@ -138,15 +138,19 @@ def test_csv_has_exactly_the_filtered_rows_with_exact_decimals(session, book):
     records = list(csv.DictReader(io.StringIO(text)))
     assert [int(r["id"]) for r in records] == [rows["opt"].id, rows["buy"].id]
     buy = records[1]
-    assert (buy["trade_date"], buy["amount"], buy["fee"], buy["price"]) == ("2026-01-05", "-1502.5", "0.1", "150.25")
+    assert (buy["trade_date"], buy["amount"], buy["fee"], buy["price"]) == (
+        "2026-01-05", "-1502.50", "0.10", "150.25"  # money keeps at least its currency's decimals
+    )
     assert records[0]["option"] == "AAPL 2026-12-18 240 C"
-    all_rows = list(csv.DictReader(io.StringIO(export.transactions_csv(session, alice.id, F(), SORT))))
+    page_csv = export.transactions_csv(session, alice.id, F(), SORT)
+    assert page_csv.startswith("\ufeff")  # the page's download opens as UTF-8 in Excel
+    all_rows = list(csv.DictReader(io.StringIO(page_csv.removeprefix("\ufeff"))))
     assert len(all_rows) == 6 and rows["bob"].id not in {int(r["id"]) for r in all_rows}
 
 
 def test_csv_of_an_empty_set_is_just_the_header(session, book):
     text = export.transactions_csv(session, book[0].id, F(text="nothing like this"), SORT)
-    assert text.strip().split(",")[0] == "id" and text.count("\n") == 1
+    assert text.removeprefix("\ufeff").split(",")[0] == "id" and text.count("\n") == 1
 
 
 def test_a_user_never_sees_another_users_rows(session, book):

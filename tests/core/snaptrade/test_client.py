@@ -126,3 +126,19 @@ def test_request_timeouts_rely_on_the_pinned_sdks_rest_client():
     assert (pool.default_timeout.connect_timeout, pool.default_timeout.read_timeout) == (0.5, 0.5)
     assert pool.connection_pool_kw["retries"].total is False  # urllib3's hidden retries stay off
     assert isinstance(pool, urllib3.PoolManager)
+
+
+def test_the_retry_loop_reports_each_wait_and_its_end(sandbox):
+    client, user_id, secret, account = _user_with_history(sandbox)
+    notices: list[str | None] = []
+    client.on_retry = notices.append
+    waits = iter([lambda: None, sandbox.set_faults])  # SnapTrade answers 5xx twice, then recovers
+    client._sleep = lambda seconds: next(waits)()
+    sandbox.set_faults(error_rate=1.0)
+    assert client.activities_page(user_id, secret, account, offset=0).total == 40
+    attempts = get_settings().http_max_retries + 1
+    assert [n and n.split(" — ")[1] for n in notices][1:] == [f"retrying in 1 s, attempt 3 of {attempts}", None]
+    assert notices[0].startswith("SnapTrade answered 50") and notices[0].endswith(f"attempt 2 of {attempts}")
+    notices.clear()
+    client.activities_page(user_id, secret, account, offset=0)
+    assert notices == []  # nothing to report when the first attempt succeeds
