@@ -1,9 +1,6 @@
-"""The browser benchmark's floor: what Streamlit alone needs to show a title, the 'Rows 1–50 of N'
-caption and a 50-row `st.dataframe` of ten text columns (the Transactions table's shape), with no
-database, no login, no sidebar and no other widgets. `?table=0` leaves the table out (the app shell).
-
-Served by `streamlit run bench/browser_floor.py` next to the app in the same benchmark run, so the
-app's time can be read as a ratio to this floor on whatever machine runs it.
+"""The browser benchmark's floor, served by `streamlit run bench/browser_floor.py` in the same run: Streamlit alone
+showing a title, the 'Rows 1–50 of N' caption and a 50-row `st.dataframe` shaped like the Transactions table, with
+no database, login, sidebar or other widget. `?table=0` leaves the table out (the app shell).
 """
 
 import pandas as pd
