@@ -1,9 +1,6 @@
 """`python -m bench [--quick] [--only NAME[,NAME]] [--runs N] [--big-runs N] [--sqlite-only] [--render-only]`:
-run the benchmarks, write bench/results.json and render BENCHMARKS.md from it (--quick: bench/*-quick.*).
-
-Names: sandbox, requests, ingest, memory, queries, browser. `--only` keeps the other sections of the existing
-results file; `--render-only` measures nothing and re-renders the report from that file.
-"""
+run the benchmarks (sandbox, requests, ingest, memory, queries, browser), write bench/results.json and render
+BENCHMARKS.md from it; `--only` keeps the other sections of that file. docs/PERFORMANCE.md § Running them."""
 
 from __future__ import annotations
 
@@ -136,9 +133,8 @@ def write(results: dict[str, Any], md_path: Path, json_path: Path) -> None:
 
 
 def earlier_runs_still_shown(runs: list[dict], selected: Sequence[str]) -> list[dict]:
-    """The earlier invocations (oldest first) that still own a section of the report, each with the
-    sections it owns: a section comes from the latest invocation that ran it, so a run whose every
-    section was rerun since is dropped rather than cited."""
+    """The earlier invocations (oldest first) that still own a section, each with its sections: a section comes
+    from the latest invocation that ran it, so one whose every section was rerun since is not cited."""
     taken, kept = set(selected), []
     for run in reversed(runs):
         owns = [name for name in (run.get("selected") or []) if name not in taken]

@@ -1,7 +1,4 @@
-"""Benchmark 5: seconds from navigation to a rendered Transactions table for the heavy user, in Chromium
-(Playwright) against `streamlit run app.py`, beside Streamlit alone rendering the same table (the floor,
-bench/browser_floor.py) in the same run: cold, warm and returning-browser visits.
-"""
+"""Benchmark 5: navigation to a rendered Transactions table in Chromium, the app beside Streamlit alone."""
 
 from __future__ import annotations
 
@@ -14,7 +11,8 @@ from typing import Any
 import psutil
 from sqlmodel import Session
 
-from bench.harness import Run, Server, summarize
+from bench.harness import Run, Server
+from bench.report import summarize
 from bench.seed import seed
 from core.accounts import auth
 from core.settings import get_settings
@@ -31,13 +29,7 @@ PRIMING_VISITS = 2
 
 def streamlit(script: str, database_url: str, data_dir: Path) -> Server:
     s = Server()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(data_dir),
-        "WORKER_ENABLED": "false",
-        "APP_BASE_URL": s.url,
-    }
+    env = {**os.environ, "DATABASE_URL": database_url, "DATA_DIR": str(data_dir), "WORKER_ENABLED": "false", "APP_BASE_URL": s.url}  # fmt: skip
     return s.start(["streamlit", "run", script, "--server.headless=true", f"--server.port={s.port}", "--server.address=127.0.0.1",
                     "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"], "/_stcore/health", env)  # fmt: skip
 
@@ -56,10 +48,8 @@ def cpu_by_process(server_pid: int) -> dict[int, float]:
 
 def visit(browser, url: str, rows: int, cookie: dict | None = None, table: bool = True, context=None,
           server_pid: int | None = None, cpu: list | None = None) -> tuple[float, float]:  # fmt: skip
-    """Seconds from navigation to the page title, and to the table with its 'Rows 1–50 of N' caption, visible (to
-    the caption alone without `table`). In a fresh browser context unless `context` (a returning browser) is given;
-    either way in a new tab, so a new Streamlit session. With `server_pid`, appends the visit's (Chromium, server)
-    CPU seconds to `cpu`, read before the context closes: a renderer's CPU is lost with its process."""
+    """Seconds to the title and to the rendered table (or caption), in a new tab of a fresh or the given context;
+    with `server_pid`, the visit's (Chromium, server) CPU s go to `cpu`, read before a renderer's process ends."""
     own = context is None
     context = browser.new_context(viewport=VIEWPORT) if own else context
     page = None
@@ -150,9 +140,7 @@ def measure(sync_playwright, database_url: str, token: str, ctx: Run) -> dict[st
                                        f"floor log: {floor.log_tail()}") from exc  # fmt: skip
                 finally:
                     server.stop()
-                last = {
-                    k: ", ".join(f"{x:.2f}" for x in t[k][-warm_visits:]) for k in ("warm", "floor_table", "returning")
-                }
+                last = {k: ", ".join(f"{x:.2f}" for x in t[k][-warm_visits:]) for k in ("warm", "floor_table", "returning")}  # fmt: skip
                 ctx.progress(f"  browser: server start {i + 1}: cold {t['cold'][-1]:.2f} s, warm {last['warm']} s "
                              f"(floor {last['floor_table']} s), returning browser {last['returning']} s")  # fmt: skip
         finally:

@@ -1,7 +1,5 @@
-"""The browser benchmark's floor, served by `streamlit run bench/browser_floor.py` in the same run: Streamlit alone
-showing a title, the 'Rows 1–50 of N' caption and a 50-row `st.dataframe` shaped like the Transactions table, with
-no database, login, sidebar or other widget. `?table=0` leaves the table out (the app shell).
-"""
+"""The browser benchmark's floor: Streamlit alone showing the Transactions table's title, caption and a 50-row
+`st.dataframe` of its shape, nothing else; `?table=0` leaves the table out (the shell). docs/PERFORMANCE.md §5."""
 
 import pandas as pd
 import streamlit as st

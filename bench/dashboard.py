@@ -1,6 +1,4 @@
-"""Benchmark 4: p50/p95 of the dashboard's queries on a large seeded database (many users + one heavy user), each
-call with its own Session as the pages do (no st.cache_data); the misses and each user's slowest get their plans.
-"""
+"""Benchmark 4: p50/p95 of the dashboard's queries on a large seeded database; plans of the slowest."""
 
 from __future__ import annotations
 
@@ -36,11 +34,9 @@ def calls(engine, seeded: Seeded, user_id: int) -> list[tuple[str, str, Callable
         # The page hands transactions_page the counts it already has: the filtered count from the (memoized)
         # totals and the user's rows from data_version (timed on its own under "page load").
         with Session(engine) as s:
-            total, user_rows = (
-                sum(t.count for t in q.transaction_totals(s, user_id, filters)),
-                q.data_version(s, user_id)[0],
-            )
-        out.append(("page", name, lambda s, f=filters, so=sort, p=page, n=total, u=user_rows: q.transactions_page(s, user_id, f, so, p, 50, total=n, user_rows=u)))  # fmt: skip
+            total, user_rows = sum(t.count for t in q.transaction_totals(s, user_id, filters)), q.data_version(s, user_id)[0]  # fmt: skip
+        out.append(("page", name, lambda s, f=filters, so=sort, p=page, n=total, u=user_rows:
+                    q.transactions_page(s, user_id, f, so, p, 50, total=n, user_rows=u)))  # fmt: skip
         out.append(("totals", name, lambda s, f=filters: q.transaction_totals(s, user_id, f)))
     every = F()
     return [*out, ("page load", "data_version", lambda s: q.data_version(s, user_id)),
@@ -112,10 +108,7 @@ def run(ctx: Run) -> dict[str, Any]:
             seeded = seed(engine, plan)
             seed_s = time.perf_counter() - t0
             ctx.progress(f"  queries: seeded {seeded.rows:,} rows on {kind} in {seed_s:.0f} s")
-            users = {
-                "heavy": (seeded.big_user_id, plan.big_user_rows),
-                "typical": (seeded.typical_user_id, plan.rows_per_user),
-            }
+            users = {"heavy": (seeded.big_user_id, plan.big_user_rows), "typical": (seeded.typical_user_id, plan.rows_per_user)}  # fmt: skip
             results["by_db"][kind] = {"seed_seconds": seed_s, "rows": seeded.rows, "top_symbol": seeded.top_symbol,
                                       "users": {label: {"user_id": uid, "rows": rows, "timings": time_user(engine, seeded, uid, reps)}
                                                 for label, (uid, rows) in users.items()}}  # fmt: skip

@@ -1,6 +1,4 @@
-"""What every benchmark shares: a private settings environment, fresh migrated databases, child servers (the
-sandbox, Streamlit), measured worker processes, statistics and the machine's description.
-"""
+"""What every benchmark shares: settings, fresh databases, child servers, measured workers, the machine."""
 
 from __future__ import annotations
 
@@ -11,7 +9,6 @@ import platform
 import shutil
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -188,14 +185,6 @@ def run_worker(spec: dict[str, Any], timeout: float = 4 * 3600) -> dict[str, Any
     return json.loads(lines[-1])
 
 
-def summarize(values: list[float]) -> dict[str, Any]:
-    """Median, min and max of a series (the figures BENCHMARKS.md shows), plus the raw values."""
-    if not values:
-        return {"n": 0, "median": None, "min": None, "max": None, "values": []}
-    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": list(values)}  # fmt: skip
-
-
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile: always a value that was measured."""
     ordered = sorted(values)
@@ -218,18 +207,13 @@ def machine_info(dbs: Databases | None) -> dict[str, Any]:
     head = git("rev-parse", "HEAD").strip()
     settings = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "work_mem")
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_model": proc("cpuinfo").get("model name", platform.processor()),
-        "cores": len(os.sched_getaffinity(0)),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "cores": len(os.sched_getaffinity(0)),
+        "cpu_model": proc("cpuinfo").get("model name", platform.processor()), "kernel": platform.release(),
         **{f"mem_{k}_bytes": int(mem[f"Mem{k.title()}"].split()[0]) * 1024 for k in ("total", "available")},
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
+        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "sqlalchemy": sa.__version__, "psycopg": psycopg.__version__,
         "postgresql": dbs.admin("SHOW server_version") if pg else None,
         "postgresql_settings": ", ".join(f"{n}={dbs.admin(f'SHOW {n}')}" for n in settings)
-        + " (the tests/pgserver.py throwaway cluster)" if pg else None,
-        "sqlalchemy": sa.__version__,
-        "psycopg": psycopg.__version__,
+                               + " (the tests/pgserver.py throwaway cluster)" if pg else None,
         # the commit measured, and whether the app had uncommitted changes (porcelain lines are "XY path")
         "git": {"head": head[:12], "subject": git("log", "-1", "--format=%s", head).strip() if head else "",
                 "uncommitted": [ln[3:] for ln in git("status", "--porcelain", "--", "core", "pages", "app.py").splitlines()]},

@@ -1,7 +1,4 @@
-"""The benchmarks that sync from the sandbox: 1, initial syncs by the engine, the floor and the guide, each in a
-fresh worker and database; 2, SnapTrade requests per sync; 3, the sync process's peak RSS; 6, how fast the sandbox
-itself serves pages.
-"""
+"""The benchmarks that sync from the sandbox: 1 ingest throughput, 2 request budget, 3 memory, 6 sandbox speed."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bench import targets
-from bench.harness import Run, Sandbox, loadavg, run_worker, summarize
+from bench.harness import Run, Sandbox, loadavg, run_worker
 from bench.worker import PAGE, PlainClient
 from core.accounts.auth import create_user
 from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
@@ -121,30 +118,14 @@ def run(ctx: Run) -> dict[str, Any]:
     for kind in (plan.detail_dbs or plan.dbs) if plan.profile_size else ():
         profiles[kind] = measure_once(ctx, kind, plan.profile_size, "profile")
         profiles[kind].pop("rss_samples", None)
-        ctx.progress(
-            f"  ingest under cProfile on {kind} at {plan.profile_size:,}: {profiles[kind]['wall_seconds']:.1f} s"
-        )
+        ctx.progress(f"  ingest under cProfile on {kind} at {plan.profile_size:,}: {profiles[kind]['wall_seconds']:.1f} s")  # fmt: skip
     ctx.shared["ingest_runs"] = runs
     record = {**asdict(plan), "runs": {str(k): v for k, v in plan.runs.items()}, "sizes": list(plan.runs)}
-    return {"plan": record, "runs": runs, "summary": {"table": summarize_runs(runs)}, "profiles": profiles}
-
-
-def summarize_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median, min and max of each (database, size, approach) cell."""
-    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        approach = f"{r['approach']} ({r['variant']})" if r.get("variant") else r["approach"]
-        cells.setdefault((r["db"], r["size"], approach), []).append(r)
-    return [{"db": db, "size": size, "approach": approach,
-             **{key: summarize([r[key] for r in rs]) for key in ("activities_per_second", "cpu_seconds_per_1k", "wall_seconds")},
-             "postgres_cpu_seconds_per_1k": summarize([r["postgres_cpu_seconds"] / (r["fetched"] / 1000) for r in rs])
-             if db == "postgresql" else None}
-            for (db, size, approach), rs in sorted(cells.items())]  # fmt: skip
+    return {"plan": record, "runs": runs, "profiles": profiles}
 
 
 def run_memory(ctx: Run) -> dict[str, Any]:
-    """Peak RSS of the smallest and the largest sync on each database, from benchmark 1's engine runs of the same
-    invocation or from runs of its own; one more run under tracemalloc when the target is missed."""
+    """Peak RSS of the smallest and the largest sync, from benchmark 1's engine runs or runs of its own."""
     plan, by_db = ctx.profile.ingest, {}
     sizes = (min(plan.runs), max(plan.runs))
     for kind in plan.dbs:
@@ -158,15 +139,10 @@ def run_memory(ctx: Run) -> dict[str, Any]:
                                 "rss_per_page": [[p, rss] for p, rss, _ in found[0].get("rss_samples") or []]}  # fmt: skip
         small, large = (cells[str(s)]["peak_bytes"] for s in sizes)
         by_db[kind] = {"small": sizes[0], "large": sizes[1], "cells": cells}
-        ctx.progress(
-            f"  memory {kind}: peak RSS {small / 2**20:.0f} MiB at {sizes[0]:,} vs {large / 2**20:.0f} MiB at {sizes[1]:,}"
-        )
+        ctx.progress(f"  memory {kind}: peak RSS {small / 2**20:.0f} MiB at {sizes[0]:,} vs {large / 2**20:.0f} MiB at {sizes[1]:,}")  # fmt: skip
         if not targets.memory_met(large / small, large) or kind in ctx.profile.force_memory_diagnosis:
             size = max(sizes[0], sizes[1] // 10)
-            by_db[kind]["tracemalloc"] = {
-                "size": size,
-                **measure_once(ctx, kind, size, "engine", tracemalloc=True)["tracemalloc"],
-            }
+            by_db[kind]["tracemalloc"] = {"size": size, **measure_once(ctx, kind, size, "engine", tracemalloc=True)["tracemalloc"]}  # fmt: skip
     return {"by_db": by_db}
 
 
@@ -178,10 +154,7 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
         sandbox = Sandbox().start()
         try:
             sandbox.control("create_connection", user_id="bench", broker=BROKER, history_size=history)
-            account, secret = (
-                sandbox.read("accounts", user_id="bench")[0]["id"],
-                sandbox.control("user_secret", user_id="bench"),
-            )
+            account, secret = sandbox.read("accounts", user_id="bench")[0]["id"], sandbox.control("user_secret", user_id="bench")  # fmt: skip
             client, rates = PlainClient(sandbox.url, sandbox.client_id, sandbox.consumer_key), []
             for r in range(runs):
                 t0, rows = time.perf_counter(), 0
@@ -196,9 +169,7 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
             "pages_per_run": pages, "runs": runs, "history_size": history, "page_bytes": len(body),
             "activities_per_second_median": round(statistics.median(rates)), "activities_per_second_runs": [round(x) for x in rates],
         }  # fmt: skip
-        ctx.progress(
-            f"  sandbox: {round(statistics.median(rates)):,} activities/s ({'json.loads' if parse else 'bytes only'})"
-        )
+        ctx.progress(f"  sandbox: {round(statistics.median(rates)):,} activities/s ({'json.loads' if parse else 'bytes only'})")  # fmt: skip
     return out
 
 

@@ -1,6 +1,4 @@
-"""Renders BENCHMARKS.md from bench/results.json: tables of the measured figures and a verdict per target.
-What each figure means and how it is measured is written by hand in docs/PERFORMANCE.md, linked per section.
-"""
+"""BENCHMARKS.md from bench/results.json: tables of the figures and a verdict per target; docs/PERFORMANCE.md explains."""
 
 from __future__ import annotations
 
@@ -31,9 +29,16 @@ BROWSER_CPU = {"warm_browser_cpu_seconds": "warm visit: Chromium (all its proces
                "warm_server_cpu_seconds": "warm visit: the app's Streamlit server",
                "floor_browser_cpu_seconds": "floor visit: Chromium", "floor_server_cpu_seconds": "floor visit: Streamlit alone"}  # fmt: skip
 # cProfile tables: (title, key in the profile, rows shown, row template); each row also has `share` of the run
-PROFILE_TABLES = (("SQL statement | count | seconds | share of the run", "statements", 6, "{kind} | {count:,} | {seconds:.2f} | {share}"),
-                  ("function in `core/` | calls | cumulative s | share", "top_cumulative_core", 10, "`{function}` | {calls:,} | {cumtime:.2f} | {share}"),
-                  ("function (anywhere) | calls | own s", "top_tottime", 8, "`{function}` | {calls:,} | {tottime:.2f}"))  # fmt: skip
+PROFILE_TABLES = (
+    ("SQL statement | count | seconds | share of the run", "statements", 6, "{kind} | {count:,} | {seconds:.2f} | {share}"),
+    ("function in `core/` | calls | cumulative s | share", "top_cumulative_core", 10, "`{function}` | {calls:,} | {cumtime:.2f} | {share}"),
+    ("function (anywhere) | calls | own s", "top_tottime", 8, "`{function}` | {calls:,} | {tottime:.2f}"),
+)  # fmt: skip
+
+
+def summarize(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of a series (the figures BENCHMARKS.md shows), plus the raw values."""
+    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values), "values": list(values)}  # fmt: skip
 
 
 def rng(s: dict[str, Any] | None, digits: int = 0) -> str:
@@ -93,10 +98,20 @@ class Target(NamedTuple):
     met: bool | None
 
 
+def ingest_cells(ing: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Each (database, size, approach) cell of the ingest runs: its runs and the summary of each figure."""
+    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in ing["runs"]:
+        cells.setdefault((r["db"], r["size"], r["approach"] + (f" ({r['variant']})" if r.get("variant") else "")), []).append(r)  # fmt: skip
+    return {(db, size, approach): {"runs": rs, **{k: summarize([r[k] for r in rs]) for k in ("activities_per_second", "cpu_seconds_per_1k", "wall_seconds")},
+                                   "postgres_cpu_seconds_per_1k": summarize([r["postgres_cpu_seconds"] / (r["fetched"] / 1000) for r in rs])
+                                   if db == "postgresql" else None}
+            for (db, size, approach), rs in sorted(cells.items())}  # fmt: skip
+
+
 def ingest_ratios(ing: dict[str, Any]) -> list[tuple[str, int, str, str, float | None, float]]:
-    """(db, size, engine label, versus, ratio, target) from the medians: each engine cell ÷ the floor
-    and ÷ the guide measured at the same size on the same database."""
-    med_ = {(r["db"], r["size"], r["approach"]): r["activities_per_second"]["median"] for r in ing["summary"]["table"]}
+    """(db, size, engine label, versus, ratio, target): engine ÷ floor and ÷ guide medians, same size and database."""
+    med_ = {key: c["activities_per_second"]["median"] for key, c in ingest_cells(ing).items()}
     return [(db, size, approach.replace(" (", ", ").rstrip(")"), versus, div(engine, med_[(db, size, versus)]), target)
             for db in ing["plan"]["dbs"]
             for (d, size, approach), engine in sorted(med_.items(), key=lambda kv: (kv[0][2] != "engine", kv[0][1]))
@@ -125,7 +140,8 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
     limit = f"≤ {T.MEMORY_RATIO}× and < {T.MEMORY_PEAK_BYTES / 1e6:,.0f} MB ({mib(T.MEMORY_PEAK_BYTES)})"
     for db, m in mem["by_db"].items() if (mem := measured(results, "memory")) else []:
         r, peak, met = memory_figures(m)
-        out.append(Target(f"Memory, peak RSS {m['large']:,} vs {m['small']:,} activities ({DB[db]})", limit, f"{ratio(r)}, {mib(peak)}", met))  # fmt: skip
+        what = f"Memory, peak RSS {m['large']:,} vs {m['small']:,} activities ({DB[db]})"
+        out.append(Target(what, limit, f"{ratio(r)}, {mib(peak)}", met))
     for db, d in q["by_db"].items() if (q := measured(results, "queries")) else []:
         for label, u in d["users"].items():
             for group, title in QUERY_GROUPS.items():
@@ -168,9 +184,7 @@ def render(results: dict[str, Any]) -> str:
     missed = [t.what for t in judged if not t.met]
     summary = f"{len(judged) - len(missed)} of {len(judged)} targets met" + (f"; missed: {'; '.join(missed)}" if missed else "")  # fmt: skip
     lines += ["## Targets", "", summary + ".", ""]
-    lines += table(
-        "what | target | measured | verdict", [[t.what, t.target, t.measured, verdict(t.met)] for t in found]
-    )
+    lines += table("what | target | measured | verdict", [[t.what, t.target, t.measured, verdict(t.met)] for t in found])  # fmt: skip
     for name, title in TITLES.items():
         if (data := results.get(name)) is None:
             continue
@@ -205,14 +219,14 @@ def machine(meta: dict[str, Any]) -> list[str]:
 
 
 def ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    plan, cells = ing["plan"], {(r["db"], r["size"], r["approach"]): r for r in ing["summary"]["table"]}
+    plan, cells = ing["plan"], ingest_cells(ing)
     lines = [f"Initial sync of one new connection (sandbox broker `{plan['broker']}`) into a fresh database.", ""]
     for db in plan["dbs"]:
         lines += [f"### {DB[db]}", "", *table(
             "activities | approach | activities/s, median (min–max) | CPU s per 1,000 (sync process) | DB server CPU s per 1,000 | wall s | runs",
-            [[f"{r['size']:,}", APPROACHES[r["approach"]], rng(r["activities_per_second"]), rng(r["cpu_seconds_per_1k"], 3),
-              rng(r["postgres_cpu_seconds_per_1k"], 3) if db == "postgresql" else "in process", rng(r["wall_seconds"], 1),
-              r["activities_per_second"]["n"]] for r in ing["summary"]["table"] if r["db"] == db])]  # fmt: skip
+            [[f"{size:,}", APPROACHES[approach], rng(c["activities_per_second"]), rng(c["cpu_seconds_per_1k"], 3),
+              rng(c["postgres_cpu_seconds_per_1k"], 3) if db == "postgresql" else "in process", rng(c["wall_seconds"], 1),
+              len(c["runs"])] for (d, size, approach), c in cells.items() if d == db])]  # fmt: skip
 
     def cpu(r: dict[str, Any], server: bool) -> float:
         return r["cpu_seconds_per_1k"]["median"] + ((med(r["postgres_cpu_seconds_per_1k"]) or 0) if server else 0)
@@ -222,10 +236,6 @@ def ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
         [[DB[db], f"{size:,}", f"{other} ÷ engine", *(ratio(div(cpu(o, s), cpu(r, s))) for s in (False, True))]
          for (db, size, approach), r in sorted(cells.items()) if approach == "engine"
          for other in ("floor", "guide") if (o := cells.get((db, size, other)))])]  # fmt: skip
-    shares: dict[tuple[str, int, str], list[dict[str, Any]]] = {}  # engine runs' wall time in the per-page statements
-    for r in ing["runs"]:
-        if r["approach"] == "engine":
-            shares.setdefault((r["db"], r["size"], r.get("variant") or ""), []).append(r)
 
     def share(rs: list[dict[str, Any]], prefix: str) -> str:
         s = sorted(sum(st["seconds"] for st in r["statements"] if st["kind"].startswith(prefix)) / r["wall_seconds"] for r in rs)  # fmt: skip
@@ -233,8 +243,9 @@ def ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
     lines += ["### Engine runs: share of wall time in the per-page bulk statements", "", *table(
         "database | activities | SELECT existing ids | INSERT … ON CONFLICT | runs",
-        [[DB[db] + (f", {variant}" if variant else ""), f"{size:,}", share(rs, "SELECT existing"),
-          share(rs, "INSERT … ON CONFLICT"), len(rs)] for (db, size, variant), rs in sorted(shares.items())])]  # fmt: skip
+        [[DB[db] + approach[6:].replace(" (", ", ").rstrip(")"), f"{size:,}", share(c["runs"], "SELECT existing"),
+          share(c["runs"], "INSERT … ON CONFLICT"), len(c["runs"])]
+         for (db, size, approach), c in cells.items() if approach.startswith("engine")])]  # fmt: skip
     for db, p in ing["profiles"].items():
         prof, wall = p["profile"], p["wall_seconds"]
         lines += [f"### Under cProfile: {DB[db]}, {p['size']:,} activities, {wall:.1f} s wall", ""]
@@ -265,12 +276,17 @@ def memory(mem: dict[str, Any], results: dict[str, Any]) -> list[str]:
         r, peak, met = memory_figures(m)
         rows.append([DB[db], mib(small["before_run_bytes"]), mib(small["peak_bytes"]), mib(peak), ratio(r),
                      f"{mib(min(samples))} → {mib(max(samples))}" if samples else "—", verdict(met)])  # fmt: skip
-    lines = table(f"database | RSS before the run | peak, {m['small']:,} | peak, {m['large']:,} | ratio | RSS during the {m['large']:,} sync | verdict", rows)  # fmt: skip
+    small, large = f"{m['small']:,}", f"{m['large']:,}"
+    lines = table(
+        f"database | RSS before the run | peak, {small} | peak, {large} | ratio | RSS during the {large} sync | verdict",
+        rows,
+    )
     for db, m in mem["by_db"].items():
         if tm := m.get("tracemalloc"):
             lines += [f"### tracemalloc: {DB[db]}, {tm['size']:,} activities: peak traced {mib(tm['peak'])}, "
                       f"held at the end {mib(tm['current'])}", "", *table("size growth | blocks | allocated at",
-                      [[mib(t["size_diff"]), f"{t['count_diff']:,}", "<br>".join(f"`{f}`" for f in t["traceback"][:4])] for t in tm["top"][:8]])]  # fmt: skip
+                      [[mib(t["size_diff"]), f"{t['count_diff']:,}", "<br>".join(f"`{f}`" for f in t["traceback"][:4])]
+                       for t in tm["top"][:8]])]  # fmt: skip
     return lines
 
 
@@ -285,11 +301,13 @@ def queries(q: dict[str, Any], results: dict[str, Any]) -> list[str]:
             rows = []
             for t in u["timings"]:
                 target = T.query_ms(t["group"], t["name"])
-                rows.append(f"{t['group']} | {t['name']} | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} | {t['max_ms']:.1f} | {target:g} | {verdict(t['p95_ms'] <= target)}")  # fmt: skip
+                rows.append(f"{t['group']} | {t['name']} | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} | {t['max_ms']:.1f} | "
+                            f"{target:g} | {verdict(t['p95_ms'] <= target)}")  # fmt: skip
                 if t.get("plans"):
                     plans += [f"<details><summary>{DB[db]}, {label} user: {t['group']} <i>{t['name']}</i> "
                               f"(p95 {t['p95_ms']:.0f} ms, target {target:g})</summary>", "",
-                              *(ln for pl in t["plans"] for ln in (f"{pl['ms']:.1f} ms — `{pl['sql']}`", "", f"```text\n{explain}", *pl["plan"], "```", "")),
+                              *(line for pl in t["plans"]
+                                for line in (f"{pl['ms']:.1f} ms — `{pl['sql']}`", "", f"```text\n{explain}", *pl["plan"], "```", "")),
                               "</details>", ""]  # fmt: skip
             lines += [f"**{label.capitalize()} user** ({u['rows']:,} transactions), milliseconds:", ""]
             lines += table("group | query | p50 | p95 | max | target p95 | verdict", rows)
@@ -310,13 +328,15 @@ def browser(b: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
 
 def sandbox(s: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    b, ing = s["bytes_only"], measured(results, "ingest") or {"summary": {"table": []}, "runs": []}
+    b, ing = s["bytes_only"], measured(results, "ingest") or {"runs": []}
     rows = [[label, f"{c['activities_per_second_median']:,}", ", ".join(f"{x:,}" for x in c["activities_per_second_runs"]), size]
-            for label, c, size in (("reads the bytes only", b, f"{b['page_bytes']:,} bytes"), ("also `json.loads` each page", s["client_parses_json"], ""))]  # fmt: skip
+            for label, c, size in (("reads the bytes only", b, f"{b['page_bytes']:,} bytes"),
+                                   ("also `json.loads` each page", s["client_parses_json"], ""))]  # fmt: skip
     lines = [f"{b['pages_per_run']} pages of 1,000 activities per run from a {b['history_size']:,}-activity account, "
              f"{b['runs']} runs.", "", *table("client | activities/s, median | runs | page size", rows)]  # fmt: skip
     against = [[f"bytes-only rate ÷ the fastest {a} run of section 1 ({best:,.0f}/s)", ratio(b["activities_per_second_median"] / best)]
-               for a in ("engine", "floor") if (best := max((r["activities_per_second"]["max"] for r in ing["summary"]["table"] if r["approach"] == a), default=None))]  # fmt: skip
+               for a in ("engine", "floor")
+               if (best := max((c["activities_per_second"]["max"] for k, c in ingest_cells(ing).items() if k[2] == a), default=None))]  # fmt: skip
     if engine := [r for r in ing["runs"] if r["approach"] == "engine"]:
         against += [["sandbox CPU s per 1,000 activities served, engine runs (median)",
                      f"{statistics.median_high([r['sandbox_cpu_seconds'] / (r['fetched'] / 1000) for r in engine]):.3f}"],
@@ -335,8 +355,9 @@ def how(results: dict[str, Any]) -> list[str]:
         plan = results["ingest"]["plan"]
         lines.append(f"- Ingest runs per approach and database, by size: {', '.join(f'{k:,}: {v}' for k, v in runs.items())}; "
                      f"the guide at {plan['guide_size']:,} activities, {plan['guide_runs']} runs.")  # fmt: skip
-    lines += ["", *table("benchmark | minutes | finished at (UTC)", [[name, f"{results[name]['seconds'] / 60:.1f}", results[name].get("finished_at", "")]
-                                                                     for name in TITLES if name in results])]  # fmt: skip
+    lines += ["", *table("benchmark | minutes | finished at (UTC)",
+                         [[name, f"{results[name]['seconds'] / 60:.1f}", results[name].get("finished_at", "")]
+                          for name in TITLES if name in results])]  # fmt: skip
     for earlier in meta.get("earlier_runs") or []:
         lines += [f"{', '.join(f'`{name}`' for name in earlier['sections'])}: from an earlier invocation, "
                   f"`{' '.join(['python -m bench', *earlier['argv']])}`, started {earlier['date']}, which took "

@@ -1,7 +1,4 @@
-"""A fast bulk seeder for the dashboard benchmarks: many users with synthetic, SnapTrade-shaped transactions
-(options, dividends, fees, two currencies), deterministic for a seed, written 1,000 rows per statement as a sync
-writes pages (docs/PERFORMANCE.md §4).
-"""
+"""Deterministic, SnapTrade-shaped transactions for many users, written as a sync writes pages (PERFORMANCE §4)."""
 
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from core.storage.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
 
@@ -57,27 +55,22 @@ class Seeded:
 
 def _create_owners(engine: Engine, plan: SeedPlan) -> dict[str, tuple[int, list[tuple[int, str]]]]:
     """App users, one connection each and two accounts (USD margin + USD IRA, or CAD TFSA for every 4th user)."""
-    now = datetime.now(UTC)
     owners: dict[str, tuple[int, list[tuple[int, str]]]] = {}
-    with engine.begin() as c:
+    with Session(engine) as s:
         for i, username in enumerate([*(f"trader{i:03d}" for i in range(plan.users)), "bigtrader"]):
-            uid = c.execute(sa.insert(AppUser.__table__).values(
-                username=username, password_hash="x", role="trader", is_active=True, session_epoch=0,
-                failed_login_count=0, created_at=now, updated_at=now).returning(AppUser.__table__.c.id)).scalar_one()  # fmt: skip
-            cid = c.execute(sa.insert(BrokerageConnection.__table__).values(
-                user_id=uid, authorization_id=f"auth-{username}", brokerage_slug="QUESTRADE", brokerage_name="Questrade",
-                status="active", sync_frequency_minutes=1440, auto_sync_enabled=True, created_at=now,
-                updated_at=now).returning(BrokerageConnection.__table__.c.id)).scalar_one()  # fmt: skip
+            s.add(user := AppUser(username=username, password_hash="x", role="trader"))
+            s.flush()
+            s.add(conn := BrokerageConnection(user_id=user.id, authorization_id=f"auth-{username}",
+                                              brokerage_slug="QUESTRADE", brokerage_name="Questrade"))  # fmt: skip
+            s.flush()
             second = ("TFSA", "CAD") if (i % 4 == 3 or username == "bigtrader") else ("Roth IRA", "USD")
-            accounts = []
-            for k, (name, currency) in enumerate((("Individual Margin", "USD"), second)):
-                aid = c.execute(sa.insert(BrokerageAccount.__table__).values(
-                    user_id=uid, connection_id=cid, snaptrade_account_id=f"acct-{username}-{k}", account_name=name,
-                    account_number=f"****{1000 + i * 2 + k}", institution_name="Questrade", currency=currency,
-                    is_active=True, sync_enabled=True, has_pending_hint=False, created_at=now,
-                    updated_at=now).returning(BrokerageAccount.__table__.c.id)).scalar_one()  # fmt: skip
-                accounts.append((aid, currency))
-            owners[username] = (uid, accounts)
+            s.add_all(accounts := [BrokerageAccount(user_id=user.id, connection_id=conn.id, snaptrade_account_id=f"acct-{username}-{k}",
+                                                    account_name=name, account_number=f"****{1000 + i * 2 + k}",
+                                                    institution_name="Questrade", currency=currency)
+                                   for k, (name, currency) in enumerate((("Individual Margin", "USD"), second))])  # fmt: skip
+            s.flush()
+            owners[username] = (user.id, [(a.id, a.currency) for a in accounts])
+        s.commit()
     return owners
 
 
@@ -155,8 +148,7 @@ def all_visible_share(c) -> float:
 
 
 def _vacuum_until_all_visible(c, attempts: int = 20) -> float:
-    """VACUUM ANALYZE until the visibility map covers the table (an older open snapshot, such as autovacuum's
-    own ANALYZE, keeps pages from being marked), and return the share it covers."""
+    """VACUUM ANALYZE until the table is all-visible despite older snapshots (PERFORMANCE §4); the share it covers."""
     share = 0.0
     for attempt in range(attempts):
         c.execute(sa.text("VACUUM ANALYZE brokerage_transactions"))

@@ -1,10 +1,5 @@
-"""One measured sync in a fresh interpreter: `python -m bench.worker '<json spec>'` prints one JSON line with this
-process's own wall time, CPU time (all threads), peak RSS and, given a postmaster pid, the PostgreSQL server's CPU.
-
-Tasks: `engine` (core.ingest.sync.execute_run of a claimed run), `profile` (the same under cProfile), `floor` (plain
-HTTP signed by hand, json.loads, one bulk INSERT per page) and `guide` (the SDK, one ORM upsert and commit per row).
-docs/PERFORMANCE.md §1 says why these two.
-"""
+"""`python -m bench.worker '<json spec>'`: one measured sync in a fresh interpreter, by the engine (or under
+cProfile), the floor or the guide (docs/PERFORMANCE.md §1); prints its own wall, CPU and peak RSS as one JSON line."""
 
 from __future__ import annotations
 
@@ -176,7 +171,8 @@ def floor_insert_sql(dialect: str, rows: int = 1) -> str:
     """One INSERT per page, as the engine writes: SQLite multi-row VALUES, PostgreSQL one binary array per column."""
     cols = ", ".join(FLOOR_COLUMNS)
     if dialect == "sqlite":
-        return f"INSERT INTO brokerage_transactions ({cols}) VALUES {', '.join(['(' + ', '.join('?' * len(FLOOR_COLUMNS)) + ')'] * rows)}"  # fmt: skip
+        one = "(" + ", ".join("?" * len(FLOOR_COLUMNS)) + ")"
+        return f"INSERT INTO brokerage_transactions ({cols}) VALUES {', '.join([one] * rows)}"
     arrays = ("%b::integer[], %b::integer[], %b::varchar[], %b::varchar[], %b::date[], %b::boolean[], %b::varchar[], "
               "%b::varchar[], %b::jsonb[], %b::timestamptz[], %b::timestamptz[]")  # fmt: skip
     return f"INSERT INTO brokerage_transactions ({cols}) SELECT * FROM unnest({arrays})"
@@ -186,10 +182,8 @@ def floor_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
     """Every page of every account inserted as is: one bulk insert and one commit per page."""
     client, dialect, fetched = PlainClient(**spec["endpoint"]), engine.dialect.name, 0
     stamp = datetime.now(UTC)  # written as SQLAlchemy would write it, so the rows read back normally
-    now, today = (
-        stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else stamp.isoformat(),
-        date.today().isoformat(),
-    )
+    now = stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else stamp.isoformat()
+    today = date.today().isoformat()
 
     def fetch(account: str, offset: int) -> tuple[list, int]:
         body = json.loads(client.activities(spec["snaptrade_user_id"], spec["user_secret"], account, offset))
@@ -220,9 +214,7 @@ def guide_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
     client, counts = SnapTradeClient(), {"fetched": 0, "new": 0, "updated": 0, "skipped": 0}
 
     def fetch(account: str, offset: int) -> tuple[list, int]:
-        page = client.activities_page(
-            spec["snaptrade_user_id"], spec["user_secret"], account, offset=offset, limit=PAGE
-        )
+        page = client.activities_page(spec["snaptrade_user_id"], spec["user_secret"], account, offset=offset, limit=PAGE)  # fmt: skip
         return page.activities, page.total
 
     with Session(engine, expire_on_commit=False) as session:
