@@ -1,14 +1,10 @@
 """`python -m bench [--quick] [--only NAME[,NAME]] [--runs N] [--big-runs N] [--sqlite-only] [--render-only]`:
-run the benchmarks, write bench/results.json and render BENCHMARKS.md from it (--quick: bench/*-quick.*).
-
-Names: sandbox, requests, ingest, memory, queries, browser. `--only` keeps the other sections of the existing
-results file; `--render-only` measures nothing and re-renders the report from that file.
-"""
+run the benchmarks (sandbox, requests, ingest, memory, queries, browser), write bench/results.json and render
+BENCHMARKS.md from it; `--only` keeps the other sections of that file. docs/PERFORMANCE.md § Running them."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import signal
@@ -17,23 +13,27 @@ import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import report
-from bench.harness import ROOT, Databases, git_state, loadavg, machine_info, prepare_environment
+from bench import browser, dashboard, ingest, report
+from bench.harness import ROOT, Databases, Run, Sandbox, loadavg, machine_info, prepare_environment
 from bench.ingest import IngestPlan
 from bench.seed import SeedPlan
+from core.settings import reset_settings_cache
+from core.snaptrade.client import clear_endpoint, configure_endpoint
+from core.storage.db import dispose_engines
 
-BENCHMARKS = ("sandbox", "requests", "ingest", "memory", "queries", "browser")
+BENCHMARKS = {"sandbox": ingest.run_sandbox, "requests": ingest.run_requests, "ingest": ingest.run,
+              "memory": ingest.run_memory, "queries": dashboard.run, "browser": browser.run}  # fmt: skip
 
 
 @dataclass
 class Profile:
     name: str
-    ingest: IngestPlan  # memory compares its smallest and largest size
+    ingest: IngestPlan
     budget_history: int
     seed: SeedPlan
     query_reps: int
@@ -73,62 +73,49 @@ def output_paths(profile: Profile, out_dir: Path | None) -> tuple[Path, Path]:
     return ROOT / "bench" / f"BENCHMARKS-{profile.name}.md", ROOT / "bench" / f"results-{profile.name}.json"
 
 
-def run_benchmarks(profile: Profile, selected: Sequence[str] = BENCHMARKS, out_dir: Path | None = None,
+def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS), out_dir: Path | None = None,
                    progress=print, argv: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Run the selected benchmarks; results.json and the report are rewritten after each one."""
     md_path, json_path = output_paths(profile, out_dir)
     partial = set(selected) != set(BENCHMARKS)
     results: dict[str, Any] = json.loads(json_path.read_text()) if partial and json_path.exists() else {}
-    workdir = Path(tempfile.mkdtemp(prefix="tradistry-bench-"))
+    workdir, started, failures = Path(tempfile.mkdtemp(prefix="tradistry-bench-")), time.perf_counter(), []
     prepare_environment(workdir)
-    started = time.perf_counter()
     kinds = profile.ingest.dbs if set(selected) & {"ingest", "memory", "queries"} else ("sqlite",)
-    dbs = Databases(workdir, kinds) if set(selected) - {"sandbox"} else None
-    sandbox = None
-    context: dict[str, Any] = {"selected": selected, "workdir": workdir, "progress": progress}
-    failures: list[str] = []
+    ctx = Run(profile, Databases(workdir, kinds) if set(selected) - {"sandbox"} else None, None, workdir, tuple(selected), progress)  # fmt: skip
     try:
-        if dbs is not None:
-            dbs.start()
-        meta = machine_info(dbs.server_version() if dbs else None, dbs.server_settings() if dbs else None)
-        meta.update(profile=profile.name, argv=argv or [], selected=list(selected), notes=profile.notes,
-                    loadavg_start=loadavg(), profile_settings=dataclasses.asdict(profile), git=git_state())  # fmt: skip
+        if ctx.dbs is not None:
+            ctx.dbs.start()
+        meta = {**machine_info(ctx.dbs), "profile": profile.name, "argv": argv or [], "selected": list(selected),
+                "notes": profile.notes, "loadavg_start": loadavg(), "profile_settings": asdict(profile)}  # fmt: skip
         if previous := results.get("meta"):  # a partial run: remember which invocations the other sections come from
             this = {k: previous.get(k) for k in ("date", "argv", "selected", "seconds", "git")}
             meta["earlier_runs"] = earlier_runs_still_shown([*(previous.get("earlier_runs") or []), this], selected)
         results["meta"] = meta
         if set(selected) & {"requests", "ingest", "memory"}:
-            from bench.remote_sandbox import RemoteSandbox
-            from core.snaptrade.client import configure_endpoint
-
-            sandbox = RemoteSandbox().start()
-            configure_endpoint(sandbox.base_url, sandbox.client_id, sandbox.consumer_key)
+            ctx.sandbox = Sandbox().start()
+            configure_endpoint(ctx.sandbox.url, ctx.sandbox.client_id, ctx.sandbox.consumer_key)
         for name in (n for n in BENCHMARKS if n in selected):
             progress(f"[bench] {name} ...")
             t0 = time.perf_counter()
             try:
-                section = _run_one(name, profile, dbs, sandbox, context)
-                results[name] = {**section, "seconds": time.perf_counter() - t0, "loadavg_after": loadavg(),
+                results[name] = {**BENCHMARKS[name](ctx), "loadavg_after": loadavg(),
                                  "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - one broken benchmark must not lose the others' figures
                 failures.append(name)
-                results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                                 "seconds": time.perf_counter() - t0}  # fmt: skip
+                results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
                 progress(f"[bench] {name} FAILED: {exc}")
-            progress(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s")
+            results[name]["seconds"] = time.perf_counter() - t0
+            progress(f"[bench] {name} done in {results[name]['seconds']:.0f} s")
             meta["seconds"] = time.perf_counter() - started
             write(results, md_path, json_path)
     finally:
-        from core.settings import reset_settings_cache
-        from core.snaptrade.client import clear_endpoint
-        from core.storage.db import dispose_engines
-
         clear_endpoint()
         dispose_engines()
-        if sandbox is not None:
-            sandbox.stop()
-        if dbs is not None:
-            dbs.close()
+        if ctx.sandbox is not None:
+            ctx.sandbox.stop()
+        if ctx.dbs is not None:
+            ctx.dbs.close()
         shutil.rmtree(workdir, ignore_errors=True)
         reset_settings_cache()
     meta.update(seconds=time.perf_counter() - started, loadavg_end=loadavg(), failures=failures)
@@ -137,71 +124,18 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = BENCHMARKS, out_d
     return results
 
 
-def _run_one(name: str, profile: Profile, dbs: Databases | None, sandbox, context: dict[str, Any]) -> dict[str, Any]:
-    progress, plan = context["progress"], profile.ingest
-    if name == "sandbox":
-        from bench import sandbox_speed
-
-        return sandbox_speed.run(profile.sandbox_pages, profile.sandbox_runs, profile.sandbox_history, progress)
-    if name == "requests":
-        from bench import request_budget
-
-        return request_budget.run(dbs, sandbox, profile.budget_history, progress)
-    if name == "ingest":
-        from bench import ingest
-
-        out = ingest.run(dbs, sandbox, plan, progress)
-        context["ingest_runs"] = out["runs"]
-        return out
-    if name == "memory":
-        from bench import memory
-
-        sizes = (min(plan.runs), max(plan.runs))
-        return memory.run(dbs, sandbox, sizes, context.get("ingest_runs"), plan.dbs, progress,
-                          diagnose_size=max(sizes[0], sizes[1] // 10), force_diagnose=profile.force_memory_diagnosis)  # fmt: skip
-    if name == "queries":
-        from bench import dashboard
-
-        out = dashboard.run(
-            dbs, profile.seed, profile.query_reps, plan.dbs, progress, keep_sqlite="browser" in context["selected"]
-        )
-        context["seeded_sqlite"] = out.pop("kept_sqlite")
-        return out
-    from bench import browser
-
-    if why_not := browser.available():
-        return {"skipped": why_not}
-    url, seeded = context.pop("seeded_sqlite", None) or (dbs.new("sqlite"), None)
-    try:
-        if seeded is None:
-            from bench.seed import seed
-            from core.storage.db import create_db_engine
-
-            engine = create_db_engine(url)
-            seeded = seed(engine, profile.seed)
-            engine.dispose()
-        return browser.run(url, seeded.big_username, profile.seed.big_user_rows, server_starts=profile.browser_starts,
-                           warm_visits=profile.browser_warm, workdir=context["workdir"], progress=progress)  # fmt: skip
-    finally:
-        dbs.drop(url)
-
-
 def write(results: dict[str, Any], md_path: Path, json_path: Path) -> None:
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        results["meta"]["results_file"] = str(json_path.resolve().relative_to(ROOT))
-    except ValueError:
-        results["meta"]["results_file"] = str(json_path)
+    resolved = json_path.resolve()
+    results["meta"]["results_file"] = str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else json_path)
     json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
     md_path.write_text(report.render(results))
 
 
 def earlier_runs_still_shown(runs: list[dict], selected: Sequence[str]) -> list[dict]:
-    """The earlier invocations (oldest first) that still own a section of the report, each with the
-    sections it owns: a section comes from the latest invocation that ran it, so a run whose every
-    section was rerun since is dropped rather than cited."""
-    taken = set(selected)
-    kept: list[dict] = []
+    """The earlier invocations (oldest first) that still own a section, each with its sections: a section comes
+    from the latest invocation that ran it, so one whose every section was rerun since is not cited."""
+    taken, kept = set(selected), []
     for run in reversed(runs):
         owns = [name for name in (run.get("selected") or []) if name not in taken]
         taken.update(owns)
@@ -214,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     # `kill <pid>` must still stop the sandbox and PostgreSQL and remove the temp files (the finally blocks).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="small sizes, few repetitions (a few minutes)")
     p.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     p.add_argument("--runs", type=int, help="measured runs per cell (default 5; quick 3)")
@@ -235,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         md_path.write_text(report.render(json.loads(json_path.read_text())))
         print(f"[bench] re-rendered {md_path} from {json_path}")
         return 0
-    results = run_benchmarks(profile, selected, args.out_dir, argv=argv)
-    return 1 if results["meta"].get("failures") else 0
+    return 1 if run_benchmarks(profile, selected, args.out_dir, argv=argv)["meta"]["failures"] else 0
 
 
 if __name__ == "__main__":

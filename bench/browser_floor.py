@@ -1,10 +1,5 @@
-"""The browser benchmark's floor: what Streamlit alone needs to show a title, the 'Rows 1–50 of N'
-caption and a 50-row `st.dataframe` of ten text columns (the Transactions table's shape), with no
-database, no login, no sidebar and no other widgets. `?table=0` leaves the table out (the app shell).
-
-Served by `streamlit run bench/browser_floor.py` next to the app in the same benchmark run, so the
-app's time can be read as a ratio to this floor on whatever machine runs it.
-"""
+"""The browser benchmark's floor: Streamlit alone showing the Transactions table's title, caption and a 50-row
+`st.dataframe` of its shape, nothing else; `?table=0` leaves the table out (the shell). docs/PERFORMANCE.md §5."""
 
 import pandas as pd
 import streamlit as st

@@ -1,6 +1,4 @@
-"""What every benchmark shares: a private settings environment, fresh migrated databases on demand
-(SQLite files or PostgreSQL databases copied from a template), measured worker processes, statistics.
-"""
+"""What every benchmark shares: settings, fresh databases, child servers, measured workers, the machine."""
 
 from __future__ import annotations
 
@@ -11,32 +9,45 @@ import platform
 import shutil
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import psycopg
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from bench.worker import ROOT, cpu_seconds
+from core.settings import reset_settings_cache
+from core.storage import migrate
+from core.storage.db import create_db_engine, dispose_engines
+from tests.pgserver import start_postgres
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@dataclass
+class Run:
+    """What each benchmark's `run(ctx)` gets: the profile, the databases, the sandbox and what earlier ones left."""
+
+    profile: Any  # bench.__main__.Profile
+    dbs: Databases | None
+    sandbox: Sandbox | None
+    workdir: Path
+    selected: tuple[str, ...]
+    progress: Callable[[str], Any] = print
+    shared: dict[str, Any] = field(default_factory=dict)  # ingest runs for memory, the seeded SQLite for the browser
 
 
 def prepare_environment(workdir: Path) -> None:
-    """Sandbox-mode settings with their data under `workdir`; inherited by every worker subprocess."""
-    from cryptography.fernet import Fernet
-
-    from core.settings import reset_settings_cache
-
-    data_dir = workdir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    """Sandbox-mode settings with their data under `workdir`; inherited by every child process."""
+    (data_dir := workdir / "data").mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BENCH_ENCRYPTION_KEY", Fernet.generate_key().decode())
     os.environ.update(DATA_DIR=str(data_dir), ENCRYPTION_KEYS=os.environ["BENCH_ENCRYPTION_KEY"],
                       AUTH_COOKIE_KEY="bench-cookie-key-" + "x" * 40, DATABASE_URL=f"sqlite:///{data_dir / 'unused.db'}",
@@ -50,23 +61,12 @@ class Databases:
     """Fresh migrated databases, one call each: a copied SQLite template file or CREATE DATABASE … TEMPLATE."""
 
     def __init__(self, workdir: Path, kinds: tuple[str, ...] = ("sqlite", "postgresql")):
-        self.workdir, self.kinds = workdir, kinds
-        self._names = itertools.count(1)
-        self.pg = None  # tests.pgserver.PostgresServer
-        self._admin = None
+        self.workdir, self.kinds, self._names = workdir, kinds, itertools.count(1)
+        self.pg = self._admin = None  # tests.pgserver.PostgresServer and an AUTOCOMMIT engine on it
 
     def start(self) -> Databases:
-        import sqlalchemy as sa
-
-        from core.storage import migrate
-        from core.storage.db import create_db_engine
-
-        urls = []
-        if "sqlite" in self.kinds:
-            urls.append(f"sqlite:///{self.workdir / 'template.db'}")
+        urls = [f"sqlite:///{self.workdir / 'template.db'}"] if "sqlite" in self.kinds else []
         if "postgresql" in self.kinds:
-            from tests.pgserver import start_postgres
-
             self.pg = start_postgres()
             self._admin = sa.create_engine(self.pg.url, isolation_level="AUTOCOMMIT")
             self.admin("CREATE DATABASE bench_template")
@@ -78,9 +78,6 @@ class Databases:
         return self
 
     def admin(self, sql: str) -> Any:
-        import sqlalchemy as sa
-
-        assert self._admin is not None, "PostgreSQL is not running"
         with self._admin.connect() as c:
             result = c.execute(sa.text(sql))
             return result.scalar() if result.returns_rows else None
@@ -94,17 +91,7 @@ class Databases:
         self.admin(f"CREATE DATABASE {name} TEMPLATE bench_template")
         return self.pg.url_for(name)
 
-    def execute(self, url: str, sql: str) -> None:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(url)
-        with engine.begin() as c:
-            c.execute(sa.text(sql))
-        engine.dispose()
-
     def drop(self, url: str) -> None:
-        from core.storage.db import dispose_engines
-
         dispose_engines()
         if url.startswith("sqlite"):
             for suffix in ("", "-wal", "-shm", "-journal"):
@@ -112,20 +99,8 @@ class Databases:
         else:
             self.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
-    def postmaster_pid(self) -> int | None:
-        try:
-            return int((self.pg.data_dir / "postmaster.pid").read_text().split()[0]) if self.pg else None
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def server_version(self) -> str | None:
-        return self.admin("SHOW server_version") if self._admin else None
-
-    def server_settings(self) -> str | None:
-        if self._admin is None:
-            return None
-        names = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "work_mem")
-        return ", ".join(f"{n}={self.admin(f'SHOW {n}')}" for n in names) + " (the tests/pgserver.py throwaway cluster)"
+    def postmaster_pid(self) -> int:
+        return int((self.pg.data_dir / "postmaster.pid").read_text().split()[0])
 
     def close(self) -> None:
         if self._admin is not None:
@@ -135,34 +110,69 @@ class Databases:
             self.pg = None
 
 
-def cpu_seconds(pid: int | None, children: bool = False) -> float | None:
-    """User + system CPU of a process (and, with `children`, of all its descendants) so far."""
-    import psutil
+class Server:
+    """A server in a child process (`python -m …`) on a free port, up once `health` answers 200."""
 
-    try:
-        root = psutil.Process(pid) if pid else None
-        procs = ([root, *root.children(recursive=True)] if children else [root]) if root else []
-    except psutil.Error:
-        return None
-    total = None
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total = (total or 0.0) + t.user + t.system
-        except psutil.Error:
-            continue  # exited meanwhile
-    return total
+    def __init__(self) -> None:
+        with socket.socket() as s:  # a free port
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.TemporaryFile()
+
+    def start(self, args: list[str], health: str, env: dict[str, str] | None = None, timeout: float = 90) -> Server:
+        self.proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.time() + timeout
+        while self.proc.poll() is None and time.time() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + health, timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        log = self.log_tail()
+        self.stop()
+        raise RuntimeError(f"{args[0]} did not come up: {log}")
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid) or 0.0
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self.proc = None
+        self.log.close()
 
 
-def stop_process(proc: subprocess.Popen | None, timeout: float = 10) -> None:
-    """Terminate a child process we started, killing it if it does not exit in time."""
-    if proc is not None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+class Sandbox(Server):
+    """The SnapTrade sandbox (`python -m sandbox`) in its own process, so a sync's CPU is measured without it."""
+
+    client_id, consumer_key, token = "BENCH-CLIENT", "bench-consumer-key-0123456789", "bench-admin-token"
+
+    def start(self) -> Sandbox:  # type: ignore[override]
+        return super().start(["sandbox", "--port", str(self.port), "--client-id", self.client_id, "--consumer-key",
+                              self.consumer_key, "--admin-token", self.token, "--seed", "7"], "/")  # fmt: skip
+
+    def control(self, op: str, **kwargs: Any) -> Any:
+        return self._admin(op, json.dumps(kwargs).encode())
+
+    def read(self, op: str, **params: Any) -> Any:
+        return self._admin(f"{op}?{urlencode({k: json.dumps(v) for k, v in params.items()})}")
+
+    def _admin(self, op: str, body: bytes | None = None) -> Any:
+        req = urllib.request.Request(f"{self.url}/__sandbox__/{op}", body, {"X-Sandbox-Admin-Token": self.token})
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return json.loads(resp.read())["result"]
 
 
 def run_worker(spec: dict[str, Any], timeout: float = 4 * 3600) -> dict[str, Any]:
@@ -171,16 +181,8 @@ def run_worker(spec: dict[str, Any], timeout: float = 4 * 3600) -> dict[str, Any
                           text=True, timeout=timeout)  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench worker failed ({proc.returncode}) for {spec.get('task')}: {proc.stderr[-3000:]}")
+        raise RuntimeError(f"bench worker failed ({proc.returncode}) for {spec['task']}: {proc.stderr[-3000:]}")
     return json.loads(lines[-1])
-
-
-def summarize(values: list[float]) -> dict[str, Any]:
-    """Median, min and max of a series (the figures BENCHMARKS.md shows), plus the raw values."""
-    if not values:
-        return {"n": 0, "median": None, "min": None, "max": None, "values": []}
-    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": list(values)}  # fmt: skip
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -189,51 +191,30 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[max(1, -(-len(ordered) * pct // 100)) - 1]
 
 
-def _proc_file(name: str) -> dict[str, str]:
-    """A /proc file of `key: value` lines (the last of repeated keys)."""
-    lines = Path(f"/proc/{name}").read_text().splitlines()
-    return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
-def machine_info(postgres_version: str | None = None, postgres_settings: str | None = None) -> dict[str, Any]:
-    import psycopg
-    import sqlalchemy
-
-    mem = {k: int(v.split()[0]) * 1024 for k, v in _proc_file("meminfo").items() if k in ("MemTotal", "MemAvailable")}
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu_model": _proc_file("cpuinfo").get("model name", platform.processor()),
-        "cores": len(os.sched_getaffinity(0)),
-        "mem_total_bytes": mem.get("MemTotal"),
-        "mem_available_bytes": mem.get("MemAvailable"),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": postgres_version,
-        "postgresql_settings": postgres_settings,
-        "sqlalchemy": sqlalchemy.__version__,
-        "psycopg": psycopg.__version__,
-    }
-
-
-def git_state() -> dict[str, Any]:
-    """The commit being measured and whether the app had uncommitted changes (several people work in this tree)."""
+def machine_info(dbs: Databases | None) -> dict[str, Any]:
+    def proc(name: str) -> dict[str, str]:  # a /proc file of `key: value` lines
+        return {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in Path(f"/proc/{name}").read_text().splitlines())}  # fmt: skip
 
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
         return out.stdout if out.returncode == 0 else ""
 
+    mem, pg = proc("meminfo"), dbs is not None and dbs.pg is not None
     head = git("rev-parse", "HEAD").strip()
-    # porcelain lines are "XY path": the status letters take the first three characters
-    dirty = [
-        line[3:] for line in git("status", "--porcelain", "--", "core", "pages", "app.py").splitlines() if line.strip()
-    ]
+    settings = ("fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "work_mem")
     return {
-        "head": head[:12],
-        "subject": git("log", "-1", "--format=%s", head).strip() if head else "",
-        "uncommitted": dirty,
-    }
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "cores": len(os.sched_getaffinity(0)),
+        "cpu_model": proc("cpuinfo").get("model name", platform.processor()), "kernel": platform.release(),
+        **{f"mem_{k}_bytes": int(mem[f"Mem{k.title()}"].split()[0]) * 1024 for k in ("total", "available")},
+        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "sqlalchemy": sa.__version__, "psycopg": psycopg.__version__,
+        "postgresql": dbs.admin("SHOW server_version") if pg else None,
+        "postgresql_settings": ", ".join(f"{n}={dbs.admin(f'SHOW {n}')}" for n in settings)
+                               + " (the tests/pgserver.py throwaway cluster)" if pg else None,
+        # the commit measured, and whether the app had uncommitted changes (porcelain lines are "XY path")
+        "git": {"head": head[:12], "subject": git("log", "-1", "--format=%s", head).strip() if head else "",
+                "uncommitted": [ln[3:] for ln in git("status", "--porcelain", "--", "core", "pages", "app.py").splitlines()]},
+    }  # fmt: skip

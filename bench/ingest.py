@@ -1,21 +1,40 @@
-"""Benchmark 1: an initial sync of N activities from the sandbox over HTTP into SQLite and PostgreSQL, by the
-engine, by the floor and by the guide's row-by-row approach, each run in a fresh worker and a fresh database.
-"""
+"""The benchmarks that sync from the sandbox: 1 ingest throughput, 2 request budget, 3 memory, 6 sandbox speed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.harness import Databases, loadavg, run_worker, summarize
-from bench.remote_sandbox import RemoteSandbox
+from sqlmodel import Session, select
+
+from bench import targets
+from bench.harness import Run, Sandbox, loadavg, run_worker
+from bench.worker import PAGE, PlainClient
+from core.accounts.auth import create_user
+from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
+from core.ingest.sync import execute_run
+from core.jobs import queue as jobs
+from core.settings import get_settings
+from core.snaptrade.client import SnapTradeClient
+from core.storage.db import create_db_engine
+from core.storage.models import BrokerageAccount, BrokerageConnection
+from core.web.webhooks import receive_delivery
+from sandbox.catalog import BROKERAGES
 
 BROKER = "SANDBOX_US"  # the app's default sandbox broker: equities and options, two accounts per connection
+ACCOUNTS = len(BROKERAGES[BROKER].accounts)
+CUSTOMER_LIMIT_PER_MINUTE = 250
+WEBHOOK_SYNC = "webhook-triggered incremental sync (after a daily refresh)"
+NOTHING_NEW = "scheduled sync, nothing new"
+SCHEDULED_NEW = "scheduled sync after a daily refresh, no webhook"
 
 
 @dataclass
 class IngestPlan:
-    runs: dict[int, int]  # measured runs per size
+    runs: dict[int, int]  # measured runs per size; memory compares the smallest and the largest
     guide_size: int
     guide_runs: int
     dbs: tuple[str, ...] = ("sqlite", "postgresql")
@@ -25,67 +44,37 @@ class IngestPlan:
     broker: str = BROKER
 
 
-@dataclass
-class Prepared:
-    user_id: int
-    snaptrade_user_id: str
-    user_secret: str
-    run_id: int
-    connection_id: int
-    accounts: list[list]  # [db id, snaptrade id]
-
-
-def accounts_per_connection(broker: str) -> int:
-    from sandbox.catalog import BROKERAGES
-
-    return len(BROKERAGES[broker].accounts)
-
-
-def prepare_initial_sync(db_url: str, sandbox: RemoteSandbox, size: int, broker: str = BROKER,
-                         username: str = "bench-trader") -> Prepared:  # fmt: skip
+def prepare_initial_sync(db_url: str, sandbox: Sandbox, size: int, username: str = "bench-trader") -> dict[str, Any]:
     """A trader whose new connection holds `size` activities in total, reconciled, with a claimed initial run."""
-    from sqlmodel import Session, select
-
-    from core.accounts.auth import create_user
-    from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
-    from core.jobs import queue as jobs
-    from core.snaptrade.client import SnapTradeClient
-    from core.storage.db import create_db_engine
-    from core.storage.models import BrokerageAccount, BrokerageConnection
-
     engine = create_db_engine(db_url)
     try:
         with Session(engine, expire_on_commit=False) as s:
             user_id = create_user(s, username=username, password="bench password 1", role="trader").id
             identity = ensure_snaptrade_user(s, user_id, SnapTradeClient())
-            auth_id = sandbox.create_connection(
-                identity.snaptrade_user_id, broker, size // accounts_per_connection(broker)
-            )
+            auth_id = sandbox.control("create_connection", user_id=identity.snaptrade_user_id, broker=BROKER,
+                                      history_size=size // ACCOUNTS)  # fmt: skip
             reconcile_connections(s, user_id=user_id)  # what the portal callback does before queueing
             conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == auth_id)).one()
             accounts = s.exec(select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
                               .order_by(BrokerageAccount.id)).all()  # fmt: skip
             run, _ = jobs.enqueue_sync(s, user_id=user_id, connection_id=conn.id, trigger="initial")
             jobs.claim_run(s, run.id, "bench")
-            return Prepared(user_id, identity.snaptrade_user_id, identity.user_secret, run.id, conn.id,
-                            [[a.id, a.snaptrade_account_id] for a in accounts])  # fmt: skip
+            return {"user_id": user_id, "snaptrade_user_id": identity.snaptrade_user_id, "user_secret": identity.user_secret,
+                    "run_id": run.id, "connection_id": conn.id, "accounts": [[a.id, a.snaptrade_account_id] for a in accounts]}  # fmt: skip
     finally:
         engine.dispose()
 
 
-def measure_once(dbs: Databases, sandbox: RemoteSandbox, kind: str, size: int, approach: str, *,
-                 broker: str = BROKER, tracemalloc: bool = False, autoanalyze: bool = True) -> dict[str, Any]:  # fmt: skip
-    """One measured initial sync of `size` activities into a fresh `kind` database by `approach`;
-    `autoanalyze=False` keeps PostgreSQL's autovacuum away from the transactions table meanwhile."""
+def measure_once(ctx: Run, kind: str, size: int, approach: str, tracemalloc: bool = False,
+                 autoanalyze: bool = True) -> dict[str, Any]:  # fmt: skip
+    """One measured initial sync of `size` activities into a fresh `kind` database by `approach`."""
+    dbs, sandbox = ctx.dbs, ctx.sandbox
     url = dbs.new(kind)
     try:
-        if not autoanalyze and kind == "postgresql":
-            dbs.execute(url, "ALTER TABLE brokerage_transactions SET (autovacuum_enabled = false)")
-        p = prepare_initial_sync(url, sandbox, size, broker)
-        spec = {"task": approach, "db_url": url, "run_id": p.run_id, "user_id": p.user_id, "accounts": p.accounts,
-                "snaptrade_user_id": p.snaptrade_user_id, "user_secret": p.user_secret, "tracemalloc": tracemalloc,
-                "endpoint": {"base_url": sandbox.base_url, "client_id": sandbox.client_id, "consumer_key": sandbox.consumer_key},
-                "postmaster_pid": dbs.postmaster_pid() if kind == "postgresql" else None,
+        pg = kind == "postgresql"
+        spec = {**prepare_initial_sync(url, sandbox, size), "task": approach, "db_url": url, "tracemalloc": tracemalloc,
+                "endpoint": {"base_url": sandbox.url, "client_id": sandbox.client_id, "consumer_key": sandbox.consumer_key},
+                "postmaster_pid": dbs.postmaster_pid() if pg else None, "no_autoanalyze": pg and not autoanalyze,
                 "sample_every_pages": max(1, size // 1000 // 40)}  # fmt: skip
         load, sandbox_cpu = loadavg(), sandbox.cpu_seconds()
         result = run_worker(spec)
@@ -101,53 +90,143 @@ def measure_once(dbs: Databases, sandbox: RemoteSandbox, kind: str, size: int, a
     return result
 
 
-def run(dbs: Databases, sandbox: RemoteSandbox, plan: IngestPlan, progress=print) -> dict[str, Any]:
+def run(ctx: Run) -> dict[str, Any]:
     """Every (size, approach, database) cell, interleaved run by run so drift in machine load hits all alike."""
+    plan, runs = ctx.profile.ingest, []
+
+    def measured(kind: str, size: int, approach: str, i: int, variant: str | None = None) -> None:
+        r = {**measure_once(ctx, kind, size, approach, autoanalyze=not variant), "run": i + 1}
+        runs.append({**r, "variant": variant} if variant else r)
+        ctx.progress(f"  ingest {approach:6} {variant or '':14} {kind:10} {size:>9,}  run {i + 1}: "
+                     f"{r['activities_per_second']:,.0f} act/s, {r['cpu_seconds_per_1k']:.3f} CPU s/1k, "
+                     f"peak RSS {r['rss_peak_bytes'] / 2**20:.0f} MiB")  # fmt: skip
+
     cells = [(size, a, n) for size, n in plan.runs.items() for a in ("engine", "floor")]
     if plan.guide_size not in plan.runs:
         cells.append((plan.guide_size, "engine", plan.guide_runs))
     cells.append((plan.guide_size, "guide", plan.guide_runs))
-    runs: list[dict[str, Any]] = []
     for size in dict.fromkeys(c[0] for c in cells):
         group = [c for c in cells if c[0] == size]
         for i in range(max(n for _, _, n in group)):
             for _, approach, _n in (c for c in group if i < c[2]):
                 for kind in (plan.detail_dbs or plan.dbs) if approach == "guide" else plan.dbs:
-                    runs.append({**measure_once(dbs, sandbox, kind, size, approach, broker=plan.broker), "run": i + 1})
-                    _report(progress, runs[-1])
+                    measured(kind, size, approach, i)
     if plan.no_autoanalyze and "postgresql" in plan.dbs:
-        size, n = plan.no_autoanalyze
-        for i in range(n):
-            r = measure_once(dbs, sandbox, "postgresql", size, "engine", broker=plan.broker, autoanalyze=False)
-            runs.append({**r, "run": i + 1, "variant": "no autoanalyze"})
-            _report(progress, runs[-1])
+        for i in range(plan.no_autoanalyze[1]):
+            measured("postgresql", plan.no_autoanalyze[0], "engine", i, "no autoanalyze")
     profiles = {}
     for kind in (plan.detail_dbs or plan.dbs) if plan.profile_size else ():
-        profiles[kind] = measure_once(dbs, sandbox, kind, plan.profile_size, "profile", broker=plan.broker)
+        profiles[kind] = measure_once(ctx, kind, plan.profile_size, "profile")
         profiles[kind].pop("rss_samples", None)
-        progress(f"  ingest under cProfile on {kind} at {plan.profile_size:,}: {profiles[kind]['wall_seconds']:.1f} s")
-    plan_record = {**plan.__dict__, "runs": {str(k): v for k, v in plan.runs.items()}, "sizes": list(plan.runs)}
-    return {"plan": plan_record, "runs": runs, "summary": {"table": summarize_runs(runs)}, "profiles": profiles}
+        ctx.progress(f"  ingest under cProfile on {kind} at {plan.profile_size:,}: {profiles[kind]['wall_seconds']:.1f} s")  # fmt: skip
+    ctx.shared["ingest_runs"] = runs
+    record = {**asdict(plan), "runs": {str(k): v for k, v in plan.runs.items()}, "sizes": list(plan.runs)}
+    return {"plan": record, "runs": runs, "profiles": profiles}
 
 
-def _report(progress, r: dict[str, Any]) -> None:
-    progress(f"  ingest {r['approach']:6} {r.get('variant', ''):14} {r['db']:10} {r['size']:>9,}  run {r['run']}: "
-             f"{r['activities_per_second']:,.0f} act/s, {r['cpu_seconds_per_1k']:.3f} CPU s/1k, "
-             f"peak RSS {r['rss_peak_bytes'] / 2**20:.0f} MiB")  # fmt: skip
+def run_memory(ctx: Run) -> dict[str, Any]:
+    """Peak RSS of the smallest and the largest sync, from benchmark 1's engine runs or runs of its own."""
+    plan, by_db = ctx.profile.ingest, {}
+    sizes = (min(plan.runs), max(plan.runs))
+    for kind in plan.dbs:
+        cells = {}
+        for size in sizes:
+            found = [r for r in ctx.shared.get("ingest_runs") or []
+                     if (r["db"], r["size"], r["approach"]) == (kind, size, "engine") and not r.get("variant")]  # fmt: skip
+            found = found or [measure_once(ctx, kind, size, "engine")]
+            cells[str(size)] = {"peak_bytes": max(r["rss_peak_bytes"] for r in found), "runs": len(found),  # the worst run
+                                "before_run_bytes": min(r["rss_before_bytes"] for r in found),
+                                "rss_per_page": [[p, rss] for p, rss, _ in found[0].get("rss_samples") or []]}  # fmt: skip
+        small, large = (cells[str(s)]["peak_bytes"] for s in sizes)
+        by_db[kind] = {"small": sizes[0], "large": sizes[1], "cells": cells}
+        ctx.progress(f"  memory {kind}: peak RSS {small / 2**20:.0f} MiB at {sizes[0]:,} vs {large / 2**20:.0f} MiB at {sizes[1]:,}")  # fmt: skip
+        if not targets.memory_met(large / small, large) or kind in ctx.profile.force_memory_diagnosis:
+            size = max(sizes[0], sizes[1] // 10)
+            by_db[kind]["tracemalloc"] = {"size": size, **measure_once(ctx, kind, size, "engine", tracemalloc=True)["tracemalloc"]}  # fmt: skip
+    return {"by_db": by_db}
 
 
-def summarize_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median, min and max of each (database, size, approach) cell."""
-    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        approach = f"{r['approach']} ({r['variant']})" if r.get("variant") else r["approach"]
-        cells.setdefault((r["db"], r["size"], approach), []).append(r)
-    table = []
-    for (db, size, approach), rs in sorted(cells.items()):
-        pg = [
-            r["postgres_cpu_seconds"] / (r["fetched"] / 1000) for r in rs if r.get("postgres_cpu_seconds") is not None
-        ]
-        table.append({"db": db, "size": size, "approach": approach,
-                      **{key: summarize([r[key] for r in rs]) for key in ("activities_per_second", "cpu_seconds_per_1k", "wall_seconds")},
-                      "postgres_cpu_seconds_per_1k": summarize(pg) if pg else None})  # fmt: skip
-    return table
+def run_sandbox(ctx: Run) -> dict[str, Any]:
+    """Full pages over keep-alive HTTP, each run from a fresh region of the history (the sandbox keeps pages)."""
+    pages, runs, history = ctx.profile.sandbox_pages, ctx.profile.sandbox_runs, ctx.profile.sandbox_history
+    out: dict[str, Any] = {}
+    for parse in (False, True):  # each in a fresh sandbox, so neither reads pages the other made
+        sandbox = Sandbox().start()
+        try:
+            sandbox.control("create_connection", user_id="bench", broker=BROKER, history_size=history)
+            account, secret = sandbox.read("accounts", user_id="bench")[0]["id"], sandbox.control("user_secret", user_id="bench")  # fmt: skip
+            client, rates = PlainClient(sandbox.url, sandbox.client_id, sandbox.consumer_key), []
+            for r in range(runs):
+                t0, rows = time.perf_counter(), 0
+                for k in range(pages):
+                    body = client.activities("bench", secret, account, (r * pages + k) * PAGE)
+                    rows += len(json.loads(body)["data"]) if parse else body.count(b'"institution":')
+                rates.append(rows / (time.perf_counter() - t0))
+            client.conn.close()
+        finally:
+            sandbox.stop()
+        out["client_parses_json" if parse else "bytes_only"] = {
+            "pages_per_run": pages, "runs": runs, "history_size": history, "page_bytes": len(body),
+            "activities_per_second_median": round(statistics.median(rates)), "activities_per_second_runs": [round(x) for x in rates],
+        }  # fmt: skip
+        ctx.progress(f"  sandbox: {round(statistics.median(rates)):,} activities/s ({'json.loads' if parse else 'bytes only'})")  # fmt: skip
+    return out
+
+
+def run_requests(ctx: Run) -> dict[str, Any]:
+    """Requests per sync in the sandbox's request log, five syncs in a row, and users per client id per day."""
+    sandbox, history_size = ctx.sandbox, ctx.profile.budget_history
+    url = ctx.dbs.new("sqlite")
+    engine = create_db_engine(url)
+    scenarios: list[dict[str, Any]] = []
+
+    def counted(name: str, run_id: int | None = None, **extra: Any) -> None:
+        """Run one sync (queue a scheduled one unless `run_id` is given) and count the requests it made."""
+        with Session(engine, expire_on_commit=False) as s:
+            if run_id is None:
+                run_id = jobs.enqueue_sync(s, user_id=p["user_id"], connection_id=p["connection_id"], trigger="scheduled")[0].id  # fmt: skip
+            jobs.claim_run(s, run_id, "bench")
+        sandbox.control("reset_request_log")
+        done = execute_run(run_id, engine=engine)
+        counts = sandbox.read("request_counts")
+        scenarios.append({"name": name, "trigger": done.trigger, "status": done.status, "fetched": done.transactions_fetched,
+                          "engine_counted": done.api_requests, "requests": counts, "total": sum(counts.values()), **extra})  # fmt: skip
+        ctx.progress(f"  requests: {name}: {scenarios[-1]['total']} ({counts})")
+
+    try:
+        p = prepare_initial_sync(url, sandbox, history_size, username="budget-trader")
+        counted("initial sync", p["run_id"])
+        counted(NOTHING_NEW)
+        # SnapTrade's next daily refresh: the sandbox appends a day and signs one webhook per account. Nothing
+        # listens at the address it is given: the app's receiver gets each recorded payload and signature.
+        sandbox.control("clear_webhook_deliveries")
+        sandbox.control("set_webhook_url", url="http://127.0.0.1:9/webhook")
+        sandbox.control("advance_day")
+        sandbox.control("set_webhook_url", url=None)
+        ours = [d for d in sandbox.read("webhook_deliveries") if d["payload"]["userId"] == p["snaptrade_user_id"]]
+        with Session(engine, expire_on_commit=False) as s:
+            run_ids = {receive_delivery(s, json.dumps(d["payload"]).encode(), d["signature"], client_id=sandbox.client_id,
+                                        consumer_key=sandbox.consumer_key, max_age_seconds=get_settings().webhook_max_age_seconds).run_id
+                       for d in ours} - {None}  # fmt: skip
+        if len(ours) != ACCOUNTS or len(run_ids) != 1:
+            raise RuntimeError(f"{len(ours)} webhook deliveries queued {len(run_ids)} runs, expected one")
+        counted(WEBHOOK_SYNC, run_ids.pop(), webhooks=len(ours))
+        counted("scheduled sync right after the webhook sync (nothing new)")
+        sandbox.control("advance_day")
+        counted(SCHEDULED_NEW)
+    finally:
+        engine.dispose()
+        ctx.dbs.drop(url)
+    return {"history_size": history_size, "accounts_per_connection": ACCOUNTS, "broker": BROKER,
+            "scenarios": scenarios, "capacity": capacity(scenarios)}  # fmt: skip
+
+
+def capacity(scenarios: list[dict[str, Any]]) -> dict[str, Any]:
+    """Users per client id per day under the customer limit, from the measured per-sync request counts."""
+    total = {sc["name"]: sc["total"] for sc in scenarios}
+    per_day = CUSTOMER_LIMIT_PER_MINUTE * 60 * 24
+    plans = [("webhooks on: one webhook sync a day + the daily scheduled sync finding nothing new", total[WEBHOOK_SYNC] + total[NOTHING_NEW]),
+             ("no webhooks: one scheduled sync a day that finds the new day", total[SCHEDULED_NEW]),
+             ("webhooks only (scheduled syncs turned off)", total[WEBHOOK_SYNC])]  # fmt: skip
+    return {"limit_per_minute": CUSTOMER_LIMIT_PER_MINUTE, "requests_per_day": per_day,
+            "plans": [{"name": name, "requests_per_user_day": n, "users_per_day": per_day // n if n else None} for name, n in plans]}  # fmt: skip

@@ -1,13 +1,10 @@
-"""Renders BENCHMARKS.md from bench/results.json: tables of the measured figures and a verdict per target.
-What each figure means and how it is measured is written by hand in docs/PERFORMANCE.md, linked per section.
-"""
+"""BENCHMARKS.md from bench/results.json: tables of the figures and a verdict per target; docs/PERFORMANCE.md explains."""
 
 from __future__ import annotations
 
 import re
 import statistics
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench import targets as T
 
@@ -21,49 +18,62 @@ QUERY_GROUPS = {"page": "Transactions page query", "totals": "Transactions total
                 "page load": "Transactions page-load queries", "analytics": "Analytics aggregations"}  # fmt: skip
 BROWSER_VISITS = {"cold_seconds": "first visit after server start", "warm_seconds": "later visits",
                   "returning_seconds": "later visits, returning browser (Streamlit's scripts cached)"}  # fmt: skip
+BROWSER_ROWS = {"cold_seconds": "cold: first visit after server start", "warm_seconds": "warm: later visits, table rendered",
+                "warm_title_seconds": "warm: page title visible (app shell + login)",
+                "floor_table_seconds": "floor: Streamlit alone, title + caption + 50-row `st.dataframe`",
+                "floor_shell_seconds": "floor: Streamlit alone, title + caption (the shell, no table)",
+                "returning_seconds": "returning browser: later visits, table rendered",
+                "floor_returning_seconds": "returning browser: floor (Streamlit alone, same table)",
+                "server_start_seconds": "server start until /_stcore/health answers"}  # fmt: skip
+BROWSER_CPU = {"warm_browser_cpu_seconds": "warm visit: Chromium (all its processes)",
+               "warm_server_cpu_seconds": "warm visit: the app's Streamlit server",
+               "floor_browser_cpu_seconds": "floor visit: Chromium", "floor_server_cpu_seconds": "floor visit: Streamlit alone"}  # fmt: skip
+# cProfile tables: (title, key in the profile, rows shown, row template); each row also has `share` of the run
+PROFILE_TABLES = (
+    ("SQL statement | count | seconds | share of the run", "statements", 6, "{kind} | {count:,} | {seconds:.2f} | {share}"),
+    ("function in `core/` | calls | cumulative s | share", "top_cumulative_core", 10, "`{function}` | {calls:,} | {cumtime:.2f} | {share}"),
+    ("function (anywhere) | calls | own s", "top_tottime", 8, "`{function}` | {calls:,} | {tottime:.2f}"),
+)  # fmt: skip
 
 
-def _n(x: float | None, digits: int = 0) -> str:
-    return "—" if x is None else f"{x:,.{digits}f}"
+def summarize(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of a series (the figures BENCHMARKS.md shows), plus the raw values."""
+    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values), "values": list(values)}  # fmt: skip
 
 
-def _range(s: dict[str, Any] | None, digits: int = 0) -> str:
+def rng(s: dict[str, Any] | None, digits: int = 0) -> str:
     """'median (min–max)' of a summary; '(1 run)' when there was one."""
-    if not s or s.get("median") is None:
+    if not s or s["median"] is None:
         return "—"
-    if s.get("n", 1) <= 1:
+    if s["n"] <= 1:
         return f"{s['median']:,.{digits}f} (1 run)"
     return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}–{s['max']:,.{digits}f})"
 
 
-def _median(s: dict[str, Any] | None) -> float | None:
+def med(s: dict[str, Any] | None) -> float | None:
     return (s or {}).get("median")
 
 
-def _mib(b: float | None) -> str:
-    return "—" if b is None else f"{b / 2**20:,.0f} MiB"
+def mib(b: float) -> str:
+    return f"{b / 2**20:,.0f} MiB"
 
 
-def _pct(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.0f} %"
-
-
-def _ratio(r: float | None) -> str:
-    # three decimals below 1, so 0.495 does not read as a met 0.50 target
+def ratio(r: float | None) -> str:  # three decimals below 1, so 0.495 does not read as a met 0.50 target
     return "—" if r is None else (f"{r:.3f}×" if r < 1 else f"{r:.2f}×")
 
 
-def _div(a: float | None, b: float | None) -> float | None:
+def div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _verdict(met: bool | None) -> str:
+def verdict(met: bool | None) -> str:
     return "—" if met is None else ("met" if met else "**missed**")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""]
+def table(header: str, rows: list[list[Any]] | list[str]) -> list[str]:
+    """A Markdown table from its header ('a | b') and its rows, each a list of cells or a line already joined."""
+    lines = [f"| {header} |", "|" + "---|" * len(header.split(" | "))]
+    return lines + [f"| {r if isinstance(r, str) else ' | '.join(map(str, r))} |" for r in rows] + [""]
 
 
 def anchor(title: str) -> str:
@@ -71,77 +81,86 @@ def anchor(title: str) -> str:
     return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
 
 
+def measured(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A section that ran and measured: not missing, failed or skipped."""
+    s = results.get(name)
+    return s if s and not {"error", "skipped"} & s.keys() else None
+
+
 # --------------------------------------------------------------------------- verdicts
 
 
-@dataclass
-class Target:
+# met is None for a figure shown beside the targets, with no target of its own
+class Target(NamedTuple):
     what: str
     target: str
     measured: str
-    met: bool | None  # None: a figure shown beside the targets, with none of its own
+    met: bool | None
+
+
+def ingest_cells(ing: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """Each (database, size, approach) cell of the ingest runs: its runs and the summary of each figure."""
+    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in ing["runs"]:
+        cells.setdefault((r["db"], r["size"], r["approach"] + (f" ({r['variant']})" if r.get("variant") else "")), []).append(r)  # fmt: skip
+    return {(db, size, approach): {"runs": rs, **{k: summarize([r[k] for r in rs]) for k in ("activities_per_second", "cpu_seconds_per_1k", "wall_seconds")},
+                                   "postgres_cpu_seconds_per_1k": summarize([r["postgres_cpu_seconds"] / (r["fetched"] / 1000) for r in rs])
+                                   if db == "postgresql" else None}
+            for (db, size, approach), rs in sorted(cells.items())}  # fmt: skip
 
 
 def ingest_ratios(ing: dict[str, Any]) -> list[tuple[str, int, str, str, float | None, float]]:
-    """(db, size, engine label, versus, ratio, target) from the medians: each engine cell ÷ the floor
-    and ÷ the guide measured at the same size on the same database."""
-    med = {(r["db"], r["size"], r["approach"]): r["activities_per_second"]["median"]
-           for r in (ing.get("summary") or {}).get("table", [])}  # fmt: skip
-    out = []
-    for db in (ing.get("plan") or {}).get("dbs", DB):
-        for (d, size, approach), engine in sorted(med.items(), key=lambda kv: (kv[0][2] != "engine", kv[0][1])):
-            if d != db or not approach.startswith("engine"):
-                continue
-            for versus, target in (("floor", T.INGEST_VS_FLOOR), ("guide", T.INGEST_VS_GUIDE)):
-                if (db, size, versus) in med:
-                    label = approach.replace(" (", ", ").rstrip(")")
-                    out.append((db, size, label, versus, _div(engine, med[(db, size, versus)]), target))
-    return out
+    """(db, size, engine label, versus, ratio, target): engine ÷ floor and ÷ guide medians, same size and database."""
+    med_ = {key: c["activities_per_second"]["median"] for key, c in ingest_cells(ing).items()}
+    return [(db, size, approach.replace(" (", ", ").rstrip(")"), versus, div(engine, med_[(db, size, versus)]), target)
+            for db in ing["plan"]["dbs"]
+            for (d, size, approach), engine in sorted(med_.items(), key=lambda kv: (kv[0][2] != "engine", kv[0][1]))
+            if d == db and approach.startswith("engine")
+            for versus, target in (("floor", T.INGEST_VS_FLOOR), ("guide", T.INGEST_VS_GUIDE)) if (db, size, versus) in med_]  # fmt: skip
 
 
 def memory_figures(m: dict[str, Any]) -> tuple[float | None, float, bool]:
     """(large ÷ small peak RSS, the large sync's peak, whether the memory target is met)."""
     peak = m["cells"][str(m["large"])]["peak_bytes"]
-    ratio = _div(peak, m["cells"][str(m["small"])]["peak_bytes"])
-    return ratio, peak, T.memory_met(ratio, peak)
+    r = div(peak, m["cells"][str(m["small"])]["peak_bytes"])
+    return r, peak, T.memory_met(r, peak)
 
 
 def verdicts(results: dict[str, Any]) -> list[Target]:
     """Every target with its measured figure, each verdict computed here from the figures."""
     out = []
-    for db, size, label, versus, r, target in ingest_ratios(results.get("ingest") or {}):
+    for db, size, label, versus, r, target in ingest_ratios(ing) if (ing := measured(results, "ingest")) else []:
         what = f"Ingest, {label} ÷ {versus} throughput ({DB[db]}, {size:,} activities)"
-        out.append(Target(what, f"≥ {target:g}×", _ratio(r), None if r is None else r >= target))
-    for sc in (results.get("requests") or {}).get("scenarios", []):
+        out.append(Target(what, f"≥ {target:g}×", ratio(r), None if r is None else r >= target))
+    for sc in req["scenarios"] if (req := measured(results, "requests")) else []:
         if sc["name"] == "scheduled sync, nothing new":
             total = sum(sc["requests"].values())
             what = "Requests, scheduled sync with nothing new (one connection)"
             out.append(Target(what, f"≤ {T.NOTHING_NEW_REQUESTS}", str(total), total <= T.NOTHING_NEW_REQUESTS))
-    limit = f"≤ {T.MEMORY_RATIO}× and < {T.MEMORY_PEAK_BYTES / 1e6:,.0f} MB ({_mib(T.MEMORY_PEAK_BYTES)})"
-    for db, m in ((results.get("memory") or {}).get("by_db") or {}).items():
+    limit = f"≤ {T.MEMORY_RATIO}× and < {T.MEMORY_PEAK_BYTES / 1e6:,.0f} MB ({mib(T.MEMORY_PEAK_BYTES)})"
+    for db, m in mem["by_db"].items() if (mem := measured(results, "memory")) else []:
         r, peak, met = memory_figures(m)
         what = f"Memory, peak RSS {m['large']:,} vs {m['small']:,} activities ({DB[db]})"
-        out.append(Target(what, limit, f"{_ratio(r)}, {_mib(peak)}", met))
-    for db, d in ((results.get("queries") or {}).get("by_db") or {}).items():
+        out.append(Target(what, limit, f"{ratio(r)}, {mib(peak)}", met))
+    for db, d in q["by_db"].items() if (q := measured(results, "queries")) else []:
         for label, u in d["users"].items():
             for group, title in QUERY_GROUPS.items():
-                ts = [(t, T.query_ms(group, t["name"])) for t in u["timings"] if t["group"] == group]
-                if ts:
+                if ts := [(t, T.query_ms(group, t["name"])) for t in u["timings"] if t["group"] == group]:
                     worst, target = max(ts, key=lambda tt: tt[0]["p95_ms"] / tt[1])
                     what = f"{title}, worst p95 ({DB[db]}, {label} user, {u['rows']:,} rows)"
-                    measured = f"{worst['p95_ms']:.1f} ms ({worst['name']})"
-                    out.append(Target(what, f"≤ {target:g} ms", measured, all(t["p95_ms"] <= ms for t, ms in ts)))
-    b = results.get("browser") or {}
+                    measured_ = f"{worst['p95_ms']:.1f} ms ({worst['name']})"
+                    out.append(Target(what, f"≤ {target:g} ms", measured_, all(t["p95_ms"] <= ms for t, ms in ts)))
+    b = measured(results, "browser") or {}
     for key, title in BROWSER_VISITS.items():
-        if (med := _median(b.get(key))) is not None:
+        if (m := med(b.get(key))) is not None:
             what = f"Browser, navigation → rendered table, {title} (median)"
-            out.append(Target(what, f"≤ {T.BROWSER_SECONDS:g} s", f"{med:.2f} s", med <= T.BROWSER_SECONDS))
+            out.append(Target(what, f"≤ {T.BROWSER_SECONDS:g} s", f"{m:.2f} s", m <= T.BROWSER_SECONDS))
     for key, floor, what in (
         ("warm_seconds", "floor_table_seconds", "Browser, later visits ÷ Streamlit alone with the same table"),
         ("returning_seconds", "floor_returning_seconds", "Browser, returning browser ÷ Streamlit alone, also cached"),
     ):
-        if (r := _div(_median(b.get(key)), _median(b.get(floor)))) is not None:
-            out.append(Target(what, "", f"{r:.2f}× ({_median(b[floor]):.2f} s floor)", None))
+        if (r := div(med(b.get(key)), med(b.get(floor)))) is not None:
+            out.append(Target(what, "", f"{r:.2f}× ({med(b[floor]):.2f} s floor)", None))
     return out
 
 
@@ -149,24 +168,23 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
 
 
 def render(results: dict[str, Any]) -> str:
-    meta = results.get("meta", {})
+    meta = results["meta"]
     lines = ["# Benchmarks", "",
-             f"Generated by `python -m bench` (`make bench`) from `{meta.get('results_file', 'bench/results.json')}` "
-             f"(every single run included), profile **{meta.get('profile', '?')}**, started {meta.get('date', '?')}. "
-             f"Do not edit by hand. What the benchmarks measure and how to read them: [{DOCS}]({DOCS}).", ""]  # fmt: skip
-    notes = [*(meta.get("notes") or []), *_fewer_runs(results.get("ingest"))]
-    lines += [*(f"> {note}" for note in notes), *([""] if notes else [])]
-    lines += ["## Machine", "", *_machine(meta)]
+             f"Generated by `python -m bench` (`make bench`) from `{meta['results_file']}` (every single run included), "
+             f"profile **{meta['profile']}**, started {meta['date']}. Do not edit by hand. What the benchmarks measure "
+             f"and how to read them: [{DOCS}]({DOCS}).", ""]  # fmt: skip
+    runs = ingest_runs(results)
+    most = max(runs.values(), default=0)
+    notes = [*meta["notes"], *(f"{size:,}-activity syncs: {n} run(s) per approach and database instead of {most}; their "
+                               f"figures are {'single measurements, not medians.' if n == 1 else f'medians of {n}.'}"
+                               for size, n in sorted(runs.items()) if n < most)]  # fmt: skip
+    lines += [*(f"> {note}" for note in notes), *([""] if notes else []), "## Machine", "", *machine(meta)]
     found = verdicts(results)
     judged = [t for t in found if t.met is not None]
     missed = [t.what for t in judged if not t.met]
-    summary = f"{len(judged) - len(missed)} of {len(judged)} targets met" + (
-        f"; missed: {'; '.join(missed)}" if missed else ""
-    )
+    summary = f"{len(judged) - len(missed)} of {len(judged)} targets met" + (f"; missed: {'; '.join(missed)}" if missed else "")  # fmt: skip
     lines += ["## Targets", "", summary + ".", ""]
-    lines += _table(
-        ["what", "target", "measured", "verdict"], [[t.what, t.target, t.measured, _verdict(t.met)] for t in found]
-    )
+    lines += table("what | target | measured | verdict", [[t.what, t.target, t.measured, verdict(t.met)] for t in found])  # fmt: skip
     for name, title in TITLES.items():
         if (data := results.get(name)) is None:
             continue
@@ -178,140 +196,104 @@ def render(results: dict[str, Any]) -> str:
             lines += [f"Skipped: {data['skipped']}.", ""]
         else:
             lines += SECTIONS[name](data, results)
-    lines += _how(results)
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(lines + how(results)).rstrip() + "\n"
 
 
-def _ingest_runs(ing: dict[str, Any] | None) -> dict[int, int]:
+def ingest_runs(results: dict[str, Any]) -> dict[int, int]:
     """Runs per size from the ingest section's own plan, whatever invocation wrote the report last."""
-    return {int(k): int(v) for k, v in (((ing or {}).get("plan") or {}).get("runs") or {}).items()}
+    return {int(k): int(v) for k, v in ing["plan"]["runs"].items()} if (ing := measured(results, "ingest")) else {}
 
 
-def _fewer_runs(ing: dict[str, Any] | None) -> list[str]:
-    runs = _ingest_runs(ing)
-    most = max(runs.values(), default=0)
-    return [f"{size:,}-activity syncs: {n} run(s) per approach and database instead of {most}; their figures are "
-            + ("single measurements, not medians." if n == 1 else f"medians of {n}.")
-            for size, n in sorted(runs.items()) if n < most]  # fmt: skip
+def machine(meta: dict[str, Any]) -> list[str]:
+    pg = meta["postgresql"] or ("not used by this invocation" if meta.get("earlier_runs") else "not used")
+    git, gib = meta["git"], {k: meta[f"mem_{k}_bytes"] / 2**30 for k in ("total", "available")}
+    dirty = ", ".join(f"`{d}`" for d in git["uncommitted"])
+    code = f"commit `{git['head']}` ({git['subject']})" + (f" plus uncommitted changes in {dirty}" if dirty else "")
+    return table(" | ", [["CPU", f"{meta['cpu_model']}, {meta['cores']} cores available to the run"],
+                         ["Memory", f"{gib['total']:,.1f} GiB total, {gib['available']:,.1f} GiB available at the start"],
+                         ["Kernel", meta["kernel"]], ["Python / SQLite", f"{meta['python']} / {meta['sqlite']}"],
+                         ["PostgreSQL", pg + (f" ({meta['postgresql_settings']})" if meta["postgresql_settings"] else "")],
+                         ["SQLAlchemy / psycopg", f"{meta['sqlalchemy']} / {meta['psycopg']}"],
+                         ["Load average (1, 5, 15 min)", f"start {meta['loadavg_start']}, end {meta.get('loadavg_end')}"],
+                         *([["Code measured", code]] if git["head"] else [])])  # fmt: skip
 
 
-def _machine(meta: dict[str, Any]) -> list[str]:
-    total, available = ((meta.get(k) or 0) / 2**30 for k in ("mem_total_bytes", "mem_available_bytes"))
-    pg = meta.get("postgresql") or ("not used by this invocation" if meta.get("earlier_runs") else "not used")
-    rows = [["CPU", f"{meta.get('cpu_model', '?')}, {meta.get('cores', '?')} cores available to the run"],
-            ["Memory", f"{total:,.1f} GiB total, {available:,.1f} GiB available at the start"],
-            ["Kernel", meta.get("kernel", "?")],
-            ["Python / SQLite", f"{meta.get('python', '?')} / {meta.get('sqlite', '?')}"],
-            ["PostgreSQL", pg + (f" ({meta['postgresql_settings']})" if meta.get("postgresql_settings") else "")],
-            ["SQLAlchemy / psycopg", f"{meta.get('sqlalchemy', '?')} / {meta.get('psycopg', '?')}"],
-            ["Load average (1, 5, 15 min)", f"start {meta.get('loadavg_start')}, end {meta.get('loadavg_end')}"]]  # fmt: skip
-    if (git := meta.get("git") or {}).get("head"):
-        dirty = ", ".join(f"`{d}`" for d in git.get("uncommitted") or [])
-        code = f"commit `{git['head']}` ({git.get('subject', '')})" + (
-            f" plus uncommitted changes in {dirty}" if dirty else ""
-        )
-        rows.append(["Code measured", code])
-    return _table(["", ""], rows)
-
-
-def _ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    plan, table = ing["plan"], ing["summary"]["table"]
+def ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    plan, cells = ing["plan"], ingest_cells(ing)
     lines = [f"Initial sync of one new connection (sandbox broker `{plan['broker']}`) into a fresh database.", ""]
     for db in plan["dbs"]:
-        rows = [[f"{r['size']:,}", APPROACHES.get(r["approach"], r["approach"]), _range(r["activities_per_second"]),
-                 _range(r["cpu_seconds_per_1k"], 3),
-                 _range(r["postgres_cpu_seconds_per_1k"], 3) if db == "postgresql" else "in process",
-                 _range(r["wall_seconds"], 1), r["activities_per_second"]["n"]] for r in table if r["db"] == db]  # fmt: skip
-        lines += [f"### {DB[db]}", ""]
-        lines += _table(["activities", "approach", "activities/s, median (min–max)", "CPU s per 1,000 (sync process)",
-                         "DB server CPU s per 1,000", "wall s", "runs"], rows)  # fmt: skip
+        lines += [f"### {DB[db]}", "", *table(
+            "activities | approach | activities/s, median (min–max) | CPU s per 1,000 (sync process) | DB server CPU s per 1,000 | wall s | runs",
+            [[f"{size:,}", APPROACHES[approach], rng(c["activities_per_second"]), rng(c["cpu_seconds_per_1k"], 3),
+              rng(c["postgres_cpu_seconds_per_1k"], 3) if db == "postgresql" else "in process", rng(c["wall_seconds"], 1),
+              len(c["runs"])] for (d, size, approach), c in cells.items() if d == db])]  # fmt: skip
 
     def cpu(r: dict[str, Any], server: bool) -> float:
-        return r["cpu_seconds_per_1k"]["median"] + (
-            (_median(r.get("postgres_cpu_seconds_per_1k")) or 0) if server else 0
-        )
+        return r["cpu_seconds_per_1k"]["median"] + ((med(r["postgres_cpu_seconds_per_1k"]) or 0) if server else 0)
 
-    cells = {(r["db"], r["size"], r["approach"]): r for r in table}
-    rows = [[DB[db], f"{size:,}", f"{other} ÷ engine", *(_ratio(_div(cpu(o, s), cpu(r, s))) for s in (False, True))]
-            for (db, size, approach), r in sorted(cells.items()) if approach == "engine"
-            for other in ("floor", "guide") if (o := cells.get((db, size, other)))]  # fmt: skip
-    lines += ["### CPU per activity, other approach ÷ engine", ""]
-    lines += _table(["database", "activities", "ratio", "sync process", "sync process + DB server"], rows)
-    lines += _sql_shares(ing.get("runs", []))
-    for db, p in (ing.get("profiles") or {}).items():
+    lines += ["### CPU per activity, other approach ÷ engine", "", *table(
+        "database | activities | ratio | sync process | sync process + DB server",
+        [[DB[db], f"{size:,}", f"{other} ÷ engine", *(ratio(div(cpu(o, s), cpu(r, s))) for s in (False, True))]
+         for (db, size, approach), r in sorted(cells.items()) if approach == "engine"
+         for other in ("floor", "guide") if (o := cells.get((db, size, other)))])]  # fmt: skip
+
+    def share(rs: list[dict[str, Any]], prefix: str) -> str:
+        s = sorted(sum(st["seconds"] for st in r["statements"] if st["kind"].startswith(prefix)) / r["wall_seconds"] for r in rs)  # fmt: skip
+        return f"{100 * s[len(s) // 2]:.0f} % (max {100 * s[-1]:.0f} %)"
+
+    lines += ["### Engine runs: share of wall time in the per-page bulk statements", "", *table(
+        "database | activities | SELECT existing ids | INSERT … ON CONFLICT | runs",
+        [[DB[db] + approach[6:].replace(" (", ", ").rstrip(")"), f"{size:,}", share(c["runs"], "SELECT existing"),
+          share(c["runs"], "INSERT … ON CONFLICT"), len(c["runs"])]
+         for (db, size, approach), c in cells.items() if approach.startswith("engine")])]  # fmt: skip
+    for db, p in ing["profiles"].items():
         prof, wall = p["profile"], p["wall_seconds"]
         lines += [f"### Under cProfile: {DB[db]}, {p['size']:,} activities, {wall:.1f} s wall", ""]
-        lines += _table(["SQL statement", "count", "seconds", "share of the run"],
-                        [[s["kind"], f"{s['count']:,}", f"{s['seconds']:.2f}", _pct(s["seconds"], wall)]
-                         for s in prof["statements"][:6]])  # fmt: skip
-        lines += _table(["function in `core/`", "calls", "cumulative s", "share"],
-                        [[f"`{r['function']}`", f"{r['calls']:,}", f"{r['cumtime']:.2f}", _pct(r["cumtime"], prof["total_seconds"])]
-                         for r in prof["top_cumulative_core"][:10]])  # fmt: skip
-        lines += _table(["function (anywhere)", "calls", "own s"],
-                        [[f"`{r['function']}`", f"{r['calls']:,}", f"{r['tottime']:.2f}"] for r in prof["top_tottime"][:8]])  # fmt: skip
+        for header, key, n, template in PROFILE_TABLES:
+            whole = wall if key == "statements" else prof["total_seconds"]
+            lines += table(header, [template.format(**r, share=f"{100 * r.get('seconds', r.get('cumtime', 0)) / whole:.0f} %")
+                                    for r in (p if key == "statements" else prof)[key][:n]])  # fmt: skip
     return lines
 
 
-def _sql_shares(runs: list[dict[str, Any]]) -> list[str]:
-    """Share of each engine run's wall time spent in its two per-page bulk statements: median and worst run."""
-    cells: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
-    for r in runs:
-        if r["approach"] == "engine" and r.get("statements"):
-            cells.setdefault((r["db"], r["size"], r.get("variant") or ""), []).append(r)
-
-    def share(rs: list[dict[str, Any]], prefix: str) -> str:
-        s = sorted(sum(st["seconds"] for st in r["statements"] if st["kind"].startswith(prefix)) / r["wall_seconds"]
-                   for r in rs)  # fmt: skip
-        return f"{100 * s[len(s) // 2]:.0f} % (max {100 * s[-1]:.0f} %)"
-
-    rows = [[DB[db] + (f", {variant}" if variant else ""), f"{size:,}", share(rs, "SELECT existing"),
-             share(rs, "INSERT … ON CONFLICT"), len(rs)] for (db, size, variant), rs in sorted(cells.items())]  # fmt: skip
-    if not rows:
-        return []
-    return ["### Engine runs: share of wall time in the per-page bulk statements", "",
-            *_table(["database", "activities", "SELECT existing ids", "INSERT … ON CONFLICT", "runs"], rows)]  # fmt: skip
-
-
-def _requests(req: dict[str, Any], results: dict[str, Any]) -> list[str]:
+def requests(req: dict[str, Any], results: dict[str, Any]) -> list[str]:
     cap = req["capacity"]
-    rows = [[sc["name"], sum(sc["requests"].values()), ", ".join(f"`{k}` {v}" for k, v in sorted(sc["requests"].items())),
-             sc.get("engine_counted", "—"), _n(sc.get("fetched"))] for sc in req["scenarios"]]  # fmt: skip
-    plans = [[p["name"], n, f"{cap['requests_per_day']:,} ÷ {n} = **{p['users_per_day']:,}**" if n else "—"]
-             for p in cap["plans"] if (n := p["requests_per_user_day"]) is not None]  # fmt: skip
     return [f"One user, one connection (`{req['broker']}`, {req['accounts_per_connection']} accounts, "
             f"{req['history_size']:,} activities); {cap['limit_per_minute']} requests per minute are "
             f"{cap['requests_per_day']:,} a day.", "",
-            *_table(["scenario", "requests", "by endpoint", "engine's own count", "activities fetched"], rows),
-            *_table(["daily plan", "requests per user per day", "users per client id"], plans)]  # fmt: skip
+            *table("scenario | requests | by endpoint | engine's own count | activities fetched",
+                   [[sc["name"], sum(sc["requests"].values()), ", ".join(f"`{k}` {v}" for k, v in sorted(sc["requests"].items())),
+                     sc["engine_counted"], f"{sc['fetched']:,}"] for sc in req["scenarios"]]),
+            *table("daily plan | requests per user per day | users per client id",
+                   [[p["name"], n, f"{cap['requests_per_day']:,} ÷ {n} = **{p['users_per_day']:,}**" if n else "—"]
+                    for p in cap["plans"] if (n := p["requests_per_user_day"]) is not None])]  # fmt: skip
 
 
-def _memory(mem: dict[str, Any], results: dict[str, Any]) -> list[str]:
+def memory(mem: dict[str, Any], results: dict[str, Any]) -> list[str]:
     rows = []
     for db, m in mem["by_db"].items():
-        small, large = m["cells"][str(m["small"])], m["cells"][str(m["large"])]
-        samples = [rss for _, rss in large.get("rss_per_page") or []]
+        small, samples = m["cells"][str(m["small"])], [rss for _, rss in m["cells"][str(m["large"])]["rss_per_page"]]
         r, peak, met = memory_figures(m)
-        rows.append([DB[db], _mib(small["before_run_bytes"]), _mib(small["peak_bytes"]), _mib(peak), _ratio(r),
-                     f"{_mib(min(samples))} → {_mib(max(samples))}" if samples else "—", _verdict(met)])  # fmt: skip
-    m = next(iter(mem["by_db"].values()))
-    lines = _table(["database", "RSS before the run", f"peak, {m['small']:,}", f"peak, {m['large']:,}", "ratio",
-                    f"RSS during the {m['large']:,} sync", "verdict"], rows)  # fmt: skip
+        rows.append([DB[db], mib(small["before_run_bytes"]), mib(small["peak_bytes"]), mib(peak), ratio(r),
+                     f"{mib(min(samples))} → {mib(max(samples))}" if samples else "—", verdict(met)])  # fmt: skip
+    small, large = f"{m['small']:,}", f"{m['large']:,}"
+    lines = table(
+        f"database | RSS before the run | peak, {small} | peak, {large} | ratio | RSS during the {large} sync | verdict",
+        rows,
+    )
     for db, m in mem["by_db"].items():
         if tm := m.get("tracemalloc"):
-            lines += [f"### tracemalloc: {DB[db]}, {tm['size']:,} activities: peak traced {_mib(tm['peak'])}, "
-                      f"held at the end {_mib(tm['current'])}", ""]  # fmt: skip
-            lines += _table(["size growth", "blocks", "allocated at"],
-                            [[_mib(t["size_diff"]), f"{t['count_diff']:,}", "<br>".join(f"`{f}`" for f in t["traceback"][:4])]
-                             for t in tm["top"][:8]])  # fmt: skip
+            lines += [f"### tracemalloc: {DB[db]}, {tm['size']:,} activities: peak traced {mib(tm['peak'])}, "
+                      f"held at the end {mib(tm['current'])}", "", *table("size growth | blocks | allocated at",
+                      [[mib(t["size_diff"]), f"{t['count_diff']:,}", "<br>".join(f"`{f}`" for f in t["traceback"][:4])]
+                       for t in tm["top"][:8]])]  # fmt: skip
     return lines
 
 
-def _queries(q: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    s = q["seed"]
-    rows_total = s["users"] * s["rows_per_user"] + s["big_user_rows"]
+def queries(q: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    s, plans = q["seed"], []
     lines = [f"{s['users']} users × {s['rows_per_user']:,} transactions plus one user with {s['big_user_rows']:,} "
-             f"({rows_total:,} rows); {q['reps']} timed calls per query.", ""]  # fmt: skip
-    plans = []
+             f"({s['users'] * s['rows_per_user'] + s['big_user_rows']:,} rows); {q['reps']} timed calls per query.", ""]  # fmt: skip
     for db, d in q["by_db"].items():
         lines += [f"### {DB[db]} (seeded in {d['seed_seconds']:.0f} s)", ""]
         explain = "EXPLAIN (ANALYZE, BUFFERS)" if db == "postgresql" else "EXPLAIN QUERY PLAN"
@@ -319,104 +301,65 @@ def _queries(q: dict[str, Any], results: dict[str, Any]) -> list[str]:
             rows = []
             for t in u["timings"]:
                 target = T.query_ms(t["group"], t["name"])
-                rows.append([t["group"], t["name"], f"{t['p50_ms']:.1f}", f"{t['p95_ms']:.1f}", f"{t['max_ms']:.1f}",
-                             f"{target:g}", _verdict(t["p95_ms"] <= target)])  # fmt: skip
+                rows.append(f"{t['group']} | {t['name']} | {t['p50_ms']:.1f} | {t['p95_ms']:.1f} | {t['max_ms']:.1f} | "
+                            f"{target:g} | {verdict(t['p95_ms'] <= target)}")  # fmt: skip
                 if t.get("plans"):
                     plans += [f"<details><summary>{DB[db]}, {label} user: {t['group']} <i>{t['name']}</i> "
-                              f"(p95 {t['p95_ms']:.0f} ms, target {target:g})</summary>", ""]  # fmt: skip
-                    for pl in t["plans"]:
-                        plans += [
-                            f"{pl['ms']:.1f} ms — `{pl['sql']}`",
-                            "",
-                            f"```text\n{explain}",
-                            *pl["plan"],
-                            "```",
-                            "",
-                        ]
-                    plans += ["</details>", ""]
+                              f"(p95 {t['p95_ms']:.0f} ms, target {target:g})</summary>", "",
+                              *(line for pl in t["plans"]
+                                for line in (f"{pl['ms']:.1f} ms — `{pl['sql']}`", "", f"```text\n{explain}", *pl["plan"], "```", "")),
+                              "</details>", ""]  # fmt: skip
             lines += [f"**{label.capitalize()} user** ({u['rows']:,} transactions), milliseconds:", ""]
-            lines += _table(["group", "query", "p50", "p95", "max", "target p95", "verdict"], rows)
+            lines += table("group | query | p50 | p95 | max | target p95 | verdict", rows)
     return lines + (["### Query plans", "", *plans] if plans else [])
 
 
-def _browser(b: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    def row(label: str, key: str, digits: int = 2) -> list[str]:
-        med, judged = _median(b.get(key)), key in BROWSER_VISITS
-        verdict = _verdict(med <= T.BROWSER_SECONDS) if judged and med is not None else ""
-        return [label, _range(b.get(key), digits), f"≤ {T.BROWSER_SECONDS:g}" if judged else "", verdict]
+def browser(b: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    def row(key: str, label: str) -> list[str]:
+        judged = (m := med(b.get(key))) is not None and key in BROWSER_VISITS
+        return [label, rng(b.get(key), 1 if key == "server_start_seconds" else 2), f"≤ {T.BROWSER_SECONDS:g}" if key in BROWSER_VISITS else "",
+                verdict(m <= T.BROWSER_SECONDS) if judged else ""]  # fmt: skip
 
-    rows = [row("cold: first visit after server start", "cold_seconds"),
-            row("warm: later visits, table rendered", "warm_seconds"),
-            row("warm: page title visible (app shell + login)", "warm_title_seconds"),
-            row("floor: Streamlit alone, title + caption + 50-row `st.dataframe`", "floor_table_seconds"),
-            row("floor: Streamlit alone, title + caption (the shell, no table)", "floor_shell_seconds"),
-            row("returning browser: later visits, table rendered", "returning_seconds"),
-            row("returning browser: floor (Streamlit alone, same table)", "floor_returning_seconds"),
-            row("server start until /_stcore/health answers", "server_start_seconds", 1)]  # fmt: skip
-    cpu = [[label, _range(b.get(key), 2)] for label, key in (
-        ("warm visit: Chromium (all its processes)", "warm_browser_cpu_seconds"),
-        ("warm visit: the app's Streamlit server", "warm_server_cpu_seconds"),
-        ("floor visit: Chromium", "floor_browser_cpu_seconds"),
-        ("floor visit: Streamlit alone", "floor_server_cpu_seconds")) if _median(b.get(key)) is not None]  # fmt: skip
+    cpu = [[label, rng(b[key], 2)] for key, label in BROWSER_CPU.items() if med(b.get(key)) is not None]
     return [f"Heavy user ({b['rows']:,} transactions); {b['server_starts']} server start(s) × (1 cold + "
-            f"{b['warm_visits_per_start']} warm visits); {b.get('cpus', '?')} CPUs.", "",
-            *_table(["", "seconds, median (min–max)", "target", "verdict"], [r for r in rows if r[1] != "—"]),
-            *(_table(["CPU per visit", "CPU s, median (min–max)"], cpu) if cpu else [])]  # fmt: skip
+            f"{b['warm_visits_per_start']} warm visits); {b['cpus']} CPUs.", "",
+            *table(" | seconds, median (min–max) | target | verdict", [r for r in map(row, BROWSER_ROWS, BROWSER_ROWS.values()) if r[1] != "—"]),
+            *(table("CPU per visit | CPU s, median (min–max)", cpu) if cpu else [])]  # fmt: skip
 
 
-def _sandbox(s: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    rows = [[label, f"{c['activities_per_second_median']:,}", ", ".join(f"{x:,}" for x in c["activities_per_second_runs"]),
-             size] for label, c, size in (("reads the bytes only", s["bytes_only"], f"{s['bytes_only']['page_bytes']:,} bytes"),
-                                          ("also `json.loads` each page", s["client_parses_json"], ""))]  # fmt: skip
-    b = s["bytes_only"]
+def sandbox(s: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    b, ing = s["bytes_only"], measured(results, "ingest") or {"runs": []}
+    rows = [[label, f"{c['activities_per_second_median']:,}", ", ".join(f"{x:,}" for x in c["activities_per_second_runs"]), size]
+            for label, c, size in (("reads the bytes only", b, f"{b['page_bytes']:,} bytes"),
+                                   ("also `json.loads` each page", s["client_parses_json"], ""))]  # fmt: skip
     lines = [f"{b['pages_per_run']} pages of 1,000 activities per run from a {b['history_size']:,}-activity account, "
-             f"{b['runs']} runs.", "", *_table(["client", "activities/s, median", "runs", "page size"], rows)]  # fmt: skip
-    ing = results.get("ingest") or {}
-    table, runs = (
-        (ing.get("summary") or {}).get("table", []),
-        [r for r in ing.get("runs", []) if r["approach"] == "engine"],
-    )
-    rows = []
-    for a in ("engine", "floor"):
-        if best := max((r["activities_per_second"]["max"] for r in table if r["approach"] == a), default=None):
-            rows.append([f"bytes-only rate ÷ the fastest {a} run of section 1 ({best:,.0f}/s)",
-                         _ratio(b["activities_per_second_median"] / best)])  # fmt: skip
-    served = [
-        r["sandbox_cpu_seconds"] / (r["fetched"] / 1000) for r in runs if r.get("sandbox_cpu_seconds") is not None
-    ]
-    if served:
-        rows += [["sandbox CPU s per 1,000 activities served, engine runs (median)", f"{statistics.median_high(served):.3f}"],
-                 ["sync process CPU s per 1,000 activities, engine runs (median)",
-                  f"{statistics.median_high([r['cpu_seconds_per_1k'] for r in runs]):.3f}"]]  # fmt: skip
-    return lines + (_table(["against section 1", ""], rows) if rows else [])
+             f"{b['runs']} runs.", "", *table("client | activities/s, median | runs | page size", rows)]  # fmt: skip
+    against = [[f"bytes-only rate ÷ the fastest {a} run of section 1 ({best:,.0f}/s)", ratio(b["activities_per_second_median"] / best)]
+               for a in ("engine", "floor")
+               if (best := max((c["activities_per_second"]["max"] for k, c in ingest_cells(ing).items() if k[2] == a), default=None))]  # fmt: skip
+    if engine := [r for r in ing["runs"] if r["approach"] == "engine"]:
+        against += [["sandbox CPU s per 1,000 activities served, engine runs (median)",
+                     f"{statistics.median_high([r['sandbox_cpu_seconds'] / (r['fetched'] / 1000) for r in engine]):.3f}"],
+                    ["sync process CPU s per 1,000 activities, engine runs (median)",
+                     f"{statistics.median_high([r['cpu_seconds_per_1k'] for r in engine]):.3f}"]]  # fmt: skip
+    return lines + (table("against section 1 | ", against) if against else [])
 
 
-SECTIONS = {"ingest": _ingest, "requests": _requests, "memory": _memory, "queries": _queries, "browser": _browser,
-            "sandbox": _sandbox}  # fmt: skip
+SECTIONS = {"ingest": ingest, "requests": requests, "memory": memory, "queries": queries, "browser": browser, "sandbox": sandbox}  # fmt: skip
 
 
-def _how(results: dict[str, Any]) -> list[str]:
-    meta = results.get("meta", {})
-    # Each section's own record of how it was run: after `--only` the invocation writing the report differs.
-    ing, qs, br, sb = (results.get(n) or {} for n in ("ingest", "queries", "browser", "sandbox"))
-    lines = ["## How this run was made", "", f"`{' '.join(['python -m bench', *(meta.get('argv') or [])])}`", ""]
-    if runs := _ingest_runs(ing):
+def how(results: dict[str, Any]) -> list[str]:
+    meta = results["meta"]
+    lines = ["## How this run was made", "", f"`{' '.join(['python -m bench', *meta['argv']])}`", ""]
+    if runs := ingest_runs(results):  # each section's own record of how it was run: after `--only` they differ
+        plan = results["ingest"]["plan"]
         lines.append(f"- Ingest runs per approach and database, by size: {', '.join(f'{k:,}: {v}' for k, v in runs.items())}; "
-                     f"the guide at {ing['plan']['guide_size']:,} activities, {ing['plan']['guide_runs']} runs.")  # fmt: skip
-    if qs.get("reps"):
-        lines.append(f"- Queries: {qs['reps']} timed calls per query.")
-    if br.get("server_starts"):
-        lines.append(
-            f"- Browser: {br['server_starts']} server start(s) × (1 cold + {br['warm_visits_per_start']} warm) visits."
-        )
-    if sb.get("bytes_only"):
-        lines.append(f"- Sandbox: {sb['bytes_only']['runs']} runs.")
-    lines += ["", *_table(["benchmark", "minutes", "finished at (UTC)"],
-                          [[name, f"{(results[name].get('seconds') or 0) / 60:.1f}", results[name].get("finished_at", "")]
-                           for name in TITLES if name in results])]  # fmt: skip
+                     f"the guide at {plan['guide_size']:,} activities, {plan['guide_runs']} runs.")  # fmt: skip
+    lines += ["", *table("benchmark | minutes | finished at (UTC)",
+                         [[name, f"{results[name]['seconds'] / 60:.1f}", results[name].get("finished_at", "")]
+                          for name in TITLES if name in results])]  # fmt: skip
     for earlier in meta.get("earlier_runs") or []:
-        sections = ", ".join(f"`{name}`" for name in earlier.get("sections") or [])
-        command = " ".join(["python -m bench", *(earlier.get("argv") or [])])
-        lines += [f"{sections}: from an earlier invocation, `{command}`, started {earlier.get('date')}, which took "
-                  f"{(earlier.get('seconds') or 0) / 60:.1f} minutes.", ""]  # fmt: skip
-    return lines + [f"This invocation took {(meta.get('seconds') or 0) / 60:.1f} minutes."]
+        lines += [f"{', '.join(f'`{name}`' for name in earlier['sections'])}: from an earlier invocation, "
+                  f"`{' '.join(['python -m bench', *earlier['argv']])}`, started {earlier['date']}, which took "
+                  f"{earlier['seconds'] / 60:.1f} minutes.", ""]  # fmt: skip
+    return lines + [f"This invocation took {meta['seconds'] / 60:.1f} minutes."]

@@ -1,12 +1,4 @@
-"""A fast bulk seeder for the dashboard benchmarks: many users with synthetic but realistic transactions
-(SnapTrade-shaped raw JSON, options, dividends, fees, two currencies), one executemany per chunk.
-
-On PostgreSQL the executemany is batched into multi-row INSERTs of 1,000 rows (SQLAlchemy's
-insertmanyvalues, which it uses for INSERT … RETURNING): psycopg's own executemany runs one statement
-per row, and each statement appends a count delta (migration 0004), where a sync appends one per page.
-
-Rows are deterministic for a given seed, so SQLite and PostgreSQL get the same data.
-"""
+"""Deterministic, SnapTrade-shaped transactions for many users, written as a sync writes pages (PERFORMANCE §4)."""
 
 from __future__ import annotations
 
@@ -14,14 +6,15 @@ import hashlib
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from itertools import accumulate
+from itertools import accumulate, islice
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from core.storage.models import AppUser, BrokerageAccount, BrokerageConnection, BrokerageTransaction
 
@@ -54,53 +47,34 @@ class SeedPlan:
 @dataclass
 class Seeded:
     big_user_id: int
-    big_username: str
     typical_user_id: int
     rows: int
     top_symbol: str
-    users: int
-    account_ids: dict[int, list[int]] = field(default_factory=dict)
-
-
-def _users(plan: SeedPlan) -> list[tuple[str, int]]:
-    out = [(f"trader{i:03d}", plan.rows_per_user) for i in range(plan.users)]
-    out.append(("bigtrader", plan.big_user_rows))
-    return out
+    big_username: str = "bigtrader"
 
 
 def _create_owners(engine: Engine, plan: SeedPlan) -> dict[str, tuple[int, list[tuple[int, str]]]]:
     """App users, one connection each and two accounts (USD margin + USD IRA, or CAD TFSA for every 4th user)."""
-    now = datetime.now(UTC)
     owners: dict[str, tuple[int, list[tuple[int, str]]]] = {}
-    with engine.begin() as c:
-        for i, (username, _) in enumerate(_users(plan)):
-            uid = c.execute(sa.insert(AppUser.__table__).values(
-                username=username, password_hash="x", role="trader", is_active=True, session_epoch=0,
-                failed_login_count=0, created_at=now, updated_at=now).returning(AppUser.__table__.c.id)).scalar_one()  # fmt: skip
-            cid = c.execute(sa.insert(BrokerageConnection.__table__).values(
-                user_id=uid, authorization_id=f"auth-{username}", brokerage_slug="QUESTRADE", brokerage_name="Questrade",
-                status="active", sync_frequency_minutes=1440, auto_sync_enabled=True, created_at=now,
-                updated_at=now).returning(BrokerageConnection.__table__.c.id)).scalar_one()  # fmt: skip
+    with Session(engine) as s:
+        for i, username in enumerate([*(f"trader{i:03d}" for i in range(plan.users)), "bigtrader"]):
+            s.add(user := AppUser(username=username, password_hash="x", role="trader"))
+            s.flush()
+            s.add(conn := BrokerageConnection(user_id=user.id, authorization_id=f"auth-{username}",
+                                              brokerage_slug="QUESTRADE", brokerage_name="Questrade"))  # fmt: skip
+            s.flush()
             second = ("TFSA", "CAD") if (i % 4 == 3 or username == "bigtrader") else ("Roth IRA", "USD")
-            accounts = []
-            for k, (name, currency) in enumerate((("Individual Margin", "USD"), second)):
-                aid = c.execute(sa.insert(BrokerageAccount.__table__).values(
-                    user_id=uid, connection_id=cid, snaptrade_account_id=f"acct-{username}-{k}", account_name=name,
-                    account_number=f"****{1000 + i * 2 + k}", institution_name="Questrade", currency=currency,
-                    is_active=True, sync_enabled=True, has_pending_hint=False, created_at=now,
-                    updated_at=now).returning(BrokerageAccount.__table__.c.id)).scalar_one()  # fmt: skip
-                accounts.append((aid, currency))
-            owners[username] = (uid, accounts)
+            s.add_all(accounts := [BrokerageAccount(user_id=user.id, connection_id=conn.id, snaptrade_account_id=f"acct-{username}-{k}",
+                                                    account_name=name, account_number=f"****{1000 + i * 2 + k}",
+                                                    institution_name="Questrade", currency=currency)
+                                   for k, (name, currency) in enumerate((("Individual Margin", "USD"), second))])  # fmt: skip
+            s.flush()
+            owners[username] = (user.id, [(a.id, a.currency) for a in accounts])
+        s.commit()
     return owners
 
 
-def _occ(root: str, expiry: date, right: str, strike: Decimal) -> str:
-    return f"{root:<6}{expiry:%y%m%d}{right}{int(strike * 1000):08d}"
-
-
-def transactions(
-    user_id: int, accounts: list[tuple[int, str]], n: int, rng: random.Random, years: int
-) -> Iterator[dict[str, Any]]:
+def transactions(user_id: int, accounts: list[tuple[int, str]], n: int, rng: random.Random, years: int) -> Iterator[dict[str, Any]]:  # fmt: skip
     """n rows spread over `years` years up to yesterday, 70 % in the first account."""
     types, cum = [t for t, _ in TYPE_WEIGHTS], list(accumulate(w for _, w in TYPE_WEIGHTS))
     sym_cum = list(accumulate(1 / (k + 1) for k in range(len(SYMBOLS))))  # a few favourites, a long tail
@@ -111,18 +85,14 @@ def transactions(
         account_id, currency = accounts[0] if rng.random() < 0.7 else accounts[1]
         kind = rng.choices(types, cum_weights=cum)[0]
         day = end - timedelta(days=rng.randrange(span))
-        symbol = (
-            rng.choices(SYMBOLS, cum_weights=sym_cum)[0]
-            if kind not in ("CONTRIBUTION", "WITHDRAWAL", "INTEREST", "FEE", "TRANSFER", "OTHER")
-            else None
-        )
-        qty = price = fee = None
-        option = None
+        no_symbol = kind in ("CONTRIBUTION", "WITHDRAWAL", "INTEREST", "FEE", "TRANSFER", "OTHER")
+        symbol = None if no_symbol else rng.choices(SYMBOLS, cum_weights=sym_cum)[0]
+        qty = price = fee = option = None
         if kind in ("BUY", "SELL"):
             if rng.random() < 0.12:
                 expiry = day + timedelta(days=rng.randrange(7, 120))
                 strike = Decimal(rng.randrange(5, 500))
-                option = _occ(symbol or "SPY", expiry, rng.choice("CP"), strike)
+                option = f"{symbol or 'SPY':<6}{expiry:%y%m%d}{rng.choice('CP')}{int(strike * 1000):08d}"  # OCC
                 qty = Decimal(rng.randrange(1, 10))
                 price = (Decimal(rng.randrange(5, 2000)) / 100).quantize(QUANTUM)
                 amount = qty * price * 100
@@ -173,20 +143,12 @@ def transactions(
 
 def all_visible_share(c) -> float:
     """Share of brokerage_transactions' pages that PostgreSQL's visibility map marks all-visible."""
-    pages, visible = c.execute(
-        sa.text("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'brokerage_transactions'")
-    ).one()
+    pages, visible = c.execute(sa.text("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'brokerage_transactions'")).one()  # fmt: skip
     return visible / pages if pages else 1.0
 
 
 def _vacuum_until_all_visible(c, attempts: int = 20) -> float:
-    """VACUUM ANALYZE until the visibility map covers the table, and return the share it covers.
-
-    A VACUUM cannot mark pages all-visible while another snapshot older than their rows is open, such
-    as autovacuum's own ANALYZE started during the last inserts. Then every index-only scan of the
-    last user seeded (the heavy one) fetches each row from the heap, 10x slower (seen once: 200k heap
-    fetches, a 40 ms count took 500 ms), which would measure the seed's luck instead of the queries.
-    """
+    """VACUUM ANALYZE until the table is all-visible despite older snapshots (PERFORMANCE §4); the share it covers."""
     share = 0.0
     for attempt in range(attempts):
         c.execute(sa.text("VACUUM ANALYZE brokerage_transactions"))
@@ -206,18 +168,11 @@ def seed(engine: Engine, plan: SeedPlan) -> Seeded:
     total = 0
     # RETURNING is what makes SQLAlchemy batch a PostgreSQL executemany into multi-row statements.
     insert = sa.insert(T).returning(T.c.id) if engine.dialect.name == "postgresql" else sa.insert(T)
-    for username, n in _users(plan):
-        user_id, accounts = owners[username]
-        rng = random.Random(f"{plan.seed}/{username}")
-        batch: list[dict[str, Any]] = []
+    for username, (user_id, accounts) in owners.items():
+        n = plan.big_user_rows if username == "bigtrader" else plan.rows_per_user
+        rows = transactions(user_id, accounts, n, random.Random(f"{plan.seed}/{username}"), plan.years)
         with engine.begin() as c:
-            for row in transactions(user_id, accounts, n, rng, plan.years):
-                batch.append(row)
-                if len(batch) >= plan.chunk:
-                    c.execute(insert, batch)
-                    total += len(batch)
-                    batch = []
-            if batch:
+            while batch := list(islice(rows, plan.chunk)):
                 c.execute(insert, batch)
                 total += len(batch)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
@@ -229,6 +184,4 @@ def seed(engine: Engine, plan: SeedPlan) -> Seeded:
     with engine.connect() as c:
         top = c.execute(sa.select(T.c.symbol, sa.func.count().label("n")).where(T.c.user_id == big_id, T.c.symbol.is_not(None))
                         .group_by(T.c.symbol).order_by(sa.desc("n")).limit(1)).first()  # fmt: skip
-    typical = owners["trader000"][0] if plan.users else big_id
-    return Seeded(big_id, "bigtrader", typical, total, top[0] if top else "AAPL", plan.users + 1,
-                  {uid: [a for a, _ in accts] for uid, accts in owners.values()})  # fmt: skip
+    return Seeded(big_id, owners["trader000"][0] if plan.users else big_id, total, top[0] if top else "AAPL")

@@ -1,6 +1,4 @@
-"""The performance targets, in one place: the benchmarks use them to decide what to diagnose, the
-report to give each target its verdict from the measured figures.
-"""
+"""The performance targets, in one place: the benchmarks diagnose by them, the report gives each its verdict."""
 
 INGEST_VS_FLOOR = 0.5  # engine ÷ floor activities/s, at least
 INGEST_VS_GUIDE = 10.0  # engine ÷ guide activities/s, at least

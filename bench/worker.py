@@ -1,43 +1,69 @@
-"""One measured task in a fresh interpreter: `python -m bench.worker '<json spec>'` prints one JSON line.
-
-Tasks: `engine` (core.ingest.sync.execute_run of a claimed run), `profile` (the same under cProfile), `floor`
-and `guide` (bench.baselines). The figures are this process's own: wall time, CPU time of all its threads, peak
-RSS, plus the PostgreSQL server's CPU when a postmaster pid is given. Imports happen before the clock starts.
-"""
+"""`python -m bench.worker '<json spec>'`: one measured sync in a fresh interpreter, by the engine (or under
+cProfile), the floor or the guide (docs/PERFORMANCE.md §1); prints its own wall, CPU and peak RSS as one JSON line."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import cProfile
+import functools
+import hashlib
+import hmac
+import http.client
 import json
 import os
+import pstats
 import sys
 import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlparse
+
+import psutil
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from core.ingest.normalize import normalize_activity
+from core.ingest.sync import execute_run
+from core.settings import reset_settings_cache
+from core.snaptrade.activity_types import NORMALIZED_TYPES
+from core.snaptrade.client import SnapTradeClient, configure_endpoint
+from core.snaptrade.values import NormalizationError
+from core.storage import jsonexact
+from core.storage.db import get_engine
+from core.storage.models import BrokerageTransaction
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+PAGE = 1000
+TYPES = frozenset(NORMALIZED_TYPES)
 
 
-def _rss() -> int:
-    import psutil
+def cpu_seconds(pid: int, children: bool = False) -> float | None:
+    """User + system CPU of a process (with `children`, plus all its descendants) so far; None when it is gone."""
+    try:
+        procs = [root := psutil.Process(pid), *(root.children(recursive=True) if children else [])]
+    except psutil.Error:
+        return None
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):  # exited meanwhile
+            total += sum(p.cpu_times()[:2])
+    return total
 
-    return psutil.Process().memory_info().rss
+
+def peak_rss() -> int:
+    """VmHWM, not ru_maxrss: Linux carries the parent's ru_maxrss over into the child across exec."""
+    return int(Path("/proc/self/status").read_text().split("VmHWM:", 1)[1].split()[0]) * 1024
 
 
-def _peak_rss() -> int:
-    """High-water RSS of this process image (VmHWM). Not ru_maxrss: Linux carries the parent's RSS at fork
-    time over into the child's ru_maxrss across exec, so a large parent would set every worker's floor."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:", 1)[1].split()[0]) * 1024
-
-
-def _statement_kind(statement: str, executemany: bool) -> str:
+def statement_kind(statement: str, executemany: bool) -> str:
     """The two per-page bulk statements by name, anything else as its verb and table."""
     words = statement.split()
-    verb, lowered = words[0].upper(), [w.lower() for w in words]
+    verb, lowered, suffix = words[0].upper(), [w.lower() for w in words], " (executemany)" if executemany else ""
     table = next((words[lowered.index(k) + 1] for k in ("into", "from", "update") if k in lowered[:-1]), "")
-    suffix = " (executemany)" if executemany else ""
     if verb == "SELECT" and "brokerage_transactions.raw_hash" in statement:
         return "SELECT existing ids+hashes of the page" + suffix
     if verb == "INSERT" and "ON CONFLICT" in statement.upper():
@@ -45,48 +71,34 @@ def _statement_kind(statement: str, executemany: bool) -> str:
     return f"{verb} {table}{suffix}".strip()
 
 
-def _time_statements(engine) -> dict[str, list[float]]:
-    """Wall seconds and count of every SQL statement the engine runs, by kind (two clock reads per statement)."""
-    from sqlalchemy import event
+def engine_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
+    traced, samples, statements = spec["tracemalloc"], [], {}
 
-    statements: dict[str, list[float]] = {}
+    def on_progress(run) -> None:
+        if run.pages_done % spec["sample_every_pages"] == 0:
+            traced_now = tracemalloc.get_traced_memory()[0] if traced else 0
+            samples.append([run.pages_done, psutil.Process().memory_info().rss, traced_now])
 
-    @event.listens_for(engine, "before_cursor_execute")
+    @sa.event.listens_for(engine, "before_cursor_execute")
     def _before(conn, cursor, statement, parameters, context, executemany):
         conn.info["bench_t0"] = time.perf_counter()
 
-    @event.listens_for(engine, "after_cursor_execute")
+    @sa.event.listens_for(engine, "after_cursor_execute")
     def _after(conn, cursor, statement, parameters, context, executemany):
-        s = statements.setdefault(_statement_kind(statement, executemany), [0.0, 0])
+        s = statements.setdefault(statement_kind(statement, executemany), [0.0, 0])
         s[0] += time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter())
         s[1] += 1
-
-    return statements
-
-
-def _engine(spec: dict[str, Any], engine) -> dict[str, Any]:
-    import tracemalloc
-
-    from core.ingest.sync import execute_run
-
-    traced, every, samples = spec.get("tracemalloc", False), int(spec.get("sample_every_pages", 1)), []
-
-    def on_progress(run) -> None:
-        if run.pages_done % every == 0:
-            samples.append([run.pages_done, _rss(), tracemalloc.get_traced_memory()[0] if traced else 0])
 
     if traced:
         tracemalloc.start(8)
         before = tracemalloc.take_snapshot()
-    statements = _time_statements(engine)
     run = execute_run(int(spec["run_id"]), engine=engine, on_progress=on_progress)
     out: dict[str, Any] = {"status": run.status, "fetched": run.transactions_fetched, "new": run.transactions_new,
                            "skipped": run.transactions_skipped, "api_requests": run.api_requests, "pages": run.pages_done,
                            "error": run.error_message, "rss_samples": samples,
                            "statements": sorted(({"kind": k, "seconds": v[0], "count": v[1]} for k, v in statements.items()),
                                                 key=lambda r: -r["seconds"])[:10]}  # fmt: skip
-    if traced:
-        # What the run still holds at its end, by allocation site, and the peak of traced memory.
+    if traced:  # what the run still holds at its end, by allocation site, and the peak of traced memory
         current, peak = tracemalloc.get_traced_memory()
         top = [{"size_diff": s.size_diff, "count_diff": s.count_diff,
                 "traceback": [f"{f.filename.replace(str(ROOT) + '/', '')}:{f.lineno}" for f in s.traceback][:6]}
@@ -96,75 +108,159 @@ def _engine(spec: dict[str, Any], engine) -> dict[str, Any]:
     return out
 
 
-def _profile(spec: dict[str, Any], engine) -> dict[str, Any]:
-    """The engine under cProfile, with its SQL statements' wall time by kind: where the time goes."""
-    import cProfile
-    import pstats
-
+def profile_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
+    """The engine under cProfile: where the time goes."""
     profiler = cProfile.Profile()
     profiler.enable()
-    out = _engine(spec, engine)
+    out = engine_task(spec, engine)
     profiler.disable()
     stats = pstats.Stats(profiler)
-    rows = [{"function": f"{_short(filename)}:{lineno}({func})", "calls": nc, "tottime": tt, "cumtime": ct}
+    rows = [{"function": f"{filename.removeprefix(str(ROOT) + '/')}:{lineno}({func})", "calls": nc, "tottime": tt, "cumtime": ct}
             for (filename, lineno, func), (_cc, nc, tt, ct, _callers) in stats.stats.items()]  # type: ignore[attr-defined]  # fmt: skip
     out["profile"] = {
         "total_seconds": max(stats.total_tt, 1e-9),  # type: ignore[attr-defined]
         "top_cumulative_core": sorted((r for r in rows if r["function"].startswith("core/")), key=lambda r: -r["cumtime"])[:30],
         "top_tottime": sorted(rows, key=lambda r: -r["tottime"])[:15],
-        "statements": out["statements"],
     }  # fmt: skip
     return out
 
 
-def _short(filename: str) -> str:
-    if filename.startswith(str(ROOT) + "/"):
-        return filename[len(str(ROOT)) + 1 :]
-    marker = next((m for m in ("site-packages/", "lib/python3") if m in filename), None)
-    return filename.split(marker, 1)[1] if marker else filename
+class PlainClient:
+    """A keep-alive HTTP/1.1 connection that fetches activity pages with hand-made signatures."""
+
+    def __init__(self, base_url: str, client_id: str, consumer_key: str):
+        u = urlparse(base_url)
+        self.conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+        self.client_id, self.consumer_key, self.requests = client_id, consumer_key, 0
+
+    def activities(self, user_id: str, user_secret: str, account_id: str, offset: int) -> bytes:
+        """One page of activities, as the bytes the server sent."""
+        path = f"/accounts/{account_id}/activities"
+        query = urlencode([("offset", offset), ("limit", PAGE), ("userId", user_id), ("userSecret", user_secret),
+                           ("clientId", self.client_id), ("timestamp", int(time.time()))])  # fmt: skip
+        # SnapTrade's request signature, written out from REFERENCE §1 (no SDK, no sandbox code)
+        message = json.dumps({"content": None, "path": path, "query": query}, separators=(",", ":"), sort_keys=True)
+        signature = base64.b64encode(hmac.new(self.consumer_key.encode(), message.encode(), hashlib.sha256).digest())
+        self.conn.request("GET", f"{path}?{query}", headers={"Signature": signature.decode()})
+        resp = self.conn.getresponse()
+        body = resp.read()
+        self.requests += 1
+        if resp.status != 200:
+            raise RuntimeError(f"activities answered {resp.status}: {body[:200]!r}")
+        return body
 
 
-def _floor(spec: dict[str, Any], engine) -> dict[str, Any]:
-    from bench.baselines import floor_sync
-
-    return floor_sync(
-        engine, spec["endpoint"], spec["user_id"], spec["snaptrade_user_id"], spec["user_secret"], spec["accounts"]
-    )
-
-
-def _guide(spec: dict[str, Any], engine) -> dict[str, Any]:
-    from bench.baselines import guide_sync
-
-    return guide_sync(engine, spec["user_id"], spec["snaptrade_user_id"], spec["user_secret"], spec["accounts"])
+def pages(fetch: Callable[[str, int], tuple[list, int]], accounts: list[list]) -> Iterator[tuple[int, list]]:
+    """(db account id, page) for every page of every account; `fetch(account, offset)` -> (page, total)."""
+    for db_account_id, snaptrade_account_id in accounts:
+        offset = 0
+        while True:
+            page, total = fetch(snaptrade_account_id, offset)
+            yield db_account_id, page
+            offset += len(page)
+            if not page or offset >= total:
+                break
 
 
-TASKS = {"engine": _engine, "floor": _floor, "guide": _guide, "profile": _profile}
+FLOOR_COLUMNS = ("user_id", "account_id", "snaptrade_activity_id", "transaction_type", "trade_date",
+                 "trade_date_from_settlement", "fingerprint", "raw_hash", "raw", "created_at", "updated_at")  # fmt: skip
+
+
+@functools.lru_cache(maxsize=8)  # a page's statement is built once per row count, not once per page
+def floor_insert_sql(dialect: str, rows: int = 1) -> str:
+    """One INSERT per page, as the engine writes: SQLite multi-row VALUES, PostgreSQL one binary array per column."""
+    cols = ", ".join(FLOOR_COLUMNS)
+    if dialect == "sqlite":
+        one = "(" + ", ".join("?" * len(FLOOR_COLUMNS)) + ")"
+        return f"INSERT INTO brokerage_transactions ({cols}) VALUES {', '.join([one] * rows)}"
+    arrays = ("%b::integer[], %b::integer[], %b::varchar[], %b::varchar[], %b::date[], %b::boolean[], %b::varchar[], "
+              "%b::varchar[], %b::jsonb[], %b::timestamptz[], %b::timestamptz[]")  # fmt: skip
+    return f"INSERT INTO brokerage_transactions ({cols}) SELECT * FROM unnest({arrays})"
+
+
+def floor_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
+    """Every page of every account inserted as is: one bulk insert and one commit per page."""
+    client, dialect, fetched = PlainClient(**spec["endpoint"]), engine.dialect.name, 0
+    stamp = datetime.now(UTC)  # written as SQLAlchemy would write it, so the rows read back normally
+    now = stamp.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else stamp.isoformat()
+    today = date.today().isoformat()
+
+    def fetch(account: str, offset: int) -> tuple[list, int]:
+        body = json.loads(client.activities(spec["snaptrade_user_id"], spec["user_secret"], account, offset))
+        return body["data"], int(body["pagination"]["total"])
+
+    dbapi = engine.raw_connection()
+    try:
+        cur = dbapi.cursor()
+        for db_account_id, data in pages(fetch, spec["accounts"]):
+            rows = [(spec["user_id"], db_account_id, a["id"], a.get("type") if a.get("type") in TYPES else "OTHER",
+                     (a.get("trade_date") or a.get("settlement_date") or today)[:10], False, a["id"], a["id"], json.dumps(a), now, now)
+                    for a in data]  # fmt: skip
+            if rows and dialect == "sqlite":
+                cur.execute(floor_insert_sql(dialect, len(rows)), [v for row in rows for v in row])
+            elif rows:
+                cur.execute(floor_insert_sql(dialect), [list(column) for column in zip(*rows)])
+            dbapi.commit()
+            fetched += len(data)
+        cur.close()
+    finally:
+        dbapi.close()
+        client.conn.close()
+    return {"fetched": fetched, "new": fetched, "api_requests": client.requests}
+
+
+def guide_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
+    """The SDK's pages, then per transaction an ORM select, an insert or update, and a commit."""
+    client, counts = SnapTradeClient(), {"fetched": 0, "new": 0, "updated": 0, "skipped": 0}
+
+    def fetch(account: str, offset: int) -> tuple[list, int]:
+        page = client.activities_page(spec["snaptrade_user_id"], spec["user_secret"], account, offset=offset, limit=PAGE)  # fmt: skip
+        return page.activities, page.total
+
+    with Session(engine, expire_on_commit=False) as session:
+        for db_account_id, page in pages(fetch, spec["accounts"]):
+            for raw in page:
+                counts["fetched"] += 1
+                try:
+                    row = normalize_activity(raw)
+                except NormalizationError:
+                    counts["skipped"] += 1
+                    continue
+                # The schema requires raw_hash; the guide had none, and this is the cheapest way to fill it.
+                row["raw_hash"] = hashlib.sha256(jsonexact.dumps(row["raw"], sort_keys=True).encode()).hexdigest()
+                T = BrokerageTransaction
+                where = (T.account_id == db_account_id, T.snaptrade_activity_id == row["snaptrade_activity_id"])
+                if (existing := session.exec(select(T).where(*where)).first()) is None:
+                    session.add(T(user_id=spec["user_id"], account_id=db_account_id, **row))
+                    counts["new"] += 1
+                else:
+                    for key, value in {**row, "updated_at": datetime.now(UTC)}.items():
+                        setattr(existing, key, value)
+                    session.add(existing)
+                    counts["updated"] += 1
+                session.commit()
+    return {**counts, "api_requests": client.requests_made}
+
+
+TASKS = {"engine": engine_task, "profile": profile_task, "floor": floor_task, "guide": guide_task}
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     os.environ["DATABASE_URL"] = spec["db_url"]
-
-    import sqlalchemy as sa
-
-    import core.ingest.normalize  # noqa: F401 - imported up front like in a running worker
-    import core.ingest.sync  # noqa: F401
-    from bench.harness import cpu_seconds
-    from core.settings import reset_settings_cache
-    from core.snaptrade.client import configure_endpoint
-    from core.storage.db import get_engine
-
     reset_settings_cache()
-    configure_endpoint(spec["endpoint"]["base_url"], spec["endpoint"]["client_id"], spec["endpoint"]["consumer_key"])
+    configure_endpoint(**spec["endpoint"])
     engine = get_engine()
-    with engine.connect() as c:  # open the first pooled connection outside the measurement
+    with engine.begin() as c:  # the first pooled connection opens outside the measurement
+        if spec["no_autoanalyze"]:  # PostgreSQL's autovacuum kept away from the transactions table
+            c.execute(sa.text("ALTER TABLE brokerage_transactions SET (autovacuum_enabled = false)"))
         c.execute(sa.text("SELECT 1"))
-    pg_pid = spec.get("postmaster_pid")
-    rss_before, pg0 = _rss(), cpu_seconds(pg_pid, children=True)
+    pg_pid = spec["postmaster_pid"]
+    rss_before, pg0 = psutil.Process().memory_info().rss, cpu_seconds(pg_pid, children=True) if pg_pid else None
     t0, c0 = time.perf_counter(), time.process_time()
     result = TASKS[spec["task"]](spec, engine)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    pg1, peak = cpu_seconds(pg_pid, children=True), _peak_rss()
+    pg1, peak = cpu_seconds(pg_pid, children=True) if pg_pid else None, peak_rss()
     with engine.connect() as c:
         stored = c.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar_one()
     engine.dispose()
