@@ -1,6 +1,6 @@
 """`python -m bench [--quick] [--only NAME[,NAME]] [--runs N] [--big-runs N] [--sqlite-only] [--render-only]`:
-run the benchmarks (sandbox, requests, ingest, memory, queries, browser), write bench/results.json and render
-BENCHMARKS.md from it; `--only` keeps the other sections of that file. docs/PERFORMANCE.md § Running them."""
+run the benchmarks (sandbox, requests, ingest, memory, queries, browser, journal), write bench/results.json and
+render BENCHMARKS.md from it; `--only` keeps the other sections of that file. docs/PERFORMANCE.md § Running them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import browser, dashboard, ingest, report
+from bench import browser, dashboard, ingest, journal, report
 from bench.harness import ROOT, Databases, Run, Sandbox, loadavg, machine_info, prepare_environment
 from bench.ingest import IngestPlan
 from bench.seed import SeedPlan
@@ -27,7 +27,8 @@ from core.snaptrade.client import clear_endpoint, configure_endpoint
 from core.storage.db import dispose_engines
 
 BENCHMARKS = {"sandbox": ingest.run_sandbox, "requests": ingest.run_requests, "ingest": ingest.run,
-              "memory": ingest.run_memory, "queries": dashboard.run, "browser": browser.run}  # fmt: skip
+              "memory": ingest.run_memory, "queries": dashboard.run, "browser": browser.run,
+              "journal": journal.run}  # fmt: skip
 
 
 @dataclass

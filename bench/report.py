@@ -11,7 +11,8 @@ from bench import targets as T
 DOCS = "docs/PERFORMANCE.md"
 DB = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 TITLES = {"ingest": "1. Ingest throughput", "requests": "2. Request budget", "memory": "3. Memory",
-          "queries": "4. Dashboard queries", "browser": "5. In the browser", "sandbox": "6. Sandbox speed"}  # fmt: skip
+          "queries": "4. Dashboard queries", "browser": "5. In the browser", "sandbox": "6. Sandbox speed",
+          "journal": "7. Trading journal"}  # fmt: skip
 APPROACHES = {"engine": "engine (`core.ingest.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
               "guide": "guide (row-by-row upsert)", "engine (no autoanalyze)": "engine, no autoanalyze during the sync"}  # fmt: skip
 QUERY_GROUPS = {"page": "Transactions page query", "totals": "Transactions totals",
@@ -161,6 +162,10 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
     ):
         if (r := div(med(b.get(key)), med(b.get(floor)))) is not None:
             out.append(Target(what, "", f"{r:.2f}× ({med(b[floor]):.2f} s floor)", None))
+    if j := measured(results, "journal"):
+        from bench import journal
+
+        out += [Target(*v) for v in journal.verdicts(j)]
     return out
 
 
@@ -345,7 +350,14 @@ def sandbox(s: dict[str, Any], results: dict[str, Any]) -> list[str]:
     return lines + (table("against section 1 | ", against) if against else [])
 
 
-SECTIONS = {"ingest": ingest, "requests": requests, "memory": memory, "queries": queries, "browser": browser, "sandbox": sandbox}  # fmt: skip
+def journal(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    from bench import journal as bench_journal
+
+    return bench_journal.section(j, results)
+
+
+SECTIONS = {"ingest": ingest, "requests": requests, "memory": memory, "queries": queries, "browser": browser,
+            "sandbox": sandbox, "journal": journal}  # fmt: skip
 
 
 def how(results: dict[str, Any]) -> list[str]:

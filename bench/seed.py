@@ -6,7 +6,7 @@ import hashlib
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate, islice
@@ -51,6 +51,7 @@ class Seeded:
     rows: int
     top_symbol: str
     big_username: str = "bigtrader"
+    account_ids: dict[int, list[int]] = field(default_factory=dict)  # per user (bench.journal adds pages to them)
 
 
 def _create_owners(engine: Engine, plan: SeedPlan) -> dict[str, tuple[int, list[tuple[int, str]]]]:
@@ -184,4 +185,5 @@ def seed(engine: Engine, plan: SeedPlan) -> Seeded:
     with engine.connect() as c:
         top = c.execute(sa.select(T.c.symbol, sa.func.count().label("n")).where(T.c.user_id == big_id, T.c.symbol.is_not(None))
                         .group_by(T.c.symbol).order_by(sa.desc("n")).limit(1)).first()  # fmt: skip
-    return Seeded(big_id, owners["trader000"][0] if plan.users else big_id, total, top[0] if top else "AAPL")
+    return Seeded(big_id, owners["trader000"][0] if plan.users else big_id, total, top[0] if top else "AAPL",
+                  account_ids={uid: [a for a, _ in accounts] for uid, accounts in owners.values()})  # fmt: skip

@@ -32,6 +32,8 @@ MEMBER_PAGES = {
     "Trades": [
         st.Page("transactions.py", title="Transactions", icon="🧾", url_path="transactions"),
         st.Page("analytics.py", title="Analytics", icon="📈", url_path="analytics"),
+        st.Page("journal.py", title="Journal", icon="📓", url_path="journal"),
+        st.Page("positions.py", title="Positions", icon="⚖️", url_path="positions"),
     ],
     "Account": [st.Page("profile.py", title="Profile", icon="🪪", url_path="profile")],
 }

@@ -20,6 +20,7 @@ from core.reads import timeline as tl
 from core.storage.db import session_scope
 from pages import staff_ui as ui
 from pages.components import display_timezone, require_role, status_label
+from pages.reconciliation import render_reconciliation_tab
 
 # Column headers staff read instead of the query's field names (one table, shared by every tab).
 LABELS = {
@@ -258,7 +259,7 @@ def render() -> None:
     ui.confirmation()
     ui.outcome_messages()
     tabs = st.tabs([f"Connections ({len(connections)})", f"Runs ({len(runs)})", "Sync issues", "Webhooks",
-                    f"Failed attempts ({len(failed_attempts)})", "Audit trail"])  # fmt: skip
+                    f"Failed attempts ({len(failed_attempts)})", "Audit trail", "Reconciliation"])  # fmt: skip
     with tabs[0]:
         _connections(connections, tz_name)
         _refused_secrets(refused, staff, tz_name)
@@ -278,6 +279,8 @@ def render() -> None:
             ui.user_link(user_id, traders[user_id])
     with tabs[5]:
         ui.audit_table(actions)
+    with tabs[6]:
+        render_reconciliation_tab()
 
 
 render()

@@ -63,7 +63,7 @@ def layout(df: pd.DataFrame, currency: str | None) -> tuple[dict, list[str], int
     if texts_fit and used + sum(one_line.values()) + max(natural["Description"], DESCRIPTION_MIN_PX) <= GRID_PX:
         widths, row_height = one_line, None
     else:
-        widths, row_height = {c: min(natural[c], WRAPPED_CAPS[c]) for c in TEXT_COLUMNS}, WRAPPED_ROW_PX
+        widths, row_height = _wrapped(df, natural, GRID_PX - used - DESCRIPTION_MIN_PX), WRAPPED_ROW_PX
     widths = {**fixed, **widths}
     widths["Description"] = max(DESCRIPTION_MIN_PX, GRID_PX - ROW_MARKER_PX - sum(widths.values()))
     text, number = st.column_config.TextColumn, "right"
@@ -90,6 +90,19 @@ def layout(df: pd.DataFrame, currency: str | None) -> tuple[dict, list[str], int
         "Description": text("Description", width=widths["Description"]),
     }
     return config, order, row_height
+
+
+def _wrapped(df: pd.DataFrame, natural: dict[str, int], room: int) -> dict[str, int]:
+    """Widths of the wrapped text columns: their caps, narrowed (never below their longest word) when long
+    numbers leave the description less than its minimum, so the table still fits the window."""
+    widths = {c: min(natural[c], WRAPPED_CAPS[c]) for c in TEXT_COLUMNS}
+    floors = {c: min(widths[c], fit_px((w for v in df[c] for w in str(v).split()), c)) for c in TEXT_COLUMNS}
+    for c in TEXT_COLUMNS:  # take the shortfall from each column in turn, down to its floor
+        short = sum(widths.values()) - room
+        if short <= 0:
+            break
+        widths[c] -= min(short, widths[c] - floors[c])
+    return widths
 
 
 def keep_selection(ids: list[int]) -> int | None:

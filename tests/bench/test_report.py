@@ -145,7 +145,7 @@ def test_each_section_links_to_its_explanation_in_the_performance_docs():
     anchors = {report.anchor(h) for h in re.findall(r"^#+ (.+)$", docs, flags=re.M)}
     text = report.render(STORED)
     links = re.findall(r"\]\(docs/PERFORMANCE\.md#([\w-]+)\)", text)
-    assert links == [report.anchor(t) for t in report.TITLES.values()]
+    assert links == [report.anchor(t) for name, t in report.TITLES.items() if name in STORED]
     assert set(links) <= anchors
 
 

@@ -264,6 +264,30 @@ def test_numbers_get_the_width_they_need_and_the_description_fits_at_1400_px(ses
     assert widths["Description"] >= 160
 
 
+def test_a_long_crypto_quantity_narrows_the_wrapped_texts_instead_of_pushing_the_description_out(session):
+    # Seen in Chromium: "-18,374.73997028" beside option symbols and long account names left the description
+    # 6 px short of its minimum, and the table scrolled sideways.
+    user, connection, account = f.make_trader(session, "erin")
+    margin = f.make_account(session, connection, account_name="Individual Margin", account_number="****1481")
+    f.make_transaction(session, account, transaction_type="SELL", symbol="BTC", quantity="-18374.73997028",
+                       price="1.234567", amount="757.03", description="Sold BTC")  # fmt: skip
+    f.make_transaction(session, margin, transaction_type="SELL", symbol="AMZN", quantity="-1", price="7.52",
+                       amount="751.35", fee="0.65", option_ticker="AMZN  261231C00140000", option_underlying="AMZN",
+                       option_right="CALL", option_strike="140", option_expiration=date(2026, 12, 31),
+                       description="Sold 1 AMZN Dec 31 2026 140.00 Call @ 7.52")  # fmt: skip
+    f.make_transaction(session, margin, transaction_type="REI", symbol="VTI", quantity="0.123", amount="-30.00",
+                       description="Dividend reinvestment")  # fmt: skip
+    at = _app(user.id).run()
+    widths = _widths(at)
+    from pages.transaction_table import GRID_PX, ROW_MARKER_PX, WRAPPED_CAPS, fit_px
+
+    assert widths["Quantity"] >= fit_px(["-18,374.73997028"], "Qty")
+    assert ROW_MARKER_PX + sum(widths.values()) <= GRID_PX  # still no horizontal scroll
+    assert widths["Description"] >= 160
+    assert any(widths[c] < cap for c, cap in WRAPPED_CAPS.items())  # the room came from the wrapped texts
+    assert widths["Account"] >= fit_px(["Individual"], "Account")  # never narrower than a word it wraps
+
+
 def test_filters_sort_and_page_live_in_the_url(session):
     user, _, account = f.make_trader(session, "ursula")
     for i in range(30):

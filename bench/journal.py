@@ -1,0 +1,275 @@
+"""Benchmark 7 (issue 22): the trading journal on SQLite.
+
+- full rebuild of the heavy user (`core.journal.upkeep.rebuild_user`, the `journal rebuild` CLI's work);
+- incremental upkeep after a one-page sync: a page of new activities inserted (the triggers mark their pairs
+  dirty), then `upkeep_accounts` as the sync run's last step calls it; a full page (1,000, SnapTrade's page
+  size) and a small one (the new activities of a day or two);
+- the Journal page's queries (every core.reads.journal call one render makes, each with its own Session):
+  p50/p95 per query and of the whole render;
+- peak RSS of a full rebuild of a small and a large user, each in a fresh interpreter (`python -m
+  bench.journal rss URL USER_ID`) so seeding never counts.
+
+Seeded data is bench.seed's random history (sells need not follow buys), so it exercises flips, shorts and
+flags as well as plain round trips.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.harness import ROOT, Databases, Run, percentile
+from bench.seed import SeedPlan, T, seed, transactions
+
+TARGETS = {"rebuild_seconds": 2.0, "incremental_seconds": 0.1, "page_query_p95_seconds": 0.05, "rss_ratio": 1.5}
+PAGE_ROWS = 1_000  # one page of activities (core.ingest.sync's page size)
+SMALL_PAGE_ROWS = 50
+
+
+def _engine(url: str):
+    from core.storage.db import create_db_engine
+
+    return create_db_engine(url)
+
+
+def _seed_user(dbs: Databases, rows: int):
+    url = dbs.new("sqlite")
+    engine = _engine(url)
+    seeded = seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=rows))
+    return url, engine, seeded
+
+
+def _insert_page(engine, seeded, rows: int, rng: random.Random, days: int) -> None:
+    """`rows` new activities dated within the last `days` days, as a sync page would store them."""
+    accounts = [(a, "USD" if k == 0 else "CAD") for k, a in enumerate(seeded.account_ids[seeded.big_user_id])]
+    batch = []
+    for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1)):
+        row["trade_date"] = date.today() - timedelta(days=rng.randrange(days))
+        row["snaptrade_activity_id"] = f"bench-page-{rng.random():.12f}-{i}"
+        batch.append(row)
+    with engine.begin() as c:
+        c.execute(sa.insert(T), batch)
+
+
+def _page_calls(user_id: int, currency: str | None) -> list[tuple[str, Any]]:
+    from core.reads import journal as jr
+
+    return [
+        ("journal_currencies", lambda s: jr.journal_currencies(s, user_id)),
+        ("summary_tiles", lambda s: jr.summary_tiles(s, user_id)),
+        ("equity_curve", lambda s: jr.equity_curve(s, user_id, currency=currency)),
+        (
+            "daily_calendar (a month)",
+            lambda s: jr.daily_calendar(
+                s, user_id, currency=currency, year=date.today().year, month=date.today().month
+            ),
+        ),  # fmt: skip
+        ("breakdown by symbol", lambda s: jr.breakdown(s, user_id, currency=currency, by="symbol")),
+        ("breakdown by weekday", lambda s: jr.breakdown(s, user_id, currency=currency, by="weekday")),
+        ("breakdown by holding", lambda s: jr.breakdown(s, user_id, currency=currency, by="holding")),
+        ("trip_table (all, by date)", lambda s: jr.trip_table(s, user_id, jr.TripFilter(currency=currency))),
+        ("trip_fills", None),  # filled in once trip ids are known
+    ]
+
+
+def _page_queries(engine, user_id: int, reps: int) -> dict[str, Any]:
+    from sqlmodel import Session
+
+    from core.reads import journal as jr
+
+    with Session(engine) as s:
+        currency = (jr.journal_currencies(s, user_id) or [None])[0]
+        first = jr.trip_table(s, user_id, jr.TripFilter(currency=currency), limit=1)
+    trip_id = int(first["id"].iloc[0]) if not first.empty else 0
+    calls = [
+        (n, f) if f else (n, lambda s: jr.trip_fills(s, user_id, trip_id)) for n, f in _page_calls(user_id, currency)
+    ]
+    per: dict[str, list[float]] = {n: [] for n, _ in calls}
+    renders: list[float] = []
+    for _ in range(reps + 1):  # the first pass warms the caches and is dropped
+        total = 0.0
+        for name, fn in calls:
+            with Session(engine) as s:
+                t0 = time.perf_counter()
+                fn(s)
+                elapsed = time.perf_counter() - t0
+            per[name].append(elapsed)
+            total += elapsed
+        renders.append(total)
+    out = {n: {**summarize(v[1:]), "p95": percentile(v[1:], 95)} for n, v in per.items()}
+    return {"currency": currency, "queries": out, "render": {**summarize(renders[1:]), "p95": percentile(renders[1:], 95)},
+            "worst_query_p95": max(q["p95"] for q in out.values())}  # fmt: skip
+
+
+def _rss_of_rebuild(url: str, user_id: int) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "bench.journal", "rss", url, str(user_id)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=3600)  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"rss worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def summarize(values: list[float]) -> dict[str, Any]:
+    """Median, min and max of a series, plus the raw values."""
+    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": list(values)}  # fmt: skip
+
+
+def run(ctx: Run) -> dict[str, Any]:
+    """The journal on SQLite: peak RSS of a typical user's rebuild against five heavy users' (10,000 vs 1,000,000
+    activities in the full profile)."""
+    seed_plan = ctx.profile.seed
+    rss_sizes = (seed_plan.rows_per_user or 1_000, 5 * seed_plan.big_user_rows)
+    return measure(ctx.dbs, seed_plan, ctx.profile.query_reps, rss_sizes, ctx.progress)
+
+
+def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int], progress=print) -> dict[str, Any]:
+    from sqlmodel import Session
+
+    from core.journal.store import dirty_marks
+    from core.journal.upkeep import rebuild_user, upkeep_accounts
+
+    out: dict[str, Any] = {"db": "sqlite", "rows": plan.big_user_rows, "reps": reps, "targets": TARGETS}
+    progress(f"[bench] journal: seeding {plan.big_user_rows:,} activities ...")
+    url, engine, seeded = _seed_user(dbs, plan.big_user_rows)
+    uid, accounts = seeded.big_user_id, seeded.account_ids[seeded.big_user_id]
+    try:
+        rebuilds, results = [], []
+        for _ in range(max(1, min(reps, 5))):
+            with Session(engine) as s:
+                r = rebuild_user(s, uid)
+            rebuilds.append(r.seconds)
+            results.append({"accounts": r.accounts, "pairs": r.pairs, "activities": r.activities})
+        out["rebuild"] = {**summarize(rebuilds), "work": results[-1]}
+        progress(f"[bench] journal: full rebuild median {out['rebuild']['median']:.3f} s")
+        rng = random.Random(22)
+        for key, rows, days in (("incremental_page", PAGE_ROWS, 3), ("incremental_small", SMALL_PAGE_ROWS, 2)):
+            times, work = [], []
+            for _ in range(max(1, min(reps, 5))):
+                _insert_page(engine, seeded, rows, rng, days)
+                with Session(engine) as s:
+                    dirty = sum(len(dirty_marks(s, a)) for a in accounts)
+                    r = upkeep_accounts(s, accounts)
+                times.append(r.seconds)
+                work.append({"dirty_pairs": dirty, "pairs": r.pairs, "activities": r.activities})
+            out[key] = {**summarize(times), "rows": rows, "work": work[-1]}
+            progress(f"[bench] journal: {key} ({rows} rows) median {out[key]['median'] * 1000:.1f} ms")
+        out["page"] = _page_queries(engine, uid, reps)
+        progress(f"[bench] journal: page worst query p95 {out['page']['worst_query_p95'] * 1000:.1f} ms")
+    finally:
+        engine.dispose()
+        dbs.drop(url)
+    rss = {}
+    for rows in rss_sizes:
+        progress(f"[bench] journal: peak RSS of a {rows:,}-activity rebuild ...")
+        url, engine, seeded = _seed_user(dbs, rows)
+        engine.dispose()
+        try:
+            rss[str(rows)] = _rss_of_rebuild(url, seeded.big_user_id)
+        finally:
+            dbs.drop(url)
+    small, large = (rss[str(n)] for n in rss_sizes)
+    out["rss"] = {"sizes": list(rss_sizes), "runs": rss, "ratio": large["peak_rss_bytes"] / small["peak_rss_bytes"]}
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def verdicts(j: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(what, target, measured, met) for the report's Targets table."""
+    out = []
+    if reb := j.get("rebuild"):
+        out.append((f"journal full rebuild, {j['rows']:,} activities", "≤ 2 s", f"{reb['median']:.3f} s",
+                    reb["median"] <= TARGETS["rebuild_seconds"]))  # fmt: skip
+    if inc := j.get("incremental_page"):
+        out.append((f"journal upkeep after a one-page sync ({inc['rows']:,} activities)", "≤ 100 ms",
+                    f"{inc['median'] * 1000:.1f} ms", inc["median"] <= TARGETS["incremental_seconds"]))  # fmt: skip
+    if page := j.get("page"):
+        out.append(("Journal page queries, worst p95", "≤ 50 ms", f"{page['worst_query_p95'] * 1000:.1f} ms",
+                    page["worst_query_p95"] <= TARGETS["page_query_p95_seconds"]))  # fmt: skip
+    if rss := j.get("rss"):
+        small, large = rss["sizes"]
+        out.append((f"journal rebuild peak RSS, {large:,} vs {small:,} activities", "≤ 1.5×", f"{rss['ratio']:.2f}×",
+                    rss["ratio"] <= TARGETS["rss_ratio"]))  # fmt: skip
+    return out
+
+
+def section(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    def row(*cells: Any) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    lines = [
+        f"SQLite, heavy user of {j['rows']:,} seeded activities (bench.seed's random history), {j['reps']} repetitions.",
+        "",
+    ]
+    lines += [row("what", "target", "measured", "verdict"), row("---", "---", "---", "---")]
+    lines += [row(w, t, m, "met" if ok else "**missed**") for w, t, m, ok in verdicts(j)]
+    lines.append("")
+    if reb := j.get("rebuild"):
+        work = reb["work"]
+        lines.append(f"- Full rebuild: median {reb['median']:.3f} s (min {reb['min']:.3f}, max {reb['max']:.3f}); "
+                     f"{work['pairs']:,} pairs from {work['activities']:,} activities in {work['accounts']} accounts.")  # fmt: skip
+    for key in ("incremental_page", "incremental_small"):
+        if inc := j.get(key):
+            w = inc["work"]
+            lines.append(f"- Upkeep after {inc['rows']:,} new activities: median {inc['median'] * 1000:.1f} ms "
+                         f"(max {inc['max'] * 1000:.1f}); {w['dirty_pairs']} dirty pairs, {w['activities']:,} activities re-read.")  # fmt: skip
+    if page := j.get("page"):
+        lines += ["", f"Journal page queries ({page['currency']}), each with its own Session:", "",
+                  row("query", "p50 ms", "p95 ms"), row("---", "---:", "---:")]  # fmt: skip
+        lines += [row(n, f"{q['median'] * 1000:.1f}", f"{q['p95'] * 1000:.1f}") for n, q in page["queries"].items()]
+        lines.append(
+            row("**one whole render**", f"{page['render']['median'] * 1000:.1f}", f"{page['render']['p95'] * 1000:.1f}")
+        )
+    if rss := j.get("rss"):
+        lines += ["", "Peak RSS of a full rebuild in a fresh interpreter:", ""]
+        for n, r in rss["runs"].items():
+            lines.append(f"- {int(n):,} activities: peak {r['peak_rss_bytes'] / 2**20:.1f} MiB (before the rebuild "
+                         f"{r['start_rss_bytes'] / 2**20:.1f} MiB), {r['seconds']:.2f} s")  # fmt: skip
+    return lines + [""]
+
+
+# --------------------------------------------------------------------------- rss worker
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _rss_main(url: str, user_id: int) -> None:
+    from sqlmodel import Session
+
+    from core.journal.upkeep import rebuild_user
+
+    engine = _engine(url)
+    with Session(engine) as s:  # imports and the engine's first connection before the baseline
+        s.execute(sa.text("SELECT 1"))
+    start = _rss_bytes()
+    t0 = time.perf_counter()
+    with Session(engine) as s:
+        rebuild_user(s, user_id)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_rss_bytes": peak, "start_rss_bytes": start, "seconds": seconds}))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "rss":
+        _rss_main(sys.argv[2], int(sys.argv[3]))
+    else:
+        sys.exit("usage: python -m bench.journal rss DATABASE_URL USER_ID")

@@ -1,0 +1,40 @@
+"""bench/journal.py's verdicts: each of issue 22's four targets judged from the stored figures."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from bench import journal, report
+
+STORED = json.loads((Path(__file__).parents[2] / "bench" / "results.json").read_text())
+
+
+def figures(rebuild=1.0, page=0.05, p95=0.04, small=100.0, large=140.0):
+    stat = lambda v: {"n": 1, "median": v, "min": v, "max": v, "values": [v]}  # noqa: E731
+    query = {**stat(p95), "p95": p95}
+    # "seconds" and "finished_at" are what bench/__main__.py adds to every benchmark's result.
+    return {"rows": 200_000, "reps": 1, "seconds": 60.0, "finished_at": "2026-12-05T00:00:00+00:00", "rebuild": {**stat(rebuild), "work": {"accounts": 2, "pairs": 3, "activities": 4}},
+            "incremental_page": {**stat(page), "rows": 1000, "work": {"dirty_pairs": 1, "pairs": 1, "activities": 5}},
+            "page": {"currency": "USD", "queries": {"summary_tiles": query}, "render": query, "worst_query_p95": p95},
+            "rss": {"sizes": [10_000, 1_000_000], "ratio": large / small,
+                    "runs": {"10000": {"peak_rss_bytes": small, "start_rss_bytes": 1, "seconds": 1},
+                             "1000000": {"peak_rss_bytes": large, "start_rss_bytes": 1, "seconds": 1}}}}  # fmt: skip
+
+
+def test_every_target_met_at_its_limit():
+    assert [ok for *_, ok in journal.verdicts(figures(rebuild=2.0, page=0.1, p95=0.05, large=150.0))] == [True] * 4
+
+
+def test_each_target_missed_past_its_limit():
+    verdicts = journal.verdicts(figures(rebuild=2.01, page=0.101, p95=0.051, large=151.0))
+    assert [ok for *_, ok in verdicts] == [False] * 4
+
+
+def test_the_report_shows_the_section_and_its_targets():
+    results = {**copy.deepcopy(STORED), "journal": figures(rebuild=3.0)}
+    text = report.render(results)
+    judged = [t for t in report.verdicts(results) if t.met is not None]
+    assert "## 7. Trading journal" in text and "journal full rebuild, 200,000 activities" in text
+    assert f"{len(judged) - 1} of {len(judged)} targets met; missed: journal full rebuild" in text
