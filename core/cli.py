@@ -131,11 +131,15 @@ def cmd_sync(args) -> int:
             query = query.where(BrokerageConnection.authorization_id == args.connection)
         conns = session.exec(query).all()
         if not conns:
-            print("error: no connection to sync" + (f" with id {args.connection}" if args.connection else ""), file=sys.stderr)
+            print(
+                "error: no connection to sync" + (f" with id {args.connection}" if args.connection else ""),
+                file=sys.stderr,
+            )
             return 2
         try:
-            runs = jobs.request_manual_sync(session, user_id=uid, connection_id=conns[0].id if args.connection else None,
-                                            full=args.full)
+            runs = jobs.request_manual_sync(
+                session, user_id=uid, connection_id=conns[0].id if args.connection else None, full=args.full
+            )
         except (jobs.ManualSyncLimitExceeded, jobs.NothingToSync) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 3
@@ -177,7 +181,9 @@ def _drive_run(engine, worker, run_id: int):
                 return run
             successor = jobs.take_over_stale_run(session, run_id)
         if successor is not None:
-            print(f"\nrun {run_id}: its worker stopped answering; resuming it here as run {successor.id}", file=sys.stderr)
+            print(
+                f"\nrun {run_id}: its worker stopped answering; resuming it here as run {successor.id}", file=sys.stderr
+            )
             run_id = successor.id
             continue
         _print_progress(engine, run_id)
@@ -282,7 +288,9 @@ def cmd_rotate_key(args) -> int:
             session.rollback()
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    print(f"re-encrypted {n} SnapTrade user secret(s) under the first ENCRYPTION_KEYS key; older keys can now be removed")
+    print(
+        f"re-encrypted {n} SnapTrade user secret(s) under the first ENCRYPTION_KEYS key; older keys can now be removed"
+    )
     return 0
 
 
@@ -347,8 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(fn=cmd_users_add)
     reset = users.add_parser("reset-secret", help="recover a user whose SnapTrade secret is refused (error 1083)")
     reset.add_argument("username")
-    reset.add_argument("--register-again", action="store_true",
-                       help="register the user with SnapTrade again (old connections close; the trader reconnects)")
+    reset.add_argument(
+        "--register-again",
+        action="store_true",
+        help="register the user with SnapTrade again (old connections close; the trader reconnects)",
+    )
     reset.set_defaults(fn=cmd_users_reset_secret)
     c = sub.add_parser("connect", help="print a SnapTrade connection-portal URL (last stdout line)")
     c.add_argument("username")
@@ -366,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out")
     e.add_argument("--bom", action="store_true", help="CSV for Excel: start with a UTF-8 byte-order mark")
     e.set_defaults(fn=cmd_export)
-    journal = sub.add_parser("journal", help="the trading journal").add_subparsers(dest="journal_command", required=True)
+    journal = sub.add_parser("journal", help="the trading journal").add_subparsers(
+        dest="journal_command", required=True
+    )
     rebuild = journal.add_parser("rebuild", help="rebuild a user's journal (or everyone's) from the stored activities")
     rebuild.add_argument("username", nargs="?")
     rebuild.add_argument("--all", action="store_true", help="every user")
@@ -381,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run sync jobs and the scheduler")
     w.add_argument("--poll", type=float, default=None)
     w.set_defaults(fn=cmd_worker)
-    sub.add_parser("rotate-key", help="re-encrypt secrets under the first ENCRYPTION_KEYS key").set_defaults(fn=cmd_rotate_key)
+    sub.add_parser("rotate-key", help="re-encrypt secrets under the first ENCRYPTION_KEYS key").set_defaults(
+        fn=cmd_rotate_key
+    )
     sub.add_parser("banner", help="print the URL and demo logins").set_defaults(fn=cmd_banner)
     b = sub.add_parser("support-bundle", help="write a connection's support bundle (zip of JSON, no secrets)")
     b.add_argument("connection_id", type=int, metavar="CONNECTION_ID")

@@ -40,7 +40,9 @@ def _header(c: tl.ConnectionSummary, runs: list[tl.RunLine]) -> None:
         st.markdown(f"**Why:** {c.status_reason or c.error_message}")
     tiles = st.columns(4)
     # Relative in the tile (a full time does not fit four across), the exact time in its help.
-    tiles[0].metric("Last successful sync", fmt_relative(c.last_successful_sync_at), help=fmt_when(c.last_successful_sync_at))
+    tiles[0].metric(
+        "Last successful sync", fmt_relative(c.last_successful_sync_at), help=fmt_when(c.last_successful_sync_at)
+    )
     tiles[1].metric("Last sync", fmt_relative(c.last_sync_at), help=fmt_when(c.last_sync_at))
     tiles[2].metric("Auto-sync", frequency_label(c.sync_frequency_minutes) if c.auto_sync_enabled else "off")
     tiles[3].metric("Runs needing a person", sum(r.needs_attention for r in runs))

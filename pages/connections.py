@@ -143,9 +143,14 @@ def _card(card: views.ConnectionCard, user_id: int) -> None:
         if card.accounts:
             st.dataframe(
                 [
-                    {"Account": a.name, "Number": a.masked_number, "Type": a.account_type or "—",
-                     "Value": _money(a.total_value, a.currency), "Cash": _money(a.cash_balance, a.currency),
-                     "Balance as of": fmt_when(a.balance_updated_at)}  # fmt: skip
+                    {
+                        "Account": a.name,
+                        "Number": a.masked_number,
+                        "Type": a.account_type or "—",
+                        "Value": _money(a.total_value, a.currency),
+                        "Cash": _money(a.cash_balance, a.currency),
+                        "Balance as of": fmt_when(a.balance_updated_at),
+                    }  # fmt: skip
                     for a in card.accounts
                 ],
                 hide_index=True,

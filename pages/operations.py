@@ -114,7 +114,9 @@ def _health(health: q.HealthSummary) -> None:
     # Two rows of four: six tiles in one row cut off labels and values like "1 h 12 min".
     rate = "—" if health.success_rate_24h is None else f"{health.success_rate_24h:.0%}"
     day = st.columns(4)
-    day[0].metric("Sync success (24 h)", rate, help=f"{health.completed_24h} of {health.runs_24h} finished runs completed")
+    day[0].metric(
+        "Sync success (24 h)", rate, help=f"{health.completed_24h} of {health.runs_24h} finished runs completed"
+    )
     day[1].metric("Finished runs (24 h)", health.runs_24h)
     # format_duration keeps a decimal under a minute: sub-second runs read "0.2 s", not "0 s".
     day[2].metric("Run duration p50", fmt.format_duration(health.p50_duration_seconds), help="Median of the last 24 h")
@@ -154,7 +156,9 @@ def _refused_secrets(users: list[user_secrets.SecretStatus], staff: str, tz_name
              "flagged_connections": u.flagged_connections} for u in users]  # fmt: skip
     _grid(_localize(pd.DataFrame(rows), ("since",), tz_name))
     by_id = {u.user_id: u for u in users}
-    user_id = st.selectbox("User", list(by_id), format_func=lambda i: f"{by_id[i].username} (#{i})", key="ops_secret_user")
+    user_id = st.selectbox(
+        "User", list(by_id), format_func=lambda i: f"{by_id[i].username} (#{i})", key="ops_secret_user"
+    )
     c1, c2 = st.columns(2)
     c1.button("Reset secret", key="ops_secret_reset", on_click=_recover, args=(user_id, False, staff),
               icon=":material/key:", help="Ask SnapTrade for a new secret (resetUserSecret) and resume")  # fmt: skip
@@ -203,7 +207,11 @@ def _issues(tz_name: str | None) -> None:
     if df.empty:
         st.success("No unresolved sync issues." if unresolved_only else "The issues ledger is empty.")
         return
-    _grid(_localize(_with_links(df.drop(columns=["raw_payload"]), "connection_id"), ("created_at", "resolved_at"), tz_name))
+    _grid(
+        _localize(
+            _with_links(df.drop(columns=["raw_payload"]), "connection_id"), ("created_at", "resolved_at"), tz_name
+        )
+    )
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
     issue_id = st.selectbox("Issue", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['kind']} · "
                             f"{by_id[i]['reason']}", key="ops_issue")  # fmt: skip

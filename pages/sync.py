@@ -34,7 +34,10 @@ def _sync_now(user_id: int) -> None:
         return
     st.session_state[SYNC_WATCH_KEY] = ids
     n = len(ids)
-    st.session_state[FLASH_KEY] = ("ok", f"Sync queued for {n} connection{'s' if n != 1 else ''}; progress appears below.")
+    st.session_state[FLASH_KEY] = (
+        "ok",
+        f"Sync queued for {n} connection{'s' if n != 1 else ''}; progress appears below.",
+    )
 
 
 def _quota_text(quota: jobs.ManualSyncQuota) -> str:
@@ -105,11 +108,19 @@ def _history(rows: list[views.RunRow]) -> None:
     number = st.column_config.NumberColumn
     st.dataframe(
         [
-            {"Started": fmt_time(r.started_at or r.queued_at), "Connection": r.brokerage_name,
-             "Trigger": views.TRIGGER_LABELS.get(r.trigger, r.trigger), "Status": status_label(r.status),
-             "Result": views.run_result_brief(r), "Duration": fmt_duration(r.duration_seconds),
-             "Fetched": r.fetched, "New": r.new, "Updated": r.updated, "Unchanged": r.unchanged,
-             "Skipped": r.skipped}  # fmt: skip
+            {
+                "Started": fmt_time(r.started_at or r.queued_at),
+                "Connection": r.brokerage_name,
+                "Trigger": views.TRIGGER_LABELS.get(r.trigger, r.trigger),
+                "Status": status_label(r.status),
+                "Result": views.run_result_brief(r),
+                "Duration": fmt_duration(r.duration_seconds),
+                "Fetched": r.fetched,
+                "New": r.new,
+                "Updated": r.updated,
+                "Unchanged": r.unchanged,
+                "Skipped": r.skipped,
+            }  # fmt: skip
             for r in rows
         ],
         hide_index=True,

@@ -322,7 +322,9 @@ def render() -> None:
             st.info("No connection yet: connect a broker to import your transaction history.")
             _link_to_connections("Connect a broker")
         else:
-            st.info("Your broker is connected but no transactions are imported yet. The first sync may still be running.")
+            st.info(
+                "Your broker is connected but no transactions are imported yet. The first sync may still be running."
+            )
             _link_to_connections("See your connections")
         return
 

@@ -171,7 +171,9 @@ def pytest_sessionfinish(session, exitstatus):
     with snaptrade._known_lock:
         secrets = set(snaptrade._known_secrets) | set(TEST_COOKIE_KEYS)
     text = SUITE_LOG.read_text(encoding="utf-8", errors="replace")
-    logs = [text] + [p.read_text(errors="replace") for p in (ROOT / "test-artifacts").glob("**/*.log") if p != SUITE_LOG]
+    logs = [text] + [
+        p.read_text(errors="replace") for p in (ROOT / "test-artifacts").glob("**/*.log") if p != SUITE_LOG
+    ]
     leaked = sorted({s[:4] + "…" for s in secrets for blob in logs if s and s in blob})
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if leaked:
@@ -179,4 +181,6 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_line(f"SECRET LEAK: {len(leaked)} secret(s) found in the captured logs: {leaked}", red=True)
         session.exitstatus = 1
     elif reporter:
-        reporter.write_line(f"secret scan: {len(secrets)} secrets checked against {sum(map(len, logs))} bytes of logs: clean")
+        reporter.write_line(
+            f"secret scan: {len(secrets)} secrets checked against {sum(map(len, logs))} bytes of logs: clean"
+        )

@@ -123,7 +123,12 @@ _TYPE_WEIGHTS = (("BUY", 40), ("SELL", 25), ("DIVIDEND", 15), ("CONTRIBUTION", 6
 
 
 def random_transactions(
-    account: BrokerageAccount, n: int, *, seed: int = 1, start: date = date(2018, 1, 1), days: int = 3000,
+    account: BrokerageAccount,
+    n: int,
+    *,
+    seed: int = 1,
+    start: date = date(2018, 1, 1),
+    days: int = 3000,
     currencies: tuple[str, ...] = ("USD",),
 ) -> Iterator[dict[str, Any]]:
     """n plausible rows spread over `days` days; deterministic for a given seed."""
@@ -177,7 +182,9 @@ def bulk_transactions(session: Session, rows: Any, chunk: int = 10_000) -> int:
     return total
 
 
-def make_run(session: Session, user: AppUser, connection: BrokerageConnection | None = None, **kw: Any) -> TransactionSyncLog:
+def make_run(
+    session: Session, user: AppUser, connection: BrokerageConnection | None = None, **kw: Any
+) -> TransactionSyncLog:
     kw.setdefault("trigger", "manual")
     kw.setdefault("status", "completed")
     return _save(

@@ -28,13 +28,18 @@ def snaptrade_user_id(session: Session, user_id: int) -> str:
     return session.exec(select(SnapTradeUser).where(SnapTradeUser.user_id == user_id)).one().snaptrade_user_id
 
 
-def sync_now(engine, user_id: int, *, trigger: str = "manual", full: bool = False, client=None) -> list[TransactionSyncLog]:
+def sync_now(
+    engine, user_id: int, *, trigger: str = "manual", full: bool = False, client=None
+) -> list[TransactionSyncLog]:
     """Reconcile, queue one run per connection and execute them in this thread."""
     with Session(engine, expire_on_commit=False) as session:
         reconcile_connections(session, user_id=user_id, client=client)
         conns = session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id,
                                                                BrokerageConnection.status != "disconnected")).all()  # fmt: skip
-        runs = [jobs.enqueue_sync(session, user_id=user_id, connection_id=c.id, trigger=trigger, full=full)[0] for c in conns]
+        runs = [
+            jobs.enqueue_sync(session, user_id=user_id, connection_id=c.id, trigger=trigger, full=full)[0]
+            for c in conns
+        ]
     done = []
     for run in runs:
         with Session(engine, expire_on_commit=False) as session:

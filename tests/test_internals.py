@@ -120,9 +120,7 @@ def test_reach_streamlit_static_handler_headers():
         for method in ("GET", "HEAD"):
             expected = _run(_asgi(streamlit_handler, method, rel))
             assert expected[0] == 200 and expected[1]["cache-control"] == IMMUTABLE, rel
-            assert _run(_asgi(cache, method, rel)) == expected, (
-                f"{method} {rel}: headers differ from Streamlit's"
-            )
+            assert _run(_asgi(cache, method, rel)) == expected, f"{method} {rel}: headers differ from Streamlit's"
         revalidate = {"If-None-Match": f'"stale", {expected[1]["etag"]}'}
         status, headers, _ = _run(_asgi(streamlit_handler, "GET", rel, revalidate))
         assert (status, headers["etag"]) == (304, expected[1]["etag"]), (

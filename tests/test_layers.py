@@ -48,7 +48,9 @@ def test_core_never_imports_streamlit_sandbox_or_pages():
 
 
 def test_only_the_snaptrade_client_imports_the_sdk():
-    importers = sorted(m for m, p in _core_modules().items() if any(n.startswith("snaptrade_client") for n in _imports(p)))
+    importers = sorted(
+        m for m, p in _core_modules().items() if any(n.startswith("snaptrade_client") for n in _imports(p))
+    )
     assert importers == ["core.snaptrade.client"]
 
 

@@ -280,7 +280,10 @@ def check_password(
     now = now or utcnow()
     window = timedelta(minutes=settings.login_failure_window_minutes)
     clock = now.timestamp()
-    if client is not None and _client_failures.count(client, clock, window.total_seconds()) >= settings.login_client_max_failures:
+    if (
+        client is not None
+        and _client_failures.count(client, clock, window.total_seconds()) >= settings.login_client_max_failures
+    ):
         verify_password(password, _DUMMY_HASH)  # the same cost as a real check
         return AuthResult(False, INVALID_CREDENTIALS, throttled=True)
 
@@ -349,9 +352,7 @@ def load_session_user(session: Session, username: str) -> SessionUser | None:
 
 def session_epoch(session: Session, username: str) -> int:
     """The user's current epoch; a session or cookie holding another value is revoked. -1 if unknown."""
-    epoch = session.exec(
-        select(AppUser.session_epoch).where(AppUser.username == normalize_username(username))
-    ).first()
+    epoch = session.exec(select(AppUser.session_epoch).where(AppUser.username == normalize_username(username))).first()
     return -1 if epoch is None else int(epoch)
 
 
@@ -483,9 +484,7 @@ def ensure_demo_users(session: Session) -> list[tuple[str, str, str]]:
     for username, password, role in DEMO_USERS:
         if get_user(session, username) is None:
             try:
-                create_user(
-                    session, username=username, password=password, role=role, name=f"Demo {role}"
-                )
+                create_user(session, username=username, password=password, role=role, name=f"Demo {role}")
             except ValueError:  # created meanwhile by another process
                 pass
     return list(DEMO_USERS)

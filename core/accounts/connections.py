@@ -96,7 +96,11 @@ def mark_secret_refused(session: Session, user_id: int, reason: str = SECRET_REF
                                              BrokerageConnection.status != "disconnected")  # fmt: skip
     for conn in session.exec(live):
         if conn.status != "error" or (conn.error_details or {}).get("code") != SECRET_REFUSED_CODE:
-            conn.error_details = {"code": SECRET_REFUSED_CODE, "type": "UserSecretRefused", "previous_status": conn.status}
+            conn.error_details = {
+                "code": SECRET_REFUSED_CODE,
+                "type": "UserSecretRefused",
+                "previous_status": conn.status,
+            }
         conn.status, conn.status_reason, conn.updated_at = "error", reason, now
         session.add(conn)
     session.commit()
@@ -174,7 +178,9 @@ def _apply_authorization(conn: BrokerageConnection, auth: dict, now: datetime) -
         conn.status = "needs_reconnect"
         conn.disabled_at = datetime_or_none(auth.get("disabled_date")) or conn.disabled_at or now
         meta = auth.get("meta") if isinstance(auth.get("meta"), dict) else {}
-        conn.status_reason = auth.get("disabled_reason") or meta.get("disabled_reason") or conn.status_reason or DEFAULT_DISABLED_REASON
+        conn.status_reason = (
+            auth.get("disabled_reason") or meta.get("disabled_reason") or conn.status_reason or DEFAULT_DISABLED_REASON
+        )
     else:
         if conn.status in ("needs_reconnect", "disconnected", "pending"):
             change = "fixed"
@@ -200,7 +206,10 @@ def reconcile_connections(
     settings = get_settings()
     with secret_in_use(session, user_id, identity):
         authorizations = client.list_authorizations(identity.snaptrade_user_id, identity.user_secret)
-    existing = {c.authorization_id: c for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))}
+    existing = {
+        c.authorization_id: c
+        for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))
+    }
     seen: set[str] = set()
     for auth in authorizations:
         auth_id = str(auth.get("id") or "")
@@ -227,10 +236,16 @@ def reconcile_connections(
             conn.updated_at = now
             session.add(conn)
 
-    by_auth = {c.authorization_id: c for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))}
+    by_auth = {
+        c.authorization_id: c
+        for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))
+    }
     with secret_in_use(session, user_id, identity):
         accounts = client.list_accounts(identity.snaptrade_user_id, identity.user_secret)
-    stored = {a.snaptrade_account_id: a for a in session.exec(select(BrokerageAccount).where(BrokerageAccount.user_id == user_id))}
+    stored = {
+        a.snaptrade_account_id: a
+        for a in session.exec(select(BrokerageAccount).where(BrokerageAccount.user_id == user_id))
+    }
     listed: set[str] = set()
     for raw in accounts:
         acc_id = str(raw.get("id") or "")
@@ -238,7 +253,9 @@ def reconcile_connections(
         if not acc_id or conn is None:
             continue
         listed.add(acc_id)
-        acc = stored.get(acc_id) or BrokerageAccount(user_id=user_id, connection_id=conn.id, snaptrade_account_id=acc_id)
+        acc = stored.get(acc_id) or BrokerageAccount(
+            user_id=user_id, connection_id=conn.id, snaptrade_account_id=acc_id
+        )
         acc.connection_id = conn.id
         acc.account_name = raw.get("display_name") or raw.get("name") or acc.account_name
         acc.account_number = raw.get("masked_account_number") or raw.get("number") or acc.account_number
@@ -307,7 +324,9 @@ PORTAL_ERRORS = {
 }
 
 
-def handle_portal_callback(session: Session, *, user_id: int, params: dict, client: SnapTradeClient | None = None) -> CallbackOutcome:
+def handle_portal_callback(
+    session: Session, *, user_id: int, params: dict, client: SnapTradeClient | None = None
+) -> CallbackOutcome:
     """The portal sent the browser back: treat the query as a hint, re-read SnapTrade, queue syncs.
 
     Only a change seen by this reconcile queues anything: an authorization new to us gets its first
@@ -357,7 +376,12 @@ def handle_portal_callback(session: Session, *, user_id: int, params: dict, clie
 
 
 def disconnect_connection(
-    session: Session, *, user_id: int, connection_id: int, keep_history: bool = True, client: SnapTradeClient | None = None
+    session: Session,
+    *,
+    user_id: int,
+    connection_id: int,
+    keep_history: bool = True,
+    client: SnapTradeClient | None = None,
 ) -> None:
     """Delete the connection at SnapTrade and mark it disconnected; optionally delete its history."""
     conn = session.get(BrokerageConnection, connection_id)
@@ -371,9 +395,12 @@ def disconnect_connection(
                 client.delete_connection(identity.snaptrade_user_id, identity.user_secret, conn.authorization_id)
         except (NotFoundError, InvalidInputError):
             pass  # already gone at SnapTrade: the local state is what is left to fix
-    mark_disconnected(session, conn, "Disconnected by you" + ("; imported history kept." if keep_history else "; history deleted."))
+    mark_disconnected(
+        session, conn, "Disconnected by you" + ("; imported history kept." if keep_history else "; history deleted.")
+    )
     if not keep_history:
         from core.journal.upkeep import upkeep_accounts  # here: the journal's upkeep imports this module
+
         account_ids = select(BrokerageAccount.id).where(BrokerageAccount.connection_id == conn.id)
         session.execute(sa.delete(BrokerageTransaction).where(BrokerageTransaction.account_id.in_(account_ids)))
         upkeep_accounts(session, session.execute(account_ids).scalars())  # its pairs go in the same commit
@@ -391,9 +418,13 @@ def mark_disconnected(session: Session, conn: BrokerageConnection, reason: str) 
                     .values(is_active=False, removed_at=now, updated_at=now))  # fmt: skip
 
 
-def set_auto_sync(session: Session, *, user_id: int, connection_id: int, enabled: bool, frequency_minutes: int) -> BrokerageConnection:
+def set_auto_sync(
+    session: Session, *, user_id: int, connection_id: int, enabled: bool, frequency_minutes: int
+) -> BrokerageConnection:
     if frequency_minutes < 60 or frequency_minutes > 7 * 24 * 60:
-        raise ValueError("Sync frequency must be between 1 hour and 7 days (SnapTrade refreshes activities once a day).")
+        raise ValueError(
+            "Sync frequency must be between 1 hour and 7 days (SnapTrade refreshes activities once a day)."
+        )
     conn = session.get(BrokerageConnection, connection_id)
     if conn is None or conn.user_id != user_id:
         raise ValueError("That connection does not exist.")

@@ -76,9 +76,13 @@ def _connection_of(session: Session, event: WebhookEvent) -> BrokerageConnection
     return conn if conn is not None and conn.user_id == event.user_id else None
 
 
-def _match(session: Session, event: WebhookEvent, conn: BrokerageConnection, now: datetime, initial: bool) -> int | None:
+def _match(
+    session: Session, event: WebhookEvent, conn: BrokerageConnection, now: datetime, initial: bool
+) -> int | None:
     """Apply one matched event; returns the run it queued or joined."""
-    waited = f"matched {(now - event.received_at).total_seconds():.0f} s after arrival, once the connection was recorded"
+    waited = (
+        f"matched {(now - event.received_at).total_seconds():.0f} s after arrival, once the connection was recorded"
+    )
     run_id, note = None, None
     if event.event_type in SYNC_EVENTS and conn.status != "disconnected":
         note = hint_accounts(session, conn, event.event_type, event.account_id, now)

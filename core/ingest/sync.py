@@ -54,7 +54,9 @@ log = logging.getLogger("tradistry.sync")
 
 T = BrokerageTransaction.__table__
 PHASE_CHARS = 64  # transaction_sync_log.phase is VARCHAR(64)
-CONTENT_COLUMNS = [c.name for c in T.columns if c.name not in ("id", "user_id", "account_id", "snaptrade_activity_id", "created_at")]
+CONTENT_COLUMNS = [
+    c.name for c in T.columns if c.name not in ("id", "user_id", "account_id", "snaptrade_activity_id", "created_at")
+]
 
 
 class RunAbandoned(Exception):
@@ -221,7 +223,9 @@ def resolve_fixed_issues(session: Session, account_id: int, activity_ids: set[st
     return result.rowcount
 
 
-def _close_fixed_issues(session: Session, account_id: int, prepared: PreparedPage, open_ids: set[str], run_id: int) -> None:
+def _close_fixed_issues(
+    session: Session, account_id: int, prepared: PreparedPage, open_ids: set[str], run_id: int
+) -> None:
     """One page's share: the open ids are read once per account, so a page with none of them costs no query."""
     fixed = open_ids.intersection(prepared.params)
     if fixed:
@@ -374,7 +378,9 @@ def _id_key(activity_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(activity_id.encode(), digest_size=8).digest(), "big")
 
 
-def merge_rekeyed(session: Session, *, account: BrokerageAccount, since: datetime, seen: set[int], run_id: int | None) -> int:
+def merge_rekeyed(
+    session: Session, *, account: BrokerageAccount, since: datetime, seen: set[int], run_id: int | None
+) -> int:
     """Rows inserted since `since` whose content matches an older row whose id vanished from the
     fetched window are the same activity re-keyed by SnapTrade: the old row takes the new id."""
     new_rows = session.execute(
@@ -388,9 +394,9 @@ def merge_rekeyed(session: Session, *, account: BrokerageAccount, since: datetim
     for r in new_rows:
         by_fp[r.fingerprint].append(r)
     old_rows = session.execute(
-        sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint).where(
-            T.c.account_id == account.id, T.c.created_at < since, T.c.fingerprint.in_(list(by_fp))
-        ).order_by(T.c.id)
+        sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint)
+        .where(T.c.account_id == account.id, T.c.created_at < since, T.c.fingerprint.in_(list(by_fp)))
+        .order_by(T.c.id)
     ).all()
     merged = 0
     for old in old_rows:
@@ -621,7 +627,9 @@ def _stopped(session, run_id: int, status: str, duration: float) -> TransactionS
     run = session.get(TransactionSyncLog, run_id, populate_existing=True)
     if status == "interrupted":
         run.status, run.phase, run.completed_at = "interrupted", "interrupted", utcnow()
-        run.error_message = f"Stopped on request after {run.pages_done} page(s); the next sync resumes from its checkpoint."
+        run.error_message = (
+            f"Stopped on request after {run.pages_done} page(s); the next sync resumes from its checkpoint."
+        )
     else:
         run.status, run.phase = "queued", "queued (worker stopped; will resume)"
     run.worker_id = None
@@ -676,10 +684,14 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
     rep.update(phase="reconciling connections")
     conn = session.get(BrokerageConnection, run.connection_id) if run.connection_id else None
     if conn is None:
-        return _finish(session, run, "failed", "The connection of this run no longer exists.", None, started, prior_duration)
+        return _finish(
+            session, run, "failed", "The connection of this run no longer exists.", None, started, prior_duration
+        )
     identity = get_snaptrade_identity(session, run.user_id)
     if identity is None:
-        return _finish(session, run, "failed", "This user has no SnapTrade registration yet.", None, started, prior_duration)
+        return _finish(
+            session, run, "failed", "This user has no SnapTrade registration yet.", None, started, prior_duration
+        )
     try:
         reconcile_connections(session, user_id=run.user_id, client=client, identity=identity)
     except SnapTradeError as exc:
@@ -761,7 +773,9 @@ def _checkpoint(cp_accounts: dict) -> dict:
 def _outcome_from(d: dict) -> AccountOutcome:
     o = AccountOutcome(d.get("account_id", ""), d.get("name"), d.get("status", "pending"), d.get("message", ""),
                        start_date=d.get("start_date"), pages=d.get("pages", 0))  # fmt: skip
-    o.counts = PageCounts(d.get("fetched", 0), d.get("new", 0), d.get("updated", 0), d.get("unchanged", 0), d.get("skipped", 0))
+    o.counts = PageCounts(
+        d.get("fetched", 0), d.get("new", 0), d.get("updated", 0), d.get("unchanged", 0), d.get("skipped", 0)
+    )
     return o
 
 
@@ -836,7 +850,9 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
             c.skipped += counts.skipped
             rep.add_counts(counts)
             cp["offset"] = offset
-            rep.update(pages_done=run.pages_done + 1, checkpoint=_checkpoint(cp_accounts))  # page + progress: one commit
+            rep.update(
+                pages_done=run.pages_done + 1, checkpoint=_checkpoint(cp_accounts)
+            )  # page + progress: one commit
             if on_progress:
                 on_progress(run)
 
@@ -845,7 +861,9 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
         if merged:
             outcome.message = f"{merged} re-keyed activit{'y' if merged == 1 else 'ies'} merged"
     try:
-        balances = rep.client.account_balances(identity.snaptrade_user_id, identity.user_secret, account.snaptrade_account_id)
+        balances = rep.client.account_balances(
+            identity.snaptrade_user_id, identity.user_secret, account.snaptrade_account_id
+        )
         _apply_balances(account, balances)
     except SnapTradeError as exc:
         log.info("balances for account %s unavailable: %s", account.id, exc)
@@ -872,7 +890,13 @@ def _apply_balances(account: BrokerageAccount, balances: list) -> None:
             continue
         cur = (b.get("currency") or {}).get("code") if isinstance(b.get("currency"), dict) else b.get("currency")
         cash, bp = decimal_or_none(b.get("cash")), decimal_or_none(b.get("buying_power"))
-        clean.append({"currency": cur, "cash": None if cash is None else str(cash), "buying_power": None if bp is None else str(bp)})
+        clean.append(
+            {
+                "currency": cur,
+                "cash": None if cash is None else str(cash),
+                "buying_power": None if bp is None else str(bp),
+            }
+        )
         if cur and (account.currency is None or cur == account.currency):
             cash_total, account.buying_power = cash, bp
             account.currency = account.currency or cur

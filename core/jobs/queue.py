@@ -26,7 +26,9 @@ from core.storage.models import (
 
 MAX_ATTEMPTS = 5  # runs in one chain of stale-run recoveries; after that a person should look
 REQUEUED_MESSAGE = "The worker stopped during this run (no heartbeat); it was requeued to resume."
-GAVE_UP_MESSAGE = "The worker stopped during this run and the {n} before it, so it was not requeued; the next sync {then}."
+GAVE_UP_MESSAGE = (
+    "The worker stopped during this run and the {n} before it, so it was not requeued; the next sync {then}."
+)
 SYNCABLE_CONNECTION_STATUSES = ("active", "needs_reconnect", "error", "pending")
 
 
@@ -176,7 +178,9 @@ def request_manual_sync(
     connections = session.exec(query).all()
     if not connections:
         raise NothingToSync(
-            "That connection cannot be synced." if connection_id else "No connection to sync yet: connect a broker first."
+            "That connection cannot be synced."
+            if connection_id
+            else "No connection to sync yet: connect a broker first."
         )
     session.add(ManualSyncRequest(user_id=user_id, requested_at=now or utcnow()))
     session.commit()
@@ -197,7 +201,9 @@ def recent_runs(
         query = query.where(TransactionSyncLog.user_id == user_id)
     if statuses:
         query = query.where(TransactionSyncLog.status.in_(statuses))
-    return list(session.exec(query.order_by(TransactionSyncLog.queued_at.desc(), TransactionSyncLog.id.desc()).limit(limit)))
+    return list(
+        session.exec(query.order_by(TransactionSyncLog.queued_at.desc(), TransactionSyncLog.id.desc()).limit(limit))
+    )
 
 
 def active_runs(session: Session, user_id: int) -> list[TransactionSyncLog]:
@@ -209,7 +215,9 @@ def retry_run(session: Session, run_id: int) -> tuple[TransactionSyncLog, bool]:
     run = session.get(TransactionSyncLog, run_id)
     if run is None or run.connection_id is None:
         raise ValueError(f"run {run_id} does not exist or has no connection")
-    return enqueue_sync(session, user_id=run.user_id, connection_id=run.connection_id, trigger="manual", full=run.full_sync)
+    return enqueue_sync(
+        session, user_id=run.user_id, connection_id=run.connection_id, trigger="manual", full=run.full_sync
+    )
 
 
 def requeue_run(session: Session, run_id: int) -> TransactionSyncLog:
@@ -301,7 +309,9 @@ def recover_stale_runs(session: Session, stale_after_seconds: int | None = None)
     return [run_id for run_id in requeued if run_id is not None]
 
 
-def take_over_stale_run(session: Session, run_id: int, stale_after_seconds: float | None = None) -> TransactionSyncLog | None:
+def take_over_stale_run(
+    session: Session, run_id: int, stale_after_seconds: float | None = None
+) -> TransactionSyncLog | None:
     """For the CLI, which would otherwise wait on a run forever: when that run's worker is gone (the rule of
     recover_stale_runs), end it and return the queued run that resumes it; None while the run is alive."""
     run = session.exec(select(TransactionSyncLog).where(TransactionSyncLog.id == run_id,

@@ -168,8 +168,10 @@ def _floats(values) -> list[float]:
 
 def _empty_figure(title: str, message: str = "No data for these filters") -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title=title, annotations=[{"text": message, "showarrow": False, "x": 0.5, "y": 0.5,
-                                                  "xref": "paper", "yref": "paper"}])
+    fig.update_layout(
+        title=title,
+        annotations=[{"text": message, "showarrow": False, "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}],
+    )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
@@ -193,8 +195,15 @@ def cumulative_figure(cumulative: pd.DataFrame, currency: str) -> go.Figure:
     title = f"Cumulative contributions minus withdrawals ({currency})"
     if cumulative.empty:
         return _empty_figure(title, "No contributions or withdrawals")
-    fig = go.Figure(go.Scatter(x=list(cumulative["month"]), y=_floats(cumulative["cumulative"]), mode="lines+markers",
-                               name="Net contributed", line_shape="hv"))
+    fig = go.Figure(
+        go.Scatter(
+            x=list(cumulative["month"]),
+            y=_floats(cumulative["cumulative"]),
+            mode="lines+markers",
+            name="Net contributed",
+            line_shape="hv",
+        )
+    )
     fig.update_layout(title=title, xaxis_title="Month", yaxis_title=currency)
     return fig
 
@@ -264,8 +273,20 @@ def calendar_heatmap_figure(by_day: pd.DataFrame, year: int) -> go.Figure:
     busiest = max(days.values())
     # Counts are whole numbers: the colour bar gets integer ticks (no "1.5 transactions").
     colorbar = {"title": {"text": "Count"}, "tickformat": "d", "dtick": max(1, math.ceil(busiest / 5))}
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=list(WEEKDAYS), text=text, colorscale="Greens", xgap=2, ygap=2,
-                               zmin=0, zmax=max(1, busiest), colorbar=colorbar,
-                               hovertemplate="%{text}: %{z} transactions<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=x,
+            y=list(WEEKDAYS),
+            text=text,
+            colorscale="Greens",
+            xgap=2,
+            ygap=2,
+            zmin=0,
+            zmax=max(1, busiest),
+            colorbar=colorbar,
+            hovertemplate="%{text}: %{z} transactions<extra></extra>",
+        )
+    )
     fig.update_layout(title=title, yaxis={"autorange": "reversed"}, xaxis_title="Week of")
     return fig

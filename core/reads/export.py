@@ -54,10 +54,25 @@ def export_rows(
     ids = dict(session.execute(sa.select(BrokerageAccount.id, BrokerageAccount.snaptrade_account_id)
                                .where(BrokerageAccount.user_id == user_id)).all())  # fmt: skip
     stmt = (
-        sa.select(Txn.id, Txn.snaptrade_activity_id, Txn.account_id, Txn.trade_date, Txn.settlement_date,
-                  Txn.transaction_type, Txn.raw_type, Txn.symbol, Txn.option_ticker, Txn.description,
-                  Txn.quantity, Txn.price, Txn.amount, Txn.fee, Txn.currency, Txn.fx_rate,
-                  Txn.external_reference_id)  # fmt: skip
+        sa.select(
+            Txn.id,
+            Txn.snaptrade_activity_id,
+            Txn.account_id,
+            Txn.trade_date,
+            Txn.settlement_date,
+            Txn.transaction_type,
+            Txn.raw_type,
+            Txn.symbol,
+            Txn.option_ticker,
+            Txn.description,
+            Txn.quantity,
+            Txn.price,
+            Txn.amount,
+            Txn.fee,
+            Txn.currency,
+            Txn.fx_rate,
+            Txn.external_reference_id,
+        )  # fmt: skip
         .where(*scoped_conditions(session, user_id, filters))
         .order_by(*order_by(session, sort))
         .execution_options(yield_per=chunk_rows)

@@ -64,7 +64,7 @@ def account_short_name(account: BrokerageAccount | Any) -> str:
     'Questrade TFSA' inside the Questrade connection, which says 'Questrade' twice."""
     name = (account.account_name or "").strip()
     institution = (getattr(account, "institution_name", None) or "").strip()
-    rest = name[len(institution):]
+    rest = name[len(institution) :]
     if institution and name.lower().startswith(institution.lower()) and not rest[:1].isalnum():
         name = rest.lstrip(" -·:|")
     return name or (getattr(account, "account_type", None) or "").strip() or institution or f"Account {account.id}"
@@ -256,7 +256,19 @@ def order_by(session: Session, sort: TransactionSort) -> list[sa.ColumnElement]:
 
 
 # Money first, free text last: the columns a trader scans fit a 1400 px window, the description may scroll.
-PAGE_COLUMNS = ("id", "Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee", "Currency", "Description")
+PAGE_COLUMNS = (
+    "id",
+    "Date",
+    "Account",
+    "Type",
+    "Symbol",
+    "Quantity",
+    "Price",
+    "Amount",
+    "Fee",
+    "Currency",
+    "Description",
+)
 
 
 def account_short_labels(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
@@ -357,16 +369,19 @@ def exact_sum(session: Session, column: sa.ColumnElement) -> sa.ColumnElement:
 
 def transaction_totals(session: Session, user_id: int, filters: TransactionFilters) -> list[CurrencyTotal]:
     """Count and exact sums of amount and fee of the filtered set, one entry per currency."""
-    stmt = covered(session, (
-        sa.select(
-            Txn.currency,
-            sa.func.count().label("n"),
-            exact_sum(session, Txn.amount).label("amount"),
-            exact_sum(session, Txn.fee).label("fee"),
-        )
-        .where(*filter_conditions(user_id, filters))
-        .group_by(Txn.currency)
-    ))
+    stmt = covered(
+        session,
+        (
+            sa.select(
+                Txn.currency,
+                sa.func.count().label("n"),
+                exact_sum(session, Txn.amount).label("amount"),
+                exact_sum(session, Txn.fee).label("fee"),
+            )
+            .where(*filter_conditions(user_id, filters))
+            .group_by(Txn.currency)
+        ),
+    )
     totals = [
         CurrencyTotal(r.currency, int(r.n), r.amount if r.amount is not None else Decimal(0), r.fee or Decimal(0))
         for r in session.execute(stmt).all()
@@ -382,7 +397,9 @@ def payload_json(payload: Any) -> str:
 def transaction_detail(session: Session, user_id: int, txn_id: int) -> dict[str, Any] | None:
     """Every stored field of one of the user's transactions, raw payload included; None if not theirs."""
     txn = session.execute(
-        sa.select(BrokerageTransaction).where(BrokerageTransaction.id == txn_id, BrokerageTransaction.user_id == user_id)
+        sa.select(BrokerageTransaction).where(
+            BrokerageTransaction.id == txn_id, BrokerageTransaction.user_id == user_id
+        )
     ).scalar_one_or_none()
     if txn is None:
         return None
@@ -461,9 +478,17 @@ def connections_needing_attention(session: Session) -> pd.DataFrame:
     since = sa.func.coalesce(C.disabled_at, C.updated_at)
     stmt = (
         sa.select(
-            C.id, AppUser.username, C.brokerage_name, C.status, C.status_reason, C.error_message, C.error_details,
-            since.label("since"), C.last_successful_sync_at,
-            C.last_sync_at, C.authorization_id,
+            C.id,
+            AppUser.username,
+            C.brokerage_name,
+            C.status,
+            C.status_reason,
+            C.error_message,
+            C.error_details,
+            since.label("since"),
+            C.last_successful_sync_at,
+            C.last_sync_at,
+            C.authorization_id,
         )
         .join(AppUser, AppUser.id == C.user_id)
         .where(C.status.in_(ATTENTION_STATUSES))
@@ -502,10 +527,24 @@ def problem_runs(
     superseded = superseded_by(R)
     stmt = (
         sa.select(
-            R.id, AppUser.username, R.user_id, R.connection_id, BrokerageConnection.brokerage_name, R.trigger, R.status,
-            superseded.label("superseded_by"), retried_by(R).label("retried_by"),
-            R.queued_at, R.started_at, R.completed_at, R.duration_seconds, R.attempts, R.transactions_new,
-            R.error_message, R.error_details, R.account_breakdown,
+            R.id,
+            AppUser.username,
+            R.user_id,
+            R.connection_id,
+            BrokerageConnection.brokerage_name,
+            R.trigger,
+            R.status,
+            superseded.label("superseded_by"),
+            retried_by(R).label("retried_by"),
+            R.queued_at,
+            R.started_at,
+            R.completed_at,
+            R.duration_seconds,
+            R.attempts,
+            R.transactions_new,
+            R.error_message,
+            R.error_details,
+            R.account_breakdown,
         )
         .join(AppUser, AppUser.id == R.user_id)
         .outerjoin(BrokerageConnection, BrokerageConnection.id == R.connection_id)
@@ -538,9 +577,21 @@ def sync_issues(session: Session, unresolved_only: bool = True, limit: int = 200
     Issue = SyncIssue
     stmt = (
         sa.select(
-            Issue.id, AppUser.username, Issue.account_id, Issue.run_id, Issue.kind, Issue.reason, Issue.snaptrade_activity_id,
-            Issue.matched_transaction_id, Issue.raw_payload, Issue.created_at, Issue.resolved_at, Issue.resolved_by,
-            Issue.resolution_note, Issue.user_id, BrokerageAccount.connection_id,
+            Issue.id,
+            AppUser.username,
+            Issue.account_id,
+            Issue.run_id,
+            Issue.kind,
+            Issue.reason,
+            Issue.snaptrade_activity_id,
+            Issue.matched_transaction_id,
+            Issue.raw_payload,
+            Issue.created_at,
+            Issue.resolved_at,
+            Issue.resolved_by,
+            Issue.resolution_note,
+            Issue.user_id,
+            BrokerageAccount.connection_id,
         )
         .outerjoin(AppUser, AppUser.id == Issue.user_id)
         .outerjoin(BrokerageAccount, BrokerageAccount.id == Issue.account_id)
@@ -571,8 +622,19 @@ def webhook_log(session: Session, limit: int = 200, status: str | None = None) -
     W = WebhookEvent
     stmt = (
         sa.select(
-            W.id, W.received_at, W.event_type, W.status, AppUser.username, W.authorization_id, W.account_id,
-            W.event_timestamp, W.processed_at, W.note, W.webhook_id, W.payload, W.user_id,
+            W.id,
+            W.received_at,
+            W.event_type,
+            W.status,
+            AppUser.username,
+            W.authorization_id,
+            W.account_id,
+            W.event_timestamp,
+            W.processed_at,
+            W.note,
+            W.webhook_id,
+            W.payload,
+            W.user_id,
             BrokerageConnection.id.label("connection_id"),
         )
         .outerjoin(AppUser, AppUser.id == W.user_id)

@@ -143,7 +143,10 @@ class RunRow:
         if self.accounts_total <= 0 or "retrying" in phase:
             return phase
         finished, current_done, current_total = self._current_account()
-        parts = [f"{phase} — {self.percent} %", f"account {min(finished + 1, self.accounts_total)} of {self.accounts_total}"]
+        parts = [
+            f"{phase} — {self.percent} %",
+            f"account {min(finished + 1, self.accounts_total)} of {self.accounts_total}",
+        ]
         if current_total > 0 and finished < self.accounts_total:
             parts.append(f"page {min(current_done, current_total):,} of {current_total:,}")
         return " · ".join(parts)
@@ -246,16 +249,16 @@ def _connection_names(session: Session, user_id: int) -> dict[int, str]:
     return {i: (name or slug or "Brokerage") for i, name, slug in rows}
 
 
-def run_rows(
-    session: Session, user_id: int, *, run_ids: list[int] | None = None, limit: int = 20
-) -> list[RunRow]:
+def run_rows(session: Session, user_id: int, *, run_ids: list[int] | None = None, limit: int = 20) -> list[RunRow]:
     """The user's runs, newest first; restricted to `run_ids` when given (the ones a click started)."""
     query = select(TransactionSyncLog).where(TransactionSyncLog.user_id == user_id)
     if run_ids is not None:
         if not run_ids:
             return []
         query = query.where(TransactionSyncLog.id.in_(run_ids))
-    runs = session.exec(query.order_by(TransactionSyncLog.queued_at.desc(), TransactionSyncLog.id.desc()).limit(limit)).all()
+    runs = session.exec(
+        query.order_by(TransactionSyncLog.queued_at.desc(), TransactionSyncLog.id.desc()).limit(limit)
+    ).all()
     names = _connection_names(session, user_id)
     return [_run_row(r, names) for r in runs]
 
@@ -335,7 +338,9 @@ def run_result_brief(row: RunRow) -> str:
         return run_outcome_sentence(row)
     if row.fetched == 0:
         return "Nothing new at SnapTrade"
-    changes = [f"{n:,} {label}" for n, label in ((row.new, "new"), (row.updated, "updated"), (row.skipped, "skipped")) if n]
+    changes = [
+        f"{n:,} {label}" for n, label in ((row.new, "new"), (row.updated, "updated"), (row.skipped, "skipped")) if n
+    ]
     return f"{row.fetched:,} fetched: {', '.join(changes) if changes else 'all unchanged'}"
 
 

@@ -35,7 +35,9 @@ log = logging.getLogger("tradistry.snaptrade")
 
 # --------------------------------------------------------------------------- redaction
 
-_SECRET_PARAM = re.compile(r"(userSecret|user_secret|consumerKey|consumer_key)(=|\"?\s*[:=]\s*\"?|'\s*:\s*')([^&\s\"',}]+)")
+_SECRET_PARAM = re.compile(
+    r"(userSecret|user_secret|consumerKey|consumer_key)(=|\"?\s*[:=]\s*\"?|'\s*:\s*')([^&\s\"',}]+)"
+)
 _known_secrets: set[str] = set()
 _known_lock = threading.Lock()
 
@@ -96,7 +98,9 @@ def install_log_redaction(settings: Settings | None = None) -> None:
 class SnapTradeError(Exception):
     """A SnapTrade failure, already redacted and fit to show a user."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None, request_id: str | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str | None = None, request_id: str | None = None
+    ):
         self.status = status
         self.code = code
         self.request_id = request_id
@@ -391,7 +395,9 @@ class SnapTradeClient:
             except ApiException as exc:
                 _pacer.observe(exc.headers, client_key, account_key)
                 err = _error_from_api(exc)
-                retryable = isinstance(err, RateLimitedError) or (isinstance(err, UpstreamError) and (err.status or 0) >= 500)
+                retryable = isinstance(err, RateLimitedError) or (
+                    isinstance(err, UpstreamError) and (err.status or 0) >= 500
+                )
             except ApiValueError as exc:
                 raise InvalidInputError(f"invalid {what}: {exc}") from None
             except urllib3.exceptions.TimeoutError:  # retried like a 5xx
@@ -428,7 +434,9 @@ class SnapTradeClient:
 
     # -- users ---------------------------------------------------------------------------
     def register_user(self, snaptrade_user_id: str) -> str:
-        resp = self._call(self._sdk.authentication.register_snap_trade_user, user_id=snaptrade_user_id, what="registerUser")
+        resp = self._call(
+            self._sdk.authentication.register_snap_trade_user, user_id=snaptrade_user_id, what="registerUser"
+        )
         secret = self._json(resp)["userSecret"]
         remember_secret(secret)
         return secret
@@ -485,8 +493,14 @@ class SnapTradeClient:
         return list(body.get("results", []) if isinstance(body, dict) else body or [])
 
     def account_balances(self, user_id: str, user_secret: str, account_id: str) -> list[dict]:
-        resp = self._call(self._sdk.account_information.get_user_account_balance, account_id=account_id,
-                          pace_account=account_id, user_id=user_id, user_secret=user_secret, what="balances")
+        resp = self._call(
+            self._sdk.account_information.get_user_account_balance,
+            account_id=account_id,
+            pace_account=account_id,
+            user_id=user_id,
+            user_secret=user_secret,
+            what="balances",
+        )
         return list(self._json(resp) or [])
 
     def account_positions(self, user_id: str, user_secret: str, account_id: str) -> list[dict]:
@@ -556,8 +570,9 @@ def _read_activities(resp, offset: int, limit: int) -> ActivityPage:
         total = int(pagination.get("total", len(body["data"])))
     except (TypeError, ValueError):
         total = len(body["data"])
-    return ActivityPage(body["data"], total, int(pagination.get("offset") or offset),
-                        int(pagination.get("limit") or limit), texts)
+    return ActivityPage(
+        body["data"], total, int(pagination.get("offset") or offset), int(pagination.get("limit") or limit), texts
+    )
 
 
 def retry_notice(err: SnapTradeError, delay: float, attempt: int, attempts: int) -> str:

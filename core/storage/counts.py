@@ -19,7 +19,9 @@ def user_count(session: Session, user_id: int) -> tuple[int, int]:
     the (user_id, id) index. The pair moves with every insert, update or delete of their rows: on
     PostgreSQL the revision moves with each write statement; on SQLite inserts move the count and updates
     and deletes the revision (an insert-only change always raises the count)."""
-    rows, revision = session.execute(sa.select(sa.func.sum(C.delta), sa.func.max(C.id)).where(C.user_id == user_id)).one()
+    rows, revision = session.execute(
+        sa.select(sa.func.sum(C.delta), sa.func.max(C.id)).where(C.user_id == user_id)
+    ).one()
     return int(rows or 0), int(revision or 0)
 
 

@@ -58,12 +58,22 @@ def create_db_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                                  json_serializer=jsonexact.dumps, json_deserializer=jsonexact.loads)
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=jsonexact.dumps,
+            json_deserializer=jsonexact.loads,
+        )
         event.listen(engine, "connect", _sqlite_connect)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
-                            json_serializer=jsonexact.dumps, json_deserializer=jsonexact.loads)
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        json_serializer=jsonexact.dumps,
+        json_deserializer=jsonexact.loads,
+    )
 
 
 def get_engine(url: str | None = None) -> Engine:

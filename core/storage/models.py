@@ -166,14 +166,14 @@ class BrokerageTransaction(SQLModel, table=True):
     __tablename__ = "brokerage_transactions"
     __table_args__ = (
         sa.UniqueConstraint("account_id", "snaptrade_activity_id", name="uq_brokerage_transactions_account_activity"),
-        sa.CheckConstraint(
-            f"transaction_type IN ({_in(NORMALIZED_TYPES)})", name="ck_brokerage_transactions_type"
-        ),
+        sa.CheckConstraint(f"transaction_type IN ({_in(NORMALIZED_TYPES)})", name="ck_brokerage_transactions_type"),
         sa.Index("idx_brokerage_transactions_user_trade_date", "user_id", "trade_date", "id"),
         # Symbol filter newest first and the symbol sort (ties by date, id) are index range scans.
         sa.Index("idx_brokerage_transactions_user_symbol", "user_id", "symbol", "trade_date", "id"),
         # Type/date filters; with amount and id, "sort by amount" finds its page without reading rows.
-        sa.Index("idx_brokerage_transactions_user_type_date", "user_id", "transaction_type", "trade_date", "amount", "id"),
+        sa.Index(
+            "idx_brokerage_transactions_user_type_date", "user_id", "transaction_type", "trade_date", "amount", "id"
+        ),
         sa.Index("idx_brokerage_transactions_fingerprint", "account_id", "fingerprint"),
         # One option contract's rows for a journal rebuild (core.journal.upkeep), without scanning the account.
         sa.Index(
@@ -187,8 +187,18 @@ class BrokerageTransaction(SQLModel, table=True):
         # (about a tenth of a row's width, the raw JSON stays out) instead of the user's rows. Grouping
         # by currency, then type, follows its order. Every column is bounded (description is cut at
         # 500 characters by the normalizer) so no entry can exceed PostgreSQL's B-tree tuple limit.
-        sa.Index("idx_brokerage_transactions_user_aggregates", "user_id", "currency", "transaction_type", "trade_date",
-                 "symbol", "account_id", "amount", "fee", "description"),  # fmt: skip
+        sa.Index(
+            "idx_brokerage_transactions_user_aggregates",
+            "user_id",
+            "currency",
+            "transaction_type",
+            "trade_date",
+            "symbol",
+            "account_id",
+            "amount",
+            "fee",
+            "description",
+        ),  # fmt: skip
     )
 
     id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))

@@ -304,7 +304,11 @@ def apply_event(
         run, created = enqueue_sync(session, user_id=effect.connection.user_id,
                                     connection_id=effect.connection.id, trigger="webhook")  # fmt: skip
         result.run_id, result.run_created = run.id, created
-    values = {"status": effect.status, "note": effect.note, "processed_at": None if effect.status == "pending" else utcnow()}
+    values = {
+        "status": effect.status,
+        "note": effect.note,
+        "processed_at": None if effect.status == "pending" else utcnow(),
+    }
     session.execute(sa.update(WebhookEvent).where(WebhookEvent.id == event_id).values(**values))
     session.commit()
     return result

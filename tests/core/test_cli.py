@@ -101,7 +101,12 @@ def test_cli_end_to_end_users_connect_sync_export(engine, db_url, sandbox, tmp_p
     # Nothing the commands printed, DEBUG logs included, holds a secret.
     printed = "\n".join(OUTPUTS)
     assert "userSecret=[REDACTED]" in printed  # the DEBUG request log really was printed, scrubbed
-    for secret in (sandbox.user_secret(st_user.snaptrade_user_id), sandbox.consumer_key, env["ENCRYPTION_KEYS"], new_key):
+    for secret in (
+        sandbox.user_secret(st_user.snaptrade_user_id),
+        sandbox.consumer_key,
+        env["ENCRYPTION_KEYS"],
+        new_key,
+    ):
         assert secret not in printed
 
 
@@ -137,7 +142,12 @@ def test_long_user_input_is_echoed_cut(tmp_path):
     env = _bare_env(tmp_path)
     assert cli(env, "migrate").returncode == 0
     long = "a" * 100_000
-    for args in (["export", long], ["sync", long], ["users", "add", "bob", "--role", long], ["users", "add", "bob", long]):
+    for args in (
+        ["export", long],
+        ["sync", long],
+        ["users", "add", "bob", "--role", long],
+        ["users", "add", "bob", long],
+    ):
         r = cli(env, *args, stdin="")
         assert r.returncode != 0 and "Traceback" not in r.stderr
         assert "a" * 41 not in r.stderr and "100,000 characters" in r.stderr, args  # was echoed in full
@@ -246,7 +256,9 @@ def test_cli_sync_takes_over_a_crashed_cli_sync_and_resumes_where_it_stopped(eng
         raise AssertionError("the second sync waited on the dead run instead of taking it over") from None
     assert second.returncode == 0, second.stderr[-2000:]
     assert "completed" in second.stdout and f"run {crashed.id}: its worker stopped answering" in second.stderr
-    assert first_activities_offset(sandbox) == saved_offset(crashed) == 1000 * crashed.pages_done, "resumed at the saved page"
+    assert first_activities_offset(sandbox) == saved_offset(crashed) == 1000 * crashed.pages_done, (
+        "resumed at the saved page"
+    )
     with Session(engine) as s:
         assert s.get(TransactionSyncLog, crashed.id).status == "interrupted"
         assert_matches_ground_truth(s, sandbox, s.exec(select(AppUser.id)).one())
@@ -287,7 +299,9 @@ def test_cli_sync_following_a_workers_run_stops_on_sigterm_and_leaves_the_run_al
         [run] = jobs.request_manual_sync(s, user_id=uid)
     worker = cli_popen(env, tmp_path / "worker.log", "worker")
     try:
-        wait_for(lambda: (r := latest_run(engine)) and r.status == "running" and r.pages_done >= 1, 60, "the worker's run")
+        wait_for(
+            lambda: (r := latest_run(engine)) and r.status == "running" and r.pages_done >= 1, 60, "the worker's run"
+        )
         follower = cli_popen(env, tmp_path / "follower.log", "sync", "frank")
         try:
             # Its progress bar is drawn: it is in the loop that follows the worker's run.

@@ -76,7 +76,9 @@ def test_kill_9_mid_sync_then_restart_converges_to_ground_truth(engine, db_url, 
         proc = start_worker(env, tmp_path / "worker.log")
         target = rng.randint(1, 9)
         try:
-            wait_for(lambda t=target: _latest_pages(engine, conn.id) >= t or _finished(engine, conn.id), 60, f"page {target}")
+            wait_for(
+                lambda t=target: _latest_pages(engine, conn.id) >= t or _finished(engine, conn.id), 60, f"page {target}"
+            )
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -90,7 +92,11 @@ def test_kill_9_mid_sync_then_restart_converges_to_ground_truth(engine, db_url, 
         proc.wait(timeout=30)
     with Session(engine) as s:
         runs = s.exec(select(TransactionSyncLog).order_by(TransactionSyncLog.id)).all()
-        assert runs[-1].status == "completed", (runs[-1].status, runs[-1].error_message, open(tmp_path / "worker.log").read()[-2000:])
+        assert runs[-1].status == "completed", (
+            runs[-1].status,
+            runs[-1].error_message,
+            open(tmp_path / "worker.log").read()[-2000:],
+        )
         assert any(r.status == "interrupted" for r in runs), "the killed run is recorded as interrupted"
         ids = s.exec(select(BrokerageTransaction.snaptrade_activity_id)).all()
         assert len(ids) == len(set(ids))
@@ -128,7 +134,9 @@ def test_concurrent_triggers_yield_one_run_per_connection(engine, sandbox):
                 if i % 3 == 0:
                     jobs.request_manual_sync(s, user_id=uid)
                 else:
-                    jobs.enqueue_sync(s, user_id=uid, connection_id=conn_ids[i % 2], trigger="webhook" if i % 3 == 1 else "scheduled")
+                    jobs.enqueue_sync(
+                        s, user_id=uid, connection_id=conn_ids[i % 2], trigger="webhook" if i % 3 == 1 else "scheduled"
+                    )
         except jobs.ManualSyncLimitExceeded:
             pass
         except Exception as exc:  # noqa: BLE001

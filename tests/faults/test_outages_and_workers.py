@@ -59,6 +59,7 @@ def test_database_going_away_mid_sync_fails_cleanly_and_the_next_run_recovers(pr
         jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="initial")
     worker = Worker(engine=engine, poll_seconds=0.2).start()
     try:
+
         def pages():
             try:
                 with Session(engine) as s:

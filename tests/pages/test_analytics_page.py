@@ -33,11 +33,24 @@ def test_no_data_shows_an_empty_state(session):
 
 def test_defaults_to_most_used_currency_and_draws_every_chart(session):
     user, _, account = f.make_trader(session)
-    f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="MSFT", amount="1.5", currency="CAD",
-                       trade_date=date(2026, 2, 3))
+    f.make_transaction(
+        session,
+        account,
+        transaction_type="DIVIDEND",
+        symbol="MSFT",
+        amount="1.5",
+        currency="CAD",
+        trade_date=date(2026, 2, 3),
+    )
     for day in (1, 2):
-        f.make_transaction(session, account, transaction_type="CONTRIBUTION", amount="100", currency="USD",
-                           trade_date=date(2026, 1, day))
+        f.make_transaction(
+            session,
+            account,
+            transaction_type="CONTRIBUTION",
+            amount="100",
+            currency="USD",
+            trade_date=date(2026, 1, day),
+        )
     at = _app(user.id).run()
     assert not at.exception
     currency = at.selectbox(key="an_currency")

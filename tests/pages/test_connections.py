@@ -95,7 +95,10 @@ def test_a_broken_connection_leads_with_reconnect_and_pauses_its_schedule(dashbo
     text = shown(at)
     assert not at.exception
     warning = at.warning[0].value
-    assert warning.startswith("**Needs reconnect since ") and "Reason: SnapTrade reported the connection as broken." in warning
+    assert (
+        warning.startswith("**Needs reconnect since ")
+        and "Reason: SnapTrade reported the connection as broken." in warning
+    )
     assert "Next sync: **paused until reconnected**" in text and "in 21 h" not in text
     assert at.button(key=f"reconnect_{broken.id}").label == "Reconnect"
     # The call to action comes before the accounts table and the schedule.

@@ -19,19 +19,36 @@ NOW = datetime.now(UTC)
 def _app(user_id: int | None, role: str = "staff") -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=30)
     if user_id is not None:
-        at.session_state["current_user"] = f.session_user(user_id, username="ops-carol", role=role, timezone="America/New_York")
+        at.session_state["current_user"] = f.session_user(
+            user_id, username="ops-carol", role=role, timezone="America/New_York"
+        )
     return at
 
 
 def _seed(session):
     user, connection, account = f.make_trader(session, "bob")
-    broken = f.make_connection(session, user, status="needs_reconnect", brokerage_name="Questrade",
-                               status_reason="CONNECTION_BROKEN", error_message="Login expired",
-                               error_details={"code": "3003"}, disabled_at=NOW - timedelta(hours=5))
+    broken = f.make_connection(
+        session,
+        user,
+        status="needs_reconnect",
+        brokerage_name="Questrade",
+        status_reason="CONNECTION_BROKEN",
+        error_message="Login expired",
+        error_details={"code": "3003"},
+        disabled_at=NOW - timedelta(hours=5),
+    )
     f.make_run(session, user, connection, status="completed", duration_seconds=10.0, completed_at=NOW)
-    failed = f.make_run(session, user, broken, status="failed", duration_seconds=30.0, completed_at=NOW,
-                        error_message="connection disabled", error_details={"code": "3003"},
-                        account_breakdown=[{"account_id": account.id, "status": "failed", "fetched": 0}])
+    failed = f.make_run(
+        session,
+        user,
+        broken,
+        status="failed",
+        duration_seconds=30.0,
+        completed_at=NOW,
+        error_message="connection disabled",
+        error_details={"code": "3003"},
+        account_breakdown=[{"account_id": account.id, "status": "failed", "fetched": 0}],
+    )
     issue = f.make_issue(session, user, account, reason="missing trade_date")
     f.make_webhook_event(session, user, event_type="CONNECTION_BROKEN", status="processed")
     return failed, issue
@@ -70,7 +87,11 @@ def test_staff_sees_health_tiles_and_problem_lists(session):
     assert "None" not in conn.astype(str).to_numpy().ravel().tolist()  # a missing value is an empty cell
     grid = next(d for d in at.dataframe if "status_reason" in d.value.columns)
     headers = {name: cfg.get("label") for name, cfg in json.loads(grid.proto.columns).items()}
-    assert (headers["brokerage_name"], headers["status_reason"], headers["error_message"]) == ("Brokerage", "Reason", "Error")
+    assert (headers["brokerage_name"], headers["status_reason"], headers["error_message"]) == (
+        "Brokerage",
+        "Reason",
+        "Error",
+    )
     assert any("user_secret" in c for df in frames for c in df.columns) is False
     assert any('"code":"3003"' in j.value for j in at.json)
 
@@ -101,7 +122,12 @@ def test_resolving_an_issue_asks_for_a_note_and_records_the_staff_member(session
     assert stored.resolution_note == "duplicate of a corrected activity"
     [entry] = session.exec(select(StaffAction)).all()
     assert (entry.action, entry.actor_username, entry.issue_id, entry.outcome, entry.note) == (
-        "resolve_issue", "ops-carol", issue.id, "done", "duplicate of a corrected activity")
+        "resolve_issue",
+        "ops-carol",
+        issue.id,
+        "done",
+        "duplicate of a corrected activity",
+    )
 
 
 def test_retry_queues_a_new_run_for_the_connection(session):

@@ -33,14 +33,45 @@ def _texts(at: AppTest) -> str:
 @pytest.fixture
 def trader(session):
     user, connection, account = f.make_trader(session, "alice")
-    f.make_transaction(session, account, transaction_type="BUY", symbol="AAPL", quantity="10", price="150.25",
-                       amount="-1502.50", fee="1.00", trade_date=date(2026, 3, 2), description="Bought AAPL")
-    f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="MSFT", amount="0.1",
-                       trade_date=date(2026, 3, 5), description="MSFT dividend")
-    f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="MSFT", amount="0.2",
-                       trade_date=date(2026, 3, 6), description="MSFT dividend")
-    f.make_transaction(session, account, transaction_type="CONTRIBUTION", amount="500", currency="CAD",
-                       trade_date=date(2026, 1, 2), description="Deposit")
+    f.make_transaction(
+        session,
+        account,
+        transaction_type="BUY",
+        symbol="AAPL",
+        quantity="10",
+        price="150.25",
+        amount="-1502.50",
+        fee="1.00",
+        trade_date=date(2026, 3, 2),
+        description="Bought AAPL",
+    )
+    f.make_transaction(
+        session,
+        account,
+        transaction_type="DIVIDEND",
+        symbol="MSFT",
+        amount="0.1",
+        trade_date=date(2026, 3, 5),
+        description="MSFT dividend",
+    )
+    f.make_transaction(
+        session,
+        account,
+        transaction_type="DIVIDEND",
+        symbol="MSFT",
+        amount="0.2",
+        trade_date=date(2026, 3, 6),
+        description="MSFT dividend",
+    )
+    f.make_transaction(
+        session,
+        account,
+        transaction_type="CONTRIBUTION",
+        amount="500",
+        currency="CAD",
+        trade_date=date(2026, 1, 2),
+        description="Deposit",
+    )
     return user
 
 
@@ -78,11 +109,25 @@ def test_lists_newest_first_with_formatted_money_and_per_currency_totals(trader)
 
 def test_money_columns_come_before_the_description_and_accounts_are_short(session):
     user, connection, _ = f.make_trader(session, "carla")
-    roth = f.make_account(session, connection, institution_name="Sandbox US Brokerage",
-                          account_name="Sandbox US Brokerage Roth IRA", account_number="****1008")
-    f.make_transaction(session, roth, transaction_type="OPTIONASSIGNMENT", symbol="AAPL",
-                       option_ticker="AAPL  261218C00240000", quantity="1", price="2.5", amount="-250", fee="0.65",
-                       description="Assigned")
+    roth = f.make_account(
+        session,
+        connection,
+        institution_name="Sandbox US Brokerage",
+        account_name="Sandbox US Brokerage Roth IRA",
+        account_number="****1008",
+    )
+    f.make_transaction(
+        session,
+        roth,
+        transaction_type="OPTIONASSIGNMENT",
+        symbol="AAPL",
+        option_ticker="AAPL  261218C00240000",
+        quantity="1",
+        price="2.5",
+        amount="-250",
+        fee="0.65",
+        description="Assigned",
+    )
     at = _app(user.id).run()
     assert not at.exception
     grid = next(d for d in at.dataframe if "Date" in d.value.columns)

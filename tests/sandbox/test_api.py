@@ -54,7 +54,9 @@ def test_reset_user_secret_takes_the_current_secret_in_the_body_and_refuses_anyt
     with pytest.raises(ApiException) as exc:
         client.authentication.reset_snap_trade_user_secret(user_id=user.user_id)
     assert (exc.value.status, exc.value.body["code"]) == (400, "1012")
-    assert client.connections.list_brokerage_authorizations(user_id=user.user_id, user_secret=new["userSecret"]).body == []
+    assert (
+        client.connections.list_brokerage_authorizations(user_id=user.user_id, user_secret=new["userSecret"]).body == []
+    )
 
 
 def test_connections_and_accounts_have_snaptrade_shapes(sb, client, user):

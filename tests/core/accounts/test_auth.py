@@ -244,7 +244,9 @@ def test_session_token_refuses_tampering_other_keys_and_expiry(session):
 
     auth.create_user(session, username="omar", password=PW)
     token = auth.issue_session_token("omar", 0)
-    forged = jwt.encode({"sub": "omar", "epoch": 0, "exp": 4102444800}, "another-cookie-key-of-a-proper-length-32b", algorithm="HS256")
+    forged = jwt.encode(
+        {"sub": "omar", "epoch": 0, "exp": 4102444800}, "another-cookie-key-of-a-proper-length-32b", algorithm="HS256"
+    )
     assert auth.verify_session_token(session, forged) is None
     assert auth.verify_session_token(session, token[:-2] + "xx") is None
     assert auth.verify_session_token(session, "not a token") is None

@@ -76,7 +76,9 @@ def test_portal_failures_are_explained(session, sandbox, action, status):
 def test_callback_does_not_trust_the_query_string(session, sandbox):
     uid = make_user(session)
     create_portal_link(session, user_id=uid)  # registers the SnapTrade user only
-    forged = handle_portal_callback(session, user_id=uid, params={"status": "SUCCESS", "connection_id": "not-a-real-id"})
+    forged = handle_portal_callback(
+        session, user_id=uid, params={"status": "SUCCESS", "connection_id": "not-a-real-id"}
+    )
     assert forged.status == "unknown"
     assert session.exec(select(sa.func.count()).select_from(BrokerageConnection)).one() == 0
 
@@ -89,7 +91,9 @@ def test_reconnect_link_targets_the_disabled_connection_and_keeps_ids(session, s
     reconcile_connections(session, user_id=uid)
     conn = session.exec(select(BrokerageConnection)).one()
     assert conn.status == "needs_reconnect" and conn.disabled_at
-    url = create_portal_link(session, user_id=uid, reconnect_connection_id=conn.id, redirect_url="http://127.0.0.1:8501/callback")
+    url = create_portal_link(
+        session, user_id=uid, reconnect_connection_id=conn.id, redirect_url="http://127.0.0.1:8501/callback"
+    )
     params = portal(url, None, "connect")
     assert params == {"status": "SUCCESS", "connection_id": auth}
     outcome = handle_portal_callback(session, user_id=uid, params=params)

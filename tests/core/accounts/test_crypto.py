@@ -16,7 +16,11 @@ def _store_secret(session, settings):
     user = AppUser(username="alice", password_hash="x")
     session.add(user)
     session.flush()
-    session.add(SnapTradeUser(user_id=user.id, snaptrade_user_id="tds-1", user_secret_encrypted=encrypt_secret(SECRET, settings)))
+    session.add(
+        SnapTradeUser(
+            user_id=user.id, snaptrade_user_id="tds-1", user_secret_encrypted=encrypt_secret(SECRET, settings)
+        )
+    )
     session.commit()
 
 

@@ -186,12 +186,16 @@ def test_missing_or_non_text_type_is_other_without_raw_type(missing):
 def test_padded_and_unpadded_occ_spellings_give_one_canonical_contract():
     padded = parse_occ("AAPL  261218C00240000")
     unpadded = parse_occ("AAPL261218C00240000")
-    assert padded == unpadded == OccContract(
-        underlying="AAPL",
-        expiration=date(2026, 12, 18),
-        right="CALL",
-        strike=Decimal(240),
-        canonical="AAPL  261218C00240000",
+    assert (
+        padded
+        == unpadded
+        == OccContract(
+            underlying="AAPL",
+            expiration=date(2026, 12, 18),
+            right="CALL",
+            strike=Decimal(240),
+            canonical="AAPL  261218C00240000",
+        )
     )
     assert canonical_occ("AAPL261218C00240000") == canonical_occ("AAPL  261218C00240000") == "AAPL  261218C00240000"
     assert len(padded.canonical) == 21
@@ -476,9 +480,10 @@ def test_raw_keeps_exact_decimals_and_round_trips_through_exact_json():
 
 
 def test_fingerprint_ignores_the_id():
-    assert normalize_activity(stock_activity(id="a"))["fingerprint"] == normalize_activity(stock_activity(id="b"))[
-        "fingerprint"
-    ]
+    assert (
+        normalize_activity(stock_activity(id="a"))["fingerprint"]
+        == normalize_activity(stock_activity(id="b"))["fingerprint"]
+    )
 
 
 def test_fingerprint_compares_decimals_by_value():
@@ -501,9 +506,10 @@ def test_fingerprint_keeps_digits_beyond_the_default_decimal_precision():
      {"symbol": {"id": "sym-other"}}, {"option_type": "BUY_TO_OPEN"}, {"settlement_date": None}],
 )  # fmt: skip
 def test_fingerprint_changes_with_the_content(change):
-    assert normalize_activity(stock_activity(**change))["fingerprint"] != normalize_activity(stock_activity())[
-        "fingerprint"
-    ]
+    assert (
+        normalize_activity(stock_activity(**change))["fingerprint"]
+        != normalize_activity(stock_activity())["fingerprint"]
+    )
 
 
 def test_content_fingerprint_is_the_row_fingerprint():

@@ -63,7 +63,9 @@ def assert_matches_ground_truth(session, sb, user_id):
         sums_expected[norm["currency"]] += norm["amount"] or 0
         sums_stored[row.currency] += row.amount or 0
     assert sums_stored == sums_expected
-    quarantined = session.exec(select(sa.func.count()).select_from(SyncIssue).where(SyncIssue.kind == "quarantined")).one()
+    quarantined = session.exec(
+        select(sa.func.count()).select_from(SyncIssue).where(SyncIssue.kind == "quarantined")
+    ).one()
     assert quarantined == bad
     # The trigger-kept count the dashboard reads (migration 0004) agrees, whatever crashed on the way.
     assert data_version(session, user_id)[0] == len(stored)
@@ -218,11 +220,20 @@ def test_malformed_records_land_in_the_ledger_and_the_rest_syncs(engine, sandbox
         assert_matches_ground_truth(s, sandbox, uid)
     again = sync_now(engine, uid, full=True)[0]
     with Session(engine) as s:  # the same bad records are not ledgered twice
-        assert s.exec(select(sa.func.count()).select_from(SyncIssue).where(SyncIssue.kind == "quarantined")).one() == len(issues)
+        assert s.exec(
+            select(sa.func.count()).select_from(SyncIssue).where(SyncIssue.kind == "quarantined")
+        ).one() == len(issues)
     assert again.transactions_new == 0
 
 
-@pytest.mark.parametrize("faults", [{"error_rate": 0.15}, {"drop_rate": 0.1}, {"rate_limit": {"customer_limit": 12, "account_limit": 10, "window": 2}}])
+@pytest.mark.parametrize(
+    "faults",
+    [
+        {"error_rate": 0.15},
+        {"drop_rate": 0.1},
+        {"rate_limit": {"customer_limit": 12, "account_limit": 10, "window": 2}},
+    ],
+)
 def test_faults_are_survived_and_the_result_converges(engine, sandbox, faults, monkeypatch):
     monkeypatch.setenv("HTTP_BACKOFF_BASE_SECONDS", "0.05")
     monkeypatch.setenv("HTTP_MAX_RETRIES", "10")
@@ -290,7 +301,11 @@ def test_sqlite_multi_row_statements_split_and_store_every_row(engine, sandbox, 
         pytest.skip("the multi-row VALUES path is SQLite's")
     monkeypatch.setattr(sync, "_SQLITE_MAX_VARIABLES", 7 * len(sync._binder(engine.dialect).names) + 3)
     statements = []
-    sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]) if "INSERT INTO brokerage_transactions" in a[2] else None)
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda *a: statements.append(a[2]) if "INSERT INTO brokerage_transactions" in a[2] else None,
+    )
     with Session(engine, expire_on_commit=False) as s:
         uid = make_user(s)
         connect(s, sandbox, uid, broker="SANDBOX_US", history_size=130)
@@ -393,7 +408,10 @@ def test_page_pipeline_yields_pages_in_order_and_raises_a_stage_error_at_its_pag
         return page
 
     got = []
-    with pytest.raises(ValueError, match="cannot prepare"), PagePipeline(lambda at: _Page(10, 50, at), bad_prepare, 0) as pages:
+    with (
+        pytest.raises(ValueError, match="cannot prepare"),
+        PagePipeline(lambda at: _Page(10, 50, at), bad_prepare, 0) as pages,
+    ):
         for page in pages:
             got.append(page.offset)
     assert got == [0]
@@ -434,7 +452,10 @@ def test_page_pipeline_stops_while_a_page_is_slow():
         return _Page(10, 100, at)
 
     t0 = time.monotonic()
-    with pytest.raises(StopRequested), PagePipeline(slow_fetch, lambda p: p, 0, should_stop=lambda: stop["now"]) as pages:
+    with (
+        pytest.raises(StopRequested),
+        PagePipeline(slow_fetch, lambda p: p, 0, should_stop=lambda: stop["now"]) as pages,
+    ):
         for _ in pages:
             pass
     assert time.monotonic() - t0 < 4, "the stop waited for the slow page"
@@ -466,7 +487,9 @@ def quick_retries(settings_env, **more) -> None:
 
 def activity_offsets(sandbox) -> list[int]:
     """The offsets of the activities requests in the sandbox's request log, in order."""
-    return [int(e["params"].get("offset", 0)) for e in sandbox.request_log() if e["path_template"].endswith("/activities")]
+    return [
+        int(e["params"].get("offset", 0)) for e in sandbox.request_log() if e["path_template"].endswith("/activities")
+    ]
 
 
 def test_the_saved_resume_point_advances_with_every_committed_page(engine, sandbox):

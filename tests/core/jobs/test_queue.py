@@ -107,7 +107,9 @@ def test_manual_sync_quota_counts_the_window(session, uid):
     assert (q.used, q.remaining) == (5, 0) and 49 <= q.reset_in_seconds <= 50
     with pytest.raises(jobs.ManualSyncLimitExceeded, match="Try again in"):
         jobs.request_manual_sync(session, user_id=uid, now=t0 + timedelta(seconds=10))
-    assert jobs.manual_sync_quota(session, uid, now=t0 + timedelta(seconds=61)).remaining == 2  # t0+0 and t0+1 left the window
+    assert (
+        jobs.manual_sync_quota(session, uid, now=t0 + timedelta(seconds=61)).remaining == 2
+    )  # t0+0 and t0+1 left the window
 
 
 def test_no_connection_gives_a_clear_message(session, uid):

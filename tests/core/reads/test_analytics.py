@@ -107,8 +107,13 @@ def test_activity_by_day_counts_all_currencies(session, book):
 # --------------------------------------------------------------------------- figures (pure)
 
 
-FLOW = pd.DataFrame({"month": ["2026-01", "2026-01", "2026-02"], "category": ["contributions", "dividends", "fees"],
-                     "amount": [Decimal("100"), Decimal("1.5"), Decimal("-2")]})
+FLOW = pd.DataFrame(
+    {
+        "month": ["2026-01", "2026-01", "2026-02"],
+        "category": ["contributions", "dividends", "fees"],
+        "amount": [Decimal("100"), Decimal("1.5"), Decimal("-2")],
+    }
+)
 
 
 def test_cash_flow_figure_has_one_trace_per_category_and_names_the_currency():
@@ -132,7 +137,9 @@ def test_other_builders():
     assert list(an.dividends_symbol_figure(by_symbol, "USD").data[0].x) == [5.0]
     fees = pd.DataFrame({"month": ["2026-01"], "commissions": [Decimal("1")], "fee_transactions": [Decimal("2")]})
     assert len(an.fees_figure(fees, "USD").data) == 2
-    traded = pd.DataFrame({"symbol": ["AAPL"], "bought": [Decimal("3")], "sold": [Decimal("4")], "total": [Decimal("7")]})
+    traded = pd.DataFrame(
+        {"symbol": ["AAPL"], "bought": [Decimal("3")], "sold": [Decimal("4")], "total": [Decimal("7")]}
+    )
     assert [t.name for t in an.traded_value_figure(traded, "USD").data] == ["Bought", "Sold"]
 
 

@@ -31,23 +31,78 @@ def book(session):
     alice, conn, usd = f.make_trader(session, "alice")
     cad = f.make_account(session, conn, account_name="TFSA", currency="CAD")
     rows = {
-        "buy": f.make_transaction(session, usd, transaction_type="BUY", symbol="AAPL", quantity="10", price="150.25",
-                                  amount="-1502.50", fee="0.1", trade_date=date(2026, 1, 5), description="Buy Apple"),
-        "div1": f.make_transaction(session, usd, transaction_type="DIVIDEND", symbol="MSFT", amount="0.1", fee="0.2",
-                                   trade_date=date(2026, 2, 1), description="MSFT cash dividend"),
-        "div2": f.make_transaction(session, usd, transaction_type="DIVIDEND", symbol="MSFT", amount="0.2",
-                                   trade_date=date(2026, 2, 1), description="MSFT cash dividend"),
-        "opt": f.make_transaction(session, usd, transaction_type="SELL", symbol="AAPL",
-                                  option_ticker="AAPL  261218C00240000", quantity="-1", price="3.5", amount="350",
-                                  trade_date=date(2026, 3, 1), description="Sell to open 100% call"),
-        "btc": f.make_transaction(session, usd, transaction_type="BUY", symbol="BTC", quantity="0.00012345",
-                                  amount="-12.345678", trade_date=date(2025, 12, 31)),
-        "cad": f.make_transaction(session, cad, transaction_type="CONTRIBUTION", amount="1000", currency="CAD",
-                                  trade_date=date(2026, 1, 10), description="Deposit"),
+        "buy": f.make_transaction(
+            session,
+            usd,
+            transaction_type="BUY",
+            symbol="AAPL",
+            quantity="10",
+            price="150.25",
+            amount="-1502.50",
+            fee="0.1",
+            trade_date=date(2026, 1, 5),
+            description="Buy Apple",
+        ),
+        "div1": f.make_transaction(
+            session,
+            usd,
+            transaction_type="DIVIDEND",
+            symbol="MSFT",
+            amount="0.1",
+            fee="0.2",
+            trade_date=date(2026, 2, 1),
+            description="MSFT cash dividend",
+        ),
+        "div2": f.make_transaction(
+            session,
+            usd,
+            transaction_type="DIVIDEND",
+            symbol="MSFT",
+            amount="0.2",
+            trade_date=date(2026, 2, 1),
+            description="MSFT cash dividend",
+        ),
+        "opt": f.make_transaction(
+            session,
+            usd,
+            transaction_type="SELL",
+            symbol="AAPL",
+            option_ticker="AAPL  261218C00240000",
+            quantity="-1",
+            price="3.5",
+            amount="350",
+            trade_date=date(2026, 3, 1),
+            description="Sell to open 100% call",
+        ),
+        "btc": f.make_transaction(
+            session,
+            usd,
+            transaction_type="BUY",
+            symbol="BTC",
+            quantity="0.00012345",
+            amount="-12.345678",
+            trade_date=date(2025, 12, 31),
+        ),
+        "cad": f.make_transaction(
+            session,
+            cad,
+            transaction_type="CONTRIBUTION",
+            amount="1000",
+            currency="CAD",
+            trade_date=date(2026, 1, 10),
+            description="Deposit",
+        ),
     }
     bob, _, bob_acct = f.make_trader(session, "bob")
-    rows["bob"] = f.make_transaction(session, bob_acct, transaction_type="DIVIDEND", symbol="MSFT", amount="999",
-                                     trade_date=date(2026, 2, 1), description="MSFT cash dividend")
+    rows["bob"] = f.make_transaction(
+        session,
+        bob_acct,
+        transaction_type="DIVIDEND",
+        symbol="MSFT",
+        amount="999",
+        trade_date=date(2026, 2, 1),
+        description="MSFT cash dividend",
+    )
     return alice, bob, usd, cad, rows
 
 
@@ -107,8 +162,19 @@ def test_page_formats_money_quantities_and_options(session, book):
     alice, _, _, _, rows = book
     df, _ = q.transactions_page(session, alice.id, F(), page_size=100)
     by_id = df.set_index("id")
-    assert list(df.columns) == ["id", "Date", "Account", "Type", "Symbol", "Quantity", "Price", "Amount", "Fee",
-                                "Currency", "Description"]
+    assert list(df.columns) == [
+        "id",
+        "Date",
+        "Account",
+        "Type",
+        "Symbol",
+        "Quantity",
+        "Price",
+        "Amount",
+        "Fee",
+        "Currency",
+        "Description",
+    ]
     assert tuple(by_id.loc[rows["buy"].id, ["Amount", "Fee", "Currency"]]) == ("-1,502.50", "0.10", "USD")
     assert by_id.loc[rows["buy"].id, "Price"] == "150.25"
     assert by_id.loc[rows["btc"].id, "Quantity"] == "0.00012345"
@@ -139,7 +205,10 @@ def test_csv_has_exactly_the_filtered_rows_with_exact_decimals(session, book):
     assert [int(r["id"]) for r in records] == [rows["opt"].id, rows["buy"].id]
     buy = records[1]
     assert (buy["trade_date"], buy["amount"], buy["fee"], buy["price"]) == (
-        "2026-01-05", "-1502.50", "0.10", "150.25"  # money keeps at least its currency's decimals
+        "2026-01-05",
+        "-1502.50",
+        "0.10",
+        "150.25",  # money keeps at least its currency's decimals
     )
     assert records[0]["option"] == "AAPL 2026-12-18 240 C"
     page_csv = export.transactions_csv(session, alice.id, F(), SORT)
@@ -213,7 +282,9 @@ def test_trade_date_bounds_read_each_end_of_the_index_not_the_users_rows(session
                                     "trade_date": date(2026, 1, 6) + timedelta(days=i % 50)} for i in range(3_000)])  # fmt: skip
     session.commit()
     big, big_steps = bounds_and_steps(alice.id)
-    assert big == small == (q.filter_options(session, alice.id).first_date, q.filter_options(session, alice.id).last_date)
+    assert (
+        big == small == (q.filter_options(session, alice.id).first_date, q.filter_options(session, alice.id).last_date)
+    )
     if engine.dialect.name == "sqlite":
         assert big_steps < small_steps + 100, (small_steps, big_steps)
 
@@ -283,8 +354,19 @@ def test_money_and_quantity_formatting():
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(None, "—"), (0.2, "0.2 s"), (2.0, "2.0 s"), (9.94, "9.9 s"), (12.7, "12.7 s"), (59.9, "59.9 s"), (59.96, "1 min 00 s"),
-     (192, "3 min 12 s"), (3 * 3600 + 12 * 60, "3 h 12 min"), (26 * 3600, "1 d 2 h"), (-1, "0.0 s")],
+    [
+        (None, "—"),
+        (0.2, "0.2 s"),
+        (2.0, "2.0 s"),
+        (9.94, "9.9 s"),
+        (12.7, "12.7 s"),
+        (59.9, "59.9 s"),
+        (59.96, "1 min 00 s"),
+        (192, "3 min 12 s"),
+        (3 * 3600 + 12 * 60, "3 h 12 min"),
+        (26 * 3600, "1 d 2 h"),
+        (-1, "0.0 s"),
+    ],
 )
 def test_format_duration_keeps_a_decimal_below_a_minute(seconds, shown):
     assert fmt.format_duration(seconds) == shown
@@ -292,8 +374,14 @@ def test_format_duration_keeps_a_decimal_below_a_minute(seconds, shown):
 
 @pytest.mark.parametrize(
     ("number", "shown"),
-    [("****1008", "••••1008"), ("12345678", "••••5678"), ("•••• 5148", "••••5148"), ("", "—"), (None, "—"),
-     ("****", "—")],
+    [
+        ("****1008", "••••1008"),
+        ("12345678", "••••5678"),
+        ("•••• 5148", "••••5148"),
+        ("", "—"),
+        (None, "—"),
+        ("****", "—"),
+    ],
 )
 def test_account_numbers_are_masked_one_way(number, shown):
     assert q.mask_account_number(number) == shown
@@ -301,8 +389,9 @@ def test_account_numbers_are_masked_one_way(number, shown):
 
 def test_account_labels_drop_a_repeated_brokerage_name():
     def account(name, institution="Sandbox US Brokerage", number="****1008", account_type=None):
-        return SimpleNamespace(id=7, account_name=name, institution_name=institution, account_number=number,
-                               account_type=account_type)
+        return SimpleNamespace(
+            id=7, account_name=name, institution_name=institution, account_number=number, account_type=account_type
+        )
 
     roth = account("Sandbox US Brokerage Roth IRA")
     assert q.account_short_label(roth) == "Roth IRA ••••1008"
@@ -327,17 +416,46 @@ def test_timestamps_are_shown_in_the_users_zone():
 @pytest.fixture
 def ops(session):
     user, conn, account = f.make_trader(session, "carol")
-    broken = f.make_connection(session, user, status="error", brokerage_name="Questrade", status_reason="UPSTREAM",
-                               error_details={"code": "3002"}, last_successful_sync_at=NOW - timedelta(days=2))
+    broken = f.make_connection(
+        session,
+        user,
+        status="error",
+        brokerage_name="Questrade",
+        status_reason="UPSTREAM",
+        error_details={"code": "3002"},
+        last_successful_sync_at=NOW - timedelta(days=2),
+    )
     runs = {
         "ok": f.make_run(session, user, conn, status="completed", duration_seconds=10.0, completed_at=NOW),
         "ok2": f.make_run(session, user, conn, status="completed", duration_seconds=20.0, completed_at=NOW),
-        "failed": f.make_run(session, user, broken, status="failed", duration_seconds=40.0, completed_at=NOW,
-                             error_details={"code": "3002"}, account_breakdown=[{"account_id": account.id}]),
-        "partial": f.make_run(session, user, conn, status="partial", duration_seconds=30.0, completed_at=NOW,
-                              error_details={"code": "throttled"}),
-        "old": f.make_run(session, user, conn, status="failed", completed_at=NOW - timedelta(days=3),
-                          queued_at=NOW - timedelta(days=3), error_details={"code": "1000"}),
+        "failed": f.make_run(
+            session,
+            user,
+            broken,
+            status="failed",
+            duration_seconds=40.0,
+            completed_at=NOW,
+            error_details={"code": "3002"},
+            account_breakdown=[{"account_id": account.id}],
+        ),
+        "partial": f.make_run(
+            session,
+            user,
+            conn,
+            status="partial",
+            duration_seconds=30.0,
+            completed_at=NOW,
+            error_details={"code": "throttled"},
+        ),
+        "old": f.make_run(
+            session,
+            user,
+            conn,
+            status="failed",
+            completed_at=NOW - timedelta(days=3),
+            queued_at=NOW - timedelta(days=3),
+            error_details={"code": "1000"},
+        ),
         "queued": f.make_run(session, user, broken, status="queued", queued_at=NOW - timedelta(minutes=10)),
     }
     issues = [f.make_issue(session, user, account), f.make_issue(session, user, account, kind="skipped")]
@@ -487,7 +605,10 @@ def test_a_long_multibyte_description_fits_the_covering_index(session, book):
 def test_numbers_past_28_digits_are_shown_whole():
     wide = Decimal("12345678901234567890.123456789012345678")
     assert fmt.format_number(wide) == "12,345,678,901,234,567,890.123456789012345678"
-    assert fmt.format_money(Decimal("-12345678901234567890.123456789012345678"), "USD") == "-12,345,678,901,234,567,890.123456789012345678 USD"
+    assert (
+        fmt.format_money(Decimal("-12345678901234567890.123456789012345678"), "USD")
+        == "-12,345,678,901,234,567,890.123456789012345678 USD"
+    )
 
 
 def test_a_failure_its_connection_later_completed_is_superseded_and_leaves_the_attention_counts(session):
@@ -510,7 +631,10 @@ def test_a_failure_its_connection_later_completed_is_superseded_and_leaves_the_a
     session.commit()
     assert q.problem_runs(session).empty
     history = q.problem_runs(session, include_superseded=True)
-    assert dict(zip(history["id"], history["superseded_by"], strict=True)) == {failed.id: retry.id, interrupted.id: retry.id}
+    assert dict(zip(history["id"], history["superseded_by"], strict=True)) == {
+        failed.id: retry.id,
+        interrupted.id: retry.id,
+    }
     assert q.health_summary(session).attention_connections == 0
 
     again = f.make_run(session, user, conn, status="failed")  # an earlier success does not supersede a later failure

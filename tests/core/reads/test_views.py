@@ -25,8 +25,17 @@ RUN = views.RunRow(
         ({"accounts_total": 2}, views.RUN_STARTED_FRACTION),  # accounts known, nothing fetched yet
         ({"accounts_total": 2, "pages_total": 4, "pages_done": 1}, 0.125),  # 1 of 4 pages of the first account
         # Second account: the first one's 2 pages are in the breakdown; 1 of its 2 pages is done.
-        ({"accounts_total": 2, "accounts_done": 1, "accounts_finished": 1, "pages_finished": 2, "pages_total": 4,
-          "pages_done": 3}, 0.75),
+        (
+            {
+                "accounts_total": 2,
+                "accounts_done": 1,
+                "accounts_finished": 1,
+                "pages_finished": 2,
+                "pages_total": 4,
+                "pages_done": 3,
+            },
+            0.75,
+        ),
         ({"accounts_total": 2, "accounts_done": 2, "pages_total": 4, "pages_done": 4}, 0.99),  # finishing
         ({"status": "completed"}, 1.0),
     ],

@@ -172,7 +172,9 @@ def test_fold_leaves_uncommitted_deltas_of_a_concurrent_writer_alone(engine, ses
     alice, _, usd, _, _ = book
     f.bulk_transactions(session, f.random_transactions(usd, 7, seed=1))
     with engine.connect() as writer:
-        writer.execute(sa.insert(T), [{**f.transaction_row(usd), "created_at": NOW, "updated_at": NOW} for _ in range(3)])
+        writer.execute(
+            sa.insert(T), [{**f.transaction_row(usd), "created_at": NOW, "updated_at": NOW} for _ in range(3)]
+        )
         folded = []
         t = threading.Thread(target=lambda: folded.append(counts.fold(Session(engine), alice.id)))
         t.start()
