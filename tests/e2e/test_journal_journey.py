@@ -1,6 +1,6 @@
 """Issue #22: the journal in a real browser against `streamlit run app.py` in sandbox mode.
 
-demo trader signs in → connects "Sandbox US Brokerage" through the portal → the first import completes
+a new trader signs up → connects "Sandbox US Brokerage" through the portal → the first import completes
 (the sync run's journal upkeep builds round trips and reads positions) → Journal: tiles, the P&L calendar
 and equity curve drawn, a round trip selected shows its fills in order → Positions: the late-history
 account (Roth IRA) is flagged with each difference explained, the other account matches.
@@ -11,18 +11,17 @@ Screenshots: test-artifacts/e2e/journal-NN-*.png.
 from __future__ import annotations
 
 import re
+import secrets
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from core.accounts.auth import DEMO_USERS
-from tests.e2e.ui import log_in, settle, shot
+from tests.e2e.ui import settle, shot, sign_up
 
 pytestmark = pytest.mark.e2e
 
 BROKER = "Sandbox US Brokerage"
 SYNC_TIMEOUT = 60_000
-CREDENTIALS = {role: (user, password) for user, password, role in DEMO_USERS}
 
 
 def _nav(page: Page, title: str) -> None:
@@ -37,13 +36,10 @@ def _metric(page: Page, label: str):
 
 
 def test_trader_syncs_then_reads_the_journal_and_sees_the_late_history_account_flagged(live_app, new_context):
-    trader, password = CREDENTIALS["trader"]
+    # A trader of its own: the demo trader must reach the trader journey with no connection.
     ctx = new_context()
     page = ctx.new_page()
-    page.goto(live_app.base_url + "/")
-    log_in(page, trader, password)
-    expect(page.get_by_role("heading", name="Connections", exact=True)).to_be_visible()
-    settle(page)
+    sign_up(page, live_app.base_url, f"journal-{secrets.token_hex(3)}", "journal-tests-2024")
 
     # Connect through the portal (one click opens it in this tab; it comes back to /callback), then follow the import.
     page.get_by_role("button", name="Connect a broker").click()

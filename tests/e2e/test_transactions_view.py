@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from core.reads.export import COLUMNS
-from tests.e2e.ui import VIEWPORT, settle, shot
+from tests.e2e.ui import VIEWPORT, settle, shot, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -46,22 +46,6 @@ RECORD_DRAWING = """
   };
 })();
 """
-
-
-def _sign_up(page: Page, base: str, username: str) -> None:
-    page.goto(base + "/")
-    page.get_by_role("tab", name="Create account").click()
-    form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Create account"))
-    form.get_by_role("textbox", name="Username").fill(username)
-    form.get_by_role("textbox", name="Password", exact=True).fill(PASSWORD)
-    form.get_by_role("textbox", name="Repeat password").fill(PASSWORD)
-    form.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("heading", name="Connections", exact=True)).to_be_visible()
-    deadline = time.monotonic() + 30
-    while not page.context.cookies():  # the re-login cookie, which the portal's return needs
-        assert time.monotonic() < deadline, "no login cookie after signing up"
-        page.wait_for_timeout(50)
-    settle(page)
 
 
 def _connect_in_one_click(page: Page, base: str, broker: str) -> None:
@@ -107,7 +91,7 @@ def trader(live_app, browser, viewer):
     username = viewer
     ctx = browser.new_context(viewport=VIEWPORT)
     page = ctx.new_page()
-    _sign_up(page, live_app.base_url, username)
+    sign_up(page, live_app.base_url, username, PASSWORD)
     for broker in BROKERS:
         _connect_in_one_click(page, live_app.base_url, broker)
     deadline = time.monotonic() + 90
