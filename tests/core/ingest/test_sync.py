@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -564,3 +565,32 @@ def test_a_quarantined_record_that_later_imports_cleanly_is_resolved_naming_the_
         assert after[issue_id].resolved_at is not None and after[issue_id].resolved_by == f"sync run #{fixer.id}"
         assert after[issue_id].snaptrade_activity_id in stored
     assert all(after[i].resolved_at is None for i in after if i not in with_id), "no id: nothing proves it was fixed"
+
+
+def test_a_fetching_sync_that_finds_nothing_new_reads_no_rows_by_creation_time(engine, sandbox):
+    """Re-key detection starts from the rows the page writes inserted, so a sync that fetches the account
+    but stores nothing costs what its pages cost: no statement selects the account's rows by created_at
+    (which reads every row of the account: the old `created_at >= t0` query, O(history))."""
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=1500)
+    sync_now(engine, uid, trigger="initial")
+    with Session(engine) as s:  # a webhook hint: the account is fetched although SnapTrade reports no new sync
+        s.exec(sa.update(BrokerageAccount).values(has_pending_hint=True))
+        s.commit()
+    statements = []
+
+    def capture(conn, cursor, statement, *args):
+        if "brokerage_transactions" in statement:
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        [run] = sync_now(engine, uid)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert run.status == "completed" and run.transactions_fetched > 0 and run.transactions_new == 0
+    assert run.pages_done >= 1  # the account was fetched and its pages written
+    filters = [re.split(r"\sWHERE\s", s, maxsplit=1)[1] for s in statements if re.search(r"\sWHERE\s", s)]
+    assert filters, "the page lookups read brokerage_transactions"
+    assert not [f for f in filters if "created_at" in f], "a statement filters the account's rows by created_at"
