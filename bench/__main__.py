@@ -54,7 +54,7 @@ def full_profile(runs: int = 5, big_runs: int | None = None) -> Profile:
     sizes = {10_000: runs, 100_000: runs, 1_000_000: runs if big_runs is None else big_runs}
     ingest = IngestPlan(sizes, 10_000, runs, profile_size=100_000, no_autoanalyze=(100_000, 2))
     return Profile("full", ingest, 10_000, SeedPlan(100, 10_000, 200_000), max(30, runs), runs, 4, 20, runs, 1_000_000,
-                   growth_runs=runs)  # fmt: skip
+                   growth_runs=max(15, runs))  # fmt: skip
 
 
 def quick_profile(runs: int = 3) -> Profile:
