@@ -1,5 +1,5 @@
 """`python -m bench [--quick] [--only NAME[,NAME]] [--runs N] [--big-runs N] [--sqlite-only] [--render-only]`:
-run the benchmarks (sandbox, requests, ingest, memory, queries, browser, journal), write bench/results.json and
+run the benchmarks (sandbox, requests, ingest, memory, queries, browser, journal, growth), write bench/results.json and
 render BENCHMARKS.md from it; `--only` keeps the other sections of that file. docs/PERFORMANCE.md § Running them."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import browser, dashboard, ingest, journal, report
+from bench import browser, dashboard, growth, ingest, journal, report
 from bench.harness import ROOT, Databases, Run, Sandbox, loadavg, machine_info, prepare_environment
 from bench.ingest import IngestPlan
 from bench.seed import SeedPlan
@@ -28,7 +28,7 @@ from core.storage.db import dispose_engines
 
 BENCHMARKS = {"sandbox": ingest.run_sandbox, "requests": ingest.run_requests, "ingest": ingest.run,
               "memory": ingest.run_memory, "queries": dashboard.run, "browser": browser.run,
-              "journal": journal.run}  # fmt: skip
+              "journal": journal.run, "growth": growth.run}  # fmt: skip
 
 
 @dataclass
@@ -45,25 +45,30 @@ class Profile:
     sandbox_history: int
     notes: list[str] = field(default_factory=list)
     force_memory_diagnosis: tuple[str, ...] = ()
+    growth_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)  # stored activities of the history-growth sync
+    growth_runs: int = 3
 
 
 def full_profile(runs: int = 5, big_runs: int | None = None) -> Profile:
     # A smaller --big-runs shortens `make bench` a lot: the 1,000,000-activity syncs are most of it.
     sizes = {10_000: runs, 100_000: runs, 1_000_000: runs if big_runs is None else big_runs}
     ingest = IngestPlan(sizes, 10_000, runs, profile_size=100_000, no_autoanalyze=(100_000, 2))
-    return Profile("full", ingest, 10_000, SeedPlan(100, 10_000, 200_000), max(30, runs), runs, 4, 20, runs, 1_000_000)
+    return Profile("full", ingest, 10_000, SeedPlan(100, 10_000, 200_000), max(30, runs), runs, 4, 20, runs, 1_000_000,
+                   growth_runs=max(15, runs))  # fmt: skip
 
 
 def quick_profile(runs: int = 3) -> Profile:
     ingest = IngestPlan({2_000: runs, 20_000: 1}, 2_000, 2, profile_size=20_000, no_autoanalyze=(20_000, 1))
     return Profile("quick", ingest, 4_000, SeedPlan(10, 2_000, 20_000), 5, 1, 2, 5, 3, 100_000,
-                   notes=["Quick run: small sizes and few repetitions, to check the benchmarks work; not the reference figures."])  # fmt: skip
+                   notes=["Quick run: small sizes and few repetitions, to check the benchmarks work; not the reference figures."],
+                   growth_sizes=(2_000, 20_000), growth_runs=runs)  # fmt: skip
 
 
 def toy_profile(dbs: tuple[str, ...] = ("sqlite", "postgresql")) -> Profile:
     ingest = IngestPlan({1_000: 1}, 1_000, 1, dbs=dbs, profile_size=1_000, detail_dbs=dbs[:1])
     return Profile("toy", ingest, 2_000, SeedPlan(2, 200, 1_000), 2, 1, 1, 2, 1, 10_000,
-                   notes=["Toy run (smoke test)."], force_memory_diagnosis=dbs[:1])  # fmt: skip
+                   notes=["Toy run (smoke test)."], force_memory_diagnosis=dbs[:1], growth_sizes=(1_000, 3_000),
+                   growth_runs=1)  # fmt: skip
 
 
 def output_paths(profile: Profile, out_dir: Path | None) -> tuple[Path, Path]:
@@ -93,7 +98,7 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
             this = {k: previous.get(k) for k in ("date", "argv", "selected", "seconds", "git")}
             meta["earlier_runs"] = earlier_runs_still_shown([*(previous.get("earlier_runs") or []), this], selected)
         results["meta"] = meta
-        if set(selected) & {"requests", "ingest", "memory"}:
+        if set(selected) & {"requests", "ingest", "memory", "growth"}:
             ctx.sandbox = Sandbox().start()
             configure_endpoint(ctx.sandbox.url, ctx.sandbox.client_id, ctx.sandbox.consumer_key)
         for name in (n for n in BENCHMARKS if n in selected):

@@ -12,7 +12,7 @@ DOCS = "docs/PERFORMANCE.md"
 DB = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 TITLES = {"ingest": "1. Ingest throughput", "requests": "2. Request budget", "memory": "3. Memory",
           "queries": "4. Dashboard queries", "browser": "5. In the browser", "sandbox": "6. Sandbox speed",
-          "journal": "7. Trading journal"}  # fmt: skip
+          "journal": "7. Trading journal", "growth": "8. History growth"}  # fmt: skip
 APPROACHES = {"engine": "engine (`core.ingest.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
               "guide": "guide (row-by-row upsert)", "engine (no autoanalyze)": "engine, no autoanalyze during the sync"}  # fmt: skip
 QUERY_GROUPS = {"page": "Transactions page query", "totals": "Transactions totals",
@@ -166,6 +166,10 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
         from bench import journal
 
         out += [Target(*v) for v in journal.verdicts(j)]
+    if g := measured(results, "growth"):
+        from bench import growth
+
+        out += [Target(*v) for v in growth.verdicts(g)]
     return out
 
 
@@ -356,8 +360,14 @@ def journal(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
     return bench_journal.section(j, results)
 
 
+def growth(g: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    from bench import growth as bench_growth
+
+    return bench_growth.section(g, results)
+
+
 SECTIONS = {"ingest": ingest, "requests": requests, "memory": memory, "queries": queries, "browser": browser,
-            "sandbox": sandbox, "journal": journal}  # fmt: skip
+            "sandbox": sandbox, "journal": journal, "growth": growth}  # fmt: skip
 
 
 def how(results: dict[str, Any]) -> list[str]:

@@ -170,21 +170,41 @@ def prepare_page(dialect, *, user_id: int, account_id: int, page: ActivityPage, 
     return PreparedPage(page, counts, params, issues, seen)
 
 
-def store_page(session: Session, account_id: int, prepared: PreparedPage) -> PageCounts:
-    """Write a prepared page with one bulk upsert (only new or changed rows) and its ledger entries.
+@dataclass
+class RunInserts:
+    """The ids of the rows this run inserted into one account, collected by the page writes: re-key detection
+    starts from them, so it costs what the pages cost rather than a read of the account's rows by created_at."""
+
+    since: datetime  # the run's t0: a row an earlier attempt of this run wrote is the run's too
+    ids: set[str] = field(default_factory=set)
+
+
+def store_page(
+    session: Session, account_id: int, prepared: PreparedPage, inserted: RunInserts | None = None
+) -> PageCounts:
+    """Write a prepared page with one bulk upsert (only new or changed rows) and its ledger entries;
+    `inserted` collects the page's rows that this run inserted.
 
     The caller commits (together with the run's progress)."""
     counts = prepared.counts
     rows = prepared.params
     if rows:
-        existing = dict(session.execute(_existing_query(session.get_bind(), account_id, list(rows))).all())
+        since = inserted.since if inserted is not None else None
+        existing = {
+            r[0]: r for r in session.execute(_existing_query(session.get_bind(), account_id, list(rows), since))
+        }
         to_write = []
         for activity_id, (bound, raw_hash) in rows.items():
-            old_hash = existing.get(activity_id)
-            if old_hash is None:
+            stored = existing.get(activity_id)
+            if stored is None:
                 counts.new += 1
                 to_write.append(bound)
-            elif old_hash != raw_hash:
+                if inserted is not None:
+                    inserted.ids.add(activity_id)
+                continue
+            if inserted is not None and stored.fresh:  # written by an earlier attempt of this run (a resume)
+                inserted.ids.add(activity_id)
+            if stored.raw_hash != raw_hash:
                 counts.updated += 1
                 to_write.append(bound)
             else:
@@ -237,15 +257,21 @@ def _close_fixed_issues(
 _UNSAFE_ESCAPE = re.compile(r"\\u(0000|[dD][89a-fA-F])")
 
 
-def _existing_query(bind, account_id: int, ids: list[str]):
-    """Stored (id, raw_hash) of this page's ids. On PostgreSQL one array parameter (= ANY) keeps it a
+def _existing_query(bind, account_id: int, ids: list[str], since: datetime | None = None):
+    """Stored (id, raw_hash) of this page's ids, and with `since` whether each was created since then (read
+    from the rows the lookup visits anyway). On PostgreSQL one array parameter (= ANY) keeps it a
     unique-index lookup even under a generic prepared plan on a table without statistics yet, where
     an IN list of 1,000 parameters degrades to scanning the account's rows."""
+    columns = [T.c.snaptrade_activity_id, T.c.raw_hash]
+    if since is not None:
+        columns.append((T.c.created_at >= since).label("fresh"))
+    return sa.select(*columns).where(T.c.account_id == account_id, _ids_match(bind, ids))
+
+
+def _ids_match(bind, ids: list[str]):
     if bind.dialect.name == "postgresql":
-        match = T.c.snaptrade_activity_id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.String)))
-    else:
-        match = T.c.snaptrade_activity_id.in_(ids)
-    return sa.select(T.c.snaptrade_activity_id, T.c.raw_hash).where(T.c.account_id == account_id, match)
+        return T.c.snaptrade_activity_id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.String)))
+    return T.c.snaptrade_activity_id.in_(ids)
 
 
 def _stored_raw(raw: dict, source: str | None = None) -> tuple[JSONText, str]:
@@ -378,26 +404,39 @@ def _id_key(activity_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(activity_id.encode(), digest_size=8).digest(), "big")
 
 
+_MERGE_CHUNK = 5000  # ids or fingerprints per statement: under SQLite's parameter limit
+
+
 def merge_rekeyed(
-    session: Session, *, account: BrokerageAccount, since: datetime, seen: set[int], run_id: int | None
+    session: Session, *, account: BrokerageAccount, inserted: RunInserts, seen: set[int], run_id: int | None
 ) -> int:
-    """Rows inserted since `since` whose content matches an older row whose id vanished from the
-    fetched window are the same activity re-keyed by SnapTrade: the old row takes the new id."""
-    new_rows = session.execute(
-        sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint, T.c.raw, T.c.raw_hash).where(
-            T.c.account_id == account.id, T.c.created_at >= since
-        )
-    ).all()
-    if not new_rows:
+    """Rows this run inserted whose content matches an older row whose id vanished from the fetched window
+    are the same activity re-keyed by SnapTrade: the old row takes the new id. Both sides are index
+    lookups (the inserted ids, then their fingerprints), so a run that inserted nothing reads nothing."""
+    if not inserted.ids:
         return 0
+    bind, new_ids = session.get_bind(), sorted(inserted.ids)
+    new_rows = []
+    for i in range(0, len(new_ids), _MERGE_CHUNK):
+        new_rows += session.execute(
+            sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint, T.c.raw, T.c.raw_hash).where(
+                T.c.account_id == account.id, _ids_match(bind, new_ids[i : i + _MERGE_CHUNK])
+            )
+        ).all()
+    new_rows.sort(key=lambda r: r.id)
     by_fp: dict[str, list] = defaultdict(list)
     for r in new_rows:
         by_fp[r.fingerprint].append(r)
-    old_rows = session.execute(
-        sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint)
-        .where(T.c.account_id == account.id, T.c.created_at < since, T.c.fingerprint.in_(list(by_fp)))
-        .order_by(T.c.id)
-    ).all()
+    fingerprints = sorted(by_fp)
+    old_rows = []
+    for i in range(0, len(fingerprints), _MERGE_CHUNK):
+        old_rows += session.execute(
+            sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint).where(
+                T.c.account_id == account.id, T.c.fingerprint.in_(fingerprints[i : i + _MERGE_CHUNK])
+            )
+        ).all()
+    # The older side: every match but the run's own rows (what created_at < t0 selected).
+    old_rows = sorted((r for r in old_rows if r.snaptrade_activity_id not in inserted.ids), key=lambda r: r.id)
     merged = 0
     for old in old_rows:
         if _id_key(old.snaptrade_activity_id) in seen:
@@ -798,6 +837,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
     start = date.fromisoformat(cp["start"]) if cp.get("start") else None
     outcome.start_date = cp.get("start")
     seen: set[int] | None = set() if cp.get("track") else None
+    inserted = RunInserts(t0) if seen is not None else None
     # Clear the webhook hint before fetching: a hint that arrives during the fetch survives for next time.
     account.has_pending_hint = False
     session.add(account)
@@ -834,7 +874,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
             if pages_counted_for_account != pages_for_account:
                 run.pages_total += pages_for_account - pages_counted_for_account
                 pages_counted_for_account = pages_for_account
-            counts = store_page(session, account.id, prepared)
+            counts = store_page(session, account.id, prepared, inserted)
             _close_fixed_issues(session, account.id, prepared, open_issues, run.id)
             if seen is not None:
                 seen.update(prepared.seen)
@@ -857,7 +897,7 @@ def _sync_account(session, rep: RunReporter, settings, identity, account: Broker
                 on_progress(run)
 
     if seen is not None:
-        merged = merge_rekeyed(session, account=account, since=t0, seen=seen, run_id=run.id)
+        merged = merge_rekeyed(session, account=account, inserted=inserted, seen=seen, run_id=run.id)
         if merged:
             outcome.message = f"{merged} re-keyed activit{'y' if merged == 1 else 'ies'} merged"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -564,3 +565,67 @@ def test_a_quarantined_record_that_later_imports_cleanly_is_resolved_naming_the_
         assert after[issue_id].resolved_at is not None and after[issue_id].resolved_by == f"sync run #{fixer.id}"
         assert after[issue_id].snaptrade_activity_id in stored
     assert all(after[i].resolved_at is None for i in after if i not in with_id), "no id: nothing proves it was fixed"
+
+
+def test_a_fetching_sync_that_finds_nothing_new_reads_no_rows_by_creation_time(engine, sandbox):
+    """Re-key detection starts from the rows the page writes inserted, so a sync that fetches the account
+    but stores nothing costs what its pages cost: no statement selects the account's rows by created_at
+    (which reads every row of the account: the old `created_at >= t0` query, O(history))."""
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, history_size=1500)
+    sync_now(engine, uid, trigger="initial")
+    with Session(engine) as s:  # a webhook hint: the account is fetched although SnapTrade reports no new sync
+        s.exec(sa.update(BrokerageAccount).values(has_pending_hint=True))
+        s.commit()
+    statements = []
+
+    def capture(conn, cursor, statement, *args):
+        if "brokerage_transactions" in statement:
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        [run] = sync_now(engine, uid)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    assert run.status == "completed" and run.transactions_fetched > 0 and run.transactions_new == 0
+    assert run.pages_done >= 1  # the account was fetched and its pages written
+    filters = [re.split(r"\sWHERE\s", s, maxsplit=1)[1] for s in statements if re.search(r"\sWHERE\s", s)]
+    assert filters, "the page lookups read brokerage_transactions"
+    assert not [f for f in filters if "created_at" in f], "a statement filters the account's rows by created_at"
+
+
+def test_rekeyed_rows_an_interrupted_attempt_stored_are_merged_when_the_run_resumes(engine, sandbox):
+    """The first attempt stores some re-keyed rows and stops between pages; the resumed attempt re-reads the
+    window, finds those rows already stored by this run (its page lookups say so) and merges them too."""
+    from core.ingest.sync import execute_run
+    from core.jobs import queue as jobs
+
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_CRYPTO", history_size=3500)  # one account, 4 pages
+    sync_now(engine, uid)
+    with Session(engine, expire_on_commit=False) as s:
+        account_id = s.exec(select(BrokerageAccount.snaptrade_account_id)).one()
+        count_before = s.exec(select(sa.func.count()).select_from(BrokerageTransaction)).one()
+        conn = s.exec(select(BrokerageConnection)).one()
+        pairs = sandbox.rekey(account_id, count=40)
+        run, _ = jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="manual", full=True)
+        jobs.claim_run(s, run.id, "w")
+    pages = {"done": 0}
+    stopped = execute_run(run.id, engine=engine, should_stop=lambda: pages["done"] >= 2,
+                          on_progress=lambda r: pages.update(done=r.pages_done))  # fmt: skip
+    assert stopped.status == "queued"
+    with Session(engine, expire_on_commit=False) as s:
+        stored = set(s.exec(select(BrokerageTransaction.snaptrade_activity_id)))
+        assert 0 < len(stored & {new for _, new in pairs}) < len(pairs), "the first attempt stored some new ids"
+        jobs.claim_run(s, run.id, "w")
+    done = execute_run(run.id, engine=engine)
+    assert done.status == "completed"
+    with Session(engine) as s:
+        ids = set(s.exec(select(BrokerageTransaction.snaptrade_activity_id)))
+        assert s.exec(select(sa.func.count()).select_from(BrokerageTransaction)).one() == count_before
+        assert all(new in ids and old not in ids for old, new in pairs)
+        assert len(s.exec(select(SyncIssue).where(SyncIssue.kind == "merged")).all()) == len(pairs)
+        assert_matches_ground_truth(s, sandbox, uid)

@@ -1,0 +1,181 @@
+"""Benchmark 8 (issue 25): history growth. A sync that fetches an account but finds nothing new (a webhook-
+hinted or manual sync after nothing changed) must cost what its pages cost, not what the stored history
+costs: the same sandbox window synced against 10,000, 100,000 and 1,000,000 stored activities.
+
+The sandbox serves a small history; bench.seed's random activities are added to the same accounts straight
+into the database (older rows the sandbox no longer serves), one warm-up sync (dropped: the journal's upkeep
+of the seeded rows and the count fold happen there), then each measured run sets the accounts' webhook hint
+and times `execute_run` of a webhook-triggered sync in this process.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from itertools import islice
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from bench.harness import Run, Sandbox
+from bench.journal import summarize
+from bench.seed import T, transactions
+
+TARGET_RATIO = 1.3  # the largest history's median ÷ the smallest's, at most
+SERVED_PER_ACCOUNT = 300  # the sandbox's history per account: the window the sync fetches
+BROKER = "SANDBOX_US"  # two accounts
+
+
+def _user(engine, sandbox: Sandbox, kind: str) -> tuple[int, int, list[tuple[int, str]]]:
+    """A trader with one sandbox connection, synced once: (user id, connection id, [(account id, currency)])."""
+    from core.accounts.auth import create_user
+    from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
+    from core.snaptrade.client import SnapTradeClient
+    from core.storage.models import BrokerageAccount, BrokerageConnection
+
+    with Session(engine, expire_on_commit=False) as s:
+        user_id = create_user(s, username=f"growth-{kind}-{time.monotonic_ns()}", password="bench password 1",
+                              role="trader").id  # fmt: skip
+        identity = ensure_snaptrade_user(s, user_id, SnapTradeClient())
+        auth_id = sandbox.control("create_connection", user_id=identity.snaptrade_user_id, broker=BROKER,
+                                  history_size=SERVED_PER_ACCOUNT)  # fmt: skip
+        reconcile_connections(s, user_id=user_id)
+        conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == auth_id)).one()
+        accounts = s.exec(select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
+                          .order_by(BrokerageAccount.id)).all()  # fmt: skip
+        return user_id, conn.id, [(a.id, a.currency or "USD") for a in accounts]
+
+
+def _sync(engine, user_id: int, connection_id: int, trigger: str, hint: bool) -> tuple[float, Any, dict[str, Any]]:
+    """One run of the connection; with `hint`, the accounts' webhook hint set first so the window is fetched.
+    Returns its wall seconds, the finished run, and its SQL statements' count and seconds."""
+    from core.ingest.sync import execute_run
+    from core.jobs import queue as jobs
+    from core.storage.models import BrokerageAccount
+
+    with Session(engine, expire_on_commit=False) as s:
+        if hint:
+            s.exec(sa.update(BrokerageAccount).where(BrokerageAccount.connection_id == connection_id)
+                   .values(has_pending_hint=True))  # fmt: skip
+            s.commit()
+        run, _ = jobs.enqueue_sync(s, user_id=user_id, connection_id=connection_id, trigger=trigger)
+        jobs.claim_run(s, run.id, "bench")
+    sql, started = {"statements": 0, "seconds": 0.0}, {}
+
+    def before(conn, cursor, *_):
+        started[id(cursor)] = time.perf_counter()
+
+    def after(conn, cursor, *_):
+        sql["statements"] += 1
+        sql["seconds"] += time.perf_counter() - started.pop(id(cursor), time.perf_counter())
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        t0 = time.perf_counter()
+        done = execute_run(run.id, engine=engine)
+        seconds = time.perf_counter() - t0
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+    return seconds, done, sql
+
+
+def _add_history(engine, user_id: int, accounts: list[tuple[int, str]], rows: int) -> None:
+    """`rows` older activities in the connection's accounts, written in bulk, then ANALYZE as a live database has."""
+    insert = sa.insert(T).returning(T.c.id) if engine.dialect.name == "postgresql" else sa.insert(T)
+    generated = transactions(user_id, accounts, rows, random.Random(f"growth/{rows}"), years=6)
+    with engine.begin() as c:
+        while batch := list(islice(generated, 5_000)):
+            c.execute(insert, batch)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
+
+
+def measure_size(ctx: Run, kind: str, size: int, reps: int) -> dict[str, Any]:
+    from core.storage.db import create_db_engine
+
+    url = ctx.dbs.new(kind)
+    engine = create_db_engine(url)
+    try:
+        user_id, connection_id, accounts = _user(engine, ctx.sandbox, kind)
+        _sync(engine, user_id, connection_id, "initial", hint=False)
+        with engine.connect() as c:
+            served = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
+        _add_history(engine, user_id, accounts, max(0, size - served))
+        _sync(engine, user_id, connection_id, "webhook", hint=True)  # warm-up, dropped
+        times, runs = [], []
+        for _ in range(reps):
+            seconds, done, sql = _sync(engine, user_id, connection_id, "webhook", hint=True)
+            if done.status != "completed" or done.transactions_fetched == 0 or done.transactions_new:
+                raise RuntimeError(f"not a no-change fetching sync: {done.status}, {done.transactions_fetched} "
+                                   f"fetched, {done.transactions_new} new")  # fmt: skip
+            times.append(seconds)
+            runs.append({"fetched": done.transactions_fetched, "pages": done.pages_done, "requests": done.api_requests,
+                         "sql_statements": sql["statements"], "sql_seconds": sql["seconds"]})  # fmt: skip
+        with engine.connect() as c:
+            stored = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
+    finally:
+        engine.dispose()
+        ctx.dbs.drop(url)
+    return {"db": kind, "size": size, "stored": stored, **summarize(times), "runs": runs}
+
+
+def run(ctx: Run) -> dict[str, Any]:
+    """The no-change fetching sync at each history size of the profile, on SQLite (and PostgreSQL when the
+    databases include it)."""
+    sizes, reps = ctx.profile.growth_sizes, ctx.profile.growth_runs
+    cells = []
+    for kind in ctx.dbs.kinds:
+        for size in sizes:
+            ctx.progress(f"[bench] growth: {kind}, {size:,} stored activities ...")
+            cells.append(measure_size(ctx, kind, size, reps))
+            ctx.progress(f"[bench] growth: {kind}, {size:,}: median {cells[-1]['median'] * 1000:.1f} ms")
+    return {"sizes": list(sizes), "reps": reps, "served_per_account": SERVED_PER_ACCOUNT, "target_ratio": TARGET_RATIO,
+            "cells": cells}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- report
+
+
+def ratios(g: dict[str, Any]) -> dict[str, float]:
+    """Per database: the largest history's median ÷ the smallest's."""
+    out = {}
+    for kind in dict.fromkeys(c["db"] for c in g["cells"]):
+        cells = sorted((c for c in g["cells"] if c["db"] == kind), key=lambda c: c["size"])
+        if len(cells) >= 2 and cells[0]["median"] > 0:
+            out[kind] = cells[-1]["median"] / cells[0]["median"]
+    return out
+
+
+def verdicts(g: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(what, target, measured, met) for the report's Targets table."""
+    small, large = min(g["sizes"]), max(g["sizes"])
+    db = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    return [(f"no-change fetching sync, {large:,} vs {small:,} stored activities ({db.get(kind, kind)})",
+             f"≤ {g['target_ratio']}×", f"{r:.3f}×", r <= g["target_ratio"]) for kind, r in ratios(g).items()]  # fmt: skip
+
+
+def section(g: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    def row(*cells: Any) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    lines = [f"A webhook-triggered sync with the accounts' webhook hint set (the window of {g['served_per_account']} activities "
+             f"per account is fetched, nothing is new), {g['reps']} measured runs after one warm-up; medians.", "",
+             row("database", "stored activities", "median ms", "min ms", "max ms", "SQL ms (median)", "SQL statements",
+                 "fetched", "requests"),
+             row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")]  # fmt: skip
+    for c in g["cells"]:
+        last = c["runs"][-1] if c["runs"] else {}
+        sql_ms = statistics.median(r["sql_seconds"] for r in c["runs"]) * 1000 if c["runs"] else 0.0
+        lines.append(row(c["db"], f"{c['stored']:,}", f"{c['median'] * 1000:.1f}", f"{c['min'] * 1000:.1f}",
+                         f"{c['max'] * 1000:.1f}", f"{sql_ms:.1f}", last.get("sql_statements", ""),
+                         last.get("fetched", ""), last.get("requests", "")))  # fmt: skip
+    lines.append("")
+    lines += [f"- {kind}: the largest history's median ÷ the smallest's: {r:.3f}×" for kind, r in ratios(g).items()]
+    lines.append(
+        "- *SQL ms*: the time spent in the database's statements (the rest is SnapTrade's answers and commits)."
+    )
+    return lines + [""]
