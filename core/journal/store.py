@@ -157,8 +157,9 @@ def _read_rows(session: Session, account: BrokerageAccount, keys: set[str] | Non
     named = sorted(k for k in keys if k)
     for i in range(0, len(named), _CHUNK):
         chunk = named[i : i + _CHUNK]
-        # By symbol through (user_id, symbol, …), by option ticker through (account_id, option_ticker).
-        by_symbol = base.where(T.c.user_id == account.user_id, T.c.symbol.in_(chunk), T.c.account_id == account.id)
+        # Each through its partial index: (account_id, symbol) of non-option rows (migration 0008), and
+        # (account_id, option_ticker); neither reads the user's other accounts nor the other kind of row.
+        by_symbol = base.where(T.c.account_id == account.id, T.c.symbol.in_(chunk), T.c.option_ticker.is_(None))
         by_option = base.where(T.c.account_id == account.id, T.c.option_ticker.in_(chunk))
         for query in (by_symbol, by_option):
             for record in session.execute(query):

@@ -183,6 +183,15 @@ class BrokerageTransaction(SQLModel, table=True):
             postgresql_where=sa.text("option_ticker IS NOT NULL"),
             sqlite_where=sa.text("option_ticker IS NOT NULL"),
         ),
+        # One stock symbol's rows in one account, for the same rebuild: not the user's other accounts, not
+        # the underlying's option rows (migration 0008).
+        sa.Index(
+            "idx_brokerage_transactions_account_symbol",
+            "account_id",
+            "symbol",
+            postgresql_where=sa.text("option_ticker IS NULL"),
+            sqlite_where=sa.text("option_ticker IS NULL"),
+        ),
         # Every column a total, a filter-options pass or an Analytics aggregation reads: they scan this
         # (about a tenth of a row's width, the raw JSON stays out) instead of the user's rows. Grouping
         # by currency, then type, follows its order. Every column is bounded (description is cut at

@@ -322,3 +322,71 @@ def test_journal_rebuild_from_scratch_restores_a_damaged_journal(engine, users):
             Decimal(6),
             [r for r in trip.activity_ids],
         )
+
+
+# --------------------------------------------------------------------------- what upkeep costs
+
+
+def transaction_reads(engine, work) -> list[tuple[str, tuple]]:
+    """The SELECTs on brokerage_transactions that `work()` runs, with their parameters."""
+    seen: list[tuple[str, tuple]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM brokerage_transactions" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        work()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    return seen
+
+
+def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(engine):
+    """Cost, not time: after a page touching one stock and one option contract, every read of activities is
+    an index search on this account and that instrument. Neither the account's other rows, the user's other
+    account holding the same symbol, nor the stock's option rows (or the options' stock rows) are visited."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; the index and the query are the same on PostgreSQL")
+    with Session(engine, expire_on_commit=False) as s:
+        user, conn, acct = f.make_trader(s)
+        other = f.make_account(s, conn)
+        day = date(2024, 1, 1)
+        history = []
+        for i in range(600):  # a long history: the same symbols in both accounts, stock and option rows
+            for account in (acct, other):
+                history.append(f.transaction_row(account, transaction_type=("BUY", "SELL")[i % 2], symbol=("AAPL", "MSFT")[i % 3 == 0],
+                                                 security_type="cs", quantity=Decimal(1), price=Decimal(10),
+                                                 trade_date=day + timedelta(days=i % 300)))  # fmt: skip
+                history.append(f.transaction_row(account, transaction_type="BUY", symbol="AAPL", security_type="option",
+                                                 option_ticker=OPT if i % 2 else PUT.replace("MSFT", "AAPL"),
+                                                 quantity=Decimal(1), price=Decimal(1), trade_date=day + timedelta(days=i % 300)))  # fmt: skip
+        insert(s, history)
+        s.commit()
+        rebuild_user(s, user.id)
+        s.execute(sa.text("ANALYZE"))
+        s.commit()
+        page = [f.transaction_row(acct, transaction_type="BUY", symbol="AAPL", security_type="cs", quantity=Decimal(2),
+                                  price=Decimal(11), trade_date=date(2025, 1, 2)),
+                f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="option", option_ticker=OPT,
+                                  option_action="SELL_TO_CLOSE", quantity=Decimal(1), price=Decimal(2),
+                                  trade_date=date(2025, 1, 2))]  # fmt: skip
+        insert(s, page)
+        s.commit()
+        assert marks(s, acct.id) == {"AAPL", OPT}
+
+        reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
+        assert reads, "upkeep should read the dirty pairs' activities"
+        for statement, parameters in reads:
+            plan = [row[-1] for row in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            on_table = [p for p in plan if "brokerage_transactions" in p]
+            assert on_table and all(
+                p.startswith("SEARCH brokerage_transactions USING INDEX idx_brokerage_transactions_account_")
+                and "(account_id=? AND " in p
+                for p in on_table
+            ), (statement, plan)
+        assert_journal_is_current(s, user.id)
+        incremental = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == incremental
