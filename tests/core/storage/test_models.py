@@ -1,4 +1,4 @@
-"""core/storage/models.py: what the database itself enforces, on SQLite and PostgreSQL: unique keys, the one active
+"""core/storage/models/: what the database itself enforces, on SQLite and PostgreSQL: unique keys, the one active
 run per connection, allowed values, and what deleting a user, a connection or an account takes with it."""
 
 from __future__ import annotations

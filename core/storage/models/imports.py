@@ -1,13 +1,10 @@
-"""The tables: app users, SnapTrade users, connections, accounts, transactions, sync runs,
-webhook events, the sync issues ledger; the trading journal built from the transactions (round trips, open
-positions and lots, unplaceable activities, the broker's positions and their reconciliation); and for staff, the
-audit trail, portal attempts, connection state history and each run's SnapTrade request log. Names follow the
-original integration guide.
-"""
+"""The tables the import writes: app users, SnapTrade users, connections, accounts, transactions, per-user
+counts, sync runs and manual requests, webhook events and the sync issues ledger. Names follow the original
+integration guide."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Optional
 
@@ -15,47 +12,24 @@ import sqlalchemy as sa
 from sqlmodel import Column, Field, SQLModel
 
 from core.snaptrade.activity_types import NORMALIZED_TYPES
-from core.storage.types import BigIntPK, ExactDecimal, ExactNumber, JSONType
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _in(values) -> str:
-    return ", ".join(f"'{v}'" for v in values)
-
-
-USER_ROLES = ("trader", "staff")
-CONNECTION_STATUSES = ("pending", "active", "needs_reconnect", "error", "disconnected")
-SNAPTRADE_USER_STATUSES = ("active", "needs_attention")
-SYNC_TRIGGERS = ("manual", "scheduled", "webhook", "initial")
-SYNC_STATUSES = ("queued", "running", "completed", "partial", "failed", "interrupted")
-ACTIVE_SYNC_STATUSES = ("queued", "running")
-FINAL_SYNC_STATUSES = ("completed", "partial", "failed")  # will not write again (an interrupted run resumes)
-ISSUE_KINDS = ("quarantined", "skipped", "merged", "flagged")
-JOURNAL_DIRECTIONS = ("long", "short")
-JOURNAL_STATUSES = ("open", "closed")
-# received → processed / ignored / flagged; pending: the event's connection is not recorded yet
-# (SnapTrade sends webhooks before the portal's callback), it is matched again when it is.
-WEBHOOK_STATUSES = ("received", "processed", "ignored", "pending", "flagged")
-STAFF_ACTIONS = ("retry_sync", "full_resync", "reconcile", "resolve_issue", "reprocess_webhooks", "reconnect_link",
-                 "disable_auto_sync", "support_bundle")  # fmt: skip
-ACTION_OUTCOMES = ("started", "done", "no_change", "failed")
-ATTEMPT_OUTCOMES = ("open", "connected", "failed", "abandoned", "unknown")
-
-
-def _money() -> Any:
-    return sa.Column(ExactDecimal(), nullable=True)
-
-
-def _number(nullable: bool = True) -> Any:
-    return sa.Column(ExactNumber(), nullable=nullable)
+from core.storage.models.common import (
+    CONNECTION_STATUSES,
+    FINAL_SYNC_STATUSES,
+    ISSUE_KINDS,
+    SNAPTRADE_USER_STATUSES,
+    SYNC_STATUSES,
+    SYNC_TRIGGERS,
+    USER_ROLES,
+    money_column,
+    sql_in,
+    utcnow,
+)
+from core.storage.types import BigIntPK, JSONType
 
 
 class AppUser(SQLModel, table=True):
     __tablename__ = "app_users"
-    __table_args__ = (sa.CheckConstraint(f"role IN ({_in(USER_ROLES)})", name="ck_app_users_role"),)
+    __table_args__ = (sa.CheckConstraint(f"role IN ({sql_in(USER_ROLES)})", name="ck_app_users_role"),)
 
     id: Optional[int] = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, index=True)
@@ -77,7 +51,7 @@ class AppUser(SQLModel, table=True):
 class SnapTradeUser(SQLModel, table=True):
     __tablename__ = "snaptrade_users"
     __table_args__ = (
-        sa.CheckConstraint(f"status IN ({_in(SNAPTRADE_USER_STATUSES)})", name="ck_snaptrade_users_status"),
+        sa.CheckConstraint(f"status IN ({sql_in(SNAPTRADE_USER_STATUSES)})", name="ck_snaptrade_users_status"),
     )
 
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -97,7 +71,7 @@ class SnapTradeUser(SQLModel, table=True):
 class BrokerageConnection(SQLModel, table=True):
     __tablename__ = "brokerage_connections"
     __table_args__ = (
-        sa.CheckConstraint(f"status IN ({_in(CONNECTION_STATUSES)})", name="ck_brokerage_connections_status"),
+        sa.CheckConstraint(f"status IN ({sql_in(CONNECTION_STATUSES)})", name="ck_brokerage_connections_status"),
         sa.Index(
             "idx_brokerage_connections_next_sync",
             "next_sync_at",
@@ -139,9 +113,9 @@ class BrokerageAccount(SQLModel, table=True):
     account_type: Optional[str] = Field(default=None, max_length=64)
     institution_name: Optional[str] = Field(default=None, max_length=255)
     currency: Optional[str] = Field(default=None, max_length=8)
-    cash_balance: Optional[Decimal] = Field(default=None, sa_column=_money())
-    total_value: Optional[Decimal] = Field(default=None, sa_column=_money())
-    buying_power: Optional[Decimal] = Field(default=None, sa_column=_money())
+    cash_balance: Optional[Decimal] = Field(default=None, sa_column=money_column())
+    total_value: Optional[Decimal] = Field(default=None, sa_column=money_column())
+    buying_power: Optional[Decimal] = Field(default=None, sa_column=money_column())
     balances: Optional[list] = Field(default=None, sa_column=Column(JSONType, nullable=True))
     is_active: bool = Field(default=True)
     sync_enabled: bool = Field(default=True)
@@ -166,7 +140,7 @@ class BrokerageTransaction(SQLModel, table=True):
     __tablename__ = "brokerage_transactions"
     __table_args__ = (
         sa.UniqueConstraint("account_id", "snaptrade_activity_id", name="uq_brokerage_transactions_account_activity"),
-        sa.CheckConstraint(f"transaction_type IN ({_in(NORMALIZED_TYPES)})", name="ck_brokerage_transactions_type"),
+        sa.CheckConstraint(f"transaction_type IN ({sql_in(NORMALIZED_TYPES)})", name="ck_brokerage_transactions_type"),
         sa.Index("idx_brokerage_transactions_user_trade_date", "user_id", "trade_date", "id"),
         # Symbol filter newest first and the symbol sort (ties by date, id) are index range scans.
         sa.Index("idx_brokerage_transactions_user_symbol", "user_id", "symbol", "trade_date", "id"),
@@ -223,15 +197,15 @@ class BrokerageTransaction(SQLModel, table=True):
     option_ticker: Optional[str] = Field(default=None, max_length=32)  # canonical OCC, space-padded root
     option_underlying: Optional[str] = Field(default=None, max_length=16)
     option_right: Optional[str] = Field(default=None, max_length=4)  # CALL / PUT
-    option_strike: Optional[Decimal] = Field(default=None, sa_column=_money())
+    option_strike: Optional[Decimal] = Field(default=None, sa_column=money_column())
     option_expiration: Optional[date] = Field(default=None)
     option_action: Optional[str] = Field(default=None, max_length=16)  # BUY_TO_OPEN …
-    quantity: Optional[Decimal] = Field(default=None, sa_column=_money())
-    price: Optional[Decimal] = Field(default=None, sa_column=_money())
-    amount: Optional[Decimal] = Field(default=None, sa_column=_money())
-    fee: Optional[Decimal] = Field(default=None, sa_column=_money())
+    quantity: Optional[Decimal] = Field(default=None, sa_column=money_column())
+    price: Optional[Decimal] = Field(default=None, sa_column=money_column())
+    amount: Optional[Decimal] = Field(default=None, sa_column=money_column())
+    fee: Optional[Decimal] = Field(default=None, sa_column=money_column())
     currency: Optional[str] = Field(default=None, max_length=8)
-    fx_rate: Optional[Decimal] = Field(default=None, sa_column=_money())
+    fx_rate: Optional[Decimal] = Field(default=None, sa_column=money_column())
     trade_date: date
     trade_timestamp: Optional[str] = Field(default=None, max_length=64)  # as SnapTrade wrote it
     trade_date_from_settlement: bool = Field(default=False)
@@ -270,8 +244,8 @@ class TransactionSyncLog(SQLModel, table=True):
 
     __tablename__ = "transaction_sync_log"
     __table_args__ = (
-        sa.CheckConstraint(f"trigger IN ({_in(SYNC_TRIGGERS)})", name="ck_transaction_sync_log_trigger"),
-        sa.CheckConstraint(f"status IN ({_in(SYNC_STATUSES)})", name="ck_transaction_sync_log_status"),
+        sa.CheckConstraint(f"trigger IN ({sql_in(SYNC_TRIGGERS)})", name="ck_transaction_sync_log_trigger"),
+        sa.CheckConstraint(f"status IN ({sql_in(SYNC_STATUSES)})", name="ck_transaction_sync_log_status"),
         # At most one queued-or-running sync per connection, enforced by the database.
         sa.Index(
             "uq_transaction_sync_log_active_connection",
@@ -289,8 +263,8 @@ class TransactionSyncLog(SQLModel, table=True):
             "idx_transaction_sync_log_user_finished",
             "user_id",
             "id",
-            postgresql_where=sa.text(f"status IN ({_in(FINAL_SYNC_STATUSES)})"),
-            sqlite_where=sa.text(f"status IN ({_in(FINAL_SYNC_STATUSES)})"),
+            postgresql_where=sa.text(f"status IN ({sql_in(FINAL_SYNC_STATUSES)})"),
+            sqlite_where=sa.text(f"status IN ({sql_in(FINAL_SYNC_STATUSES)})"),
         ),
     )
 
@@ -370,7 +344,7 @@ class SyncIssue(SQLModel, table=True):
 
     __tablename__ = "sync_issues"
     __table_args__ = (
-        sa.CheckConstraint(f"kind IN ({_in(ISSUE_KINDS)})", name="ck_sync_issues_kind"),
+        sa.CheckConstraint(f"kind IN ({sql_in(ISSUE_KINDS)})", name="ck_sync_issues_kind"),
         # The same bad record fetched again by a later sync is one ledger entry, not one per run.
         sa.UniqueConstraint("kind", "account_id", "payload_hash", name="uq_sync_issues_payload"),
     )
@@ -389,241 +363,3 @@ class SyncIssue(SQLModel, table=True):
     resolved_at: Optional[datetime] = Field(default=None)
     resolved_by: Optional[str] = Field(default=None, max_length=64)
     resolution_note: Optional[str] = Field(default=None)
-
-
-# --------------------------------------------------------------------------- the trading journal
-# Derived from brokerage_transactions by core.journal.upkeep, per (account, pair_key): pair_key is the
-# instrument of the activities a row was built from (the option ticker for options, else the symbol; ""
-# for position activities without one), the unit in which the journal is rebuilt.
-
-
-class JournalDirtyPair(SQLModel, table=True):
-    """(account, pair_key) pairs whose activities changed since the journal last rebuilt them.
-
-    Database triggers (migration 0005) mark them in the same transaction as the rows, whoever writes;
-    each mark raises `generation`, so a rebuild clears only the marks it has seen."""
-
-    __tablename__ = "journal_dirty_pairs"
-
-    account_id: int = Field(foreign_key="brokerage_accounts.id", primary_key=True, ondelete="CASCADE")
-    pair_key: str = Field(max_length=64, primary_key=True)
-    generation: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
-
-
-class JournalRoundTrip(SQLModel, table=True):
-    """One round trip (flat to flat) of an account and instrument, as core.journal.trips builds it."""
-
-    __tablename__ = "journal_round_trips"
-    __table_args__ = (
-        sa.CheckConstraint(f"direction IN ({_in(JOURNAL_DIRECTIONS)})", name="ck_journal_round_trips_direction"),
-        sa.CheckConstraint(f"status IN ({_in(JOURNAL_STATUSES)})", name="ck_journal_round_trips_status"),
-        sa.Index("idx_journal_round_trips_pair", "account_id", "pair_key"),
-        sa.Index("idx_journal_round_trips_user_closed", "user_id", "closed_on"),
-    )
-
-    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
-    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
-    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
-    pair_key: str = Field(max_length=64)
-    seq: int  # engine order within its book (account, instrument, currency)
-    instrument: str = Field(max_length=64)
-    symbol: Optional[str] = Field(default=None, max_length=64)  # the stored symbol: an option's underlying
-    currency: Optional[str] = Field(default=None, max_length=8)
-    direction: str = Field(max_length=8)
-    status: str = Field(max_length=8)
-    opened_on: date
-    closed_on: Optional[date] = Field(default=None)
-    quantity: Decimal = Field(sa_column=_number(nullable=False))  # the largest absolute position held
-    gross_pnl: Optional[Decimal] = Field(default=None, sa_column=_number())
-    fees: Decimal = Field(sa_column=_number(nullable=False))
-    net_pnl: Optional[Decimal] = Field(default=None, sa_column=_number())
-    flags: list = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
-    counts_in_metrics: bool  # closed and unflagged
-    activity_ids: list = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))  # engine order
-
-
-class JournalPosition(SQLModel, table=True):
-    """What the history holds now in one account and instrument: signed quantity and FIFO cost basis."""
-
-    __tablename__ = "journal_positions"
-    __table_args__ = (sa.Index("idx_journal_positions_pair", "account_id", "pair_key"),)
-
-    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
-    user_id: int = Field(foreign_key="app_users.id", index=True, ondelete="CASCADE")
-    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
-    pair_key: str = Field(max_length=64)
-    instrument: str = Field(max_length=64)
-    symbol: Optional[str] = Field(default=None, max_length=64)
-    currency: Optional[str] = Field(default=None, max_length=8)
-    quantity: Decimal = Field(sa_column=_number(nullable=False))  # negative = short
-    cost_basis: Optional[Decimal] = Field(default=None, sa_column=_number())  # None when a lot's cost is unknown
-
-
-class JournalOpenLot(SQLModel, table=True):
-    """The FIFO lots of an open position, oldest first (`seq`)."""
-
-    __tablename__ = "journal_open_lots"
-    __table_args__ = (sa.Index("idx_journal_open_lots_pair", "account_id", "pair_key"),)
-
-    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
-    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
-    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
-    pair_key: str = Field(max_length=64)
-    instrument: str = Field(max_length=64)
-    currency: Optional[str] = Field(default=None, max_length=8)
-    seq: int
-    activity_id: str = Field(max_length=128)  # the activity that opened the lot
-    opened_on: date
-    quantity: Decimal = Field(sa_column=_number(nullable=False))  # signed like the position
-    cost: Optional[Decimal] = Field(default=None, sa_column=_number())
-
-
-class JournalUnplaceable(SQLModel, table=True):
-    """An activity the engine could not place, with the reason: listed on the Operations page, never dropped."""
-
-    __tablename__ = "journal_unplaceable"
-    __table_args__ = (sa.Index("idx_journal_unplaceable_pair", "account_id", "pair_key"),)
-
-    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
-    user_id: int = Field(foreign_key="app_users.id", index=True, ondelete="CASCADE")
-    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
-    pair_key: str = Field(max_length=64)
-    activity_id: str = Field(max_length=128)
-    instrument: Optional[str] = Field(default=None, max_length=64)
-    currency: Optional[str] = Field(default=None, max_length=8)
-    transaction_type: str = Field(max_length=40)
-    trade_date: date
-    reason: str
-    flagged_at: datetime = Field(default_factory=utcnow)
-
-
-class BrokeragePosition(SQLModel, table=True):
-    """Units of one instrument the broker reported for an account (`/accounts/{id}/positions/all`) at `read_at`.
-
-    Replaced as a whole by each successful read; a failed read leaves the last good one in place."""
-
-    __tablename__ = "brokerage_positions"
-    __table_args__ = (sa.Index("idx_brokerage_positions_account", "account_id", "instrument"),)
-
-    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
-    user_id: int = Field(foreign_key="app_users.id", index=True, ondelete="CASCADE")
-    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
-    instrument: str = Field(max_length=64)  # the symbol, or the canonical option ticker (as activities store them)
-    symbol: Optional[str] = Field(default=None, max_length=64)  # an option's underlying
-    kind: Optional[str] = Field(default=None, max_length=32)  # SnapTrade's instrument.kind: stock, option, crypto…
-    currency: Optional[str] = Field(default=None, max_length=8)
-    units: Decimal = Field(sa_column=_number(nullable=False))  # signed: negative = short
-    read_at: datetime
-
-
-class JournalReconciliation(SQLModel, table=True):
-    """Per account: the last positions read (good or failed) and how many holdings the history fails to explain."""
-
-    __tablename__ = "journal_reconciliations"
-    __table_args__ = (sa.Index("idx_journal_reconciliations_differs", "differs_since"),)
-
-    account_id: int = Field(foreign_key="brokerage_accounts.id", primary_key=True, ondelete="CASCADE")
-    user_id: int = Field(foreign_key="app_users.id", index=True, ondelete="CASCADE")
-    positions_read_at: Optional[datetime] = Field(default=None)  # the last good read (its rows are current)
-    positions_attempted_at: Optional[datetime] = Field(default=None)
-    positions_error: Optional[str] = Field(default=None)  # why the last attempt failed; None after a good one
-    differences: Optional[int] = Field(default=None)  # holdings not matched; None before any good read
-    differs_since: Optional[datetime] = Field(default=None)  # when differences last went from 0 to more
-    checked_at: Optional[datetime] = Field(default=None)
-
-
-class StaffAction(SQLModel, table=True):
-    """The audit trail: one row per staff action (who, when, what, on which connection, outcome).
-
-    A row is written only after the actor's staff role was checked against the database; its
-    idempotency key makes a repeated submission (a double click) return the first outcome."""
-
-    __tablename__ = "staff_actions"
-    __table_args__ = (
-        sa.CheckConstraint(f"action IN ({_in(STAFF_ACTIONS)})", name="ck_staff_actions_action"),
-        sa.CheckConstraint(f"outcome IN ({_in(ACTION_OUTCOMES)})", name="ck_staff_actions_outcome"),
-        sa.Index("idx_staff_actions_connection", "connection_id", "created_at"),
-        sa.Index("idx_staff_actions_user", "user_id", "created_at"),
-    )
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
-    actor_user_id: Optional[int] = Field(default=None, foreign_key="app_users.id", ondelete="SET NULL")
-    actor_username: str = Field(max_length=64)  # kept when the staff user is deleted; "cli" for the command line
-    action: str = Field(max_length=32)
-    user_id: Optional[int] = Field(default=None, foreign_key="app_users.id", ondelete="SET NULL")  # the trader
-    connection_id: Optional[int] = Field(default=None, foreign_key="brokerage_connections.id", ondelete="SET NULL")
-    run_id: Optional[int] = Field(default=None)
-    issue_id: Optional[int] = Field(default=None)
-    note: Optional[str] = Field(default=None)
-    outcome: str = Field(default="started", max_length=16)
-    message: Optional[str] = Field(default=None)
-    details: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
-    idempotency_key: Optional[str] = Field(default=None, max_length=64, unique=True)
-    finished_at: Optional[datetime] = Field(default=None)
-
-
-class PortalAttempt(SQLModel, table=True):
-    """One pass through SnapTrade's connection portal: the link we issued, the CONNECTION_ATTEMPTED
-    webhook and the browser's return to /callback, whichever of them we saw."""
-
-    __tablename__ = "portal_attempts"
-    __table_args__ = (
-        sa.CheckConstraint(f"outcome IN ({_in(ATTEMPT_OUTCOMES)})", name="ck_portal_attempts_outcome"),
-        sa.Index("idx_portal_attempts_user", "user_id", "created_at"),
-        sa.Index("idx_portal_attempts_connection", "connection_id", "created_at"),
-    )
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
-    connection_id: Optional[int] = Field(default=None, foreign_key="brokerage_connections.id", ondelete="SET NULL")
-    purpose: str = Field(default="connect", max_length=16)  # connect / reconnect
-    broker: Optional[str] = Field(default=None, max_length=64)
-    requested_by: Optional[str] = Field(default=None, max_length=64)  # a staff username when staff issued the link
-    link_created_at: Optional[datetime] = Field(default=None)
-    link_expires_at: Optional[datetime] = Field(default=None)
-    webhook_event_id: Optional[int] = Field(default=None)
-    webhook_result: Optional[str] = Field(default=None, max_length=64)  # connectionAttemptedResult
-    callback_status: Optional[str] = Field(default=None, max_length=16)  # SUCCESS / ERROR / ABANDONED
-    callback_at: Optional[datetime] = Field(default=None)
-    error_code: Optional[str] = Field(default=None, max_length=16)
-    outcome: str = Field(default="open", max_length=16)
-    message: Optional[str] = Field(default=None)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class ConnectionStateChange(SQLModel, table=True):
-    """A connection's status history, written by database triggers (migration 0007) whatever code
-    changes the status: webhooks, reconcile, a sync, a disconnect."""
-
-    __tablename__ = "connection_state_changes"
-    __table_args__ = (sa.Index("idx_connection_state_changes_connection", "connection_id", "changed_at"),)
-
-    id: Optional[int] = Field(default=None, primary_key=True)
-    connection_id: int = Field(foreign_key="brokerage_connections.id", ondelete="CASCADE")
-    from_status: Optional[str] = Field(default=None, max_length=32)  # None: the connection was recorded
-    to_status: str = Field(max_length=32)
-    reason: Optional[str] = Field(default=None)
-    changed_at: datetime = Field(default_factory=utcnow)
-
-
-class SyncRunRequest(SQLModel, table=True):
-    """Metadata of the SnapTrade requests a run made (the last ones, when there were many): what, the
-    path without its query, status, time taken and SnapTrade's request id. Never a body or a secret."""
-
-    __tablename__ = "sync_run_requests"
-    __table_args__ = (sa.Index("idx_sync_run_requests_run", "run_id", "seq"),)
-
-    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
-    run_id: int = Field(foreign_key="transaction_sync_log.id", ondelete="CASCADE")
-    seq: int
-    at: datetime
-    operation: str = Field(max_length=64)
-    method: Optional[str] = Field(default=None, max_length=8)
-    path: Optional[str] = Field(default=None, max_length=255)
-    status: Optional[int] = Field(default=None)
-    duration_ms: Optional[float] = Field(default=None)
-    attempt: int = Field(default=1)
-    request_id: Optional[str] = Field(default=None, max_length=128)
-    error: Optional[str] = Field(default=None, max_length=255)
