@@ -212,10 +212,10 @@ def _plain(value):
 
 
 def test_reach_sqlalchemy_cached_bind_processor():
-    written_against("sqlalchemy-cached-bind-processor", "core/ingest/sync.py (_Binder.__init__)")
+    written_against("sqlalchemy-cached-bind-processor", "core/ingest/binder.py (Binder.__init__)")
     from sqlalchemy.types import TypeEngine
 
-    from core.ingest.sync import T
+    from core.ingest.binder import T
 
     assert list(inspect.signature(TypeEngine._cached_bind_processor).parameters) == ["self", "dialect"]
     for dialect in _dialects():
@@ -231,29 +231,29 @@ def test_reach_sqlalchemy_cached_bind_processor():
 
 def _page_row(binder, activity_id: str, amount: str) -> dict:
     """One activity as sync.prepare_page makes it."""
-    from core.ingest import sync
+    from core.ingest import page_write
     from core.ingest.normalize import normalize_activity
 
     raw = {"id": activity_id, "type": "BUY", "trade_date": "2024-03-22T10:00:00Z", "units": "2", "price": "1.5",
            "amount": amount, "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"}}  # fmt: skip
     row = normalize_activity(raw, clean_raw=False)
-    row["raw"], row["raw_hash"] = sync._stored_raw(row["raw"])
+    row["raw"], row["raw_hash"] = page_write.stored_raw(row["raw"])
     now = binder.stamp(datetime(2026, 11, 29, tzinfo=UTC))
     row.update(created_at=now, updated_at=now, user_id=1, account_id=1)
     return row
 
 
 def test_reach_sqlalchemy_upsert_sql_text():
-    written_against("sqlalchemy-upsert-sql-text", "core/ingest/sync.py (_Binder._multi_sql, _unnest_sql)")
+    written_against("sqlalchemy-upsert-sql-text", "core/ingest/binder.py (Binder._multi_sql, _unnest_sql)")
     from sqlmodel import SQLModel
 
-    from core.ingest import sync
+    from core.ingest import binder as binding
 
-    columns = [c.name for c in sync.T.columns if c.name != "id"]
+    columns = [c.name for c in binding.T.columns if c.name != "id"]
     for dialect in _dialects():
-        sql = str(sync._upsert_statement(dialect).compile(dialect=dialect, column_keys=columns))
+        sql = str(binding.upsert_statement(dialect).compile(dialect=dialect, column_keys=columns))
         assert sql.count(" VALUES (") == 1 and sql.count(") ON CONFLICT") == 1, f"{dialect.name}: {sql[:200]}"
-        binder = sync._Binder(dialect)
+        binder = binding.Binder(dialect)
         assert sorted(binder.names) == sorted(columns)
         if dialect.name == "postgresql":
             assert " VALUES " not in binder._unnest and " RETURNING " not in binder._unnest
@@ -266,15 +266,15 @@ def test_reach_sqlalchemy_upsert_sql_text():
     # The cut statement still works as an upsert on SQLite (no foreign keys on this bare engine).
     engine = sa.create_engine("sqlite://")
     try:
-        SQLModel.metadata.create_all(engine, tables=[sync.T])
-        binder = sync._Binder(engine.dialect)
+        SQLModel.metadata.create_all(engine, tables=[binding.T])
+        binder = binding.Binder(engine.dialect)
         with engine.begin() as conn:
             binder.write(
                 conn, [binder.bind(_page_row(binder, "a-1", "-3")), binder.bind(_page_row(binder, "a-2", "-4"))]
             )
             binder.write(conn, [binder.bind(_page_row(binder, "a-2", "-4.25"))])
             stored = conn.execute(
-                sa.select(sync.T.c.snaptrade_activity_id, sync.T.c.amount).order_by(sync.T.c.id)
+                sa.select(binding.T.c.snaptrade_activity_id, binding.T.c.amount).order_by(binding.T.c.id)
             ).all()
         assert stored == [("a-1", Decimal("-3")), ("a-2", Decimal("-4.25"))]
     finally:

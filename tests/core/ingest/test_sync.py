@@ -296,11 +296,11 @@ def test_a_mix_of_every_fault_ends_completed_or_partial_with_a_reason_then_conve
 def test_sqlite_multi_row_statements_split_and_store_every_row(engine, sandbox, monkeypatch):
     """SQLite writes a page as multi-row VALUES statements within its bound-variable limit; a small
     limit forces several statements per page and the result must still equal the sandbox."""
-    import core.ingest.sync as sync
+    from core.ingest import binder as binding
 
     if engine.dialect.name != "sqlite":
         pytest.skip("the multi-row VALUES path is SQLite's")
-    monkeypatch.setattr(sync, "_SQLITE_MAX_VARIABLES", 7 * len(sync._binder(engine.dialect).names) + 3)
+    monkeypatch.setattr(binding, "SQLITE_MAX_VARIABLES", 7 * len(binding.binder_for(engine.dialect).names) + 3)
     statements = []
     sa.event.listen(
         engine,
@@ -320,10 +320,10 @@ def test_sqlite_multi_row_statements_split_and_store_every_row(engine, sandbox, 
 
 def _page_row(binder, raw: dict, now, **values) -> dict:
     """One activity as prepare_page makes it: normalized, raw JSON stored and hashed, stamped, then `values`."""
-    import core.ingest.sync as sync
+    from core.ingest import page_write
 
     row = normalize_activity(raw, clean_raw=False)
-    row["raw"], row["raw_hash"] = sync._stored_raw(row["raw"])
+    row["raw"], row["raw_hash"] = page_write.stored_raw(row["raw"])
     row.update(created_at=binder.stamp(now), updated_at=binder.stamp(now), **values)
     return row
 
@@ -332,10 +332,10 @@ def test_bound_rows_equal_what_sqlalchemy_would_bind(engine):
     """The binder's fast conversions give the driver exactly what SQLAlchemy's own bind processors give."""
     from datetime import UTC, date, datetime
 
-    import core.ingest.sync as sync
+    from core.ingest import binder as binding
 
     dialect = engine.dialect
-    binder = sync._binder(dialect)
+    binder = binding.binder_for(dialect)
     raw = {"id": "a-1", "type": "BUY", "trade_date": "2024-03-22T10:00:00Z", "settlement_date": "2024-03-25",
            "units": "12.500", "price": 140.30, "amount": "-1753.75", "fee": "0", "fx_rate": None,
            "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"},
@@ -343,7 +343,7 @@ def test_bound_rows_equal_what_sqlalchemy_would_bind(engine):
     now = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
     row = _page_row(binder, raw, now, user_id=1, account_id=2)
     values = dict(zip(binder.names, binder.bind(row), strict=True))
-    table = sync.T
+    table = binding.T
     for name, value in values.items():
         original = {**row, "created_at": now, "updated_at": now}[name]
         processor = table.c[name].type._cached_bind_processor(dialect)
@@ -361,12 +361,12 @@ def test_postgresql_page_statement_still_enforces_the_columns_limits(engine):
     the statement, as a plain INSERT would, and nothing of the page is written."""
     from datetime import UTC, datetime
 
-    import core.ingest.sync as sync
+    from core.ingest import binder as binding
     from tests.factories import make_trader
 
     if engine.dialect.name != "postgresql":
         pytest.skip("the unnest() page statement is PostgreSQL's")
-    binder = sync._binder(engine.dialect)
+    binder = binding.binder_for(engine.dialect)
     with Session(engine, expire_on_commit=False) as s:
         user, _, account = make_trader(s)
 
@@ -390,7 +390,7 @@ class _Page:
 
 
 def test_page_pipeline_yields_pages_in_order_and_raises_a_stage_error_at_its_page():
-    from core.ingest.sync import PagePipeline
+    from core.ingest.pipeline import PagePipeline
 
     def fetch(at):
         if at >= 30:
@@ -421,7 +421,7 @@ def test_page_pipeline_yields_pages_in_order_and_raises_a_stage_error_at_its_pag
 def test_page_pipeline_stops_its_threads_when_the_consumer_leaves_early():
     import threading
 
-    from core.ingest.sync import PagePipeline
+    from core.ingest.pipeline import PagePipeline
 
     fetched = []
 
@@ -442,7 +442,7 @@ def test_page_pipeline_stops_its_threads_when_the_consumer_leaves_early():
 def test_page_pipeline_stops_while_a_page_is_slow():
     import time
 
-    from core.ingest.sync import PagePipeline, StopRequested
+    from core.ingest.pipeline import PagePipeline, StopRequested
 
     stop = {"now": False}
 

@@ -586,7 +586,7 @@ def test_a_long_multibyte_description_fits_the_covering_index(session, book):
     from datetime import UTC, datetime
 
     from core.ingest.normalize import normalize_activity
-    from core.ingest.sync import write_page
+    from core.ingest.page_write import write_page
     from core.snaptrade.client import ActivityPage
 
     alice, _, usd, _, _ = book

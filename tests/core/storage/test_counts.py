@@ -113,7 +113,7 @@ def _activity(i: int, amount: str) -> dict:
 def test_the_sync_upsert_counts_new_rows_once_and_moves_the_revision_on_changes(session, book):
     """The sync's one-statement page upsert: new rows are counted, unchanged ones leave the version alone,
     a changed record (an update through ON CONFLICT) moves the revision and not the count."""
-    from core.ingest.sync import write_page
+    from core.ingest.page_write import write_page
     from core.snaptrade.client import ActivityPage
 
     alice, _, usd, _, _ = book
