@@ -66,10 +66,10 @@ def _warm_up() -> None:
     import importlib
 
     try:
-        for module in ("pandas", "pyarrow", "core.reads.views"):  # core.reads.queries/analytics: below
+        for module in ("pandas", "pyarrow", "core.reads.views"):  # core.reads.transactions/analytics: below
             importlib.import_module(module)
         from core.reads import analytics as an
-        from core.reads import queries as q
+        from core.reads import transactions as q
         from core.storage.db import session_scope
 
         nobody, filters = 0, q.TransactionFilters()

@@ -14,9 +14,9 @@ from bench import targets
 from bench.harness import Run, percentile
 from bench.seed import Seeded, seed
 from core.reads import analytics as an
-from core.reads import queries as q
-from core.reads.queries import TransactionFilters as F
-from core.reads.queries import TransactionSort as S
+from core.reads import transactions as q
+from core.reads.transactions import TransactionFilters as F
+from core.reads.transactions import TransactionSort as S
 from core.storage.db import create_db_engine
 
 

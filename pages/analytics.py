@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from core.reads import analytics as an
-from core.reads import queries as q
+from core.reads import transactions as q
 from core.settings import get_settings
 from core.storage.db import session_scope
 from pages.components import require_user

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.reads import queries as q
 from core.reads import timeline as tl
+from core.reads.formatting import payload_json
 from core.reads.views import frequency_label
 from core.storage.db import session_scope
 from pages import staff_ui as ui
@@ -99,7 +99,7 @@ def _run_detail(run_id: int) -> None:
     if r.error_message:
         st.markdown(f"**Error{' ' + r.error_code if r.error_code else ''}:** {r.error_message}")
     if detail.error_details:
-        st.json(q.payload_json(detail.error_details), expanded=False)
+        st.json(payload_json(detail.error_details), expanded=False)
     if detail.account_breakdown:
         st.dataframe(pd.DataFrame(detail.account_breakdown), hide_index=True)
     if detail.requests:
@@ -134,7 +134,7 @@ def _issues_tab(issues: list, selected: int | None, connection_id: int) -> None:
     issue_id = st.selectbox("Issue details", ids, index=ids.index(selected) if selected in ids else 0, key="conn_issue",
                             format_func=lambda i: f"#{i} · {by_id[i].kind} · {by_id[i].reason}")  # fmt: skip
     issue = by_id[issue_id]
-    st.json(q.payload_json(issue.raw_payload), expanded=False)
+    st.json(payload_json(issue.raw_payload), expanded=False)
     if issue.resolved_at is None:
         ui.action_button("Mark resolved…", "resolve_issue", f"Mark issue #{issue.id} ({issue.reason}) resolved?",
                          key="conn_resolve", connection_id=connection_id, issue_id=issue.id, needs_note=True)  # fmt: skip

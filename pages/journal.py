@@ -17,7 +17,7 @@ from core.reads import formatting as fmt
 from core.reads import journal as jr
 from core.reads import journal_charts as charts
 from core.reads import periods
-from core.reads import queries as q
+from core.reads import transactions as q
 from core.storage.db import session_scope
 from pages.components import display_timezone, fmt_time, require_user
 

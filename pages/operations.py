@@ -15,8 +15,9 @@ import streamlit as st
 
 from core.accounts import user_secrets
 from core.reads import formatting as fmt
-from core.reads import queries as q
+from core.reads import operations as q
 from core.reads import timeline as tl
+from core.reads.formatting import payload_json
 from core.storage.db import session_scope
 from pages import staff_ui as ui
 from pages.components import display_timezone, require_role, status_label
@@ -54,7 +55,7 @@ def _localize(df: pd.DataFrame, columns: tuple[str, ...], tz_name: str | None) -
             out[col] = [fmt.format_timestamp(v, tz_name) if v is not None else "" for v in out[col]]
     for col in ("error_details", "account_breakdown"):
         if col in out:
-            out[col] = [q.payload_json(v) if v is not None else "" for v in out[col]]
+            out[col] = [payload_json(v) if v is not None else "" for v in out[col]]
     if "status" in out:
         out["status"] = [status_label(v) if isinstance(v, str) else "" for v in out["status"]]
     if "duration_seconds" in out:
@@ -181,7 +182,7 @@ def _runs(df: pd.DataFrame, tz_name: str | None) -> None:
     run = by_id[run_id]
     st.markdown(f"**Error:** {run['error_message'] or '—'}")
     if run["error_details"]:
-        st.json(q.payload_json(run["error_details"]), expanded=False)
+        st.json(payload_json(run["error_details"]), expanded=False)
     if run["account_breakdown"]:
         st.markdown("**Per-account breakdown**")
         _grid(_localize(pd.DataFrame(run["account_breakdown"]), (), tz_name))
@@ -215,7 +216,7 @@ def _issues(tz_name: str | None) -> None:
     by_id = {int(r["id"]): r for r in df.to_dict("records")}
     issue_id = st.selectbox("Issue", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['kind']} · "
                             f"{by_id[i]['reason']}", key="ops_issue")  # fmt: skip
-    st.json(q.payload_json(by_id[issue_id]["raw_payload"]), expanded=False)
+    st.json(payload_json(by_id[issue_id]["raw_payload"]), expanded=False)
     if by_id[issue_id]["resolved_at"] is None:
         ui.action_button("Mark resolved…", "resolve_issue", f"Mark issue #{issue_id} ({by_id[issue_id]['reason']}) "
                          "resolved?", key="ops_resolve", issue_id=issue_id, needs_note=True)  # fmt: skip
@@ -242,7 +243,7 @@ def _webhooks(tz_name: str | None) -> None:
     event_id = st.selectbox("Event", list(by_id), format_func=lambda i: f"#{i} · {by_id[i]['event_type']} · "
                             f"{by_id[i]['status']}", key="ops_wh_event")  # fmt: skip
     event = by_id[event_id]
-    st.json(q.payload_json(event["payload"]), expanded=False)
+    st.json(payload_json(event["payload"]), expanded=False)
     if event["status"] == "flagged":
         ui.action_button("Re-process this event", "reprocess_webhooks", f"Apply {event['event_type']} (#{event_id}) "
                          "again?", key="ops_wh_reprocess", event_ids=[event_id], user_id=_optional_int(event["user_id"]))  # fmt: skip

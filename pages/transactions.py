@@ -1,6 +1,6 @@
 """Transactions page: a trader browses, filters, sorts, totals and exports their imported history.
 
-A thin view: every read goes through core.reads.queries with a session from core.storage.db.session_scope().
+A thin view: every read goes through core.reads.transactions with a session from core.storage.db.session_scope().
 Filters, sort, page size and page live in the URL (`st.query_params`), so a reload, the browser's back
 button and a bookmark bring the same view back; the grid itself is pages/transaction_table.py.
 """
@@ -16,7 +16,8 @@ from streamlit.errors import StreamlitAPIException
 
 from core.reads import export, periods
 from core.reads import formatting as fmt
-from core.reads import queries as q
+from core.reads import transactions as q
+from core.reads.formatting import payload_json
 from core.settings import get_settings
 from core.snaptrade.activity_types import type_label
 from core.storage.db import session_scope
@@ -40,7 +41,7 @@ DEFAULT_SORT, DEFAULT_PAGE_SIZE = "trade_date:desc", 50
 
 @st.cache_data(ttl=300, max_entries=128, show_spinner=False)
 def _cached(query: str, database: str, user_id: int, version: tuple[int, int, int], *args: Any) -> Any:
-    """Memoized core.reads.queries.<query>: keyed on the database and the user's data version, so a
+    """Memoized core.reads.transactions.<query>: keyed on the database and the user's data version, so a
     sync that adds rows (or another test database) never serves stale results."""
     with session_scope() as session:
         return getattr(q, query)(session, user_id, *args)
@@ -294,7 +295,7 @@ def _detail(detail: dict[str, Any], tz_name: str | None) -> None:
     }
     st.dataframe([{"Field": k, "Value": v} for k, v in fields.items() if v], hide_index=True)
     st.markdown("**Raw SnapTrade payload**")
-    st.json(q.payload_json(detail.get("raw")), expanded=True)
+    st.json(payload_json(detail.get("raw")), expanded=True)
 
 
 def _page_in_range(total: int, page_size: int) -> tuple[int, int]:

@@ -36,15 +36,15 @@ def test_warm_up_imports_what_the_first_page_run_would(tmp_path):
     """In a fresh interpreter: after the warm-up, pandas and the page queries are already imported."""
     code = (
         "import os, sys; sys.path.insert(0, os.getcwd()); import app; "
-        "before = {m for m in ('pandas', 'core.reads.queries', 'core.reads.analytics') if m in sys.modules}; "
-        "app._warm_up(); after = {m for m in ('pandas', 'core.reads.queries', 'core.reads.analytics') if m in sys.modules}; "
+        "before = {m for m in ('pandas', 'core.reads.transactions', 'core.reads.analytics') if m in sys.modules}; "
+        "app._warm_up(); after = {m for m in ('pandas', 'core.reads.transactions', 'core.reads.analytics') if m in sys.modules}; "
         "print(sorted(before), sorted(after))"
     )
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
            "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "WARNING"}  # fmt: skip
     subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    assert out.stdout.strip() == "[] ['core.reads.analytics', 'core.reads.queries', 'pandas']", out.stdout + out.stderr
+    assert out.stdout.strip() == "[] ['core.reads.analytics', 'core.reads.transactions', 'pandas']", out.stdout + out.stderr
 
 
 def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_heap():

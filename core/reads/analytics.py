@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.reads.queries import TransactionFilters, Txn, covered, exact_sum, filter_conditions
+from core.reads.transactions import TransactionFilters, Txn, covered, exact_sum, filter_conditions
 from core.snaptrade.activity_types import CATEGORY_BY_TYPE
 
 # Cash-flow categories the analytics page charts, in legend order.

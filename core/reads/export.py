@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from core.ingest.normalize import DESCRIPTION_LIMIT
 from core.reads.formatting import format_money, format_option
-from core.reads.queries import TransactionFilters, TransactionSort, Txn, order_by, scoped_conditions, user_accounts
+from core.reads.transactions import TransactionFilters, TransactionSort, Txn, order_by, scoped_conditions, user_accounts
 from core.storage.models import BrokerageAccount, BrokerageTransaction
 from core.storage.types import format_decimal
 

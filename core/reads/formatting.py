@@ -5,13 +5,16 @@ One function per fact: two spellings of the same number or run drift apart on sc
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timezone
 from decimal import Context, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
 from core.snaptrade.values import parse_occ
+from core.storage import jsonexact
 
 _EXACT_CONTEXT = Context(prec=100)
 
@@ -172,3 +175,50 @@ def format_duration(seconds: float | None) -> str:
     if hours:
         return f"{hours} h {minutes:02d} min"
     return f"{minutes} min {sec:02d} s"
+
+
+# --------------------------------------------------------------------------- accounts and payloads
+
+MASK = "••••"
+
+
+def mask_account_number(number: str | None) -> str:
+    """'••••1234': only the last four characters are ever shown, even if a raw number slipped into
+    storage (SnapTrade sends '****1234'; every page masks the same way through this function)."""
+    if not number:
+        return "—"
+    tail = re.sub(r"[\s*•·.-]", "", number)[-4:]
+    return f"{MASK}{tail}" if tail else "—"
+
+
+def account_short_name(account: Any) -> str:
+    """The account's own name without a repeated brokerage prefix: SnapTrade often names accounts
+    'Questrade TFSA' inside the Questrade connection, which says 'Questrade' twice."""
+    name = (account.account_name or "").strip()
+    institution = (getattr(account, "institution_name", None) or "").strip()
+    rest = name[len(institution) :]
+    if institution and name.lower().startswith(institution.lower()) and not rest[:1].isalnum():
+        name = rest.lstrip(" -·:|")
+    return name or (getattr(account, "account_type", None) or "").strip() or institution or f"Account {account.id}"
+
+
+def _masked_or_none(number: str | None) -> str | None:
+    masked = mask_account_number(number)
+    return None if masked == "—" else masked
+
+
+def account_short_label(account: Any) -> str:
+    """'TFSA ••••1234': what a table row needs to tell a user's accounts apart."""
+    return " ".join(p for p in (account_short_name(account), _masked_or_none(account.account_number)) if p)
+
+
+def account_label(account: Any) -> str:
+    """'Questrade · TFSA · ••••1234', the full label (filters, detail view, CSV)."""
+    parts = [account.institution_name, account_short_name(account), _masked_or_none(account.account_number)]
+    label = " · ".join(dict.fromkeys(p for p in parts if p))  # dict: drop a name equal to the institution
+    return label or f"Account {account.id}"
+
+
+def payload_json(payload: Any) -> str:
+    """A stored JSON payload as text with its decimals exact, for st.json."""
+    return jsonexact.dumps(payload)

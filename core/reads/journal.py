@@ -23,8 +23,8 @@ from core.journal.metrics import DailyPnl, Summary, daily_pnl, summarize
 from core.journal.positions import reconciled_positions
 from core.journal.reconcile import ReconciledPosition
 from core.journal.trips import RoundTrip
-from core.reads.formatting import format_option, format_quantity
-from core.reads.queries import account_label, account_short_labels
+from core.reads.formatting import account_label, format_option, format_quantity
+from core.reads.transactions import account_short_labels
 from core.storage.models import (
     AppUser,
     BrokerageAccount,

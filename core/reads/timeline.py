@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.accounts.audit import ACTION_LABELS
-from core.reads.formatting import format_duration
-from core.reads.queries import PROBLEM_RUN_STATUSES, account_short_label, retried_by, superseded_by
+from core.reads.formatting import account_short_label, format_duration
+from core.reads.operations import PROBLEM_RUN_STATUSES, retried_by, superseded_by
 from core.reads.views import RUN_STATUS_LABELS, STATUS_LABELS, TRIGGER_LABELS
 from core.storage.models import (
     AppUser,

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from sqlmodel import Session, select
 
-from core.reads.queries import account_short_name, mask_account_number
+from core.reads.formatting import account_short_name, mask_account_number
 from core.storage.models import ACTIVE_SYNC_STATUSES, BrokerageAccount, BrokerageConnection, TransactionSyncLog
 
 __all__ = ["mask_account_number"]  # re-exported: one masking rule for Connections and Transactions

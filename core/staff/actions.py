@@ -23,7 +23,7 @@ from core.accounts import audit
 from core.accounts.audit import PermissionDenied, Staff
 from core.jobs.queue import enqueue_sync
 from core.logs import log_context, log_event
-from core.reads.queries import PROBLEM_RUN_STATUSES
+from core.reads.operations import PROBLEM_RUN_STATUSES
 from core.reads.timeline import webhook_events
 from core.snaptrade.client import SnapTradeError
 from core.storage.models import (

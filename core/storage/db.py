@@ -27,7 +27,7 @@ def _sqlite_from_hint(self, table, text: str | None) -> str | None:
 
 # A reach into SQLAlchemy's compiler, guarded: docs/INTERNALS.md (sqlalchemy-sqlite-table-hint).
 # SQLite's `INDEXED BY name` is a table hint, but SQLAlchemy's SQLite compiler drops every table hint:
-# this renders `select(...).with_hint(table, "INDEXED BY name", "sqlite")` (see core.reads.queries.covered).
+# this renders `select(...).with_hint(table, "INDEXED BY name", "sqlite")` (see core.reads.transactions.covered).
 SQLiteCompiler.get_from_hint_text = _sqlite_from_hint
 
 SQLITE_BUSY_TIMEOUT_MS = 30000

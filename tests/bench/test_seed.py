@@ -65,7 +65,7 @@ def test_seed_writes_a_chunk_per_statement_so_the_counts_look_like_a_syncs(pg_en
     from sqlmodel import Session
 
     from bench.seed import SeedPlan, seed
-    from core.reads import queries as q
+    from core.reads import transactions as q
     from core.storage.models import BrokerageTransaction, UserTransactionCount
 
     seeded = seed(pg_engine, SeedPlan(users=2, rows_per_user=1_500, big_user_rows=4_200, chunk=5_000))

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from core.accounts.connections import reconcile_connections
 from core.jobs import queue as jobs
-from core.reads.queries import problem_runs
+from core.reads.operations import problem_runs
 from core.storage.models import BrokerageConnection, TransactionSyncLog, utcnow
 from tests.core.ingest.test_sync import assert_matches_ground_truth
 from tests.faults.test_crash_recovery import SOAK, start_worker, wait_for, worker_env

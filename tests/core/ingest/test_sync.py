@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.ingest.normalize import normalize_activity
-from core.reads.queries import data_version
+from core.reads.transactions import data_version
 from core.snaptrade.values import NormalizationError
 from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, SyncIssue
 from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now

@@ -132,7 +132,7 @@ def _crashed_run(session, c, uid, *, chain: int, checkpoint=CHECKPOINT) -> Trans
 
 
 def test_when_attempts_run_out_the_run_says_so_needs_a_person_and_the_next_sync_resumes(session, uid):
-    from core.reads.queries import problem_runs
+    from core.reads.operations import problem_runs
 
     c = _conn(session, uid, status="active", auto_sync_enabled=True)
     last = _crashed_run(session, c, uid, chain=jobs.MAX_ATTEMPTS)

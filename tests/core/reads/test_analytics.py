@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 
 from core.reads import analytics as an
-from core.reads.queries import TransactionFilters as F
+from core.reads.transactions import TransactionFilters as F
 from tests import factories as f
 
 

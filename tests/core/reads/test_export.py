@@ -8,7 +8,7 @@ import json
 from datetime import date
 
 from core.reads import export
-from core.reads.queries import TransactionFilters, TransactionSort
+from core.reads.transactions import TransactionFilters, TransactionSort
 from tests import factories as f
 
 

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.reads import queries as q
+from core.reads import transactions as q
 from core.storage import counts
 from core.storage.models import AppUser, BrokerageAccount, BrokerageTransaction, UserTransactionCount
 from tests import factories as f

@@ -1,5 +1,5 @@
-"""core.reads.queries on SQLite and PostgreSQL: filters, paging, sorting, exact per-currency totals,
-CSV export, per-user scoping, formatting, and the staff operations queries."""
+"""core.reads.transactions on SQLite and PostgreSQL: filters, paging, sorting, exact per-currency totals,
+CSV export, per-user scoping, the covering index and the data version."""
 
 from __future__ import annotations
 
@@ -9,16 +9,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 
 from core.reads import export
 from core.reads import formatting as fmt
-from core.reads import queries as q
-from core.reads.queries import TransactionFilters as F
-from core.reads.queries import TransactionSort as S
+from core.reads import transactions as q
+from core.reads.transactions import TransactionFilters as F
+from core.reads.transactions import TransactionSort as S
 from core.storage.models import TransactionSyncLog
 from tests import factories as f
 
@@ -241,7 +240,7 @@ def test_detail_includes_raw_payload_and_labels(session, book):
     assert detail["option"] == "AAPL 2026-12-18 240 C"
     assert detail["raw"]["id"] == rows["opt"].snaptrade_activity_id
     assert detail["amount"] == Decimal("350")
-    assert '"id":"' in q.payload_json(detail["raw"])
+    assert '"id":"' in fmt.payload_json(detail["raw"])
 
 
 def test_filter_options(session, book):
@@ -327,188 +326,6 @@ def test_data_version_reads_the_last_final_run_from_its_own_index(session, book)
             c.exec_driver_sql("ANALYZE transaction_sync_log")
             plan = " ".join(r[0] for r in c.exec_driver_sql(f"EXPLAIN {stmt}"))
     assert "idx_transaction_sync_log_user_finished" in plan, plan
-
-
-@pytest.mark.parametrize(
-    ("ticker", "shown"),
-    [
-        ("AAPL  261218C00240000", "AAPL 2026-12-18 240 C"),
-        ("SPY   250117P00412500", "SPY 2025-01-17 412.5 P"),
-        ("BRK.B 270115C00005000", "BRK.B 2027-01-15 5 C"),
-        ("GE270115C00340000", "GE 2027-01-15 340 C"),
-        ("not an option", "not an option"),
-        (None, ""),
-    ],
-)
-def test_format_option(ticker, shown):
-    assert fmt.format_option(ticker) == shown
-
-
-def test_money_and_quantity_formatting():
-    assert fmt.format_money(Decimal("1234.5"), "USD") == "1,234.50 USD"
-    assert fmt.format_money(Decimal("-0.000123450"), "BTC") == "-0.00012345 BTC"
-    assert fmt.format_money(Decimal("0E-18"), "USD") == "0.00 USD"
-    assert fmt.format_money(None, "USD") == ""
-    assert fmt.format_quantity(Decimal("1000.000000000000000000")) == "1,000"
-
-
-@pytest.mark.parametrize(
-    ("seconds", "shown"),
-    [
-        (None, "—"),
-        (0.2, "0.2 s"),
-        (2.0, "2.0 s"),
-        (9.94, "9.9 s"),
-        (12.7, "12.7 s"),
-        (59.9, "59.9 s"),
-        (59.96, "1 min 00 s"),
-        (192, "3 min 12 s"),
-        (3 * 3600 + 12 * 60, "3 h 12 min"),
-        (26 * 3600, "1 d 2 h"),
-        (-1, "0.0 s"),
-    ],
-)
-def test_format_duration_keeps_a_decimal_below_a_minute(seconds, shown):
-    assert fmt.format_duration(seconds) == shown
-
-
-@pytest.mark.parametrize(
-    ("number", "shown"),
-    [
-        ("****1008", "••••1008"),
-        ("12345678", "••••5678"),
-        ("•••• 5148", "••••5148"),
-        ("", "—"),
-        (None, "—"),
-        ("****", "—"),
-    ],
-)
-def test_account_numbers_are_masked_one_way(number, shown):
-    assert q.mask_account_number(number) == shown
-
-
-def test_account_labels_drop_a_repeated_brokerage_name():
-    def account(name, institution="Sandbox US Brokerage", number="****1008", account_type=None):
-        return SimpleNamespace(
-            id=7, account_name=name, institution_name=institution, account_number=number, account_type=account_type
-        )
-
-    roth = account("Sandbox US Brokerage Roth IRA")
-    assert q.account_short_label(roth) == "Roth IRA ••••1008"
-    assert q.account_label(roth) == "Sandbox US Brokerage · Roth IRA · ••••1008"
-    assert q.account_short_label(account("Questrade - TFSA", "Questrade")) == "TFSA ••••1008"
-    # Only a whole-word prefix is dropped, and a name that is just the brokerage falls back to the type.
-    assert q.account_short_label(account("Allyson IRA", "Ally")) == "Allyson IRA ••••1008"
-    assert q.account_short_label(account("Alpaca", "Alpaca", account_type="Margin")) == "Margin ••••1008"
-    assert q.account_label(account("Alpaca", "Alpaca", number=None)) == "Alpaca"
-
-
-def test_timestamps_are_shown_in_the_users_zone():
-    stamp = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
-    assert fmt.format_timestamp(stamp, "America/New_York") == "2026-07-01 08:00 EDT"
-    assert fmt.format_timestamp(stamp, None) == "2026-07-01 12:00 UTC"
-    assert fmt.format_timestamp(stamp, "Not/AZone") == "2026-07-01 12:00 UTC"
-
-
-# --------------------------------------------------------------------------- operations
-
-
-@pytest.fixture
-def ops(session):
-    user, conn, account = f.make_trader(session, "carol")
-    broken = f.make_connection(
-        session,
-        user,
-        status="error",
-        brokerage_name="Questrade",
-        status_reason="UPSTREAM",
-        error_details={"code": "3002"},
-        last_successful_sync_at=NOW - timedelta(days=2),
-    )
-    runs = {
-        "ok": f.make_run(session, user, conn, status="completed", duration_seconds=10.0, completed_at=NOW),
-        "ok2": f.make_run(session, user, conn, status="completed", duration_seconds=20.0, completed_at=NOW),
-        "failed": f.make_run(
-            session,
-            user,
-            broken,
-            status="failed",
-            duration_seconds=40.0,
-            completed_at=NOW,
-            error_details={"code": "3002"},
-            account_breakdown=[{"account_id": account.id}],
-        ),
-        "partial": f.make_run(
-            session,
-            user,
-            conn,
-            status="partial",
-            duration_seconds=30.0,
-            completed_at=NOW,
-            error_details={"code": "throttled"},
-        ),
-        "old": f.make_run(
-            session,
-            user,
-            conn,
-            status="failed",
-            completed_at=NOW - timedelta(days=3),
-            queued_at=NOW - timedelta(days=3),
-            error_details={"code": "1000"},
-        ),
-        "queued": f.make_run(session, user, broken, status="queued", queued_at=NOW - timedelta(minutes=10)),
-    }
-    issues = [f.make_issue(session, user, account), f.make_issue(session, user, account, kind="skipped")]
-    f.make_webhook_event(session, user, status="processed")
-    f.make_webhook_event(session, None, event_type="USER_DELETED", status="ignored")
-    return user, broken, runs, issues
-
-
-def test_connections_needing_attention(session, ops):
-    _, broken, _, _ = ops
-    df = q.connections_needing_attention(session)
-    assert list(df["id"]) == [broken.id]
-    assert df["username"][0] == "carol" and df["error_details"][0] == {"code": "3002"}
-    assert not any("secret" in c for c in df.columns)
-
-
-def test_problem_runs_lists_failed_partial_interrupted_newest_first(session, ops):
-    runs = ops[2]
-    df = q.problem_runs(session)
-    assert set(df["id"]) == {runs["failed"].id, runs["partial"].id, runs["old"].id}
-    assert int(df["id"].iloc[-1]) == runs["old"].id
-    failed = df.set_index("id").loc[runs["failed"].id]
-    assert failed["brokerage_name"] == "Questrade" and failed["account_breakdown"][0]["account_id"]
-
-
-def test_health_summary(session, ops):
-    health = q.health_summary(session, now=NOW + timedelta(seconds=1))
-    assert (health.runs_24h, health.completed_24h) == (4, 2)
-    assert health.success_rate_24h == 0.5
-    assert health.p50_duration_seconds == 20.0 and health.p95_duration_seconds == 40.0
-    assert health.errors_by_code == {"3002": 1, "throttled": 1}
-    # The broken connection, and `conn`, whose partial run no later run has completed (nor is retrying).
-    assert (health.active_connections, health.attention_connections) == (1, 2)
-    assert health.queue_depth == 1 and 599 <= health.oldest_queued_age_seconds <= 700
-
-
-def test_sync_issues_and_resolve(session, ops):
-    _, _, _, issues = ops
-    assert len(q.sync_issues(session)) == 2
-    assert q.resolve_issue(session, issues[0].id, "staff-dan") is True
-    assert q.resolve_issue(session, issues[0].id, "staff-dan") is False  # already resolved
-    assert q.resolve_issue(session, 99999, "staff-dan") is False
-    unresolved = q.sync_issues(session)
-    assert list(unresolved["id"]) == [issues[1].id]
-    everything = q.sync_issues(session, unresolved_only=False).set_index("id")
-    assert everything.loc[issues[0].id, "resolved_by"] == "staff-dan"
-    assert everything.loc[issues[0].id, "raw_payload"]["type"] == "BUY"
-
-
-def test_webhook_log(session, ops):
-    df = q.webhook_log(session)
-    assert len(df) == 2 and set(df["status"]) == {"processed", "ignored"}
-    assert list(q.webhook_log(session, status="ignored")["event_type"]) == ["USER_DELETED"]
 
 
 def test_symbol_sort_orders_by_symbol_then_date_then_id(session, book):
@@ -600,43 +417,3 @@ def test_a_long_multibyte_description_fits_the_covering_index(session, book):
     assert counts.new == 1
     df, _ = q.transactions_page(session, alice.id, F(text="\U0001f4c8"), S())
     assert len(df) == 1 and df["Description"][0] == "\U0001f4c8" * 500
-
-
-def test_numbers_past_28_digits_are_shown_whole():
-    wide = Decimal("12345678901234567890.123456789012345678")
-    assert fmt.format_number(wide) == "12,345,678,901,234,567,890.123456789012345678"
-    assert (
-        fmt.format_money(Decimal("-12345678901234567890.123456789012345678"), "USD")
-        == "-12,345,678,901,234,567,890.123456789012345678 USD"
-    )
-
-
-def test_a_failure_its_connection_later_completed_is_superseded_and_leaves_the_attention_counts(session):
-    user, conn, _ = f.make_trader(session, "erin")
-    other = f.make_connection(session, user)
-    failed = f.make_run(session, user, conn, status="failed", error_message="SnapTrade answered 503")
-    interrupted = f.make_run(session, user, conn, status="interrupted")
-    f.make_run(session, user, other, status="completed")  # another connection's success changes nothing here
-    assert q.connections_needing_a_person(session) == {conn.id}
-    assert q.health_summary(session).attention_connections == 1
-
-    retry = f.make_run(session, user, conn, status="queued")
-    listed = q.problem_runs(session).set_index("id")
-    assert set(listed.index) == {failed.id, interrupted.id}  # still listed, as "retry queued"…
-    assert set(listed["retried_by"]) == {retry.id} and listed["superseded_by"].isna().all()
-    assert q.connections_needing_a_person(session) == set()  # …but in hand: nobody needs to look
-
-    retry.status = "completed"
-    session.add(retry)
-    session.commit()
-    assert q.problem_runs(session).empty
-    history = q.problem_runs(session, include_superseded=True)
-    assert dict(zip(history["id"], history["superseded_by"], strict=True)) == {
-        failed.id: retry.id,
-        interrupted.id: retry.id,
-    }
-    assert q.health_summary(session).attention_connections == 0
-
-    again = f.make_run(session, user, conn, status="failed")  # an earlier success does not supersede a later failure
-    assert list(q.problem_runs(session)["id"]) == [again.id]
-    assert q.health_summary(session).attention_connections == 1
