@@ -345,22 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m core", description="Tradistry Broker Sync command line")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
-    users = sub.add_parser("users", help="manage app users").add_subparsers(dest="users_command", required=True)
-    add = users.add_parser("add", help="create a user")
-    add.add_argument("username")
-    add.add_argument("--role", choices=["trader", "staff"], default="trader")
-    add.add_argument("--email")
-    add.add_argument("--name")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
-    add.set_defaults(fn=cmd_users_add)
-    reset = users.add_parser("reset-secret", help="recover a user whose SnapTrade secret is refused (error 1083)")
-    reset.add_argument("username")
-    reset.add_argument(
-        "--register-again",
-        action="store_true",
-        help="register the user with SnapTrade again (old connections close; the trader reconnects)",
-    )
-    reset.set_defaults(fn=cmd_users_reset_secret)
+    _add_users_commands(sub)
     c = sub.add_parser("connect", help="print a SnapTrade connection-portal URL (last stdout line)")
     c.add_argument("username")
     c.add_argument("--broker")
@@ -377,6 +362,41 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out")
     e.add_argument("--bom", action="store_true", help="CSV for Excel: start with a UTF-8 byte-order mark")
     e.set_defaults(fn=cmd_export)
+    _add_journal_commands(sub)
+    w = sub.add_parser("worker", help="run sync jobs and the scheduler")
+    w.add_argument("--poll", type=float, default=None)
+    w.set_defaults(fn=cmd_worker)
+    sub.add_parser("rotate-key", help="re-encrypt secrets under the first ENCRYPTION_KEYS key").set_defaults(
+        fn=cmd_rotate_key
+    )
+    sub.add_parser("banner", help="print the URL and demo logins").set_defaults(fn=cmd_banner)
+    b = sub.add_parser("support-bundle", help="write a connection's support bundle (zip of JSON, no secrets)")
+    b.add_argument("connection_id", type=int, metavar="CONNECTION_ID")
+    b.add_argument("--out", required=True, metavar="FILE")
+    b.set_defaults(fn=cmd_support_bundle)
+    return p
+
+
+def _add_users_commands(sub) -> None:
+    users = sub.add_parser("users", help="manage app users").add_subparsers(dest="users_command", required=True)
+    add = users.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("--role", choices=["trader", "staff"], default="trader")
+    add.add_argument("--email")
+    add.add_argument("--name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    add.set_defaults(fn=cmd_users_add)
+    reset = users.add_parser("reset-secret", help="recover a user whose SnapTrade secret is refused (error 1083)")
+    reset.add_argument("username")
+    reset.add_argument(
+        "--register-again",
+        action="store_true",
+        help="register the user with SnapTrade again (old connections close; the trader reconnects)",
+    )
+    reset.set_defaults(fn=cmd_users_reset_secret)
+
+
+def _add_journal_commands(sub) -> None:
     journal = sub.add_parser("journal", help="the trading journal").add_subparsers(
         dest="journal_command", required=True
     )
@@ -391,18 +411,6 @@ def build_parser() -> argparse.ArgumentParser:
         report.add_argument("--format", choices=["json"], default="json")
         report.add_argument("--out")
         report.set_defaults(fn=cmd_journal_report)
-    w = sub.add_parser("worker", help="run sync jobs and the scheduler")
-    w.add_argument("--poll", type=float, default=None)
-    w.set_defaults(fn=cmd_worker)
-    sub.add_parser("rotate-key", help="re-encrypt secrets under the first ENCRYPTION_KEYS key").set_defaults(
-        fn=cmd_rotate_key
-    )
-    sub.add_parser("banner", help="print the URL and demo logins").set_defaults(fn=cmd_banner)
-    b = sub.add_parser("support-bundle", help="write a connection's support bundle (zip of JSON, no secrets)")
-    b.add_argument("connection_id", type=int, metavar="CONNECTION_ID")
-    b.add_argument("--out", required=True, metavar="FILE")
-    b.set_defaults(fn=cmd_support_bundle)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -172,13 +172,17 @@ def _view_from_url(options: q.FilterOptions) -> tuple[dict[str, Any], list[str]]
     }
     if len(one("q") or "") > SEARCH_MAX_CHARS:
         dropped.append(f"the search text after {SEARCH_MAX_CHARS} characters")
-    symbol = one("symbol")
-    if symbol is not None:
-        (view.__setitem__("txn_symbol", symbol) if symbol in options.symbols else dropped.append(f"symbol={symbol}"))
-    period = one("period")
-    if period is not None:
-        labels = periods.choices(options.first_date, options.last_date)
-        (view.__setitem__("txn_period", period) if period in labels else dropped.append(f"period={period}"))
+    checks = {  # URL name -> (widget key, allowed?, widget value)
+        "symbol": ("txn_symbol", lambda v: v in options.symbols, str),
+        "period": ("txn_period", lambda v: v in periods.choices(options.first_date, options.last_date), str),
+        "sort": ("txn_sort", lambda v: v in SORTS, str),
+        "size": ("txn_page_size", lambda v: v.isdigit() and int(v) in q.PAGE_SIZES, int),
+        "page": (PAGE_KEY, lambda v: v.isdigit() and int(v) >= 1, int),
+    }
+    for name, (key, allowed, convert) in checks.items():
+        value = one(name)
+        if value is not None:
+            (view.__setitem__(key, convert(value)) if allowed(value) else dropped.append(f"{name}={value}"))
     if view["txn_period"] == periods.CUSTOM:
         try:
             start = date.fromisoformat(one("from") or "") if one("from") else options.first_date
@@ -187,19 +191,6 @@ def _view_from_url(options: q.FilterOptions) -> tuple[dict[str, Any], list[str]]
         except (ValueError, TypeError):
             view["txn_period"] = periods.ALL
             dropped.append("the custom date range")
-    sort = one("sort")
-    if sort is not None:
-        (view.__setitem__("txn_sort", sort) if sort in SORTS else dropped.append(f"sort={sort}"))
-    size = one("size")
-    if size is not None:
-        (view.__setitem__("txn_page_size", int(size)) if size.isdigit() and int(size) in q.PAGE_SIZES
-         else dropped.append(f"size={size}"))  # fmt: skip
-    page = one("page")
-    if page is not None:
-        if page.isdigit() and int(page) >= 1:
-            view[PAGE_KEY] = int(page)
-        else:
-            dropped.append(f"page={page}")
     return view, dropped
 
 

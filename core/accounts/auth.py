@@ -246,9 +246,9 @@ def authenticate(
     client: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AuthResult:
-    """`check_password`, and one log event for the outcome (auth.login, auth.failure, auth.throttled). The
+    """`_check_password`, and one log event for the outcome (auth.login, auth.failure, auth.throttled). The
     typed username is logged only when it names an account: people type passwords into that field."""
-    result = check_password(session, username, password, now, client=client, sleep=sleep)
+    result = _check_password(session, username, password, now or utcnow(), client, sleep)
     user = get_user(session, username) if not result.ok else None
     user_id = result.user_id if result.ok else (user.id if user else None)
     event = "auth.login" if result.ok else ("auth.throttled" if result.throttled else "auth.failure")
@@ -258,15 +258,8 @@ def authenticate(
     return result
 
 
-def check_password(
-    session: Session,
-    username: str,
-    password: str,
-    now: datetime | None = None,
-    *,
-    client: str | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> AuthResult:
+def _check_password(session: Session, username: str, password: str, now: datetime, client: str | None,
+                    sleep: Callable[[float], None]) -> AuthResult:  # fmt: skip
     """Check a password under the back-off policy and record a failure.
 
     - Per client (`client`: the caller's address): after `login_client_max_failures` failures within
@@ -277,7 +270,6 @@ def check_password(
     Every refusal carries INVALID_CREDENTIALS; a disabled account says so only after the right password.
     """
     settings = get_settings()
-    now = now or utcnow()
     window = timedelta(minutes=settings.login_failure_window_minutes)
     clock = now.timestamp()
     if (
@@ -299,38 +291,34 @@ def check_password(
 
     password_ok = verify_password(password, user.password_hash if user is not None else _DUMMY_HASH)
     if user is None or not password_ok:
-        if client is not None:
-            _client_failures.add(client, clock)
-        if user is None:
-            _unknown_name_failures.add(name_key, clock)
-        else:
-            if _account_failures(user, now, window) == 0:
-                user.failed_login_window_start, user.failed_login_count = now, 0
-            user.failed_login_count += 1
-            user.locked_until = None  # no hard lock any more (the column predates the back-off)
-            user.updated_at = now
-            session.add(user)
-            session.commit()
+        _record_failure(session, user, name_key, client, now, window)
         return AuthResult(False, INVALID_CREDENTIALS, delayed_seconds=delay)
-
     if not user.is_active:
         return AuthResult(False, "This account is disabled. Ask a staff member to re-enable it.")
     if user.failed_login_count or user.failed_login_window_start or user.locked_until:
-        user.failed_login_count = 0
-        user.failed_login_window_start = None
-        user.locked_until = None
+        user.failed_login_count, user.failed_login_window_start, user.locked_until = 0, None, None
         session.add(user)
         session.commit()
-    return AuthResult(
-        True,
-        f"Welcome, {user.name or user.username}.",
-        username=user.username,
-        user_id=user.id,
-        role=user.role,
-        name=user.name,
-        session_epoch=user.session_epoch,
-        delayed_seconds=delay,
-    )
+    return AuthResult(True, f"Welcome, {user.name or user.username}.", username=user.username, user_id=user.id,
+                      role=user.role, name=user.name, session_epoch=user.session_epoch, delayed_seconds=delay)  # fmt: skip
+
+
+def _record_failure(session: Session, user: AppUser | None, name_key: str, client: str | None, now: datetime,
+                    window: timedelta) -> None:  # fmt: skip
+    """Count a refused password against the client, and against the account (in the database) or the unknown name."""
+    clock = now.timestamp()
+    if client is not None:
+        _client_failures.add(client, clock)
+    if user is None:
+        _unknown_name_failures.add(name_key, clock)
+        return
+    if _account_failures(user, now, window) == 0:
+        user.failed_login_window_start, user.failed_login_count = now, 0
+    user.failed_login_count += 1
+    user.locked_until = None  # no hard lock any more (the column predates the back-off)
+    user.updated_at = now
+    session.add(user)
+    session.commit()
 
 
 def load_session_user(session: Session, username: str) -> SessionUser | None:

@@ -79,59 +79,49 @@ def bundle_files(
     runs = tl.runs(session, connection_id=connection_id, limit=200)
     R = TransactionSyncLog
     errors = dict(session.execute(sa.select(R.id, R.error_details).where(R.connection_id == connection_id)).all())
-    requests: dict[str, list[dict]] = {}
-    for run in runs:
-        if kept := tl.run_requests(session, run.id, REQUESTS_PER_RUN):
-            requests[str(run.id)] = kept
-    webhooks = [{"id": e.id, "webhook_id": e.webhook_id, "event_type": e.event_type, "status": e.status, "note": e.note,
-                 "event_timestamp": e.event_timestamp, "received_at": e.received_at, "processed_at": e.processed_at,
-                 "payload": {k: (e.payload or {}).get(k) for k in WEBHOOK_FIELDS if k in (e.payload or {})}}
-                for e in tl.webhook_events(session, connection_id=connection_id, limit=500)]  # fmt: skip
-    issues = [{"id": i.id, "kind": i.kind, "reason": i.reason, "snaptrade_activity_id": i.snaptrade_activity_id,
-               "snaptrade_account_id": snaptrade_ids.get(i.account_id), "run_id": i.run_id, "created_at": i.created_at,
-               "resolved_at": i.resolved_at, "resolved_by": i.resolved_by, "resolution_note": i.resolution_note}
-              for i in tl.issues(session, connection_id=connection_id, limit=500)]  # fmt: skip
-    actions = [
-        s.model_dump(exclude={"idempotency_key", "actor_user_id"})
-        for s in tl.staff_actions(session, connection_id=connection_id, limit=500)
-    ]
-    files = {
+    requests = {str(r.id): kept for r in runs if (kept := tl.run_requests(session, r.id, REQUESTS_PER_RUN))}
+    webhooks = _webhooks(session, connection_id)
+    issues = _issues(session, connection_id, snaptrade_ids)
+    actions = [s.model_dump(exclude={"idempotency_key", "actor_user_id"})
+               for s in tl.staff_actions(session, connection_id=connection_id, limit=500)]  # fmt: skip
+    account_rows = [{**asdict(a), "snaptrade_account_id": snaptrade_ids.get(a.id)}
+                    for a in tl.account_statuses(session, connection_id)]  # fmt: skip
+    attempts = [{k: v for k, v in asdict(a).items() if k != "username"}
+                for a in tl.attempts(session, connection_id=connection_id)]  # fmt: skip
+    manifest = {"connection_id": connection_id, "generated_at": now, "generated_by": generated_by,
+                "app_version": core.__version__, "runs": len(runs), "webhooks": len(webhooks), "issues": len(issues)}  # fmt: skip
+    return {
         "README.txt": README.format(
             connection_id=connection_id, generated_at=now.isoformat(), generated_by=generated_by
         ),
-        "manifest.json": _json(
-            {
-                "connection_id": connection_id,
-                "generated_at": now,
-                "generated_by": generated_by,
-                "app_version": core.__version__,
-                "runs": len(runs),
-                "webhooks": len(webhooks),
-                "issues": len(issues),
-            }
-        ),  # fmt: skip
+        "manifest.json": _json(manifest),
         "connection.json": _json(connection),
-        "accounts.json": _json(
-            [
-                {**asdict(a), "snaptrade_account_id": snaptrade_ids.get(a.id)}
-                for a in tl.account_statuses(session, connection_id)
-            ]
-        ),  # fmt: skip
+        "accounts.json": _json(account_rows),
         "timeline.json": _json([e.as_dict() for e in tl.connection_timeline(session, connection_id, limit=1000)]),
         "runs.json": _json([{**asdict(r), "error": _error(errors.get(r.id))} for r in runs]),
         "requests.json": _json(requests),
         "issues.json": _json(issues),
         "webhooks.json": _json(webhooks),
-        "attempts.json": _json(
-            [
-                {k: v for k, v in asdict(a).items() if k != "username"}
-                for a in tl.attempts(session, connection_id=connection_id)
-            ]
-        ),  # fmt: skip
+        "attempts.json": _json(attempts),
         "state_changes.json": _json([c.model_dump() for c in tl.state_changes(session, [connection_id], limit=500)]),
         "staff_actions.json": _json(actions),
     }
-    return files
+
+
+def _webhooks(session: Session, connection_id: int) -> list[dict]:
+    """The connection's webhook events with only the payload fields support needs (WEBHOOK_FIELDS)."""
+    return [{"id": e.id, "webhook_id": e.webhook_id, "event_type": e.event_type, "status": e.status, "note": e.note,
+             "event_timestamp": e.event_timestamp, "received_at": e.received_at, "processed_at": e.processed_at,
+             "payload": {k: (e.payload or {}).get(k) for k in WEBHOOK_FIELDS if k in (e.payload or {})}}
+            for e in tl.webhook_events(session, connection_id=connection_id, limit=500)]  # fmt: skip
+
+
+def _issues(session: Session, connection_id: int, snaptrade_ids: dict[int, str]) -> list[dict]:
+    """The connection's ledger entries, without their raw payloads (those hold the trader's activities)."""
+    return [{"id": i.id, "kind": i.kind, "reason": i.reason, "snaptrade_activity_id": i.snaptrade_activity_id,
+             "snaptrade_account_id": snaptrade_ids.get(i.account_id), "run_id": i.run_id, "created_at": i.created_at,
+             "resolved_at": i.resolved_at, "resolved_by": i.resolved_by, "resolution_note": i.resolution_note}
+            for i in tl.issues(session, connection_id=connection_id, limit=500)]  # fmt: skip
 
 
 def build_support_bundle(

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from core.accounts.audit import ACTION_LABELS
 from core.reads.formatting import account_short_label, format_duration
 from core.reads.operations import PROBLEM_RUN_STATUSES, retried_by, superseded_by
-from core.reads.views import RUN_STATUS_LABELS, STATUS_LABELS, TRIGGER_LABELS
+from core.reads.views import RUN_STATUS_LABELS, STATUS_LABELS, TRIGGER_LABELS, ConnectionState, connection_state
 from core.storage.models import (
     AppUser,
     BrokerageAccount,
@@ -60,22 +60,11 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True)
-class ConnectionSummary:
-    id: int
-    user_id: int
-    username: str
-    brokerage_name: str
-    authorization_id: str
-    status: str
-    status_reason: str | None
-    disabled_at: datetime | None
-    error_message: str | None
-    last_sync_at: datetime | None
-    last_successful_sync_at: datetime | None
-    next_sync_at: datetime | None
-    auto_sync_enabled: bool
-    sync_frequency_minutes: int
-    created_at: datetime
+class ConnectionSummary(ConnectionState):
+    id: int = 0
+    user_id: int = 0
+    username: str = ""
+    authorization_id: str = ""
 
     @property
     def title(self) -> str:
@@ -166,9 +155,8 @@ def connection_summary(session: Session, connection_id: int) -> ConnectionSummar
     if row is None:
         return None
     c, username = row
-    return ConnectionSummary(c.id, c.user_id, username, c.brokerage_name, c.authorization_id, c.status, c.status_reason,
-                             c.disabled_at, c.error_message, c.last_sync_at, c.last_successful_sync_at, c.next_sync_at,
-                             c.auto_sync_enabled, c.sync_frequency_minutes, c.created_at)  # fmt: skip
+    return ConnectionSummary(**connection_state(c), id=c.id, user_id=c.user_id, username=username,
+                             authorization_id=c.authorization_id)  # fmt: skip
 
 
 def username(session: Session, user_id: int) -> str | None:

@@ -7,9 +7,10 @@ Wording that turns stored states into sentences lives here too, so every page sa
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -32,8 +33,9 @@ class AccountLine:
 
 
 @dataclass(frozen=True)
-class ConnectionCard:
-    connection_id: int
+class ConnectionState:
+    """A connection's state and schedule, as both a trader's card and a staff member's summary show it."""
+
     brokerage_name: str
     status: str
     status_reason: str | None
@@ -45,6 +47,16 @@ class ConnectionCard:
     auto_sync_enabled: bool
     sync_frequency_minutes: int
     created_at: datetime
+
+
+def connection_state(c: BrokerageConnection) -> dict[str, Any]:
+    """The ConnectionState fields of a connection row, as keywords."""
+    return {f.name: getattr(c, f.name) for f in fields(ConnectionState)}
+
+
+@dataclass(frozen=True)
+class ConnectionCard(ConnectionState):
+    connection_id: int = 0
     accounts: list[AccountLine] = field(default_factory=list)
     active_run_id: int | None = None
 
@@ -192,18 +204,8 @@ def connection_cards(session: Session, user_id: int, *, include_disconnected: bo
     )
     return [
         ConnectionCard(
+            **{**connection_state(c), "brokerage_name": c.brokerage_name or c.brokerage_slug or "Brokerage"},
             connection_id=c.id,
-            brokerage_name=c.brokerage_name or c.brokerage_slug or "Brokerage",
-            status=c.status,
-            status_reason=c.status_reason,
-            disabled_at=c.disabled_at,
-            error_message=c.error_message,
-            last_sync_at=c.last_sync_at,
-            last_successful_sync_at=c.last_successful_sync_at,
-            next_sync_at=c.next_sync_at,
-            auto_sync_enabled=c.auto_sync_enabled,
-            sync_frequency_minutes=c.sync_frequency_minutes,
-            created_at=c.created_at,
             accounts=by_connection.get(c.id, []),
             active_run_id=active.get(c.id),
         )
