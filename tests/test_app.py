@@ -44,7 +44,9 @@ def test_warm_up_imports_what_the_first_page_run_would(tmp_path):
            "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "WARNING"}  # fmt: skip
     subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    assert out.stdout.strip() == "[] ['core.reads.analytics', 'core.reads.transactions', 'pandas']", out.stdout + out.stderr
+    assert out.stdout.strip() == "[] ['core.reads.analytics', 'core.reads.transactions', 'pandas']", (
+        out.stdout + out.stderr
+    )
 
 
 def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_heap():

@@ -19,8 +19,8 @@ from sqlmodel import Session, select
 
 from core.reads.export import COLUMNS as EXPORT_KEYS
 from core.storage.models import AppUser, BrokerageTransaction, SnapTradeUser, TransactionSyncLog
-from tests.core.ingest.test_sync import assert_matches_ground_truth
 from tests.faults.test_crash_recovery import wait_for
+from tests.syncsupport import assert_matches_ground_truth
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,7 @@ from sqlmodel import Session, select
 
 from core.jobs import queue as jobs
 from core.storage.models import BrokerageConnection, BrokerageTransaction, TransactionSyncLog
-from tests.core.ingest.test_sync import assert_matches_ground_truth
-from tests.syncsupport import connect, make_user
+from tests.syncsupport import assert_matches_ground_truth, connect, make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 SOAK = bool(os.environ.get("SOAK"))

@@ -17,10 +17,9 @@ from core.settings import reset_settings_cache
 from core.storage import migrate
 from core.storage.db import create_db_engine
 from core.storage.models import BrokerageConnection, TransactionSyncLog
-from tests.core.ingest.test_sync import assert_matches_ground_truth
 from tests.faults.test_crash_recovery import start_worker, wait_for, worker_env
 from tests.pgserver import find_pg_bin, start_postgres
-from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now
+from tests.syncsupport import assert_matches_ground_truth, connect, make_user, snaptrade_user_id, sync_now
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ from core.accounts.connections import reconcile_connections
 from core.jobs import queue as jobs
 from core.reads.operations import problem_runs
 from core.storage.models import BrokerageConnection, TransactionSyncLog, utcnow
-from tests.core.ingest.test_sync import assert_matches_ground_truth
 from tests.faults.test_crash_recovery import SOAK, start_worker, wait_for, worker_env
-from tests.syncsupport import connect, make_user
+from tests.syncsupport import assert_matches_ground_truth, connect, make_user
 
 PAGE = 1000
 
