@@ -105,10 +105,8 @@ def _tune_server(port: int | None) -> None:
 @asynccontextmanager
 async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
     settings = get_settings()  # refuses weak production secrets with a ConfigurationError naming the variable
-    from core.snaptrade import client as snaptrade
-
-    snaptrade.install_log_redaction(settings)
     from core.logs import configure_logging, log_event
+    from core.snaptrade import client as snaptrade
 
     configure_logging(settings)  # one handler on the root logger: LOG_FORMAT text or json, LOG_LEVEL
     from core.accounts import auth

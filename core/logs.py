@@ -3,7 +3,7 @@ ids it concerns, written as readable text (default) or as JSON lines (LOG_FORMAT
 
 `log_event(logger, "run.finish", run_id=…, …)` logs one event; `log_context(run_id=…)` adds ids to every
 record logged inside it (contextvars: it follows the code, also into anyio worker threads). Values pass
-through core.snaptrade.client.redact and fields named like secrets are dropped, so no secret is written.
+through core.redaction.redact and fields named like secrets are dropped, so no secret is written.
 """
 
 from __future__ import annotations
@@ -18,13 +18,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-
-def redact(value: Any) -> str:
-    # Imported when used: core.snaptrade.client logs through this module.
-    from core.snaptrade.client import redact as scrub
-
-    return scrub(value)
-
+from core.redaction import install_log_redaction, redact
 
 ID_FIELDS = ("user_id", "connection_id", "run_id", "request_id")
 LOG_FORMATS = ("text", "json")
@@ -125,8 +119,6 @@ def configure_logging(settings: Any = None, stream: TextIO | None = None) -> log
         from core.settings import get_settings
 
         settings = get_settings()
-    from core.snaptrade.client import install_log_redaction
-
     install_log_redaction(settings)
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _AppHandler)]:

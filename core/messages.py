@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import sqlalchemy.exc
 
-from core.snaptrade.client import SnapTradeError, redact
+from core.redaction import redact
+from core.snaptrade.client import SnapTradeError
 
 # A message is read on a card, in a table cell or on a terminal line; the whole exception goes to the log.
 MAX_ERROR_CHARS = 240

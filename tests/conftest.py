@@ -140,7 +140,7 @@ def suite_log():
     """Capture the logs of the whole suite (urllib3 at DEBUG: it logs full URLs) for the secret scan."""
     import logging
 
-    from core.snaptrade.client import install_log_redaction
+    from core.redaction import install_log_redaction
 
     install_log_redaction()
     SUITE_LOG.parent.mkdir(parents=True, exist_ok=True)
@@ -164,12 +164,11 @@ def suite_log():
 
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if any user secret, consumer key or cookie key reached the captured logs."""
-    from core.snaptrade import client as snaptrade
+    from core.redaction import known_secrets
 
     if not SUITE_LOG.exists():
         return
-    with snaptrade._known_lock:
-        secrets = set(snaptrade._known_secrets) | set(TEST_COOKIE_KEYS)
+    secrets = known_secrets() | set(TEST_COOKIE_KEYS)
     text = SUITE_LOG.read_text(encoding="utf-8", errors="replace")
     logs = [text] + [
         p.read_text(errors="replace") for p in (ROOT / "test-artifacts").glob("**/*.log") if p != SUITE_LOG

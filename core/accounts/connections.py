@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from core.accounts.crypto import decrypt_secret, encrypt_secret
+from core.redaction import remember_secret
 from core.settings import get_settings
 from core.snaptrade.client import (
     InvalidInputError,
@@ -24,7 +25,6 @@ from core.snaptrade.client import (
     SnapTradeClient,
     UserSecretRefused,
     new_snaptrade_user_id,
-    remember_secret,
 )
 from core.snaptrade.values import date_or_none, datetime_or_none, decimal_or_none
 from core.storage.models import (

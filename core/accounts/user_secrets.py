@@ -21,12 +21,12 @@ from core.accounts.connections import (
 )
 from core.accounts.crypto import decrypt_secret, encrypt_secret
 from core.jobs.queue import enqueue_sync
+from core.redaction import remember_secret
 from core.snaptrade.client import (
     SnapTradeClient,
     SnapTradeError,
     UserSecretRefused,
     new_snaptrade_user_id,
-    remember_secret,
 )
 from core.storage.models import AppUser, BrokerageConnection, SnapTradeUser, utcnow
 

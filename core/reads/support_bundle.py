@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 import core
 from core.reads import timeline as tl
-from core.snaptrade.client import redact
+from core.redaction import redact
 from core.storage.models import BrokerageAccount, SnapTradeUser, TransactionSyncLog, utcnow
 
 # The only webhook payload fields copied: ids and outcomes, never a body a later event type might fill.

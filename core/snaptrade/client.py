@@ -10,10 +10,8 @@ import json
 import logging
 import math
 import random
-import re
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -27,70 +25,12 @@ from snaptrade_client.exceptions import ApiValueError
 from snaptrade_client.paths.accounts_account_id_activities import get as _activities_get
 
 from core.logs import log_event
+from core.redaction import redact, remember_secret
 from core.settings import Settings, get_settings
 from core.snaptrade import trace
 from core.snaptrade.pagesplit import split_page
 
 log = logging.getLogger("tradistry.snaptrade")
-
-# --------------------------------------------------------------------------- redaction
-
-_SECRET_PARAM = re.compile(
-    r"(userSecret|user_secret|consumerKey|consumer_key)(=|\"?\s*[:=]\s*\"?|'\s*:\s*')([^&\s\"',}]+)"
-)
-_known_secrets: set[str] = set()
-_known_lock = threading.Lock()
-
-
-def remember_secret(secret: str | None) -> None:
-    """Register a secret so `redact` removes it wherever it appears."""
-    if secret and len(secret) >= 6:
-        with _known_lock:
-            _known_secrets.add(secret)
-
-
-def redact(text: object) -> str:
-    """The one place secrets are scrubbed: query-string/JSON forms and every registered secret."""
-    out = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}[REDACTED]", str(text))
-    with _known_lock:
-        secrets = list(_known_secrets)
-    for s in secrets:
-        if s in out:
-            out = out.replace(s, "[REDACTED]")
-    return out
-
-
-_factory_installed = False
-
-
-def install_log_redaction(settings: Settings | None = None) -> None:
-    """Scrub secrets from every log record as it is created, whichever logger or handler it reaches
-    (urllib3 logs full URLs, and the SDK puts userSecret in the query string). With settings, the
-    consumer key, cookie key and encryption keys are registered as secrets too."""
-    global _factory_installed
-    if settings is not None:
-        for value in (settings.snaptrade_consumer_key, settings.auth_cookie_key, *settings.fernet_keys):
-            remember_secret(value)
-    if _factory_installed:
-        return
-    base = logging.getLogRecordFactory()
-
-    def factory(*args, **kwargs) -> logging.LogRecord:
-        record = base(*args, **kwargs)
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a broken format string must not stop logging
-            return record
-        cleaned = redact(message)
-        if cleaned != message or record.args:
-            record.msg, record.args = cleaned, None
-        if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = redact("".join(traceback.format_exception(*record.exc_info))).rstrip("\n")
-        return record
-
-    logging.setLogRecordFactory(factory)
-    _factory_installed = True
-
 
 # --------------------------------------------------------------------------- errors
 

@@ -21,8 +21,9 @@ from starlette.routing import Route
 from core.accounts import session_cookie
 from core.logs import log_context
 from core.messages import describe_error
+from core.redaction import remember_secret
 from core.settings import get_settings
-from core.snaptrade.client import NotConfiguredError, remember_secret, resolve_endpoint
+from core.snaptrade.client import NotConfiguredError, resolve_endpoint
 from core.storage.db import get_engine
 from core.web import webhooks
 from core.web.health import health

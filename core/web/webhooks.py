@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 from core.accounts.pending_webhooks import PENDING_NOTE, hint_accounts
 from core.jobs.queue import enqueue_sync
 from core.logs import log_event
-from core.snaptrade.client import redact
+from core.redaction import redact
 from core.snaptrade.webhook_events import HANDLED_EVENTS
 from core.storage.models import BrokerageAccount, BrokerageConnection, SnapTradeUser, WebhookEvent, utcnow
 

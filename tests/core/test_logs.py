@@ -21,8 +21,8 @@ from core.accounts.connections import create_portal_link, get_snaptrade_identity
 from core.jobs import queue as jobs
 from core.jobs.worker import Worker
 from core.logs import configure_logging, log_context, log_event
+from core.redaction import remember_secret
 from core.settings import Settings, get_settings, reset_settings_cache
-from core.snaptrade.client import remember_secret
 from core.staff.actions import perform
 from core.web.webhooks import log_delivery, process_webhook
 from tests import factories as f

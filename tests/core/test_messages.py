@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy.exc
 
 from core.messages import MAX_ECHO_CHARS, MAX_ERROR_CHARS, describe_error, echo_input, shorten
-from core.snaptrade.client import UpstreamError, remember_secret
+from core.redaction import remember_secret
+from core.snaptrade.client import UpstreamError
 
 SECRET = "user-secret-5f1c2b9e"
 

@@ -136,7 +136,7 @@ def _all_idle(engine) -> bool:
 
 def test_secrets_never_reach_logs_or_errors(engine, sandbox, caplog, settings_env):
     """Run syncs through every failure path with DEBUG logging everywhere (urllib3 included)."""
-    from core.snaptrade.client import install_log_redaction
+    from core.redaction import install_log_redaction
 
     install_log_redaction()
     settings_env.setenv("HTTP_BACKOFF_BASE_SECONDS", "0.01")
