@@ -203,13 +203,27 @@ def reconcile_connections(
         return result
     before = client.requests_made
     now = utcnow()
-    settings = get_settings()
     with secret_in_use(session, user_id, identity):
         authorizations = client.list_authorizations(identity.snaptrade_user_id, identity.user_secret)
+    seen = _reconcile_authorizations(session, user_id, authorizations, now, result)
+    with secret_in_use(session, user_id, identity):
+        accounts = client.list_accounts(identity.snaptrade_user_id, identity.user_secret)
+    _reconcile_accounts(session, user_id, accounts, seen, now, result)
+    session.commit()
+    result.requests = client.requests_made - before
+    result.matched_webhook_ids = _match_early_webhooks(session, user_id, result.new_connection_ids)
+    return result
+
+
+def _reconcile_authorizations(session: Session, user_id: int, authorizations: list[dict], now: datetime,
+                              result: ReconcileResult) -> set[str]:  # fmt: skip
+    """Record new authorizations, refresh known ones, and mark those SnapTrade no longer lists disconnected
+    (their history is kept); the authorization ids listed."""
     existing = {
         c.authorization_id: c
         for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))
     }
+    frequency = get_settings().sync_frequency_minutes
     seen: set[str] = set()
     for auth in authorizations:
         auth_id = str(auth.get("id") or "")
@@ -220,7 +234,7 @@ def reconcile_connections(
         is_new = conn is None
         if is_new:
             conn = BrokerageConnection(user_id=user_id, authorization_id=auth_id, status="active",
-                                       sync_frequency_minutes=settings.sync_frequency_minutes, next_sync_at=None)  # fmt: skip
+                                       sync_frequency_minutes=frequency, next_sync_at=None)  # fmt: skip
         change = _apply_authorization(conn, auth, now)
         session.add(conn)
         session.flush()
@@ -235,13 +249,16 @@ def reconcile_connections(
             conn.status_reason = "The connection no longer exists at SnapTrade; imported history is kept."
             conn.updated_at = now
             session.add(conn)
+    return seen
 
+
+def _reconcile_accounts(session: Session, user_id: int, accounts: list[dict], seen: set[str], now: datetime,
+                        result: ReconcileResult) -> None:  # fmt: skip
+    """Record and refresh the listed accounts; one no longer listed under a still-listed connection is removed."""
     by_auth = {
         c.authorization_id: c
         for c in session.exec(select(BrokerageConnection).where(BrokerageConnection.user_id == user_id))
     }
-    with secret_in_use(session, user_id, identity):
-        accounts = client.list_accounts(identity.snaptrade_user_id, identity.user_secret)
     stored = {
         a.snaptrade_account_id: a
         for a in session.exec(select(BrokerageAccount).where(BrokerageAccount.user_id == user_id))
@@ -256,25 +273,7 @@ def reconcile_connections(
         acc = stored.get(acc_id) or BrokerageAccount(
             user_id=user_id, connection_id=conn.id, snaptrade_account_id=acc_id
         )
-        acc.connection_id = conn.id
-        acc.account_name = raw.get("display_name") or raw.get("name") or acc.account_name
-        acc.account_number = raw.get("masked_account_number") or raw.get("number") or acc.account_number
-        acc.account_type = raw.get("raw_type") or raw.get("kind") or acc.account_type
-        acc.institution_name = raw.get("institution_name") or conn.brokerage_name
-        net = raw.get("net_value") or (raw.get("balance") or {}).get("total") or {}
-        if isinstance(net, dict) and net.get("amount") is not None:
-            acc.total_value = decimal_or_none(net.get("amount"))
-            cur = net.get("currency")
-            acc.currency = (cur.get("code") if isinstance(cur, dict) else cur) or acc.currency
-            acc.balance_updated_at = now
-        tx = ((raw.get("sync_status") or {}).get("transactions")) or {}
-        acc.snaptrade_initial_sync_completed = tx.get("initial_sync_completed")
-        acc.snaptrade_last_successful_sync = date_or_none(tx.get("last_successful_sync"))
-        acc.first_transaction_date = date_or_none(tx.get("first_transaction_date"))
-        if not acc.is_active and acc.removed_at is not None:
-            acc.is_active, acc.removed_at = True, None
-        acc.extra = {"is_paper": raw.get("is_paper"), "institution_account_id": raw.get("institution_account_id")}
-        acc.updated_at = now
+        _apply_account(acc, conn, raw, now)
         session.add(acc)
         session.flush()
         result.accounts[acc_id] = acc
@@ -285,10 +284,29 @@ def reconcile_connections(
             acc.removed_at = now
             acc.updated_at = now
             session.add(acc)
-    session.commit()
-    result.requests = client.requests_made - before
-    result.matched_webhook_ids = _match_early_webhooks(session, user_id, result.new_connection_ids)
-    return result
+
+
+def _apply_account(acc: BrokerageAccount, conn: BrokerageConnection, raw: dict, now: datetime) -> None:
+    """SnapTrade's account fields onto our row (a missing field keeps what we had)."""
+    acc.connection_id = conn.id
+    acc.account_name = raw.get("display_name") or raw.get("name") or acc.account_name
+    acc.account_number = raw.get("masked_account_number") or raw.get("number") or acc.account_number
+    acc.account_type = raw.get("raw_type") or raw.get("kind") or acc.account_type
+    acc.institution_name = raw.get("institution_name") or conn.brokerage_name
+    net = raw.get("net_value") or (raw.get("balance") or {}).get("total") or {}
+    if isinstance(net, dict) and net.get("amount") is not None:
+        acc.total_value = decimal_or_none(net.get("amount"))
+        cur = net.get("currency")
+        acc.currency = (cur.get("code") if isinstance(cur, dict) else cur) or acc.currency
+        acc.balance_updated_at = now
+    tx = ((raw.get("sync_status") or {}).get("transactions")) or {}
+    acc.snaptrade_initial_sync_completed = tx.get("initial_sync_completed")
+    acc.snaptrade_last_successful_sync = date_or_none(tx.get("last_successful_sync"))
+    acc.first_transaction_date = date_or_none(tx.get("first_transaction_date"))
+    if not acc.is_active and acc.removed_at is not None:
+        acc.is_active, acc.removed_at = True, None
+    acc.extra = {"is_paper": raw.get("is_paper"), "institution_account_id": raw.get("institution_account_id")}
+    acc.updated_at = now
 
 
 def _match_early_webhooks(session: Session, user_id: int, new_connection_ids: list[int]) -> list[int]:
