@@ -351,15 +351,18 @@ def many_users_section(m: dict[str, Any], results: dict[str, Any]) -> list[str]:
             rows.append([DB.get(kind, kind), n, rng(stat(lambda c: c["seconds"]), 1),
                          f"{m['users'] / statistics.median(c['seconds'] for c in cs) * 60:,.0f}",
                          f"{statistics.median(c['requests_per_user'] for c in cs):.2f}",
-                         rng(stat(lambda c: c["worker_cpu_seconds"]), 1), db_cpu,
+                         rng(stat(lambda c: c["worker_cpu_seconds"]), 1),
+                         f"{statistics.median(c['worker_cpu_seconds'] / c['seconds'] for c in cs):.2f}", db_cpu,
                          rng(stat(lambda c: c["sandbox_cpu_seconds"]), 1), len(cs)])  # fmt: skip
     lo, hi = min(m["worker_counts"]), max(m["worker_counts"])
     return [f"{m['users']} users × {m['activities']:,} activities, their queued initial imports by worker processes "
             f"(`python -m core worker`) on a copy of one prepared database; sandbox rate limit **off**.", "",
             *table("database | workers | wall s, median (min–max) | users per minute | requests per user | "
-                   "worker CPU s | DB server CPU s | sandbox CPU s | runs", rows),
+                   "worker CPU s | worker CPU ÷ wall | DB server CPU s | sandbox CPU s | runs", rows),
             *(f"- {DB.get(k, k)}: {hi} workers' speed-up over {lo} (ratio of the medians): **{r:.2f}×**"
-              for k, r in speedups(m).items()), ""]  # fmt: skip
+              for k, r in speedups(m).items()),
+            *([f"- Load average (1, 5, 15 min) as the section ended: {m['loadavg_after']}"] if m.get("loadavg_after") else []),
+            ""]  # fmt: skip
 
 
 DB = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}

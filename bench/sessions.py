@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
 from sqlmodel import Session
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, PAGE_ROWS, TABLE, VIEWPORT, streamlit
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, PAGE_ROWS, TABLE, VIEWPORT, playwright, streamlit
 from bench.harness import Run
 from bench.report import summarize
 from bench.seed import SeedPlan, seed
@@ -49,12 +48,9 @@ def open_sessions(browser, url: str, cookies: list[dict], rows: int) -> tuple[li
 
 
 def run(ctx: Run) -> dict[str, Any]:
-    if not Path(CHROMIUM).exists():
-        return {"skipped": f"{CHROMIUM} is not installed"}
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return {"skipped": "the playwright package is not installed"}
+    sync_playwright, skipped = playwright()
+    if skipped:
+        return {"skipped": skipped}
     plan: ConcurrencyPlan = ctx.profile.concurrency
     users = max(plan.levels)
     url = ctx.dbs.new("sqlite")
