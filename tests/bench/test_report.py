@@ -64,13 +64,15 @@ def _row(text: str, starts: str) -> str:
 # --------------------------------------------------------------------------- verdicts from the figures
 
 
-def test_the_stored_results_meet_every_target_but_the_journals_and_the_report_says_which_it_misses():
+def test_the_stored_results_meet_every_target_but_the_journals_and_onboardings_and_the_report_says_which():
     judged = [t for t in report.verdicts(STORED) if t.met is not None]
     missed = [t.what for t in judged if not t.met]
-    # The journal's four targets (issue 22) are still missed in the stored figures; everything else is met.
-    assert len(judged) == 36 and len(missed) == 4
-    assert all(w.lower().startswith("journal") for w in missed)
-    assert f"32 of 36 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
+    # The journal's four targets (issue 22) are still missed in the stored figures, and so is onboarding's
+    # 7 requests per new connection (issue 25 item 2, measured at 9 before the reconcile is spent once).
+    assert len(judged) == 38 and len(missed) == 5
+    assert all(w.lower().startswith("journal") for w in missed[:4])
+    assert missed[4] == "Onboarding, SnapTrade requests per new connection (100 users at once)"
+    assert f"33 of 38 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
 
 
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
@@ -83,7 +85,7 @@ def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     assert _verdict(results, what) is False
     text = report.render(results)
     assert f"| {what} | ≥ 0.5× | 0.495× | **missed** |" in text
-    assert "31 of 36 targets met; missed: " + what + "; " in text  # the journal's misses follow
+    assert "32 of 38 targets met; missed: " + what + "; " in text  # the journal's and onboarding's misses follow
 
 
 def test_the_guide_ratio_verdict_needs_ten_times_the_guides_rate():
