@@ -20,6 +20,7 @@ STORED = json.loads((ROOT / "bench" / "results.json").read_text())
 
 BROWSER_ONLY_META = {
     **STORED["meta"], "selected": ["browser"], "argv": ["--only", "browser"], "notes": [], "postgresql": None,
+    "postgresql_settings": None,
     "earlier_runs": [{"date": "16:08", "argv": ["--only", "ingest,memory", "--big-runs", "5"], "seconds": 7920.0,
                       "selected": ["ingest", "memory"], "sections": ["ingest", "memory"]}],
 }  # fmt: skip
