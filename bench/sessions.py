@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 from sqlmodel import Session
 
-from bench.browser import CHROMIUM, CHROMIUM_ARGS, PAGE_ROWS, TABLE, VIEWPORT, playwright, streamlit
+from bench.browser import CHROMIUM, CHROMIUM_ARGS, PAGE_ROWS, TABLE, VIEWPORT, cpu_by_process, playwright, streamlit
 from bench.harness import Run
 from bench.report import summarize
 from bench.seed import SeedPlan, seed
@@ -80,13 +80,15 @@ def measure(sync_playwright, database_url: str, tokens: list[str], plan: Concurr
             rss_start = proc.memory_info().rss
             for rep in range(plan.runs):
                 for n in plan.levels:
-                    rss0, cpu0 = proc.memory_info().rss, server.cpu_seconds()
+                    rss0, cpu0 = proc.memory_info().rss, cpu_by_process(proc.pid)
                     contexts, seconds = open_sessions(browser, page_url, cookies[:n], plan.rows_per_user)
-                    cpu, rss_open = server.cpu_seconds() - cpu0, proc.memory_info().rss
+                    spent = {pid: t - cpu0.get(pid, 0.0) for pid, t in cpu_by_process(proc.pid).items()}
+                    cpu, rss_open = spent.pop(proc.pid, 0.0), proc.memory_info().rss
                     for context in contexts:
                         context.close()
                     time.sleep(plan.settle_seconds)
                     cells.append({"sessions": n, "run": rep + 1, "server_cpu_seconds": cpu, "rss_before": rss0,
+                                  "browser_cpu_seconds": sum(spent.values()),
                                   "rss_open": rss_open, "rss_after_close": proc.memory_info().rss,
                                   "slowest_seconds": max(seconds), "seconds": seconds})  # fmt: skip
                     ctx.progress(f"  concurrency: {n} session(s), run {rep + 1}: {cpu / n:.2f} CPU s/session, RSS "
@@ -114,7 +116,8 @@ def per_level(c: dict[str, Any]) -> dict[int, dict[str, Any]]:
         out[n] = {"cpu": summarize([x["server_cpu_seconds"] / n for x in cs]),
                   "rss_open": summarize([(x["rss_open"] - x["rss_before"]) / n / 2**20 for x in cs]),
                   "rss_kept": summarize([(x["rss_after_close"] - x["rss_before"]) / 2**20 for x in cs]),
-                  "slowest": summarize([x["slowest_seconds"] for x in cs]), "runs": len(cs)}  # fmt: skip
+                  "slowest": summarize([x["slowest_seconds"] for x in cs]), "runs": len(cs),
+                  "browser": summarize([x["browser_cpu_seconds"] for x in cs]) if all("browser_cpu_seconds" in x for x in cs) else None}  # fmt: skip
     return out
 
 
@@ -129,14 +132,14 @@ def verdicts(c: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
 def section(c: dict[str, Any], results: dict[str, Any]) -> list[str]:
     from bench.report import rng, table
 
-    rows = [[n, rng(v["cpu"], 2), rng(v["rss_open"], 1), rng(v["rss_kept"], 1), rng(v["slowest"], 1), v["runs"]]
+    rows = [[n, rng(v["cpu"], 2), rng(v["rss_open"], 1), rng(v["rss_kept"], 1), rng(v["slowest"], 1), rng(v["browser"], 1), v["runs"]]
             for n, v in per_level(c).items()]  # fmt: skip
     mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
     return [f"Signed-in traders ({c['rows_per_user']:,} transactions each, one per session) open Transactions at once "
             f"on one `streamlit run app.py` server, each in a fresh Chromium context; {c['runs']} rounds of every "
             f"level, interleaved. RSS *kept* is read {c['settle_seconds']:g} s after the tabs close.", "",
             *table("sessions at once | server CPU s per session | RSS growth per open session, MiB | "
-                   "RSS kept after close, MiB | slowest session to table, s | runs", rows),
+                   "RSS kept after close, MiB | slowest session to table, s | Chromium CPU s, all sessions | runs", rows),
             f"- Server RSS after the warm-up visit: {mib(c['rss_start'])}; {c['drop_seconds']:g} s after the last "
             f"round closed (past Streamlit's disconnected-session TTL): {mib(c['rss_end'])} "
             f"({(c['rss_end'] - c['rss_start']) / 2**20:+.1f} MiB over all {len(c['cells'])} rounds).", ""]  # fmt: skip
