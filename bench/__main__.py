@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--only NAME[,NAME]] [--runs N] [--big-runs N] [--sqlite-only] [--render-only]`:
-run the benchmarks (sandbox, requests, ingest, memory, queries, browser, journal, growth), write bench/results.json and
+run the benchmarks (sandbox, requests, ingest, memory, queries, browser, journal, growth, onboarding,
+many_users, concurrency), write bench/results.json and
 render BENCHMARKS.md from it; `--only` keeps the other sections of that file. docs/PERFORMANCE.md § Running them."""
 
 from __future__ import annotations
@@ -18,17 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import browser, dashboard, growth, ingest, journal, report
+from bench import browser, dashboard, fleet, growth, ingest, journal, report, sessions
+from bench.fleet import FleetPlan
 from bench.harness import ROOT, Databases, Run, Sandbox, loadavg, machine_info, prepare_environment
 from bench.ingest import IngestPlan
 from bench.seed import SeedPlan
+from bench.sessions import ConcurrencyPlan
 from core.settings import reset_settings_cache
 from core.snaptrade.client import clear_endpoint, configure_endpoint
 from core.storage.db import dispose_engines
 
 BENCHMARKS = {"sandbox": ingest.run_sandbox, "requests": ingest.run_requests, "ingest": ingest.run,
               "memory": ingest.run_memory, "queries": dashboard.run, "browser": browser.run,
-              "journal": journal.run, "growth": growth.run}  # fmt: skip
+              "journal": journal.run, "growth": growth.run, "onboarding": fleet.run_onboarding,
+              "many_users": fleet.run_many_users, "concurrency": sessions.run}  # fmt: skip
 
 
 @dataclass
@@ -47,6 +51,8 @@ class Profile:
     force_memory_diagnosis: tuple[str, ...] = ()
     growth_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)  # stored activities of the history-growth sync
     growth_runs: int = 3
+    fleet: FleetPlan = field(default_factory=FleetPlan)  # onboarding and many users
+    concurrency: ConcurrencyPlan = field(default_factory=ConcurrencyPlan)
 
 
 def full_profile(runs: int = 5, big_runs: int | None = None) -> Profile:
@@ -68,7 +74,13 @@ def toy_profile(dbs: tuple[str, ...] = ("sqlite", "postgresql")) -> Profile:
     ingest = IngestPlan({1_000: 1}, 1_000, 1, dbs=dbs, profile_size=1_000, detail_dbs=dbs[:1])
     return Profile("toy", ingest, 2_000, SeedPlan(2, 200, 1_000), 2, 1, 1, 2, 1, 10_000,
                    notes=["Toy run (smoke test)."], force_memory_diagnosis=dbs[:1], growth_sizes=(1_000, 3_000),
-                   growth_runs=1)  # fmt: skip
+                   growth_runs=1, fleet=toy_fleet(), concurrency=ConcurrencyPlan((1, 2), 1, 200, 1.0, 0.0))  # fmt: skip
+
+
+def toy_fleet() -> FleetPlan:
+    # a rate limit of 6 requests per 2 s, so even three onboardings meet 429s and retry them
+    return FleetPlan(onboarding_users=3, onboarding_concurrency=3, rate_limit={"customer_limit": 6, "window": 2},
+                     onboarding_activities=200, users=3, activities=200, runs=1)  # fmt: skip
 
 
 def output_paths(profile: Profile, out_dir: Path | None) -> tuple[Path, Path]:
@@ -87,7 +99,11 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
     results: dict[str, Any] = json.loads(json_path.read_text()) if partial and json_path.exists() else {}
     workdir, started, failures = Path(tempfile.mkdtemp(prefix="tradistry-bench-")), time.perf_counter(), []
     prepare_environment(workdir)
-    kinds = profile.ingest.dbs if set(selected) & {"ingest", "memory", "queries"} else ("sqlite",)
+    kinds = (
+        profile.ingest.dbs
+        if set(selected) & {"ingest", "memory", "queries", "onboarding", "many_users"}
+        else ("sqlite",)
+    )
     ctx = Run(profile, Databases(workdir, kinds) if set(selected) - {"sandbox"} else None, None, workdir, tuple(selected), progress)  # fmt: skip
     try:
         if ctx.dbs is not None:
@@ -98,7 +114,7 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
             this = {k: previous.get(k) for k in ("date", "argv", "selected", "seconds", "git")}
             meta["earlier_runs"] = earlier_runs_still_shown([*(previous.get("earlier_runs") or []), this], selected)
         results["meta"] = meta
-        if set(selected) & {"requests", "ingest", "memory", "growth"}:
+        if set(selected) & {"requests", "ingest", "memory", "growth", "onboarding", "many_users"}:
             ctx.sandbox = Sandbox().start()
             configure_endpoint(ctx.sandbox.url, ctx.sandbox.client_id, ctx.sandbox.consumer_key)
         for name in (n for n in BENCHMARKS if n in selected):

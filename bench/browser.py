@@ -81,13 +81,21 @@ def visit(browser, url: str, rows: int, cookie: dict | None = None, table: bool 
             page.close()
 
 
-def run(ctx: Run) -> dict[str, Any]:
+def playwright() -> tuple[Any, str | None]:
+    """(playwright's sync_playwright, None), or (None, why the browser benchmarks are skipped)."""
     if not Path(CHROMIUM).exists():
-        return {"skipped": f"{CHROMIUM} is not installed"}
+        return None, f"{CHROMIUM} is not installed"
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        return {"skipped": "the playwright package is not installed"}
+        return None, "the playwright package is not installed"
+    return sync_playwright, None
+
+
+def run(ctx: Run) -> dict[str, Any]:
+    sync_playwright, skipped = playwright()
+    if skipped:
+        return {"skipped": skipped}
     url, seeded = ctx.shared.pop("seeded_sqlite", None) or (ctx.dbs.new("sqlite"), None)
     try:
         engine = create_db_engine(url)

@@ -82,13 +82,13 @@ class Databases:
             result = c.execute(sa.text(sql))
             return result.scalar() if result.returns_rows else None
 
-    def new(self, kind: str) -> str:
-        """URL of a fresh database at the head migration."""
+    def new(self, kind: str, template: str | None = None) -> str:
+        """URL of a fresh database at the head migration, or a copy of the database at `template` (a URL)."""
         name = f"bench_{next(self._names)}"
         if kind == "sqlite":
-            shutil.copy(self.workdir / "template.db", self.workdir / f"{name}.db")
+            shutil.copy(template.split("///", 1)[1] if template else self.workdir / "template.db", self.workdir / f"{name}.db")  # fmt: skip
             return f"sqlite:///{self.workdir / name}.db"
-        self.admin(f"CREATE DATABASE {name} TEMPLATE bench_template")
+        self.admin(f"CREATE DATABASE {name} TEMPLATE {template.rsplit('/', 1)[1] if template else 'bench_template'}")
         return self.pg.url_for(name)
 
     def drop(self, url: str) -> None:

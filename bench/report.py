@@ -12,7 +12,9 @@ DOCS = "docs/PERFORMANCE.md"
 DB = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 TITLES = {"ingest": "1. Ingest throughput", "requests": "2. Request budget", "memory": "3. Memory",
           "queries": "4. Dashboard queries", "browser": "5. In the browser", "sandbox": "6. Sandbox speed",
-          "journal": "7. Trading journal", "growth": "8. History growth"}  # fmt: skip
+          "journal": "7. Trading journal", "growth": "8. History growth",
+          "onboarding": "9. Onboarding under the rate limit", "many_users": "10. Many users",
+          "concurrency": "11. Dashboard concurrency"}  # fmt: skip
 APPROACHES = {"engine": "engine (`core.ingest.sync`)", "floor": "floor (plain HTTP + bulk INSERT)",
               "guide": "guide (row-by-row upsert)", "engine (no autoanalyze)": "engine, no autoanalyze during the sync"}  # fmt: skip
 QUERY_GROUPS = {"page": "Transactions page query", "totals": "Transactions totals",
@@ -170,6 +172,14 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
         from bench import growth
 
         out += [Target(*v) for v in growth.verdicts(g)]
+    from bench import fleet, sessions
+
+    if o := measured(results, "onboarding"):
+        out += [Target(*v) for v in fleet.onboarding_verdicts(o)]
+    if m := measured(results, "many_users"):
+        out += [Target(*v) for v in fleet.many_users_verdicts(m)]
+    if c := measured(results, "concurrency"):
+        out += [Target(*v) for v in sessions.verdicts(c)]
     return out
 
 
@@ -366,8 +376,27 @@ def growth(g: dict[str, Any], results: dict[str, Any]) -> list[str]:
     return bench_growth.section(g, results)
 
 
+def onboarding(o: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    from bench import fleet
+
+    return fleet.onboarding_section(o, results)
+
+
+def many_users(m: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    from bench import fleet
+
+    return fleet.many_users_section(m, results)
+
+
+def concurrency(c: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    from bench import sessions
+
+    return sessions.section(c, results)
+
+
 SECTIONS = {"ingest": ingest, "requests": requests, "memory": memory, "queries": queries, "browser": browser,
-            "sandbox": sandbox, "journal": journal, "growth": growth}  # fmt: skip
+            "sandbox": sandbox, "journal": journal, "growth": growth, "onboarding": onboarding,
+            "many_users": many_users, "concurrency": concurrency}  # fmt: skip
 
 
 def how(results: dict[str, Any]) -> list[str]:

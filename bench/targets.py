@@ -8,6 +8,7 @@ MEMORY_PEAK_BYTES = 300_000_000  # and the large sync's peak under 300 MB
 PAGE_MS = 50.0  # p95 of the Transactions page query and of data_version
 AGGREGATION_MS = 300.0  # p95 of totals, filter options and analytics aggregations
 BROWSER_SECONDS = 2.0  # median navigation → rendered Transactions table
+ONBOARDING_REQUESTS = 7  # SnapTrade requests per new connection: registration to finished initial import, at most
 
 
 def query_ms(group: str, name: str) -> float:

@@ -15,7 +15,7 @@ ENV_VARS = ("DATA_DIR", "BENCH_ENCRYPTION_KEY", "ENCRYPTION_KEYS", "AUTH_COOKIE_
             "LOG_LEVEL", "SNAPTRADE_CLIENT_ID", "SNAPTRADE_CONSUMER_KEY", "SNAPTRADE_BASE_URL")  # fmt: skip
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monkeypatch):
     # run_benchmarks points the settings at its own temp directory: give the variables back afterwards.
     for var in ENV_VARS:
@@ -42,6 +42,20 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
         assert b["returning_seconds"]["n"] == b["floor_returning_seconds"]["n"] == 1
         cpu = [b[f"{who}_{side}_cpu_seconds"] for who in ("warm", "floor") for side in ("browser", "server")]
         assert all(c["n"] == 1 and c["median"] > 0 for c in cpu), cpu
+    onboarding = saved["onboarding"]  # the toy rate limit (6 requests per 2 s) is met and every 429 retried
+    assert onboarding["onboarded"] == onboarding["users"] == 3 and onboarding["throttled"] > 0
+    assert onboarding["run_statuses"] == {"completed": 3} and onboarding["requests_per_connection"] > 0
+    many = saved["many_users"]
+    assert {(c["db"], c["workers"]) for c in many["cells"]} == {(db, n) for db in dbs for n in (1, 2)}
+    assert all(c["requests_per_user"] > 0 and c["throttled"] == 0 for c in many["cells"])
+    if "skipped" not in saved["concurrency"]:
+        c = saved["concurrency"]
+        assert [x["sessions"] for x in c["cells"]] == [1, 2] and all(x["server_cpu_seconds"] > 0 for x in c["cells"])
+    judged = {t.what for t in report.verdicts(saved) if t.met is not None}
+    assert {w for w in judged if w.startswith("Onboarding")} == {
+        "Onboarding, SnapTrade requests per new connection (3 users at once)",
+        "Onboarding, failed onboardings and imports (3 users under the rate limit)",
+    }
     text = (tmp_path / "BENCHMARKS.md").read_text()
     assert text == report.render(saved)
     for title in report.TITLES.values():

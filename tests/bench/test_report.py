@@ -20,6 +20,7 @@ STORED = json.loads((ROOT / "bench" / "results.json").read_text())
 
 BROWSER_ONLY_META = {
     **STORED["meta"], "selected": ["browser"], "argv": ["--only", "browser"], "notes": [], "postgresql": None,
+    "postgresql_settings": None,
     "earlier_runs": [{"date": "16:08", "argv": ["--only", "ingest,memory", "--big-runs", "5"], "seconds": 7920.0,
                       "selected": ["ingest", "memory"], "sections": ["ingest", "memory"]}],
 }  # fmt: skip
@@ -64,13 +65,28 @@ def _row(text: str, starts: str) -> str:
 # --------------------------------------------------------------------------- verdicts from the figures
 
 
-def test_the_stored_results_meet_every_target_but_the_journals_and_the_report_says_which_it_misses():
+# The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
+STORED_MISSES = {
+    # Absolute seconds measured while other engineers' test runs loaded the two CPUs (Streamlit alone took
+    # 2.12 s for the same table); the ratios to Streamlit alone sit beside them in the report.
+    "Browser, navigation → rendered table, first visit after server start (median)",
+    "Browser, navigation → rendered table, later visits (median)",
+    "Browser, navigation → rendered table, later visits, returning browser (Streamlit's scripts cached) (median)",
+    # Issue 22's journal targets.
+    "journal full rebuild, 200,000 activities",
+    "journal upkeep after a one-page sync (1,000 activities)",
+    "Journal page queries, worst p95",
+    "journal rebuild peak RSS, 1,000,000 vs 10,000 activities",
+    # Issue 25 item 2, measured at 9 before the reconcile was spent once.
+    "Onboarding, SnapTrade requests per new connection (100 users at once)",
+}
+
+
+def test_the_stored_results_miss_only_the_named_targets_and_the_report_says_which():
     judged = [t for t in report.verdicts(STORED) if t.met is not None]
     missed = [t.what for t in judged if not t.met]
-    # The journal's four targets (issue 22) are still missed in the stored figures; everything else is met.
-    assert len(judged) == 36 and len(missed) == 4
-    assert all(w.lower().startswith("journal") for w in missed)
-    assert f"32 of 36 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
+    assert len(judged) == 38 and set(missed) == STORED_MISSES
+    assert f"{38 - len(missed)} of 38 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
 
 
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
@@ -83,7 +99,10 @@ def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     assert _verdict(results, what) is False
     text = report.render(results)
     assert f"| {what} | ≥ 0.5× | 0.495× | **missed** |" in text
-    assert "31 of 36 targets met; missed: " + what + "; " in text  # the journal's misses follow
+    assert (
+        f"{37 - len(STORED_MISSES)} of 38 targets met; missed: " in text
+        and what in text.split("targets met; missed: ")[1]
+    )
 
 
 def test_the_guide_ratio_verdict_needs_ten_times_the_guides_rate():
@@ -128,6 +147,7 @@ def test_a_browser_verdict_compares_the_median_visit_with_two_seconds(key):
     results = _results()
     title = report.BROWSER_VISITS[key]
     what = f"Browser, navigation → rendered table, {title} (median)"
+    results["browser"][key]["median"] = 2.0
     assert _verdict(results, what) is True
     results["browser"][key]["median"] = 2.01
     assert _verdict(results, what) is False
