@@ -36,6 +36,8 @@ FINAL_SYNC_STATUSES = ("completed", "partial", "failed")  # will not write again
 ISSUE_KINDS = ("quarantined", "skipped", "merged", "flagged")
 JOURNAL_DIRECTIONS = ("long", "short")
 JOURNAL_STATUSES = ("open", "closed")
+# The rows naming no instrument: the journal's "" pair (migration 0009's partial index).
+NAMELESS_WHERE = "option_ticker IS NULL AND (symbol IS NULL OR security_type = 'option')"
 # received → processed / ignored / flagged; pending: the event's connection is not recorded yet
 # (SnapTrade sends webhooks before the portal's callback), it is matched again when it is.
 WEBHOOK_STATUSES = ("received", "processed", "ignored", "pending", "flagged")
@@ -177,20 +179,30 @@ class BrokerageTransaction(SQLModel, table=True):
         sa.Index("idx_brokerage_transactions_fingerprint", "account_id", "fingerprint"),
         # One option contract's rows for a journal rebuild (core.journal.upkeep), without scanning the account.
         sa.Index(
-            "idx_brokerage_transactions_account_option",
+            "idx_brokerage_transactions_account_option_date",
             "account_id",
             "option_ticker",
+            "trade_date",  # a continuation reads from the pair's last processed date (migration 0009)
             postgresql_where=sa.text("option_ticker IS NOT NULL"),
             sqlite_where=sa.text("option_ticker IS NOT NULL"),
         ),
         # One stock symbol's rows in one account, for the same rebuild: not the user's other accounts, not
         # the underlying's option rows (migration 0008).
         sa.Index(
-            "idx_brokerage_transactions_account_symbol",
+            "idx_brokerage_transactions_account_symbol_date",
             "account_id",
             "symbol",
+            "trade_date",
             postgresql_where=sa.text("option_ticker IS NULL"),
             sqlite_where=sa.text("option_ticker IS NULL"),
+        ),
+        # The rows of the journal's "" pair (no instrument), without reading the account (migration 0009).
+        sa.Index(
+            "idx_brokerage_transactions_account_nameless",
+            "account_id",
+            "trade_date",
+            postgresql_where=sa.text(NAMELESS_WHERE),
+            sqlite_where=sa.text(NAMELESS_WHERE),
         ),
         # Every column a total, a filter-options pass or an Analytics aggregation reads: they scan this
         # (about a tenth of a row's width, the raw JSON stays out) instead of the user's rows. Grouping
@@ -408,6 +420,9 @@ class JournalDirtyPair(SQLModel, table=True):
     account_id: int = Field(foreign_key="brokerage_accounts.id", primary_key=True, ondelete="CASCADE")
     pair_key: str = Field(max_length=64, primary_key=True)
     generation: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    # Set by an update or delete (migration 0009): the pair cannot continue from its stored state.
+    rebuild: bool = Field(default=True, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.true()))
+    since: Optional[date] = Field(default=None)  # earliest trade date among inserted rows the engine reads
 
 
 class JournalRoundTrip(SQLModel, table=True):
@@ -419,6 +434,7 @@ class JournalRoundTrip(SQLModel, table=True):
         sa.CheckConstraint(f"status IN ({_in(JOURNAL_STATUSES)})", name="ck_journal_round_trips_status"),
         sa.Index("idx_journal_round_trips_pair", "account_id", "pair_key"),
         sa.Index("idx_journal_round_trips_user_closed", "user_id", "closed_on"),
+        sa.Index("idx_journal_round_trips_user_on", "user_id", "currency", "on_date"),
     )
 
     id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
@@ -440,6 +456,45 @@ class JournalRoundTrip(SQLModel, table=True):
     flags: list = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     counts_in_metrics: bool  # closed and unflagged
     activity_ids: list = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))  # engine order
+    on_date: date  # the close date, else the open date: the table's date sort and period (migration 0009)
+    outcome: str = Field(max_length=8)  # win / loss / scratch / open / flagged
+
+
+class JournalPairState(SQLModel, table=True):
+    """Where the engine stopped in one (account, pair): what core.journal.state needs to continue it."""
+
+    __tablename__ = "journal_pair_states"
+
+    account_id: int = Field(foreign_key="brokerage_accounts.id", primary_key=True, ondelete="CASCADE")
+    pair_key: str = Field(max_length=64, primary_key=True)
+    state: dict = Field(sa_column=Column(JSONType, nullable=False))
+
+
+class JournalDaily(SQLModel, table=True):
+    """Per account, currency and day: the round trips on that day and the metric sums of the closed,
+    unflagged ones closed that day (core.journal.daily), which the summary tiles add up."""
+
+    __tablename__ = "journal_daily"
+    __table_args__ = (
+        sa.Index("idx_journal_daily_user_day", "user_id", "day"),
+        sa.Index("idx_journal_daily_account_day", "account_id", "day"),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
+    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
+    currency: Optional[str] = Field(default=None, max_length=8)
+    day: date
+    trips: int  # every round trip whose close (else open) date is this day
+    closed: int  # closed and unflagged, closed this day
+    wins: int
+    losses: int
+    holding_days: int
+    net: Decimal = Field(sa_column=_number(nullable=False))
+    gross_profit: Decimal = Field(sa_column=_number(nullable=False))
+    gross_loss: Decimal = Field(sa_column=_number(nullable=False))
+    largest_win: Optional[Decimal] = Field(default=None, sa_column=_number())
+    largest_loss: Optional[Decimal] = Field(default=None, sa_column=_number())
 
 
 class JournalPosition(SQLModel, table=True):
