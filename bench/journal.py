@@ -76,7 +76,11 @@ def _page_calls(user_id: int, currency: str | None) -> list[tuple[str, Any]]:
         ("breakdown by symbol", lambda s: jr.breakdown(s, user_id, currency=currency, by="symbol")),
         ("breakdown by weekday", lambda s: jr.breakdown(s, user_id, currency=currency, by="weekday")),
         ("breakdown by holding", lambda s: jr.breakdown(s, user_id, currency=currency, by="holding")),
-        ("trip_table (all, by date)", lambda s: jr.trip_table(s, user_id, jr.TripFilter(currency=currency))),
+        ("trip_count", lambda s: jr.trip_count(s, user_id, jr.TripFilter(currency=currency))),
+        (
+            "trip_table (first page, by date)",
+            lambda s: jr.trip_table(s, user_id, jr.TripFilter(currency=currency), limit=jr.TRIPS_PER_PAGE),
+        ),  # fmt: skip
         ("trip_fills", None),  # filled in once trip ids are known
     ]
 

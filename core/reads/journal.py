@@ -43,6 +43,7 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 HOLDING_BUCKETS = (("same day", 0), ("1 day", 1), ("2–7 days", 7), ("8–30 days", 30), ("31–90 days", 90),
                    ("over 90 days", None))  # fmt: skip
 OUTCOMES = ("win", "loss", "scratch", "open", "flagged")
+TRIPS_PER_PAGE = 200  # the Journal page's round-trip table shows this many at a time
 
 
 @dataclass(frozen=True, slots=True)
