@@ -237,7 +237,7 @@ def test_the_cli_reports_are_the_engines_json_over_the_stored_activities(journal
 # --------------------------------------------------------------------------- what the page's queries cost
 
 
-def statements_on(engine, table: str, work) -> list[tuple[str, tuple]]:
+def statements_on(engine, table: str, work, **arguments) -> list[tuple[str, tuple]]:
     seen: list[tuple[str, tuple]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
@@ -246,7 +246,7 @@ def statements_on(engine, table: str, work) -> list[tuple[str, tuple]]:
 
     sa.event.listen(engine, "before_cursor_execute", capture)
     try:
-        work()
+        work(**arguments)
     finally:
         sa.event.remove(engine, "before_cursor_execute", capture)
     return seen
@@ -293,7 +293,7 @@ def test_summary_tiles_add_up_the_daily_aggregates_kept_by_every_kind_of_upkeep(
                           and (start is None or (rt.closed_on or rt.opened_on) >= start)
                           and (end is None or (rt.closed_on or rt.opened_on) <= end)]  # fmt: skip
                 reads = statements_on(engine, "journal_round_trips",
-                                      lambda: summary_tiles(s, user.id, account_id=account_id, start=start, end=end))  # fmt: skip
+                                      lambda a=account_id, b=start, e=end: summary_tiles(s, user.id, account_id=a, start=b, end=e))  # fmt: skip
                 assert summary_tiles(s, user.id, account_id=account_id, start=start, end=end) == summarize(chosen)
                 assert reads == [], "the tiles read the round trips"
 
@@ -319,8 +319,8 @@ def test_the_round_trip_table_by_date_reads_only_the_page_it_shows(engine):
         assert on == sorted(on, reverse=True)
         pages = []
         for offset in range(0, 61, 25):
-            reads = statements_on(engine, "journal_round_trips", lambda: pages.append(
-                trip_table(s, user.id, TripFilter(currency="USD"), limit=25, offset=offset)))  # fmt: skip
+            reads = statements_on(engine, "journal_round_trips", lambda at: pages.append(
+                trip_table(s, user.id, TripFilter(currency="USD"), limit=25, offset=at)), at=offset)  # fmt: skip
             shown = len(pages[-1])
             returned = sum(len(s.connection().exec_driver_sql(st, p).all()) for st, p in reads)
             assert returned == shown <= 25
