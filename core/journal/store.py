@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from sqlmodel import Session
 from core.journal import daily, state
 from core.journal.fills import POSITION_TYPES, UNMODELLED_TYPES, Unplaceable, fill_from_row, row_instrument
 from core.journal.state import PairState
-from core.journal.trips import Books, JournalResult, build_books, order_key
+from core.journal.trips import Books, JournalResult, build_books, order_key, settle
 from core.storage.models import (
     NAMELESS_WHERE,
     BrokerageAccount,
@@ -48,7 +48,7 @@ LOTS = JournalOpenLot.__table__
 UNPLACEABLE = JournalUnplaceable.__table__
 DERIVED = (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES)
 _CHUNK = 500  # keys per IN list
-_FULL_CHUNK = 300  # pairs built at once by a full rebuild: its memory does not grow with the history
+_CHUNK_ROWS = 20_000  # rows built at once by a full rebuild: its memory does not grow with the history
 _READ_TYPES = sorted(POSITION_TYPES | UNMODELLED_TYPES)
 
 
@@ -206,18 +206,6 @@ def _read_rows_since(session: Session, account: BrokerageAccount, since: Mapping
     return out
 
 
-def _account_keys(session: Session, account: BrokerageAccount) -> list[str]:
-    """Every pair the account's rows may belong to (a few more: a symbol seen only on option rows without a
-    ticker), read from the indexes alone."""
-    symbols = sa.select(T.c.symbol).where(T.c.account_id == account.id, T.c.option_ticker.is_(None),
-                                           T.c.symbol.is_not(None)).distinct()  # fmt: skip
-    options = (
-        sa.select(T.c.option_ticker).where(T.c.account_id == account.id, T.c.option_ticker.is_not(None)).distinct()
-    )
-    keys = {k for query in (symbols, options) for k in session.execute(query).scalars()}
-    return ["", *sorted(keys)]
-
-
 def broker_shorts(session: Session, account: BrokerageAccount) -> frozenset[tuple[str, str]]:
     """(account, instrument) pairs the broker last reported short: their sells from flat are real shorts."""
     P = BrokeragePosition.__table__.c
@@ -348,26 +336,98 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
 
 
 def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCounts:
-    """Every pair of the account from scratch, a chunk of pairs at a time: its memory stays that of a chunk."""
+    """Every pair of the account from scratch, streamed: pairs packed into chunks of about _CHUNK_ROWS rows,
+    and a pair larger than that fed through the engine in date order a chunk of dates at a time (its books
+    continue from chunk to chunk), so neither time per row nor memory grows with the history."""
     shorts = broker_shorts(session, account)
     flagged = _flagged_before(session, account)
     for table in (*DERIVED, JournalDaily.__table__):
         session.execute(sa.delete(table).where(table.c.account_id == account.id))
     days: dict[daily.Day, dict[str, Any]] = {}
-    pairs = activities = trips = positions = unplaceable = 0
-    for chunk in _chunks(_account_keys(session, account), _FULL_CHUNK):
-        rows = _read_rows(session, account, chunk)
-        built = _build(account, rows, shorts, chunk)
+    totals = [0, 0, 0, 0, 0]  # pairs, activities, round trips, positions, unplaceable
+
+    def stored(built: _Built, rows: int) -> None:
         _store(session, account, built, flagged)
         for rt in built.result.round_trips:
             daily.add_trip(days, rt.currency, rt.closed_on or rt.opened_on, rt.counts_in_metrics, rt.opened_on,
                            rt.closed_on, rt.net_pnl)  # fmt: skip
-        pairs += len(set(built.key_of.values()))
-        activities, trips = activities + len(rows), trips + len(built.result.round_trips)
-        positions += len(built.result.positions)
-        unplaceable += len(built.result.unplaceable)
+        result = built.result
+        for i, n in enumerate((len(built.states), rows, len(result.round_trips), len(result.positions),
+                               len(result.unplaceable))):  # fmt: skip
+            totals[i] += n
+
+    small: list[str] = []
+    size = 0
+    for key, rows, column in _pair_sizes(session, account):
+        if rows > _CHUNK_ROWS:
+            _stream_pair(session, account, key, column, shorts, stored)
+            continue
+        if size + rows > _CHUNK_ROWS:
+            chunk_rows = _read_rows(session, account, small)
+            stored(_build(account, chunk_rows, shorts, small), len(chunk_rows))
+            small, size = [], 0
+        small.append(key)
+        size += rows
+    chunk_rows = _read_rows(session, account, [*small, ""])
+    stored(_build(account, chunk_rows, shorts, [*small, ""]), len(chunk_rows))
     daily.insert(session, account.user_id, account.id, days)
-    return RebuildCounts(pairs, activities, trips, positions, unplaceable)
+    return RebuildCounts(*totals)
+
+
+def _pair_sizes(session: Session, account: BrokerageAccount) -> Iterator[tuple[str, int, Any]]:
+    """(pair, rows, column) for every symbol and option contract of the account, from the indexes alone; a
+    few more than the pairs (a symbol seen only on option rows without a ticker belongs to "")."""
+    symbols = (sa.select(T.c.symbol, sa.func.count())
+               .where(T.c.account_id == account.id, T.c.option_ticker.is_(None), T.c.symbol.is_not(None))
+               .group_by(T.c.symbol))  # fmt: skip
+    options = (sa.select(T.c.option_ticker, sa.func.count())
+               .where(T.c.account_id == account.id, T.c.option_ticker.is_not(None)).group_by(T.c.option_ticker))  # fmt: skip
+    for query, column in ((symbols, T.c.symbol), (options, T.c.option_ticker)):
+        for key, rows in session.execute(query):
+            yield key, rows, column
+
+
+def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: Any, shorts: frozenset,
+                 stored: Any) -> None:  # fmt: skip
+    """One large pair, a chunk of whole dates at a time (keyset on trade_date): each chunk's round trips are
+    stored as they close; the open ones, the position and the state after the last chunk."""
+    where = [T.c.account_id == account.id, column == key]
+    if column is T.c.symbol:
+        where.append(T.c.option_ticker.is_(None))
+    base = _base(session).where(*where).order_by(T.c.trade_date)
+    symbol = key if column is T.c.symbol else session.execute(sa.select(sa.func.min(T.c.symbol)).where(*where)).scalar()
+    books: Books = {}
+    items: list = []  # every item of the pair is kept only as its order key (for the state's last key)
+    last: tuple | None = None
+    on_last_day = 0
+    since: date | None = None
+    while True:
+        query = base if since is None else base.where(T.c.trade_date >= since)
+        batch = [_row(r) for r in session.execute(query.limit(_CHUNK_ROWS))]
+        final = len(batch) < _CHUNK_ROWS
+        if not final:
+            edge = batch[-1].trade_date  # that date may go on past the limit: it starts the next chunk
+            complete = [r for r in batch if r.trade_date < edge]
+            if not complete:  # one date holds more than a chunk: read it whole
+                complete = [_row(r) for r in session.execute(base.where(T.c.trade_date == edge))]
+                edge = edge + timedelta(days=1)
+            batch, since = complete, edge
+        rows = [r for r in batch if pair_key(r) == key]
+        items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
+        result, books = build_books(items, shorts, books)
+        chunk_last, chunk_on_last = state.key_of_items(items)
+        if chunk_last is not None:
+            on_last_day = chunk_on_last + (on_last_day if last is not None and last[0] == chunk_last[0] else 0)
+            last = chunk_last
+        key_of = {r.snaptrade_activity_id: key for r in rows}
+        if final:
+            states = {key: PairState(books=books, last=last, last_day_items=on_last_day, symbol=symbol)}
+            stored(_Built(result, books, states, key_of, {key: symbol}), len(rows))
+            return
+        closed = JournalResult(round_trips=tuple(rt for rt in result.round_trips if rt.status == "closed"),
+                               positions=(), unplaceable=result.unplaceable, ignored=())  # fmt: skip
+        stored(_Built(closed, books, {}, key_of, {key: symbol}), len(rows))
+        settle(books)
 
 
 def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:

@@ -409,6 +409,14 @@ def _group_key(item: Fill | Unplaceable) -> tuple:
 Books = dict[tuple[str, str, str | None], _Book]
 
 
+def settle(books: Books) -> None:
+    """After storing what build_books gave: forget the books' closed round trips (counting them), their
+    unplaceable and ignored items, so the next build_books over them gives only what is new."""
+    for book in books.values():
+        book.closed_before += len(book.trips)
+        book.trips, book.unplaceable, book.ignored = [], [], []
+
+
 @exact
 def build(
     items: Iterable[Fill | Unplaceable], broker_shorts: frozenset[tuple[str, str]] = frozenset()

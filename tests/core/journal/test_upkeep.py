@@ -475,3 +475,47 @@ def test_upkeep_after_a_page_of_later_rows_continues_each_pair_without_reading_i
         result = upkeep_accounts(s, [acct.id])
         assert (result.pairs, result.continued) == (1, 0), "a row before the last processed one rebuilds its pair"
         assert_journal_is_current(s, user.id)
+
+
+def test_a_full_rebuild_streams_the_history_in_chunks_of_rows_and_builds_the_same_journal(engine, monkeypatch):
+    """With chunks of 40 rows: a pair of 400 rows goes through the engine a chunk of whole dates at a time (one
+    date holds 60 rows: read whole), small pairs are packed together, and no statement returns more than a
+    chunk or that one date; the journal equals the engine over every row, and upkeep continues from it."""
+    from core.journal import store
+
+    monkeypatch.setattr(store, "_CHUNK_ROWS", 40)
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        rng = random.Random(5)
+        day = date(2024, 1, 1)
+        rows = []
+        for i in range(400):
+            on = day + timedelta(days=i // 3) if i < 340 else day + timedelta(days=200)  # 60 rows on one date
+            kind = rng.choice(["BUY", "BUY", "SELL", "SPLIT"]) if i % 50 else "STOCK_MERGER"
+            rows.append(f.transaction_row(acct, transaction_type=kind, symbol="AAPL", security_type="cs",
+                                          quantity=Decimal(rng.randint(1, 9)) * (-1 if kind == "SELL" else 1),
+                                          price=Decimal(rng.randint(90, 110)), fee=Decimal(1), trade_date=on))  # fmt: skip
+        for i in range(90):  # small pairs: stocks, option contracts, crypto, and rows naming nothing
+            symbol = rng.choice(["KO", "PEP", "BTC", None])
+            option = rng.random() < 0.3
+            rows.append(f.transaction_row(acct, transaction_type=rng.choice(["BUY", "SELL"]), symbol=symbol or "SPY",
+                                          security_type="option" if option else ("crypto" if symbol == "BTC" else "cs"),
+                                          option_ticker=rng.choice([OPT, PUT]) if option else None,
+                                          option_action=rng.choice(["BUY_TO_OPEN", "SELL_TO_CLOSE"]) if option else None,
+                                          quantity=Decimal(rng.randint(1, 5)), price=Decimal(rng.randint(1, 50)),
+                                          trade_date=day + timedelta(days=rng.randint(0, 250))))  # fmt: skip
+            if symbol is None and not option:
+                rows[-1]["symbol"] = None
+        insert(s, rows)
+        upkeep_accounts(s, [acct.id])
+        incremental = snapshot(s, user.id)
+
+        reads = transaction_reads(engine, lambda: rebuild_user(s, user.id))
+        returned = [len(s.connection().exec_driver_sql(statement, parameters).all()) for statement, parameters in reads]
+        assert returned and max(returned) <= 60, sorted(returned)[-5:]
+        assert snapshot(s, user.id) == incremental
+        assert_journal_is_current(s, user.id)
+        insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="cs",
+                                     quantity=Decimal(-3), price=Decimal(120), trade_date=day + timedelta(days=300))])  # fmt: skip
+        assert upkeep_accounts(s, [acct.id]).continued == 1
+        assert_journal_is_current(s, user.id)
