@@ -495,7 +495,7 @@ def test_a_full_rebuild_streams_the_history_in_chunks_of_rows_and_builds_the_sam
             rows.append(f.transaction_row(acct, transaction_type=kind, symbol="AAPL", security_type="cs",
                                           quantity=Decimal(rng.randint(1, 9)) * (-1 if kind == "SELL" else 1),
                                           price=Decimal(rng.randint(90, 110)), fee=Decimal(1), trade_date=on))  # fmt: skip
-        for i in range(90):  # small pairs: stocks, option contracts, crypto, and rows naming nothing
+        for _ in range(90):  # small pairs: stocks, option contracts, crypto, and rows naming nothing
             symbol = rng.choice(["KO", "PEP", "BTC", None])
             option = rng.random() < 0.3
             rows.append(f.transaction_row(acct, transaction_type=rng.choice(["BUY", "SELL"]), symbol=symbol or "SPY",
