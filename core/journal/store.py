@@ -192,17 +192,23 @@ def _read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str])
 
 
 def _read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[str, date]) -> dict[str, list[_Row]]:
-    """Each named pair's rows from its date on, through (account_id, symbol | option_ticker, trade_date):
-    a continuation never reads a pair's older rows."""
+    """Each named pair's rows from its date on: one statement per kind of pair and chunk, joining the wanted
+    (pair, date) list to (account_id, symbol | option_ticker, trade_date), so a continuation never reads a
+    pair's older rows and costs two statements, not two per pair."""
+    out: dict[str, list[_Row]] = {key: [] for key in since}
     base = _base(session)
-    by_symbol = base.where(T.c.account_id == account.id, T.c.symbol == sa.bindparam("key"),
-                           T.c.option_ticker.is_(None), T.c.trade_date >= sa.bindparam("since"))  # fmt: skip
-    by_option = base.where(T.c.account_id == account.id, T.c.option_ticker == sa.bindparam("key"),
-                           T.c.trade_date >= sa.bindparam("since"))  # fmt: skip
-    out: dict[str, list[_Row]] = {}
-    for key, day in since.items():
-        rows = [_row(r) for query in (by_symbol, by_option) for r in session.execute(query, {"key": key, "since": day})]
-        out[key] = [r for r in rows if pair_key(r) == key]
+    for chunk in _chunks(sorted(since.items())):
+        wanted = sa.values(sa.column("key", sa.String), sa.column("since", sa.Date), name="wanted").data(chunk)
+        wanted = wanted.cte("wanted")
+        by_symbol = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.symbol == wanted.c.key,
+                                                      T.c.option_ticker.is_(None), T.c.trade_date >= wanted.c.since))  # fmt: skip
+        by_option = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.option_ticker == wanted.c.key,
+                                                      T.c.trade_date >= wanted.c.since))  # fmt: skip
+        for query in (by_symbol, by_option):
+            for record in session.execute(query):
+                row = _row(record)
+                if (key := pair_key(row)) in out:
+                    out[key].append(row)
     return out
 
 

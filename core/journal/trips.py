@@ -17,6 +17,7 @@ from core.journal.fills import (
     SPLIT_TYPES,
     TRANSFER_IN_TYPES,
     TRANSFER_OUT_TYPES,
+    ZERO_COST_TYPES,
     Fill,
     Unplaceable,
     checked,
@@ -25,7 +26,7 @@ from core.journal.fills import (
 )
 
 # Zero-notional activities that sort after the buys and sells they tie with.
-_LATE_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES | {"STOCK_DIVIDEND"}
+_LATE_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES | ZERO_COST_TYPES
 
 COST_UNKNOWN = "cost_unknown"
 TRANSFERRED = "transferred"
@@ -169,8 +170,8 @@ def _fee(item: Fill | Unplaceable) -> Decimal:
 
 
 def _unit_value(fill: Fill) -> Decimal | None:
-    """Notional of one unit (price × multiplier); zero for a stock dividend; None when unknown."""
-    if fill.type == "STOCK_DIVIDEND":
+    """Notional of one unit (price × multiplier); zero for a stock dividend or staking reward; None when unknown."""
+    if fill.type in ZERO_COST_TYPES:
         return ZERO
     if fill.type in TRANSFER_IN_TYPES or fill.price is None:
         return None

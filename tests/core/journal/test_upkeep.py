@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import random
+import re
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -348,7 +349,8 @@ def transaction_reads(engine, work) -> list[tuple[str, tuple]]:
     seen: list[tuple[str, tuple]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM brokerage_transactions" in statement:
+        reading = re.search(r"\b(FROM|JOIN) brokerage_transactions\b", statement)
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and reading:
             seen.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", capture)
@@ -422,6 +424,7 @@ def test_upkeep_after_a_page_of_later_rows_continues_each_pair_without_reading_i
     """The daily sync: a page whose rows all come after what each pair processed. Upkeep continues the pairs
     from their stored state: none of the statements it runs returns a row older than the pair's last
     processed day, and the journal equals a rebuild from scratch. A backdated row afterwards is rebuilt."""
+    assert re.search(r"\b(FROM|JOIN) brokerage_transactions\b", "FROM wanted JOIN brokerage_transactions ON")
     with Session(engine, expire_on_commit=False) as s:
         user, _, acct = f.make_trader(s)
         day = date(2024, 1, 1)
@@ -460,6 +463,7 @@ def test_upkeep_after_a_page_of_later_rows_continues_each_pair_without_reading_i
             result = upkeep_accounts(s, [acct.id])
 
         reads = transaction_reads(engine, work)
+        assert reads, "upkeep should read the new rows"
         assert result.continued == 3, "AAPL, its option and BTC continue; MSFT is new"
         older = {a for a in returned_activity_ids(s, reads) & old_ids}
         on_last_day = {r for r in old_ids if s.execute(sa.select(BrokerageTransaction.trade_date).where(
