@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.journal.exact import ZERO, exact
+from core.journal.trips import RoundTrip
 from core.storage.models import JournalDaily, JournalRoundTrip
 
 DAILY = JournalDaily.__table__
@@ -27,10 +28,10 @@ def empty() -> dict[str, Any]:
             "gross_loss": ZERO, "largest_win": None, "largest_loss": None}  # fmt: skip
 
 
-@exact
 def add_trip(days: dict[Day, dict[str, Any]], currency: str | None, on_date: date, counts: bool,
              opened_on: date, closed_on: date | None, net: Any) -> None:  # fmt: skip
-    """Count one round trip in its day (its close date, else its open date), as metrics.summarize would."""
+    """Count one round trip in its day (its close date, else its open date), as metrics.summarize would.
+    Callers hold the exact context (add_trips, refresh)."""
     d = days.setdefault((currency, on_date), empty())
     d["trips"] += 1
     if not counts or closed_on is None or net is None:
@@ -48,6 +49,13 @@ def add_trip(days: dict[Day, dict[str, Any]], currency: str | None, on_date: dat
         d["largest_loss"] = net if d["largest_loss"] is None else min(d["largest_loss"], net)
 
 
+@exact
+def add_trips(days: dict[Day, dict[str, Any]], trips: Iterable[RoundTrip]) -> None:
+    for rt in trips:
+        add_trip(days, rt.currency, rt.closed_on or rt.opened_on, rt.counts_in_metrics, rt.opened_on, rt.closed_on,
+                 rt.net_pnl)  # fmt: skip
+
+
 def insert(session: Session, user_id: int, account_id: int, days: dict[Day, dict[str, Any]]) -> None:
     rows = [{"user_id": user_id, "account_id": account_id, "currency": c, "day": d, **v}
             for (c, d), v in days.items() if v["trips"]]  # fmt: skip
@@ -55,6 +63,7 @@ def insert(session: Session, user_id: int, account_id: int, days: dict[Day, dict
         session.execute(sa.insert(DAILY), rows)
 
 
+@exact
 def refresh(session: Session, user_id: int, account_id: int, affected: Iterable[Day]) -> None:
     """Recount these (currency, day)s of the account from its stored round trips (after a pair changed)."""
     by_currency: dict[str | None, set[date]] = {}

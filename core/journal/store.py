@@ -262,16 +262,25 @@ def _build(account: BrokerageAccount, rows: list[_Row], shorts: frozenset, keys:
     key_of = {r.snaptrade_activity_id: pair_key(r) for r in rows}
     symbols = _symbols(rows)
     items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
-    result, books = build_books(items, shorts)
+    result, books = build_books(items, shorts, checked_already=True)
     per_pair: dict[str, list] = defaultdict(list)
     for item in items:
         per_pair[key_of[item.activity_id]].append(item)
     states = {}
+    by_pair = _books_by_pair(books)
     for key in set(keys) & set(key_of.values()):  # a pair without rows keeps no state
         last, on_last_day = state.key_of_items(per_pair.get(key, []))
-        pair_books = {k: b for k, b in books.items() if k[1] == key}
-        states[key] = PairState(books=pair_books, last=last, last_day_items=on_last_day, symbol=symbols.get(key))
+        states[key] = PairState(
+            books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=symbols.get(key)
+        )
     return _Built(result, books, states, key_of, {k: symbols.get(k) for k in keys})
+
+
+def _books_by_pair(books: Books) -> dict[str, Books]:
+    by_pair: dict[str, Books] = defaultdict(dict)
+    for key, book in books.items():
+        by_pair[key[1]][key] = book  # a book's instrument is its pair
+    return by_pair
 
 
 def _continue(account: BrokerageAccount, pairs: dict[str, tuple[PairState, list]], shorts: frozenset) -> _Built:
@@ -283,16 +292,16 @@ def _continue(account: BrokerageAccount, pairs: dict[str, tuple[PairState, list]
         books.update(st.books)
         items.extend(new)
         key_of.update((item.activity_id, key) for item in new)
-    result, books = build_books(items, shorts, books)
+    result, books = build_books(items, shorts, books, checked_already=True)
     states = {}
+    by_pair = _books_by_pair(books)
     for key, (st, new) in pairs.items():
         last, on_last_day = state.key_of_items(new)
         if last is None:
             last, on_last_day = st.last, st.last_day_items
         elif st.last is not None and last[0] == st.last[0]:
             on_last_day += st.last_day_items
-        pair_books = {k: b for k, b in books.items() if k[1] == key}
-        states[key] = PairState(books=pair_books, last=last, last_day_items=on_last_day, symbol=st.symbol)
+        states[key] = PairState(books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=st.symbol)
     return _Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()})
 
 
@@ -354,9 +363,7 @@ def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCoun
 
     def stored(built: _Built, rows: int) -> None:
         _store(session, account, built, flagged)
-        for rt in built.result.round_trips:
-            daily.add_trip(days, rt.currency, rt.closed_on or rt.opened_on, rt.counts_in_metrics, rt.opened_on,
-                           rt.closed_on, rt.net_pnl)  # fmt: skip
+        daily.add_trips(days, built.result.round_trips)
         result = built.result
         for i, n in enumerate((len(built.states), rows, len(result.round_trips), len(result.positions),
                                len(result.unplaceable))):  # fmt: skip
@@ -420,7 +427,7 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
             batch, since = complete, edge
         rows = [r for r in batch if pair_key(r) == key]
         items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
-        result, books = build_books(items, shorts, books)
+        result, books = build_books(items, shorts, books, checked_already=True)
         chunk_last, chunk_on_last = state.key_of_items(items)
         if chunk_last is not None:
             on_last_day = chunk_on_last + (on_last_day if last is not None and last[0] == chunk_last[0] else 0)

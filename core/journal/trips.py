@@ -429,15 +429,16 @@ def build(
 @exact
 def build_books(
     items: Iterable[Fill | Unplaceable], broker_shorts: frozenset[tuple[str, str]] = frozenset(),
-    books: Books | None = None,
+    books: Books | None = None, *, checked_already: bool = False,
 ) -> tuple[JournalResult, Books]:  # fmt: skip
     """`build`, continuing from `books` (restored by core.journal.state) when given: every item must then
     come after what those books already hold, and the result holds the round trips closed since, the open
-    ones, the positions and the unplaceable items among `items`. Returns the books, to store again."""
+    ones, the positions and the unplaceable items among `items`. Returns the books, to store again.
+    `checked_already`: every item came from fill_from_row, which already passed it through `checked`."""
     groups: dict[tuple[str, str, str | None], list[Fill | Unplaceable]] = defaultdict(list)
     loose: list[Unplaceable] = []
     for item in items:
-        item = checked(item)
+        item = item if checked_already else checked(item)
         if item.instrument is None:
             loose.append(item)  # type: ignore[arg-type]  # only an Unplaceable lacks an instrument
         else:
