@@ -362,8 +362,9 @@ def transaction_reads(engine, work) -> list[tuple[str, tuple]]:
 
 
 def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(engine):
-    """Cost, not time: after a page touching one stock and one option contract, every read of activities is
-    an index search on this account and that instrument. Neither the account's other rows, the user's other
+    """Cost, not time: after a page touching one stock, one option contract and a trade naming nothing, every
+    read of activities is an index search on this account and that instrument (the rows naming nothing have a
+    partial index of their own). Neither the account's other rows, the user's other
     account holding the same symbol, nor the stock's option rows (or the options' stock rows) are visited."""
     if engine.dialect.name != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's; the index and the query are the same on PostgreSQL")
@@ -389,10 +390,12 @@ def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(
                                   price=Decimal(11), trade_date=date(2025, 1, 2)),
                 f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="option", option_ticker=OPT,
                                   option_action="SELL_TO_CLOSE", quantity=Decimal(1), price=Decimal(2),
-                                  trade_date=date(2025, 1, 2))]  # fmt: skip
+                                  trade_date=date(2025, 1, 2)),
+                f.transaction_row(acct, transaction_type="BUY", symbol=None, quantity=Decimal(1), price=Decimal(1),
+                                  trade_date=date(2025, 1, 2))]  # a trade naming nothing: the "" pair  # fmt: skip
         insert(s, page)
         s.commit()
-        assert marks(s, acct.id) == {"AAPL", OPT}
+        assert marks(s, acct.id) == {"AAPL", OPT, ""}
 
         reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
         assert reads, "upkeep should read the dirty pairs' activities"
@@ -401,7 +404,7 @@ def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(
             on_table = [p for p in plan if "brokerage_transactions" in p]
             assert on_table and all(
                 p.startswith("SEARCH brokerage_transactions USING INDEX idx_brokerage_transactions_account_")
-                and "(account_id=? AND " in p
+                and ("(account_id=? AND " in p or p.endswith("_account_nameless (account_id=?)"))
                 for p in on_table
             ), (statement, plan)
         assert_journal_is_current(s, user.id)
