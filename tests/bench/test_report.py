@@ -64,13 +64,14 @@ def _row(text: str, starts: str) -> str:
 # --------------------------------------------------------------------------- verdicts from the figures
 
 
-def test_the_stored_results_meet_every_target_but_the_journals_and_the_report_says_which_it_misses():
+def test_the_stored_results_meet_every_target_but_two_of_the_journals_and_the_report_says_which_it_misses():
     judged = [t for t in report.verdicts(STORED) if t.met is not None]
     missed = [t.what for t in judged if not t.met]
-    # The journal's four targets (issue 22) are still missed in the stored figures; everything else is met.
-    assert len(judged) == 36 and len(missed) == 4
-    assert all(w.lower().startswith("journal") for w in missed)
-    assert f"32 of 36 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
+    # Of the journal's four targets (issue 22) the page queries and the rebuild's peak RSS are met; its full
+    # rebuild time and its upkeep after a page are still missed in the stored figures. Everything else is met.
+    assert len(judged) == 36 and len(missed) == 2
+    assert missed[0].startswith("journal full rebuild") and missed[1].startswith("journal upkeep after a one-page sync")
+    assert f"34 of 36 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
 
 
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
@@ -83,7 +84,7 @@ def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     assert _verdict(results, what) is False
     text = report.render(results)
     assert f"| {what} | ≥ 0.5× | 0.495× | **missed** |" in text
-    assert "31 of 36 targets met; missed: " + what + "; " in text  # the journal's misses follow
+    assert "33 of 36 targets met; missed: " + what + "; " in text  # the journal's misses follow
 
 
 def test_the_guide_ratio_verdict_needs_ten_times_the_guides_rate():
