@@ -15,7 +15,7 @@ from typing import Any
 from core.journal.fills import Fill, Unplaceable
 from core.journal.trips import Books, _Book, _Lot, _Trip, order_key
 
-VERSION = 1
+VERSION = 2  # 2: an open round trip's activities are read from its stored row
 
 
 def _number(value: Decimal | Fraction | None) -> str | None:
@@ -73,14 +73,16 @@ def _dump_book(key: tuple[str, str, str | None], book: _Book) -> dict[str, Any]:
                  for lot in book.lots],
         "trip": None if trip is None else {
             "direction": trip.direction, "opened_on": trip.opened_on.isoformat(), "from_flat": trip.from_flat,
-            "activities": trip.activities, "buys": str(trip.buys), "sells": str(trip.sells), "fees": str(trip.fees),
+            "activities": len(trip.activities), "buys": str(trip.buys), "sells": str(trip.sells), "fees": str(trip.fees),
             "peak": str(trip.peak), "flags": sorted(trip.flags),
         },
     }  # fmt: skip
 
 
-def load(data: dict[str, Any]) -> PairState | None:
-    """The stored state, or None when it is of another version (the pair is then rebuilt)."""
+def load(data: dict[str, Any], open_activities: dict[tuple[str | None, str | None], list[str]]) -> PairState | None:
+    """The stored state, or None when it is of another version or does not agree with the pair's open round
+    trips (the pair is then rebuilt). An open round trip's activities are not repeated in the state: they are
+    those of the stored open round trip, given here by (instrument, currency)."""
     if data.get("v") != VERSION:
         return None
     books: Books = {}
@@ -91,8 +93,11 @@ def load(data: dict[str, Any]) -> PairState | None:
         book.closed_before = b["closed"]
         book.lots = deque(_Lot(aid, date.fromisoformat(on), _parse(q), _parse(uv)) for aid, on, q, uv in b["lots"])  # type: ignore[misc]
         if (t := b["trip"]) is not None:
+            activities = open_activities.get((b["instrument"], b["currency"]))
+            if activities is None or len(activities) != t["activities"]:
+                return None
             book.trip = _Trip(direction=t["direction"], opened_on=date.fromisoformat(t["opened_on"]),
-                              from_flat=t["from_flat"], activities=list(t["activities"]), buys=Decimal(t["buys"]),
+                              from_flat=t["from_flat"], activities=list(activities), buys=Decimal(t["buys"]),
                               sells=Decimal(t["sells"]), fees=Decimal(t["fees"]), peak=Decimal(t["peak"]),
                               flags=set(t["flags"]))  # fmt: skip
         books[(b["account"], b["instrument"], b["currency"])] = book

@@ -335,7 +335,7 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
             continuing[key] = (st, new)
     rebuilding = sorted(set(marks) - set(continuing))
     rows = _read_rows(session, account, rebuilding) if rebuilding else []
-    flagged = _flagged_before(session, account) if rebuilding else {}
+    flagged = _flagged_before(session, account, rebuilding) if rebuilding else {}
     affected: set[daily.Day] = set()
     if rebuilding:
         built = _build(account, rows, shorts, rebuilding)
@@ -446,10 +446,16 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
 def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
     out: dict[str, PairState] = {}
     for chunk in _chunks(sorted(keys)):
+        opened: dict[str, dict] = defaultdict(dict)
+        query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.activity_ids).where(
+            TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
+        )
+        for key, instrument, currency, activities in session.execute(query):
+            opened[key][(instrument, currency)] = activities
         query = sa.select(STATES.c.pair_key, STATES.c.state).where(STATES.c.account_id == account_id,
                                                                    STATES.c.pair_key.in_(chunk))  # fmt: skip
         for key, data in session.execute(query):
-            if (st := state.load(data)) is not None:
+            if (st := state.load(data, opened.get(key, {}))) is not None:
                 out[key] = st
     return out
 
@@ -469,11 +475,17 @@ def _delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[st
     return affected
 
 
-def _flagged_before(session: Session, account: BrokerageAccount) -> dict[tuple, Any]:
-    """When each unplaceable activity of these pairs was first flagged: a rebuild keeps that time."""
+def _flagged_before(session: Session, account: BrokerageAccount, keys: Sequence[str] | None = None) -> dict[tuple, Any]:
+    """When each unplaceable activity of these pairs (all of the account's when None) was first flagged: a
+    rebuild keeps that time."""
     U = UNPLACEABLE.c
     query = sa.select(U.activity_id, U.reason, U.flagged_at).where(U.account_id == account.id)
-    return {(a, r): at for a, r, at in session.execute(query)}  # few rows per account: not narrowed by pair
+    if keys is None:
+        return {(a, r): at for a, r, at in session.execute(query)}
+    found = {}
+    for chunk in _chunks(keys):
+        found.update({(a, r): at for a, r, at in session.execute(query.where(U.pair_key.in_(chunk)))})
+    return found
 
 
 def _store(session: Session, account: BrokerageAccount, built: _Built, flagged: dict[tuple, Any]) -> set:
