@@ -48,12 +48,13 @@ def _seed_user(dbs: Databases, rows: int):
     return url, engine, seeded
 
 
-def _insert_page(engine, seeded, rows: int, rng: random.Random, days: int) -> None:
-    """`rows` new activities dated within the last `days` days, as a sync page would store them."""
+def _insert_page(engine, seeded, rows: int, rng: random.Random, on: date | None, days: int = 3) -> None:
+    """`rows` new activities, as a sync page would store them: all dated `on` (a day after everything stored:
+    the daily sync), or, when None, within the history's last `days` days (backdated: their pairs rebuild)."""
     accounts = [(a, "USD" if k == 0 else "CAD") for k, a in enumerate(seeded.account_ids[seeded.big_user_id])]
     batch = []
     for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1)):
-        row["trade_date"] = date.today() - timedelta(days=rng.randrange(days))
+        row["trade_date"] = on or date.today() - timedelta(days=1 + rng.randrange(days))
         row["snaptrade_activity_id"] = f"bench-page-{rng.random():.12f}-{i}"
         batch.append(row)
     with engine.begin() as c:
@@ -76,7 +77,11 @@ def _page_calls(user_id: int, currency: str | None) -> list[tuple[str, Any]]:
         ("breakdown by symbol", lambda s: jr.breakdown(s, user_id, currency=currency, by="symbol")),
         ("breakdown by weekday", lambda s: jr.breakdown(s, user_id, currency=currency, by="weekday")),
         ("breakdown by holding", lambda s: jr.breakdown(s, user_id, currency=currency, by="holding")),
-        ("trip_table (all, by date)", lambda s: jr.trip_table(s, user_id, jr.TripFilter(currency=currency))),
+        ("trip_count", lambda s: jr.trip_count(s, user_id, jr.TripFilter(currency=currency))),
+        (
+            "trip_table (first page, by date)",
+            lambda s: jr.trip_table(s, user_id, jr.TripFilter(currency=currency), limit=jr.TRIPS_PER_PAGE),
+        ),  # fmt: skip
         ("trip_fills", None),  # filled in once trip ids are known
     ]
 
@@ -153,15 +158,19 @@ def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int
         out["rebuild"] = {**summarize(rebuilds), "work": results[-1]}
         progress(f"[bench] journal: full rebuild median {out['rebuild']['median']:.3f} s")
         rng = random.Random(22)
-        for key, rows, days in (("incremental_page", PAGE_ROWS, 3), ("incremental_small", SMALL_PAGE_ROWS, 2)):
+        day = date.today()  # the seeded history ends yesterday: each daily page is a day after the last
+        for key, rows in (("incremental_page", PAGE_ROWS), ("incremental_small", SMALL_PAGE_ROWS),
+                          ("incremental_backdated", PAGE_ROWS)):  # fmt: skip
             times, work = [], []
             for _ in range(max(1, min(reps, 5))):
-                _insert_page(engine, seeded, rows, rng, days)
+                _insert_page(engine, seeded, rows, rng, None if key == "incremental_backdated" else day)
+                day += timedelta(days=1)
                 with Session(engine) as s:
                     dirty = sum(len(dirty_marks(s, a)) for a in accounts)
                     r = upkeep_accounts(s, accounts)
                 times.append(r.seconds)
-                work.append({"dirty_pairs": dirty, "pairs": r.pairs, "activities": r.activities})
+                work.append({"dirty_pairs": dirty, "pairs": r.pairs, "activities": r.activities,
+                             "continued": r.continued})  # fmt: skip
             out[key] = {**summarize(times), "rows": rows, "work": work[-1]}
             progress(f"[bench] journal: {key} ({rows} rows) median {out[key]['median'] * 1000:.1f} ms")
         out["page"] = _page_queries(engine, uid, reps)
@@ -220,11 +229,14 @@ def section(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
         work = reb["work"]
         lines.append(f"- Full rebuild: median {reb['median']:.3f} s (min {reb['min']:.3f}, max {reb['max']:.3f}); "
                      f"{work['pairs']:,} pairs from {work['activities']:,} activities in {work['accounts']} accounts.")  # fmt: skip
-    for key in ("incremental_page", "incremental_small"):
+    for key, what in (("incremental_page", "a day's"), ("incremental_small", "a day's"),
+                      ("incremental_backdated", "backdated (within the history's last 3 days)")):  # fmt: skip
         if inc := j.get(key):
             w = inc["work"]
-            lines.append(f"- Upkeep after {inc['rows']:,} new activities: median {inc['median'] * 1000:.1f} ms "
-                         f"(max {inc['max'] * 1000:.1f}); {w['dirty_pairs']} dirty pairs, {w['activities']:,} activities re-read.")  # fmt: skip
+            continued = f" ({w['continued']} continued from their stored state)" if "continued" in w else ""
+            lines.append(f"- Upkeep after {inc['rows']:,} {what} new activities: median {inc['median'] * 1000:.1f} ms "
+                         f"(max {inc['max'] * 1000:.1f}); {w['dirty_pairs']} dirty pairs{continued}, "
+                         f"{w['activities']:,} activities read.")  # fmt: skip
     if page := j.get("page"):
         lines += ["", f"Journal page queries ({page['currency']}), each with its own Session:", "",
                   row("query", "p50 ms", "p95 ms"), row("---", "---:", "---:")]  # fmt: skip

@@ -127,15 +127,24 @@ def _fill_time(value: Any) -> str:
 def _trips(session: Any, user_id: int, currency: str | None, account_id: int | None) -> None:
     st.subheader("Round trips")
     filters = _trip_filters(account_id, currency)
-    s1, s2, _ = st.columns([2, 2, 4])
+    s1, s2, s3 = st.columns([2, 2, 4])
     sort = s1.selectbox("Sort by", ["date", "pnl"], format_func={"date": "Date", "pnl": "Net P&L"}.get, key="jr_sort")
     descending = s2.selectbox("Order", [True, False], key="jr_desc",
                               format_func=lambda d: ("Newest first" if d else "Oldest first") if sort == "date"
                               else ("Largest first" if d else "Smallest first"))  # fmt: skip
-    trips = jr.trip_table(session, user_id, filters, sort=sort, descending=descending)
-    if trips.empty:
+    total = jr.trip_count(session, user_id, filters)
+    if not total:
         st.info("No round trips match these filters.")
         return
+    pages = -(-total // jr.TRIPS_PER_PAGE)
+    # A page at a time: a long history's table is one indexed read of the rows shown, not of every trip.
+    page = (
+        int(s3.number_input("Page", min_value=1, max_value=pages, value=1, step=1, key="jr_page")) if pages > 1 else 1
+    )
+    first = (min(page, pages) - 1) * jr.TRIPS_PER_PAGE
+    trips = jr.trip_table(
+        session, user_id, filters, sort=sort, descending=descending, limit=jr.TRIPS_PER_PAGE, offset=first
+    )
     shown = pd.DataFrame({
         "Account": trips["account"], "Instrument": trips["instrument"], "Side": trips["direction"].str.capitalize(),
         "Opened": trips["opened_on"], "Closed": trips["closed_on"],
@@ -146,7 +155,8 @@ def _trips(session: Any, user_id: int, currency: str | None, account_id: int | N
         "Outcome": trips["outcome"].str.capitalize(),
         "Flags": [", ".join(FLAG_WORDS.get(f.strip(), f.strip()) for f in v.split(",") if f.strip()) for v in trips["flags"]],
     })  # fmt: skip
-    st.caption(f"{len(trips)} round trip(s). Select one to see its fills in order.")
+    counted = f"{total} round trip(s)" + (f", {first + 1}–{first + len(trips)} shown" if pages > 1 else "")
+    st.caption(f"{counted}. Select one to see its fills in order.")
     event = st.dataframe(shown, hide_index=True, width="stretch", key="jr_trips", on_select="rerun",
                          selection_mode="single-row")  # fmt: skip
     rows = list(event.selection.rows) if event is not None else []

@@ -9,13 +9,19 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-BUY_SIDE_TYPES = frozenset({"BUY", "REI", "STOCK_DIVIDEND", "EXTERNAL_ASSET_TRANSFER_IN", "INTERNAL_ASSET_TRANSFER_IN"})
+# SnapTrade types not in its documented list, stored as OTHER with the type kept in raw_type, that the engine
+# places: a staking reward adds units at zero cost, as a stock dividend does.
+RAW_PLACED_TYPES = frozenset({"STAKING_REWARD"})
+ZERO_COST_TYPES = frozenset({"STOCK_DIVIDEND", "STAKING_REWARD"})
+BUY_SIDE_TYPES = frozenset({"BUY", "REI", "STOCK_DIVIDEND", "EXTERNAL_ASSET_TRANSFER_IN", "INTERNAL_ASSET_TRANSFER_IN",
+                            "STAKING_REWARD"})  # fmt: skip
 SELL_SIDE_TYPES = frozenset({"SELL", "EXTERNAL_ASSET_TRANSFER_OUT", "INTERNAL_ASSET_TRANSFER_OUT"})
 TRANSFER_IN_TYPES = frozenset({"EXTERNAL_ASSET_TRANSFER_IN", "INTERNAL_ASSET_TRANSFER_IN"})
 TRANSFER_OUT_TYPES = frozenset({"EXTERNAL_ASSET_TRANSFER_OUT", "INTERNAL_ASSET_TRANSFER_OUT"})
 SPLIT_TYPES = frozenset({"SPLIT", "REVERSE_SPLIT"})
 OPTION_EVENT_TYPES = frozenset({"OPTIONEXPIRATION", "OPTIONASSIGNMENT", "OPTIONEXERCISE"})
-POSITION_TYPES = BUY_SIDE_TYPES | SELL_SIDE_TYPES | SPLIT_TYPES | OPTION_EVENT_TYPES
+# The stored (normalized) types that change a position; the engine also places RAW_PLACED_TYPES.
+POSITION_TYPES = (BUY_SIDE_TYPES | SELL_SIDE_TYPES | SPLIT_TYPES | OPTION_EVENT_TYPES) - RAW_PLACED_TYPES
 # Types that can move units the engine has no rule for: with units and an instrument they are Unplaceable.
 UNMODELLED_TYPES = frozenset({"SPINOFF", "STOCK_MERGER", "ADJUSTMENT", "TRANSFER", "OTHER"})
 
@@ -109,7 +115,9 @@ def fill_from_row(
     `multiplier` overrides the one read from `row.raw` for options.
     """
     kind = getattr(row, "transaction_type", None)
-    if kind not in POSITION_TYPES and kind not in UNMODELLED_TYPES:
+    if kind == "OTHER" and str(getattr(row, "raw_type", None) or "").strip().upper() in RAW_PLACED_TYPES:
+        kind = str(row.raw_type).strip().upper()
+    elif kind not in POSITION_TYPES and kind not in UNMODELLED_TYPES:
         return None
     is_option = is_option_row(row)
     instrument = row_instrument(row)
@@ -151,7 +159,7 @@ def fill_from_row(
 
 def placement_problem(fill: Fill) -> str | None:
     """Why the engine cannot place this Fill, or None when it can."""
-    if fill.type not in POSITION_TYPES:
+    if fill.type not in POSITION_TYPES and fill.type not in RAW_PLACED_TYPES:
         return f"{fill.type} does not change a position the engine models"
     if not fill.instrument:
         return "no instrument"

@@ -1,28 +1,36 @@
 """The stored journal: builds round trips, open positions, lots and unplaceable activities from the stored
 activities of chosen (account, instrument) pairs and replaces those pairs' rows, and the dirty marks that
-say which pairs need it. Callers commit (core.journal.upkeep), so a rebuild is visible whole or not at all.
+say which pairs need it. A pair whose only changes are rows after the last activity it processed continues
+from its stored state (core.journal.state) with just those rows; any other change rebuilds it from its rows.
+Callers commit (core.journal.upkeep), so an update is visible whole or not at all.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from core.journal import daily, state
 from core.journal.fills import POSITION_TYPES, UNMODELLED_TYPES, Unplaceable, fill_from_row, row_instrument
-from core.journal.trips import JournalResult, build
+from core.journal.state import PairState
+from core.journal.trips import Books, JournalResult, build_books, order_key, settle
 from core.storage.models import (
+    NAMELESS_WHERE,
     BrokerageAccount,
     BrokeragePosition,
     BrokerageTransaction,
+    JournalDaily,
     JournalDirtyPair,
     JournalOpenLot,
+    JournalPairState,
     JournalPosition,
     JournalRoundTrip,
     JournalUnplaceable,
@@ -33,15 +41,14 @@ log = logging.getLogger("tradistry.journal")
 
 T = BrokerageTransaction.__table__
 DIRTY = JournalDirtyPair.__table__
-DERIVED = (
-    JournalRoundTrip.__table__,
-    JournalPosition.__table__,
-    JournalOpenLot.__table__,
-    JournalUnplaceable.__table__,
-)
-# Past this many dirty pairs one pass over the account's rows beats a lookup per instrument.
-_FULL_READ_ABOVE = 400
+STATES = JournalPairState.__table__
+TRIPS = JournalRoundTrip.__table__
+POSITIONS = JournalPosition.__table__
+LOTS = JournalOpenLot.__table__
+UNPLACEABLE = JournalUnplaceable.__table__
+DERIVED = (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES)
 _CHUNK = 500  # keys per IN list
+_CHUNK_ROWS = 20_000  # rows built at once by a full rebuild: its memory does not grow with the history
 _READ_TYPES = sorted(POSITION_TYPES | UNMODELLED_TYPES)
 
 
@@ -53,26 +60,34 @@ def pair_key(row: Any) -> str:
 # --------------------------------------------------------------------------- dirty marks
 
 
+class Mark(NamedTuple):
+    generation: int
+    rebuild: bool  # an update or delete touched the pair (migration 0009): it cannot continue
+    since: date | None  # the earliest trade date among the rows inserted since the last upkeep
+
+
 def mark_pairs_dirty(session: Session, account_id: int, keys: Iterable[str]) -> None:
-    """Mark pairs for the next upkeep, as the triggers do (used when the broker's positions change a flag)."""
-    rows = [{"account_id": account_id, "pair_key": key, "generation": 1} for key in sorted(set(keys))]
+    """Mark pairs for a rebuild at the next upkeep (used when the broker's positions change a flag)."""
+    rows = [{"account_id": account_id, "pair_key": key, "generation": 1, "rebuild": True} for key in sorted(set(keys))]
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DIRTY)
     upsert = ins.on_conflict_do_update(
-        index_elements=["account_id", "pair_key"], set_={"generation": DIRTY.c.generation + 1}
+        index_elements=["account_id", "pair_key"], set_={"generation": DIRTY.c.generation + 1, "rebuild": True}
     )
     session.execute(upsert, rows)
 
 
-def dirty_marks(session: Session, account_id: int) -> dict[str, int]:
-    """The account's dirty pairs and the generation of each mark."""
-    query = sa.select(DIRTY.c.pair_key, DIRTY.c.generation).where(DIRTY.c.account_id == account_id)
-    return dict(session.execute(query).all())
+def dirty_marks(session: Session, account_id: int) -> dict[str, Mark]:
+    """The account's dirty pairs and each mark."""
+    query = sa.select(DIRTY.c.pair_key, DIRTY.c.generation, DIRTY.c.rebuild, DIRTY.c.since).where(
+        DIRTY.c.account_id == account_id
+    )
+    return {key: Mark(gen, bool(rebuild), since) for key, gen, rebuild, since in session.execute(query)}
 
 
-def clear_marks(session: Session, account_id: int, seen: dict[str, int]) -> None:
+def clear_marks(session: Session, account_id: int, seen: Mapping[str, Mark]) -> None:
     """Clear the marks a rebuild has seen; a pair marked again meanwhile (a higher generation) stays dirty."""
     if seen:
         session.execute(
@@ -81,7 +96,7 @@ def clear_marks(session: Session, account_id: int, seen: dict[str, int]) -> None
                 DIRTY.c.pair_key == sa.bindparam("key"),
                 DIRTY.c.generation == sa.bindparam("gen"),
             ),
-            [{"key": key, "gen": gen} for key, gen in seen.items()],
+            [{"key": key, "gen": mark.generation} for key, mark in seen.items()],
         )
 
 
@@ -100,6 +115,7 @@ _COLUMNS = (
     T.c.currency,
     T.c.trade_date,
     T.c.trade_timestamp,
+    T.c.raw_type,
 )
 
 
@@ -119,6 +135,7 @@ class _Row:
     currency: str | None
     trade_date: Any
     trade_timestamp: str | None
+    raw_type: str | None
     raw: dict | None
 
 
@@ -145,36 +162,54 @@ def _row(record: Any) -> _Row:
     return _Row(*values, raw=raw)
 
 
-def _read_rows(session: Session, account: BrokerageAccount, keys: set[str] | None) -> list[_Row]:
-    """The account's rows of these pairs (all its rows when keys is None), whatever their type."""
-    dialect = session.get_bind().dialect.name
+def _base(session: Session) -> Any:
     # Only rows fill_from_row may turn into something: cash rows (dividends, fees, deposits) never do.
-    base = sa.select(*_COLUMNS, _mini_flag(dialect)).where(T.c.transaction_type.in_(_READ_TYPES))
-    if keys is None or len(keys) > _FULL_READ_ABOVE:
-        rows = [_row(r) for r in session.execute(base.where(T.c.account_id == account.id))]
-        return rows if keys is None else [r for r in rows if pair_key(r) in keys]
+    return sa.select(*_COLUMNS, _mini_flag(session.get_bind().dialect.name)).where(
+        T.c.transaction_type.in_(_READ_TYPES)
+    )
+
+
+def _read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str]) -> list[_Row]:
+    """The account's rows of these pairs, whatever their type, each pair through an index of its own kind:
+    (account_id, symbol, …) of non-option rows, (account_id, option_ticker, …), and the partial index of the
+    rows naming no instrument for the "" pair; none reads the account's other rows or the user's others."""
+    keys = set(keys)
+    base = _base(session)
     found: dict[str, _Row] = {}
     named = sorted(k for k in keys if k)
-    for i in range(0, len(named), _CHUNK):
-        chunk = named[i : i + _CHUNK]
-        # Each through its partial index: (account_id, symbol) of non-option rows (migration 0008), and
-        # (account_id, option_ticker); neither reads the user's other accounts nor the other kind of row.
+    for chunk in _chunks(named):
         by_symbol = base.where(T.c.account_id == account.id, T.c.symbol.in_(chunk), T.c.option_ticker.is_(None))
         by_option = base.where(T.c.account_id == account.id, T.c.option_ticker.in_(chunk))
         for query in (by_symbol, by_option):
             for record in session.execute(query):
                 found[record.snaptrade_activity_id] = _row(record)
     if "" in keys:
-        nameless = base.where(
-            T.c.user_id == account.user_id,
-            T.c.transaction_type.in_(sorted(POSITION_TYPES)),  # without an instrument only these are listed
-            T.c.account_id == account.id,
-            T.c.option_ticker.is_(None),
-            sa.or_(T.c.symbol.is_(None), T.c.security_type == "option"),
-        )
+        # The index's own WHERE, spelled as it is, so both databases know the partial index covers it.
+        nameless = base.where(T.c.account_id == account.id, sa.text(NAMELESS_WHERE))
         for record in session.execute(nameless):
             found[record.snaptrade_activity_id] = _row(record)
     return [r for r in found.values() if pair_key(r) in keys]
+
+
+def _read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[str, date]) -> dict[str, list[_Row]]:
+    """Each named pair's rows from its date on: one statement per kind of pair and chunk, joining the wanted
+    (pair, date) list to (account_id, symbol | option_ticker, trade_date), so a continuation never reads a
+    pair's older rows and costs two statements, not two per pair."""
+    out: dict[str, list[_Row]] = {key: [] for key in since}
+    base = _base(session)
+    for chunk in _chunks(sorted(since.items())):
+        wanted = sa.values(sa.column("key", sa.String), sa.column("since", sa.Date), name="wanted").data(chunk)
+        wanted = wanted.cte("wanted")
+        by_symbol = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.symbol == wanted.c.key,
+                                                      T.c.option_ticker.is_(None), T.c.trade_date >= wanted.c.since))  # fmt: skip
+        by_option = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.option_ticker == wanted.c.key,
+                                                      T.c.trade_date >= wanted.c.since))  # fmt: skip
+        for query in (by_symbol, by_option):
+            for record in session.execute(query):
+                row = _row(record)
+                if (key := pair_key(row)) in out:
+                    out[key].append(row)
+    return out
 
 
 def broker_shorts(session: Session, account: BrokerageAccount) -> frozenset[tuple[str, str]]:
@@ -184,72 +219,295 @@ def broker_shorts(session: Session, account: BrokerageAccount) -> frozenset[tupl
     return frozenset((account.snaptrade_account_id, i) for i, units in session.execute(query) if units < 0)
 
 
-# --------------------------------------------------------------------------- rebuilding
+def _chunks(keys: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(keys), size):
+        yield keys[i : i + size]
+
+
+# --------------------------------------------------------------------------- building
 
 
 @dataclass(frozen=True, slots=True)
 class RebuildCounts:
     pairs: int
-    activities: int
+    activities: int  # activities read
     round_trips: int
     positions: int
     unplaceable: int
+    continued: int = 0  # pairs continued from their stored state (the others were rebuilt)
 
 
-def rebuild_pairs(session: Session, account: BrokerageAccount, keys: set[str] | None) -> RebuildCounts:
-    """Replace the journal rows of these pairs of the account (every pair when keys is None) by a fresh
-    build from its stored activities. No commit: the caller's transaction makes it visible whole."""
-    rows = _read_rows(session, account, keys)
-    key_of = {r.snaptrade_activity_id: pair_key(r) for r in rows}
+@dataclass(slots=True)
+class _Built:
+    """What one build of some pairs of an account gives, ready to store."""
+
+    result: JournalResult
+    books: Books
+    states: dict[str, PairState]
+    key_of: dict[str, str]
+    symbols: dict[str, str | None]
+
+
+def _symbols(rows: Iterable[_Row]) -> dict[str, str]:
     symbols: dict[str, str] = {}
     for r in rows:
-        key = key_of[r.snaptrade_activity_id]
+        key = pair_key(r)
         if r.symbol and (key not in symbols or r.symbol < symbols[key]):
             symbols[key] = r.symbol  # the least: the same whatever order the rows come in
+    return symbols
+
+
+def _build(account: BrokerageAccount, rows: list[_Row], shorts: frozenset, keys: Iterable[str]) -> _Built:
+    """Build these pairs from all their rows."""
+    key_of = {r.snaptrade_activity_id: pair_key(r) for r in rows}
+    symbols = _symbols(rows)
     items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
-    result = build(items, broker_shorts(session, account))
-    values = _stored_values(account, result, key_of, symbols, _flagged_before(session, account))
-    for table in DERIVED:
-        where = table.c.account_id == account.id
-        if keys is None:
-            session.execute(sa.delete(table).where(where))
-        else:
-            for chunk in _chunks(sorted(keys)):
-                session.execute(sa.delete(table).where(where, table.c.pair_key.in_(chunk)))
+    result, books = build_books(items, shorts, checked_already=True)
+    per_pair: dict[str, list] = defaultdict(list)
+    for item in items:
+        per_pair[key_of[item.activity_id]].append(item)
+    states = {}
+    by_pair = _books_by_pair(books)
+    for key in set(keys) & set(key_of.values()):  # a pair without rows keeps no state
+        last, on_last_day = state.key_of_items(per_pair.get(key, []))
+        states[key] = PairState(
+            books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=symbols.get(key)
+        )
+    return _Built(result, books, states, key_of, {k: symbols.get(k) for k in keys})
+
+
+def _books_by_pair(books: Books) -> dict[str, Books]:
+    by_pair: dict[str, Books] = defaultdict(dict)
+    for key, book in books.items():
+        by_pair[key[1]][key] = book  # a book's instrument is its pair
+    return by_pair
+
+
+def _continue(account: BrokerageAccount, pairs: dict[str, tuple[PairState, list]], shorts: frozenset) -> _Built:
+    """Continue these pairs from their stored states with their new items only."""
+    books: Books = {}
+    items: list = []
+    key_of: dict[str, str] = {}
+    for key, (st, new) in pairs.items():
+        books.update(st.books)
+        items.extend(new)
+        key_of.update((item.activity_id, key) for item in new)
+    result, books = build_books(items, shorts, books, checked_already=True)
+    states = {}
+    by_pair = _books_by_pair(books)
+    for key, (st, new) in pairs.items():
+        last, on_last_day = state.key_of_items(new)
+        if last is None:
+            last, on_last_day = st.last, st.last_day_items
+        elif st.last is not None and last[0] == st.last[0]:
+            on_last_day += st.last_day_items
+        states[key] = PairState(books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=st.symbol)
+    return _Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()})
+
+
+# --------------------------------------------------------------------------- updating the dirty pairs
+
+
+def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[str, Mark] | None) -> RebuildCounts:
+    """Bring these dirty pairs of the account up to date (every pair from scratch when marks is None): a pair
+    changed only by rows after its last processed activity continues from its stored state; any other is
+    rebuilt from its rows. No commit: the caller's transaction makes it visible whole."""
+    if marks is None:
+        return _rebuild_account(session, account)
+    shorts = broker_shorts(session, account)
+    stored = _load_states(session, account.id, [k for k, m in marks.items() if k and not m.rebuild])
+    candidates = {k: st for k, st in stored.items() if st.last is not None and
+                  (marks[k].since is None or marks[k].since >= st.last[0])}  # fmt: skip
+    rows_since = _read_rows_since(session, account, {k: st.last[0] for k, st in candidates.items()})
+    continuing: dict[str, tuple[PairState, list]] = {}
+    read = 0
+    for key, st in candidates.items():
+        rows = rows_since[key]
+        read += len(rows)
+        items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
+        new = [i for i in items if order_key(i) > st.last]
+        symbols = [r.symbol for r in rows if r.symbol]
+        # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
+        # stored row of the pair shows it): rebuilt.
+        if len(items) - len(new) == st.last_day_items and (
+            not symbols or st.symbol is not None and min(symbols) >= st.symbol
+        ):
+            continuing[key] = (st, new)
+    rebuilding = sorted(set(marks) - set(continuing))
+    rows = _read_rows(session, account, rebuilding) if rebuilding else []
+    flagged = _flagged_before(session, account, rebuilding) if rebuilding else {}
+    affected: set[daily.Day] = set()
+    if rebuilding:
+        built = _build(account, rows, shorts, rebuilding)
+        affected |= _delete_pairs(session, account, rebuilding, everything=True)
+        affected |= _store(session, account, built, flagged)
+    if continuing:
+        built = _continue(account, continuing, shorts)
+        affected |= _delete_pairs(session, account, sorted(continuing), everything=False)
+        affected |= _store(session, account, built, {})
+    daily.refresh(session, account.user_id, account.id, affected)
+    return RebuildCounts(pairs=len(marks), activities=len(rows) + read, round_trips=0, positions=0, unplaceable=0,
+                         continued=len(continuing))  # fmt: skip
+
+
+def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCounts:
+    """Every pair of the account from scratch, streamed: pairs packed into chunks of about _CHUNK_ROWS rows,
+    and a pair larger than that fed through the engine in date order a chunk of dates at a time (its books
+    continue from chunk to chunk), so neither time per row nor memory grows with the history."""
+    shorts = broker_shorts(session, account)
+    flagged = _flagged_before(session, account)
+    for table in (*DERIVED, JournalDaily.__table__):
+        session.execute(sa.delete(table).where(table.c.account_id == account.id))
+    days: dict[daily.Day, dict[str, Any]] = {}
+    totals = [0, 0, 0, 0, 0]  # pairs, activities, round trips, positions, unplaceable
+
+    def stored(built: _Built, rows: int) -> None:
+        _store(session, account, built, flagged)
+        daily.add_trips(days, built.result.round_trips)
+        result = built.result
+        for i, n in enumerate((len(built.states), rows, len(result.round_trips), len(result.positions),
+                               len(result.unplaceable))):  # fmt: skip
+            totals[i] += n
+
+    small: list[str] = []
+    size = 0
+    for key, rows, column in _pair_sizes(session, account):
+        if rows > _CHUNK_ROWS:
+            _stream_pair(session, account, key, column, shorts, stored)
+            continue
+        if size + rows > _CHUNK_ROWS:
+            chunk_rows = _read_rows(session, account, small)
+            stored(_build(account, chunk_rows, shorts, small), len(chunk_rows))
+            small, size = [], 0
+        small.append(key)
+        size += rows
+    chunk_rows = _read_rows(session, account, [*small, ""])
+    stored(_build(account, chunk_rows, shorts, [*small, ""]), len(chunk_rows))
+    daily.insert(session, account.user_id, account.id, days)
+    return RebuildCounts(*totals)
+
+
+def _pair_sizes(session: Session, account: BrokerageAccount) -> Iterator[tuple[str, int, Any]]:
+    """(pair, rows, column) for every symbol and option contract of the account, from the indexes alone; a
+    few more than the pairs (a symbol seen only on option rows without a ticker belongs to "")."""
+    symbols = (sa.select(T.c.symbol, sa.func.count())
+               .where(T.c.account_id == account.id, T.c.option_ticker.is_(None), T.c.symbol.is_not(None))
+               .group_by(T.c.symbol))  # fmt: skip
+    options = (sa.select(T.c.option_ticker, sa.func.count())
+               .where(T.c.account_id == account.id, T.c.option_ticker.is_not(None)).group_by(T.c.option_ticker))  # fmt: skip
+    for query, column in ((symbols, T.c.symbol), (options, T.c.option_ticker)):
+        for key, rows in session.execute(query):
+            yield key, rows, column
+
+
+def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: Any, shorts: frozenset,
+                 stored: Any) -> None:  # fmt: skip
+    """One large pair, a chunk of whole dates at a time (keyset on trade_date): each chunk's round trips are
+    stored as they close; the open ones, the position and the state after the last chunk."""
+    where = [T.c.account_id == account.id, column == key]
+    if column is T.c.symbol:
+        where.append(T.c.option_ticker.is_(None))
+    base = _base(session).where(*where).order_by(T.c.trade_date)
+    symbol = key if column is T.c.symbol else session.execute(sa.select(sa.func.min(T.c.symbol)).where(*where)).scalar()
+    books: Books = {}
+    items: list = []  # every item of the pair is kept only as its order key (for the state's last key)
+    last: tuple | None = None
+    on_last_day = 0
+    since: date | None = None
+    while True:
+        query = base if since is None else base.where(T.c.trade_date >= since)
+        batch = [_row(r) for r in session.execute(query.limit(_CHUNK_ROWS))]
+        final = len(batch) < _CHUNK_ROWS
+        if not final:
+            edge = batch[-1].trade_date  # that date may go on past the limit: it starts the next chunk
+            complete = [r for r in batch if r.trade_date < edge]
+            if not complete:  # one date holds more than a chunk: read it whole
+                complete = [_row(r) for r in session.execute(base.where(T.c.trade_date == edge))]
+                edge = edge + timedelta(days=1)
+            batch, since = complete, edge
+        rows = [r for r in batch if pair_key(r) == key]
+        items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
+        result, books = build_books(items, shorts, books, checked_already=True)
+        chunk_last, chunk_on_last = state.key_of_items(items)
+        if chunk_last is not None:
+            on_last_day = chunk_on_last + (on_last_day if last is not None and last[0] == chunk_last[0] else 0)
+            last = chunk_last
+        key_of = {r.snaptrade_activity_id: key for r in rows}
+        if final:
+            states = {key: PairState(books=books, last=last, last_day_items=on_last_day, symbol=symbol)}
+            stored(_Built(result, books, states, key_of, {key: symbol}), len(rows))
+            return
+        closed = JournalResult(round_trips=tuple(rt for rt in result.round_trips if rt.status == "closed"),
+                               positions=(), unplaceable=result.unplaceable, ignored=())  # fmt: skip
+        stored(_Built(closed, books, {}, key_of, {key: symbol}), len(rows))
+        settle(books)
+
+
+def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
+    out: dict[str, PairState] = {}
+    for chunk in _chunks(sorted(keys)):
+        opened: dict[str, dict] = defaultdict(dict)
+        query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.activity_ids).where(
+            TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
+        )
+        for key, instrument, currency, activities in session.execute(query):
+            opened[key][(instrument, currency)] = activities
+        query = sa.select(STATES.c.pair_key, STATES.c.state).where(STATES.c.account_id == account_id,
+                                                                   STATES.c.pair_key.in_(chunk))  # fmt: skip
+        for key, data in session.execute(query):
+            if (st := state.load(data, opened.get(key, {}))) is not None:
+                out[key] = st
+    return out
+
+
+def _delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str], *, everything: bool) -> set:
+    """Delete the pairs' stored rows (a continuation keeps their closed round trips and unplaceable
+    activities); returns the (currency, day)s of the round trips deleted."""
+    affected: set[daily.Day] = set()
+    for chunk in _chunks(keys):
+        where = [TRIPS.c.account_id == account.id, TRIPS.c.pair_key.in_(chunk)]
+        if not everything:
+            where.append(TRIPS.c.status == "open")
+        affected |= set(session.execute(sa.select(TRIPS.c.currency, TRIPS.c.on_date).where(*where)).tuples())
+        session.execute(sa.delete(TRIPS).where(*where))
+        for table in (POSITIONS, LOTS, STATES, *((UNPLACEABLE,) if everything else ())):
+            session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
+    return affected
+
+
+def _flagged_before(session: Session, account: BrokerageAccount, keys: Sequence[str] | None = None) -> dict[tuple, Any]:
+    """When each unplaceable activity of these pairs (all of the account's when None) was first flagged: a
+    rebuild keeps that time."""
+    U = UNPLACEABLE.c
+    query = sa.select(U.activity_id, U.reason, U.flagged_at).where(U.account_id == account.id)
+    if keys is None:
+        return {(a, r): at for a, r, at in session.execute(query)}
+    found = {}
+    for chunk in _chunks(keys):
+        found.update({(a, r): at for a, r, at in session.execute(query.where(U.pair_key.in_(chunk)))})
+    return found
+
+
+def _store(session: Session, account: BrokerageAccount, built: _Built, flagged: dict[tuple, Any]) -> set:
+    """Insert what was built; returns the (currency, day)s of the round trips inserted."""
+    values = _stored_values(account, built, flagged)
+    for table in (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES):
         if values[table.name]:
             session.execute(sa.insert(table), values[table.name])
-    return RebuildCounts(
-        pairs=len(set(key_of.values())) if keys is None else len(keys),
-        activities=len(rows),
-        round_trips=len(result.round_trips),
-        positions=len(result.positions),
-        unplaceable=len(values[JournalUnplaceable.__tablename__]),
-    )
+    return {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
 
 
-def _flagged_before(session: Session, account: BrokerageAccount) -> dict[tuple, Any]:
-    """When each unplaceable activity of these pairs was first flagged: a rebuild keeps that time."""
-    U = JournalUnplaceable.__table__.c
-    query = sa.select(U.activity_id, U.reason, U.flagged_at).where(U.account_id == account.id)
-    found = {(a, r): at for a, r, at in session.execute(query)}
-    return found  # few rows per account: not narrowed by pair
-
-
-def _chunks(keys: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(keys), _CHUNK):
-        yield keys[i : i + _CHUNK]
-
-
-def _stored_values(account: BrokerageAccount, result: JournalResult, key_of: dict[str, str],
-                   symbols: dict[str, str], flagged: dict[tuple, Any]) -> dict[str, list[dict]]:  # fmt: skip
+def _stored_values(account: BrokerageAccount, built: _Built, flagged: dict[tuple, Any]) -> dict[str, list[dict]]:
     ids = {"user_id": account.user_id, "account_id": account.id}
+    result, symbols = built.result, built.symbols
     trips, positions, lots, unplaceable = [], [], [], []
     seq: dict[tuple, int] = defaultdict(int)
     for rt in result.round_trips:  # per book, still in engine order (build sorts by opened_on, stably)
-        book = (rt.instrument, rt.currency)
-        trips.append({**ids, "pair_key": rt.instrument, "seq": seq[book], "instrument": rt.instrument,
-                      "symbol": symbols.get(rt.instrument), "currency": rt.currency, "direction": rt.direction,
-                      "status": rt.status, "opened_on": rt.opened_on, "closed_on": rt.closed_on,
+        book = (rt.account, rt.instrument, rt.currency)
+        trips.append({**ids, "pair_key": rt.instrument, "seq": built.books[book].closed_before + seq[book],
+                      "instrument": rt.instrument, "symbol": symbols.get(rt.instrument), "currency": rt.currency,
+                      "direction": rt.direction, "status": rt.status, "opened_on": rt.opened_on,
+                      "closed_on": rt.closed_on, "on_date": rt.closed_on or rt.opened_on, "outcome": rt.outcome,
                       "quantity": rt.quantity, "gross_pnl": rt.gross_pnl, "fees": rt.fees, "net_pnl": rt.net_pnl,
                       "flags": list(rt.flags), "counts_in_metrics": rt.counts_in_metrics,
                       "activity_ids": list(rt.activities)})  # fmt: skip
@@ -268,16 +526,13 @@ def _stored_values(account: BrokerageAccount, result: JournalResult, key_of: dic
         if (u.activity_id, u.reason) in seen:
             continue
         seen.add((u.activity_id, u.reason))
-        unplaceable.append({**ids, "pair_key": _unplaceable_key(u, key_of), "activity_id": u.activity_id,
+        unplaceable.append({**ids, "pair_key": _unplaceable_key(u, built.key_of), "activity_id": u.activity_id,
                             "instrument": u.instrument, "currency": u.currency, "transaction_type": u.type,
                             "trade_date": u.trade_date, "reason": u.reason,
                             "flagged_at": flagged.get((u.activity_id, u.reason), now)})  # fmt: skip
-    return {
-        JournalRoundTrip.__tablename__: trips,
-        JournalPosition.__tablename__: positions,
-        JournalOpenLot.__tablename__: lots,
-        JournalUnplaceable.__tablename__: unplaceable,
-    }
+    states = [{"account_id": account.id, "pair_key": key, "state": state.dump(st)} for key, st in built.states.items()]
+    return {TRIPS.name: trips, POSITIONS.name: positions, LOTS.name: lots, UNPLACEABLE.name: unplaceable,
+            STATES.name: states}  # fmt: skip
 
 
 def _unplaceable_key(u: Unplaceable, key_of: dict[str, str]) -> str:

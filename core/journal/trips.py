@@ -17,6 +17,7 @@ from core.journal.fills import (
     SPLIT_TYPES,
     TRANSFER_IN_TYPES,
     TRANSFER_OUT_TYPES,
+    ZERO_COST_TYPES,
     Fill,
     Unplaceable,
     checked,
@@ -25,7 +26,7 @@ from core.journal.fills import (
 )
 
 # Zero-notional activities that sort after the buys and sells they tie with.
-_LATE_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES | {"STOCK_DIVIDEND"}
+_LATE_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES | ZERO_COST_TYPES
 
 COST_UNKNOWN = "cost_unknown"
 TRANSFERRED = "transferred"
@@ -57,6 +58,15 @@ class RoundTrip:
     @property
     def counts_in_metrics(self) -> bool:
         return self.status == CLOSED and not self.flags
+
+    @property
+    def outcome(self) -> str:
+        """win / loss / scratch for a closed trip that counts; open; flagged (closed but out of the metrics)."""
+        if self.status == OPEN:
+            return "open"
+        if not self.counts_in_metrics or self.net_pnl is None:
+            return "flagged"
+        return "win" if self.net_pnl > 0 else "loss" if self.net_pnl < 0 else "scratch"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,8 +170,8 @@ def _fee(item: Fill | Unplaceable) -> Decimal:
 
 
 def _unit_value(fill: Fill) -> Decimal | None:
-    """Notional of one unit (price × multiplier); zero for a stock dividend; None when unknown."""
-    if fill.type == "STOCK_DIVIDEND":
+    """Notional of one unit (price × multiplier); zero for a stock dividend or staking reward; None when unknown."""
+    if fill.type in ZERO_COST_TYPES:
         return ZERO
     if fill.type in TRANSFER_IN_TYPES or fill.price is None:
         return None
@@ -171,7 +181,10 @@ def _unit_value(fill: Fill) -> Decimal | None:
 
 
 class _Book:
-    """Position, FIFO lots and round trips of one (account, instrument, currency), fed in engine order."""
+    """Position, FIFO lots and round trips of one (account, instrument, currency), fed in engine order.
+
+    A book restored from its stored state (core.journal.state) holds only the round trips closed since;
+    `closed_before` counts the earlier ones (the next round trip's place in the book)."""
 
     def __init__(self) -> None:
         self.position = ZERO
@@ -181,6 +194,7 @@ class _Book:
         self.unplaceable: list[Unplaceable] = []
         self.ignored: list[Fill] = []
         self.is_option = False
+        self.closed_before = 0
 
     def apply(self, item: Fill | Unplaceable) -> None:
         if isinstance(item, Unplaceable):
@@ -349,6 +363,18 @@ def _open_position(key: tuple[str, str, str | None], book: _Book) -> OpenPositio
     )
 
 
+def _book_output(key: tuple[str, str, str | None], book: _Book, broker_short: bool) -> tuple[list[RoundTrip], Any]:
+    """The round trips the book closed (since it was restored) and its open one, and its open position."""
+    trips = [_round_trip(key, trip, trip.flags) for trip in book.trips]
+    if book.trip is not None:
+        flags = set(book.trip.flags)
+        sold_from_flat = book.trip.direction == SHORT and book.trip.from_flat
+        if sold_from_flat and not book.is_option and not broker_short:
+            flags.add(INCOMPLETE_HISTORY)  # most likely bought before the imported history begins
+        trips.append(_round_trip(key, book.trip, flags))
+    return trips, _open_position(key, book)
+
+
 def _run_book(items: Iterable[Fill | Unplaceable], broker_short: bool) -> tuple[_Book, list[RoundTrip], Any]:
     """Run one book over items already passed through `checked`."""
     ordered = order_fills(items)
@@ -360,15 +386,8 @@ def _run_book(items: Iterable[Fill | Unplaceable], broker_short: bool) -> tuple[
         book.apply(item)
     if not ordered:
         return book, [], None
-    key = next(iter(keys))
-    trips = [_round_trip(key, trip, trip.flags) for trip in book.trips]
-    if book.trip is not None:
-        flags = set(book.trip.flags)
-        sold_from_flat = book.trip.direction == SHORT and book.trip.from_flat
-        if sold_from_flat and not book.is_option and not broker_short:
-            flags.add(INCOMPLETE_HISTORY)  # most likely bought before the imported history begins
-        trips.append(_round_trip(key, book.trip, flags))
-    return book, trips, _open_position(key, book)
+    trips, position = _book_output(next(iter(keys)), book, broker_short)
+    return book, trips, position
 
 
 @exact
@@ -388,34 +407,62 @@ def _group_key(item: Fill | Unplaceable) -> tuple:
     return (item.account, item.instrument or "", item.currency is None, item.currency or "")
 
 
+Books = dict[tuple[str, str, str | None], _Book]
+
+
+def settle(books: Books) -> None:
+    """After storing what build_books gave: forget the books' closed round trips (counting them), their
+    unplaceable and ignored items, so the next build_books over them gives only what is new."""
+    for book in books.values():
+        book.closed_before += len(book.trips)
+        book.trips, book.unplaceable, book.ignored = [], [], []
+
+
 @exact
 def build(
     items: Iterable[Fill | Unplaceable], broker_shorts: frozenset[tuple[str, str]] = frozenset()
 ) -> JournalResult:
     """The whole journal. `broker_shorts`: (account, instrument) pairs the broker reports as short."""
+    return build_books(items, broker_shorts)[0]
+
+
+@exact
+def build_books(
+    items: Iterable[Fill | Unplaceable], broker_shorts: frozenset[tuple[str, str]] = frozenset(),
+    books: Books | None = None, *, checked_already: bool = False,
+) -> tuple[JournalResult, Books]:  # fmt: skip
+    """`build`, continuing from `books` (restored by core.journal.state) when given: every item must then
+    come after what those books already hold, and the result holds the round trips closed since, the open
+    ones, the positions and the unplaceable items among `items`. Returns the books, to store again.
+    `checked_already`: every item came from fill_from_row, which already passed it through `checked`."""
     groups: dict[tuple[str, str, str | None], list[Fill | Unplaceable]] = defaultdict(list)
     loose: list[Unplaceable] = []
     for item in items:
-        item = checked(item)
+        item = item if checked_already else checked(item)
         if item.instrument is None:
             loose.append(item)  # type: ignore[arg-type]  # only an Unplaceable lacks an instrument
         else:
             groups[(item.account, item.instrument, item.currency)].append(item)
+    books = dict(books or {})
     trips: list[RoundTrip] = []
     positions: list[OpenPosition] = []
     unplaceable: list[Unplaceable] = list(loose)
     ignored: list[Fill] = []
-    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2] is None, k[2] or "")):
-        book, book_trips, position = _run_book(groups[key], (key[0], key[1]) in broker_shorts)
+    for key in sorted(set(groups) | set(books), key=lambda k: (k[0], k[1], k[2] is None, k[2] or "")):
+        book = books.setdefault(key, _Book())
+        for item in order_fills(groups.get(key, ())):
+            book.apply(item)
+        book_trips, position = _book_output(key, book, (key[0], key[1]) in broker_shorts)
         trips.extend(book_trips)
         positions.extend([position] if position is not None else [])
         unplaceable.extend(book.unplaceable)
         ignored.extend(book.ignored)
     # Stable: round trips of one book keep their engine order on equal dates.
     trips.sort(key=lambda rt: rt.opened_on)
-    return JournalResult(
+    result = JournalResult(
         round_trips=tuple(trips),
         positions=tuple(positions),
         unplaceable=tuple(sorted(unplaceable, key=lambda u: (u.account, order_key(u)))),
         ignored=tuple(sorted(ignored, key=lambda f: (f.account, order_key(f)))),
     )
+    return result, books

@@ -34,9 +34,10 @@ log = logging.getLogger("tradistry.journal")
 @dataclass(frozen=True, slots=True)
 class UpkeepResult:
     accounts: int
-    pairs: int  # pairs rebuilt
-    activities: int  # activities read to rebuild them
+    pairs: int  # pairs brought up to date
+    activities: int  # activities read to do it
     seconds: float
+    continued: int = 0  # of those pairs, how many continued from their stored state with their new rows only
 
 
 def upkeep_accounts(session: Session, account_ids: Iterable[int]) -> UpkeepResult:
@@ -53,7 +54,7 @@ def _rebuild(session: Session, account_ids: Iterable[int], *, full: bool) -> Upk
     started = time.perf_counter()
     ids = sorted(set(account_ids))
     accounts = list(session.exec(select(BrokerageAccount).where(BrokerageAccount.id.in_(ids)))) if ids else []
-    pairs = activities = 0
+    pairs = activities = continued = 0
     try:
         touched = []
         for account in accounts:
@@ -61,16 +62,17 @@ def _rebuild(session: Session, account_ids: Iterable[int], *, full: bool) -> Upk
             marks = dirty_marks(session, account.id)
             if not marks and not full:
                 continue
-            counts = rebuild_pairs(session, account, None if full else set(marks))
+            counts = rebuild_pairs(session, account, None if full else marks)
             clear_marks(session, account.id, marks)
             pairs, activities = pairs + counts.pairs, activities + counts.activities
+            continued += counts.continued
             touched.append(account)
         refresh_reconciliations(session, touched)
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    return UpkeepResult(len(touched), pairs, activities, time.perf_counter() - started)
+    return UpkeepResult(len(touched), pairs, activities, time.perf_counter() - started, continued)
 
 
 def user_account_ids(session: Session, user_id: int | None = None) -> list[int]:
@@ -109,8 +111,8 @@ def after_sync_run(session: Session, *, client: SnapTradeClient, identity: SnapT
                 read_account_positions(session, client, identity, account)
         result = upkeep_accounts(session, [a.id for a in accounts])
         if result.pairs:
-            log.info("journal: %d pair(s) of %d account(s) rebuilt from %d activities in %.3f s",
-                     result.pairs, result.accounts, result.activities, result.seconds)  # fmt: skip
+            log.info("journal: %d pair(s) of %d account(s) (%d continued) updated from %d activities in %.3f s",
+                     result.pairs, result.accounts, result.continued, result.activities, result.seconds)  # fmt: skip
     except Exception:  # noqa: BLE001 - the sync's own result must stand; the marks wait for the next run
         session.rollback()
         log.exception("journal upkeep failed; its dirty pairs stay marked for the next run")

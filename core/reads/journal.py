@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from core.journal.exact import ZERO, exact, ratio
 from core.journal.jsonout import positions_json, trades_json
-from core.journal.metrics import DailyPnl, Summary, daily_pnl, summarize
+from core.journal.metrics import DailyPnl, Summary, currency_order, daily_pnl, max_drawdown
 from core.journal.positions import reconciled_positions
 from core.journal.reconcile import ReconciledPosition
 from core.journal.trips import RoundTrip
@@ -30,6 +30,7 @@ from core.storage.models import (
     BrokerageAccount,
     BrokeragePosition,
     BrokerageTransaction,
+    JournalDaily,
     JournalReconciliation,
     JournalRoundTrip,
     JournalUnplaceable,
@@ -42,6 +43,7 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 HOLDING_BUCKETS = (("same day", 0), ("1 day", 1), ("2–7 days", 7), ("8–30 days", 30), ("31–90 days", 90),
                    ("over 90 days", None))  # fmt: skip
 OUTCOMES = ("win", "loss", "scratch", "open", "flagged")
+TRIPS_PER_PAGE = 200  # the Journal page's round-trip table shows this many at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +57,7 @@ class StoredTrip:
 
     @property
     def outcome(self) -> str:
-        """win / loss / scratch for a closed trip that counts; open; flagged (closed but out of the metrics)."""
-        rt = self.trip
-        if rt.status == "open":
-            return "open"
-        if not rt.counts_in_metrics or rt.net_pnl is None:
-            return "flagged"
-        return "win" if rt.net_pnl > 0 else "loss" if rt.net_pnl < 0 else "scratch"
+        return self.trip.outcome
 
 
 @dataclass(frozen=True)
@@ -133,11 +129,49 @@ def _metric_trips(session: Session, user_id: int, currency: str | None, account_
 # --------------------------------------------------------------------------- Journal page
 
 
+@exact
 def summary_tiles(session: Session, user_id: int, *, account_id: int | None = None, start: date | None = None,
                   end: date | None = None) -> list[Summary]:  # fmt: skip
-    """One Summary per currency traded (net P&L = expectancy × closed trades, win rate, profit factor, …)."""
-    trips = [st.trip for st in stored_trips(session, user_id, account_id=account_id) if _in_period(st, start, end)]
-    return summarize(trips)
+    """One Summary per currency traded (net P&L = expectancy × closed trades, win rate, profit factor, …): what
+    metrics.summarize makes of the round trips in the period, added up from the daily aggregates (journal_daily,
+    a few hundred rows) instead of read from every round trip."""
+    D = JournalDaily.__table__.c
+    query = sa.select(D.currency, D.day, D.trips, D.closed, D.wins, D.losses, D.holding_days, D.net, D.gross_profit,
+                      D.gross_loss, D.largest_win, D.largest_loss).where(D.user_id == user_id)  # fmt: skip
+    if account_id is not None:
+        query = query.where(D.account_id == account_id)
+    if start is not None:
+        query = query.where(D.day >= start)
+    if end is not None:
+        query = query.where(D.day <= end)
+    totals: dict[str | None, dict[str, Any]] = {}
+    nets: dict[str | None, dict[date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    for row in session.execute(query):
+        t = totals.setdefault(row.currency, {"closed": 0, "wins": 0, "losses": 0, "holding_days": 0, "net": ZERO,
+                                             "gross_profit": ZERO, "gross_loss": ZERO, "largest_win": None,
+                                             "largest_loss": None})  # fmt: skip
+        for name in ("closed", "wins", "losses", "holding_days", "net", "gross_profit", "gross_loss"):
+            t[name] += getattr(row, name)
+        if row.largest_win is not None and (t["largest_win"] is None or row.largest_win > t["largest_win"]):
+            t["largest_win"] = row.largest_win
+        if row.largest_loss is not None and (t["largest_loss"] is None or row.largest_loss < t["largest_loss"]):
+            t["largest_loss"] = row.largest_loss
+        if row.closed:
+            nets[row.currency][row.day] += row.net
+    out = []
+    for currency in sorted(totals, key=currency_order):
+        t = totals[currency]
+        wins, losses, closed = t["wins"], t["losses"], t["closed"]
+        out.append(Summary(
+            currency=currency, closed_trades=closed, wins=wins, losses=losses, scratches=closed - wins - losses,
+            win_rate=ratio(wins, wins + losses), gross_profit=t["gross_profit"], gross_loss=t["gross_loss"],
+            profit_factor=ratio(t["gross_profit"], abs(t["gross_loss"])), expectancy=ratio(t["net"], closed),
+            average_win=ratio(t["gross_profit"], wins), average_loss=ratio(t["gross_loss"], losses),
+            largest_win=t["largest_win"], largest_loss=t["largest_loss"],
+            max_drawdown=max_drawdown([net for _, net in sorted(nets[currency].items())]),
+            average_holding_days=ratio(t["holding_days"], closed),
+        ))  # fmt: skip
+    return out
 
 
 def daily_calendar(session: Session, user_id: int, *, currency: str | None, year: int, month: int | None = None,
@@ -203,12 +237,10 @@ TRIP_COLUMNS = ["id", "account_id", "account", "instrument", "symbol", "currency
                 "opened_on", "closed_on", "holding_days", "quantity", "gross_pnl", "fees", "net_pnl", "flags"]  # fmt: skip
 
 
-def trip_table(session: Session, user_id: int, filters: TripFilter | None = None, *, sort: str = "date",
-               descending: bool = True, limit: int | None = None) -> pd.DataFrame:  # fmt: skip
-    """The round-trip table: filtered, sorted by "date" (close, else open) or "pnl" (net; open and flagged
-    last), with `id` for trip_fills. `instrument` is display text (an option as 'AAPL 2026-12-18 240 C')."""
-    f = filters or TripFilter()
-    where = []
+def _trip_where(user_id: int, f: TripFilter) -> list[Any]:
+    where = [R.user_id == user_id]
+    if f.account_id is not None:
+        where.append(R.account_id == f.account_id)
     if f.direction:
         where.append(R.direction == f.direction)
     if f.currency:
@@ -216,23 +248,54 @@ def trip_table(session: Session, user_id: int, filters: TripFilter | None = None
     if f.symbol:
         wanted = f.symbol.strip().upper()
         where.append(sa.or_(sa.func.upper(R.symbol) == wanted, sa.func.upper(R.instrument) == wanted))
-    trips = [st for st in stored_trips(session, user_id, account_id=f.account_id, where=where)
-             if _in_period(st, f.start, f.end) and (f.outcome is None or st.outcome == f.outcome)]  # fmt: skip
-    if sort == "pnl":
+    if f.start is not None:
+        where.append(R.on_date >= f.start)
+    if f.end is not None:
+        where.append(R.on_date <= f.end)
+    if f.outcome is not None:
+        where.append(R.outcome == f.outcome)
+    return where
+
+
+def trip_count(session: Session, user_id: int, filters: TripFilter | None = None) -> int:
+    """How many round trips match the filters (the table shows a page of them)."""
+    return session.execute(
+        sa.select(sa.func.count()).where(*_trip_where(user_id, filters or TripFilter()))
+    ).scalar_one()
+
+
+def trip_table(session: Session, user_id: int, filters: TripFilter | None = None, *, sort: str = "date",
+               descending: bool = True, limit: int | None = None, offset: int = 0) -> pd.DataFrame:  # fmt: skip
+    """The round-trip table: filtered, sorted by "date" (close, else open; ties newest stored first when
+    descending) or "pnl" (net; open and flagged last), `limit` rows from `offset`, with `id` for trip_fills.
+    `instrument` is display text (an option as 'AAPL 2026-12-18 240 C'). By date, the filters and the page are
+    one indexed query (user, currency, on_date) that reads only the rows shown."""
+    f = filters or TripFilter()
+    where = _trip_where(user_id, f)
+    if sort == "date":
+        order = (R.on_date.desc(), R.id.desc()) if descending else (R.on_date, R.id)
+        columns = [R.id, R.account_id, R.symbol, R.instrument, R.currency, R.direction, R.status, R.opened_on,
+                   R.closed_on, R.quantity, R.gross_pnl, R.fees, R.net_pnl, R.flags, R.outcome]  # fmt: skip
+        query = sa.select(*columns).where(*where).order_by(*order).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        picked = [(row.id, row.account_id, row.symbol, row.outcome, row) for row in session.execute(query)]
+    elif sort == "pnl":
+        # Net P&L is exact text on SQLite, so it is ranked here: every matching round trip is read.
+        trips = stored_trips(session, user_id, account_id=f.account_id, where=where[1:])
         ranked = [st for st in trips if st.trip.net_pnl is not None]
         ranked.sort(key=lambda st: st.trip.net_pnl, reverse=descending)
-        trips = ranked + [st for st in trips if st.trip.net_pnl is None]
-    elif sort == "date":
-        trips.sort(key=lambda st: st.trip.closed_on or st.trip.opened_on, reverse=descending)
+        ordered = ranked + [st for st in trips if st.trip.net_pnl is None]
+        ordered = ordered[offset : offset + limit if limit is not None else None]
+        picked = [(st.id, st.account_id, st.symbol, st.outcome, st.trip) for st in ordered]
     else:
         raise ValueError(f"sort by date or pnl, not {sort!r}")
-    labels = account_short_labels(session, {st.account_id for st in trips})
+    labels = account_short_labels(session, {p[1] for p in picked})
     rows = []
-    for st in trips[:limit] if limit is not None else trips:
-        rt = st.trip
-        rows.append({"id": st.id, "account_id": st.account_id, "account": labels.get(st.account_id, ""),
-                     "instrument": format_option(rt.instrument), "symbol": st.symbol, "currency": rt.currency,
-                     "direction": rt.direction, "status": rt.status, "outcome": st.outcome,
+    for trip_id, account_id, symbol, outcome, rt in picked:
+        rows.append({"id": trip_id, "account_id": account_id, "account": labels.get(account_id, ""),
+                     "instrument": format_option(rt.instrument), "symbol": symbol, "currency": rt.currency,
+                     "direction": rt.direction, "status": rt.status, "outcome": outcome,
                      "opened_on": rt.opened_on, "closed_on": rt.closed_on,
                      "holding_days": (rt.closed_on - rt.opened_on).days if rt.closed_on else None,
                      "quantity": rt.quantity, "gross_pnl": rt.gross_pnl, "fees": rt.fees, "net_pnl": rt.net_pnl,
@@ -430,6 +493,7 @@ __all__ = [
     "stored_trips",
     "summary_tiles",
     "trades_report",
+    "trip_count",
     "trip_fills",
     "trip_table",
     "unexplained_accounts",

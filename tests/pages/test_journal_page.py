@@ -164,3 +164,20 @@ def test_the_router_registers_journal_and_positions_for_traders(dashboard, users
     assert not at.exception and at.title[0].value == "Journal"
     at.switch_page("positions.py").run()
     assert not at.exception and at.title[0].value == "Positions"
+
+
+def test_a_long_table_is_shown_a_page_at_a_time(journal, db, monkeypatch):
+    """The round-trip table reads only the page it shows: with two trips a page, four USD trips are two pages,
+    newest first, and the caption counts them all."""
+    from core.reads import journal as jr
+
+    monkeypatch.setattr(jr, "TRIPS_PER_PAGE", 2)
+    user, _, _ = journal
+    at = _app(user.id).run()
+    assert not at.exception
+    first = at.dataframe(key="jr_trips").value["Instrument"].tolist()
+    assert len(first) == 2 and any("4 round trip(s), 1–2 shown" in c.value for c in at.caption)
+    at.number_input(key="jr_page").set_value(2).run()
+    second = at.dataframe(key="jr_trips").value["Instrument"].tolist()
+    assert len(second) == 2 and any("4 round trip(s), 3–4 shown" in c.value for c in at.caption)
+    assert sorted(first + second) == sorted(jr.trip_table(db, user.id, jr.TripFilter(currency="USD"))["instrument"])

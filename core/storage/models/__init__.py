@@ -11,6 +11,7 @@ from core.storage.models.common import (
     ISSUE_KINDS,
     JOURNAL_DIRECTIONS,
     JOURNAL_STATUSES,
+    NAMELESS_WHERE,
     SNAPTRADE_USER_STATUSES,
     STAFF_ACTIONS,
     SYNC_STATUSES,
@@ -33,8 +34,10 @@ from core.storage.models.imports import (
 )
 from core.storage.models.journal import (
     BrokeragePosition,
+    JournalDaily,
     JournalDirtyPair,
     JournalOpenLot,
+    JournalPairState,
     JournalPosition,
     JournalReconciliation,
     JournalRoundTrip,
@@ -44,11 +47,11 @@ from core.storage.models.staff import ConnectionStateChange, PortalAttempt, Staf
 
 __all__ = [
     "ACTION_OUTCOMES", "ACTIVE_SYNC_STATUSES", "ATTEMPT_OUTCOMES", "CONNECTION_STATUSES", "FINAL_SYNC_STATUSES",
-    "ISSUE_KINDS", "JOURNAL_DIRECTIONS", "JOURNAL_STATUSES", "SNAPTRADE_USER_STATUSES", "STAFF_ACTIONS",
+    "ISSUE_KINDS", "JOURNAL_DIRECTIONS", "JOURNAL_STATUSES", "NAMELESS_WHERE", "SNAPTRADE_USER_STATUSES", "STAFF_ACTIONS",
     "SYNC_STATUSES", "SYNC_TRIGGERS", "USER_ROLES", "WEBHOOK_STATUSES", "utcnow",
     "AppUser", "BrokerageAccount", "BrokerageConnection", "BrokerageTransaction", "ManualSyncRequest",
     "SnapTradeUser", "SyncIssue", "TransactionSyncLog", "UserTransactionCount", "WebhookEvent",
-    "BrokeragePosition", "JournalDirtyPair", "JournalOpenLot", "JournalPosition", "JournalReconciliation",
+    "BrokeragePosition", "JournalDaily", "JournalDirtyPair", "JournalOpenLot", "JournalPairState", "JournalPosition", "JournalReconciliation",
     "JournalRoundTrip", "JournalUnplaceable",
     "ConnectionStateChange", "PortalAttempt", "StaffAction", "SyncRunRequest",
 ]  # fmt: skip

@@ -29,6 +29,8 @@ FINAL_SYNC_STATUSES = ("completed", "partial", "failed")  # will not write again
 ISSUE_KINDS = ("quarantined", "skipped", "merged", "flagged")
 JOURNAL_DIRECTIONS = ("long", "short")
 JOURNAL_STATUSES = ("open", "closed")
+# The rows naming no instrument: the journal's "" pair (migration 0009's partial index).
+NAMELESS_WHERE = "option_ticker IS NULL AND (symbol IS NULL OR security_type = 'option')"
 # received → processed / ignored / flagged; pending: the event's connection is not recorded yet
 # (SnapTrade sends webhooks before the portal's callback), it is matched again when it is.
 WEBHOOK_STATUSES = ("received", "processed", "ignored", "pending", "flagged")

@@ -16,6 +16,7 @@ from core.storage.models.common import (
     CONNECTION_STATUSES,
     FINAL_SYNC_STATUSES,
     ISSUE_KINDS,
+    NAMELESS_WHERE,
     SNAPTRADE_USER_STATUSES,
     SYNC_STATUSES,
     SYNC_TRIGGERS,
@@ -151,20 +152,30 @@ class BrokerageTransaction(SQLModel, table=True):
         sa.Index("idx_brokerage_transactions_fingerprint", "account_id", "fingerprint"),
         # One option contract's rows for a journal rebuild (core.journal.upkeep), without scanning the account.
         sa.Index(
-            "idx_brokerage_transactions_account_option",
+            "idx_brokerage_transactions_account_option_date",
             "account_id",
             "option_ticker",
+            "trade_date",  # a continuation reads from the pair's last processed date (migration 0009)
             postgresql_where=sa.text("option_ticker IS NOT NULL"),
             sqlite_where=sa.text("option_ticker IS NOT NULL"),
         ),
         # One stock symbol's rows in one account, for the same rebuild: not the user's other accounts, not
         # the underlying's option rows (migration 0008).
         sa.Index(
-            "idx_brokerage_transactions_account_symbol",
+            "idx_brokerage_transactions_account_symbol_date",
             "account_id",
             "symbol",
+            "trade_date",
             postgresql_where=sa.text("option_ticker IS NULL"),
             sqlite_where=sa.text("option_ticker IS NULL"),
+        ),
+        # The rows of the journal's "" pair (no instrument), without reading the account (migration 0009).
+        sa.Index(
+            "idx_brokerage_transactions_account_nameless",
+            "account_id",
+            "trade_date",
+            postgresql_where=sa.text(NAMELESS_WHERE),
+            sqlite_where=sa.text(NAMELESS_WHERE),
         ),
         # Every column a total, a filter-options pass or an Analytics aggregation reads: they scan this
         # (about a tenth of a row's width, the raw JSON stays out) instead of the user's rows. Grouping

@@ -27,6 +27,9 @@ class JournalDirtyPair(SQLModel, table=True):
     account_id: int = Field(foreign_key="brokerage_accounts.id", primary_key=True, ondelete="CASCADE")
     pair_key: str = Field(max_length=64, primary_key=True)
     generation: int = Field(sa_column=Column(sa.BigInteger, nullable=False))
+    # Set by an update or delete (migration 0009): the pair cannot continue from its stored state.
+    rebuild: bool = Field(default=True, sa_column=Column(sa.Boolean, nullable=False, server_default=sa.true()))
+    since: Optional[date] = Field(default=None)  # earliest trade date among inserted rows the engine reads
 
 
 class JournalRoundTrip(SQLModel, table=True):
@@ -38,6 +41,7 @@ class JournalRoundTrip(SQLModel, table=True):
         sa.CheckConstraint(f"status IN ({sql_in(JOURNAL_STATUSES)})", name="ck_journal_round_trips_status"),
         sa.Index("idx_journal_round_trips_pair", "account_id", "pair_key"),
         sa.Index("idx_journal_round_trips_user_closed", "user_id", "closed_on"),
+        sa.Index("idx_journal_round_trips_user_on", "user_id", "currency", "on_date"),
     )
 
     id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
@@ -59,6 +63,45 @@ class JournalRoundTrip(SQLModel, table=True):
     flags: list = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     counts_in_metrics: bool  # closed and unflagged
     activity_ids: list = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))  # engine order
+    on_date: date  # the close date, else the open date: the table's date sort and period (migration 0009)
+    outcome: str = Field(max_length=8)  # win / loss / scratch / open / flagged
+
+
+class JournalPairState(SQLModel, table=True):
+    """Where the engine stopped in one (account, pair): what core.journal.state needs to continue it."""
+
+    __tablename__ = "journal_pair_states"
+
+    account_id: int = Field(foreign_key="brokerage_accounts.id", primary_key=True, ondelete="CASCADE")
+    pair_key: str = Field(max_length=64, primary_key=True)
+    state: dict = Field(sa_column=Column(JSONType, nullable=False))
+
+
+class JournalDaily(SQLModel, table=True):
+    """Per account, currency and day: the round trips on that day and the metric sums of the closed,
+    unflagged ones closed that day (core.journal.daily), which the summary tiles add up."""
+
+    __tablename__ = "journal_daily"
+    __table_args__ = (
+        sa.Index("idx_journal_daily_user_day", "user_id", "day"),
+        sa.Index("idx_journal_daily_account_day", "account_id", "day"),
+    )
+
+    id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
+    user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")
+    account_id: int = Field(foreign_key="brokerage_accounts.id", ondelete="CASCADE")
+    currency: Optional[str] = Field(default=None, max_length=8)
+    day: date
+    trips: int  # every round trip whose close (else open) date is this day
+    closed: int  # closed and unflagged, closed this day
+    wins: int
+    losses: int
+    holding_days: int
+    net: Decimal = Field(sa_column=number_column(nullable=False))
+    gross_profit: Decimal = Field(sa_column=number_column(nullable=False))
+    gross_loss: Decimal = Field(sa_column=number_column(nullable=False))
+    largest_win: Optional[Decimal] = Field(default=None, sa_column=number_column())
+    largest_loss: Optional[Decimal] = Field(default=None, sa_column=number_column())
 
 
 class JournalPosition(SQLModel, table=True):

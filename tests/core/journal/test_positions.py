@@ -187,3 +187,46 @@ def test_a_broker_short_makes_a_sell_from_flat_a_real_short_and_its_loss_brings_
         (trip,) = s.exec(select(JournalRoundTrip).execution_options(populate_existing=True)).all()
         assert trip.flags == ["incomplete_history"]
         assert s.execute(sa.text("SELECT count(*) FROM journal_dirty_pairs")).scalar() == 0
+
+
+def test_a_staking_reward_adds_units_at_zero_cost_so_the_crypto_position_matches_the_broker(engine):
+    """SnapTrade's STAKING_REWARD is not a documented type: it is stored as OTHER with its type kept in raw_type.
+    The engine reads it as a buy-side acquisition at zero cost (like a stock dividend): the history holds what
+    the broker holds, nothing is unplaceable, and selling everything later is one round trip whose cost is the
+    purchase alone."""
+    from core.ingest.normalize import normalize_activity
+    from core.storage.models import JournalUnplaceable
+
+    def activity(aid: str, kind: str, units: str, price: str, on: str) -> dict:
+        return {"id": aid, "type": kind, "units": units, "price": price, "fee": 0, "amount": 0, "currency": {"code": "USD"},
+                "trade_date": f"{on}T12:00:00Z", "symbol": {"symbol": "ETH", "type": {"code": "crypto"}},
+                "description": kind}  # fmt: skip
+
+    with Session(engine, expire_on_commit=False) as s:
+        _, _, acct = f.make_trader(s)
+        stored_rows = [normalize_activity(activity("e1", "BUY", "2", "3000", "2025-03-03")),
+                       normalize_activity(activity("e2", "STAKING_REWARD", "0.05", "3100", "2025-03-10"))]  # fmt: skip
+        assert [(r["transaction_type"], r["raw_type"]) for r in stored_rows] == [
+            ("BUY", "BUY"),
+            ("OTHER", "STAKING_REWARD"),
+        ]
+        f.bulk_transactions(s, [f.transaction_row(acct, **{k: v for k, v in r.items() if k in _COLUMNS})
+                                for r in stored_rows])  # fmt: skip
+        store_positions(s, acct, [HeldPosition("ETH", "ETH", "crypto", "USD", Decimal("2.05"))], utcnow())
+        s.commit()
+        upkeep_accounts(s, [acct.id])
+        [page] = account_positions(s, acct.user_id)
+        assert [(r.quantity, r.cost_basis, r.status) for r in page.rows] == [
+            (Decimal("2.05"), Decimal(6000), "matched")
+        ]
+        assert s.exec(select(JournalUnplaceable)).all() == []
+        f.bulk_transactions(s, [f.transaction_row(acct, transaction_type="SELL", symbol="ETH", security_type="crypto",
+                                                  quantity=Decimal("-2.05"), price=Decimal(3200),
+                                                  trade_date=date(2025, 4, 1))])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        (trip,) = s.exec(select(JournalRoundTrip).execution_options(populate_existing=True)).all()
+        assert (trip.status, trip.flags, trip.gross_pnl) == ("closed", [], Decimal("6560") - Decimal(6000))
+
+
+_COLUMNS = ("snaptrade_activity_id", "transaction_type", "raw_type", "symbol", "security_type", "quantity", "price",
+            "fee", "currency", "trade_date", "trade_timestamp", "raw")  # fmt: skip

@@ -242,3 +242,26 @@ def test_gross_over_round_trips_is_sells_minus_buys_when_everything_closes_flat(
     assert sum(d.trades for d in daily) == len(result.round_trips) == summarize(result.round_trips)[0].closed_trades
     assert result == build(acts)
     json.dumps(trades_json(result.round_trips))  # always serializable
+
+
+@PROPERTY
+@given(activity_sequences(), st.booleans(), st.integers(min_value=0, max_value=25))
+def test_continuing_stored_books_with_the_later_activities_equals_building_everything(acts, broker_short, cut):
+    """Build the first activities (in engine order), store the books as JSON (core.journal.state; an open round
+    trip's activities come from its stored row), continue them with the rest: the round trips closed before, then those the continuation gives, are build's; so are the
+    open position, its lots and the unplaceable activities (splits leave Fraction lots: kept exact)."""
+    from core.journal.state import PairState, dump, key_of_items, load
+    from core.journal.trips import build_books, order_fills
+
+    shorts = frozenset({("acc", "XYZ")}) if broker_short else frozenset()
+    ordered = order_fills(acts)
+    first, rest = ordered[:cut], ordered[cut:]
+    before, books = build_books(first, shorts)
+    last, on_last_day = key_of_items(first)
+    stored = json.loads(json.dumps(dump(PairState(books, last, on_last_day, "XYZ"))))
+    opened = {(t.instrument, t.currency): list(t.activities) for t in before.round_trips if t.status == "open"}
+    after, _ = build_books(rest, shorts, load(stored, opened).books)
+    whole = build(acts, shorts)
+    closed_before = tuple(t for t in before.round_trips if t.status == "closed")
+    assert closed_before + after.round_trips == whole.round_trips
+    assert (after.positions, before.unplaceable + after.unplaceable) == (whole.positions, whole.unplaceable)

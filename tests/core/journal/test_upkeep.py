@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import random
+import re
+from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -174,13 +176,21 @@ def test_random_writes_of_every_kind_then_upkeep_equal_the_engine_and_a_full_reb
 
 def test_incremental_upkeep_after_many_random_syncs_equals_a_full_rebuild(engine, sandbox, monkeypatch):
     """Syncs of new days, backdated activities, re-keyed ids and full re-reads, in random order: after each
-    run only the pairs its activities touched were rebuilt, and the journal equals the engine over all rows."""
+    run only the pairs its activities touched were updated, and the journal equals the engine over all rows.
+    New days continue their pairs from the stored state; re-keys (and backdated rows) rebuild theirs: both
+    paths are taken."""
     rebuilt: list[tuple[int, frozenset | None]] = []
+    continued: dict[str, int] = defaultdict(int)
+    fell_back: dict[str, int] = defaultdict(int)
+    op = "initial"
     real = upkeep.rebuild_pairs
 
     def spy(session, account, keys):
         rebuilt.append((account.id, None if keys is None else frozenset(keys)))
-        return real(session, account, keys)
+        counts = real(session, account, keys)
+        continued[op] += counts.continued
+        fell_back[op] += counts.pairs - counts.continued
+        return counts
 
     monkeypatch.setattr(upkeep, "rebuild_pairs", spy)
     rng = random.Random(7)
@@ -192,8 +202,7 @@ def test_incremental_upkeep_after_many_random_syncs_equals_a_full_rebuild(engine
     with Session(engine) as s:
         assert_journal_is_current(s, uid)
         account_ids = s.exec(select(BrokerageAccount.snaptrade_account_id)).all()
-    for step in range(7):
-        op = rng.choice(["day", "backdated", "rekey", "full"])
+    for step, op in enumerate(rng.sample(["day", "backdated", "rekey", "full"] * 3, 12)):
         if op == "day":
             sandbox.advance_day(rng.randint(1, 3))
         elif op == "backdated":
@@ -209,6 +218,8 @@ def test_incremental_upkeep_after_many_random_syncs_equals_a_full_rebuild(engine
             touched = {(r.account_id, pair_key(r)) for r in written
                        if row_instrument(r) or r.transaction_type in POSITION_TYPES}  # fmt: skip
             assert {(a, k) for a, keys in rebuilt for k in keys} == touched, f"step {step} ({op})"
+    assert continued["day"] > 0, "a new day's activities should continue their pairs"
+    assert fell_back["rekey"] > 0, "a re-key merges rows: their pairs are rebuilt"
     with Session(engine) as s:
         incremental = snapshot(s, uid)
         rebuild_user(s, uid)
@@ -269,8 +280,14 @@ def test_a_run_stopped_between_pages_then_resumed_rebuilds_what_both_attempts_wr
         conn = s.exec(select(BrokerageConnection)).one()
         run, _ = jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="initial")
         jobs.claim_run(s, run.id, "w")
-    asked = iter(range(1000))
-    stopped = execute_run(run.id, engine=engine, should_stop=lambda: next(asked) >= 2)
+
+    def a_page_is_stored() -> bool:
+        # Stop once the first page is committed. Not after the n-th call: the pipeline also asks whenever a
+        # page takes more than 0.2 s, so on a busy machine a call count could stop the run before any page.
+        with engine.connect() as c:
+            return c.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar() > 0
+
+    stopped = execute_run(run.id, engine=engine, should_stop=a_page_is_stored)
     assert stopped.status == "queued"
     with Session(engine) as s:
         assert dirty_count(s, uid) > 0 and s.exec(select(JournalRoundTrip)).all() == []
@@ -332,7 +349,8 @@ def transaction_reads(engine, work) -> list[tuple[str, tuple]]:
     seen: list[tuple[str, tuple]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM brokerage_transactions" in statement:
+        reading = re.search(r"\b(FROM|JOIN) brokerage_transactions\b", statement)
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and reading:
             seen.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", capture)
@@ -344,8 +362,9 @@ def transaction_reads(engine, work) -> list[tuple[str, tuple]]:
 
 
 def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(engine):
-    """Cost, not time: after a page touching one stock and one option contract, every read of activities is
-    an index search on this account and that instrument. Neither the account's other rows, the user's other
+    """Cost, not time: after a page touching one stock, one option contract and a trade naming nothing, every
+    read of activities is an index search on this account and that instrument (the rows naming nothing have a
+    partial index of their own). Neither the account's other rows, the user's other
     account holding the same symbol, nor the stock's option rows (or the options' stock rows) are visited."""
     if engine.dialect.name != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's; the index and the query are the same on PostgreSQL")
@@ -371,10 +390,12 @@ def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(
                                   price=Decimal(11), trade_date=date(2025, 1, 2)),
                 f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="option", option_ticker=OPT,
                                   option_action="SELL_TO_CLOSE", quantity=Decimal(1), price=Decimal(2),
-                                  trade_date=date(2025, 1, 2))]  # fmt: skip
+                                  trade_date=date(2025, 1, 2)),
+                f.transaction_row(acct, transaction_type="BUY", symbol=None, quantity=Decimal(1), price=Decimal(1),
+                                  trade_date=date(2025, 1, 2))]  # a trade naming nothing: the "" pair  # fmt: skip
         insert(s, page)
         s.commit()
-        assert marks(s, acct.id) == {"AAPL", OPT}
+        assert marks(s, acct.id) == {"AAPL", OPT, ""}
 
         reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
         assert reads, "upkeep should read the dirty pairs' activities"
@@ -383,10 +404,125 @@ def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(
             on_table = [p for p in plan if "brokerage_transactions" in p]
             assert on_table and all(
                 p.startswith("SEARCH brokerage_transactions USING INDEX idx_brokerage_transactions_account_")
-                and "(account_id=? AND " in p
+                and ("(account_id=? AND " in p or p.endswith("_account_nameless (account_id=?)"))
                 for p in on_table
             ), (statement, plan)
         assert_journal_is_current(s, user.id)
         incremental = snapshot(s, user.id)
         rebuild_user(s, user.id)
         assert snapshot(s, user.id) == incremental
+
+
+def returned_activity_ids(session, reads: list[tuple[str, tuple]]) -> set[str]:
+    """The activity ids the captured statements returned (each run again with its own parameters)."""
+    ids: set[str] = set()
+    for statement, parameters in reads:
+        result = session.connection().exec_driver_sql(statement, parameters)
+        column = list(result.keys()).index("snaptrade_activity_id")
+        ids |= {row[column] for row in result}
+    return ids
+
+
+def test_upkeep_after_a_page_of_later_rows_continues_each_pair_without_reading_its_older_rows(engine):
+    """The daily sync: a page whose rows all come after what each pair processed. Upkeep continues the pairs
+    from their stored state: none of the statements it runs returns a row older than the pair's last
+    processed day, and the journal equals a rebuild from scratch. A backdated row afterwards is rebuilt."""
+    assert re.search(r"\b(FROM|JOIN) brokerage_transactions\b", "FROM wanted JOIN brokerage_transactions ON")
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        history = []
+        for i in range(300):  # long histories of a stock, an option contract and a crypto, with open positions
+            kind = ("BUY", "BUY", "SELL")[i % 3]
+            history.append(f.transaction_row(acct, transaction_type=kind, symbol="AAPL", security_type="cs",
+                                             quantity=Decimal(3 if kind == "BUY" else -4), price=Decimal(100 + i % 7),
+                                             fee=Decimal("0.5"), trade_date=day + timedelta(days=i)))  # fmt: skip
+            history.append(f.transaction_row(acct, transaction_type=kind, symbol="AAPL", security_type="option",
+                                             option_ticker=OPT, option_action=f"{kind}_TO_OPEN", quantity=Decimal(1),
+                                             price=Decimal("1.5"), trade_date=day + timedelta(days=i)))  # fmt: skip
+            history.append(f.transaction_row(acct, transaction_type="BUY" if i % 4 else "SELL", symbol="BTC",
+                                             security_type="crypto", quantity=Decimal("0.1"), price=Decimal(40000),
+                                             trade_date=day + timedelta(days=i)))  # fmt: skip
+        insert(s, history)
+        rebuild_user(s, user.id)
+        old_ids = set(s.execute(sa.select(BrokerageTransaction.snaptrade_activity_id)).scalars())
+        last = day + timedelta(days=299)
+        page = [f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="cs", quantity=Decimal(-50),
+                                  price=Decimal(120), trade_date=last + timedelta(days=1)),
+                f.transaction_row(acct, transaction_type="BUY", symbol="AAPL", security_type="option", option_ticker=OPT,
+                                  option_action="BUY_TO_CLOSE", quantity=Decimal(2), price=Decimal(2),
+                                  trade_date=last + timedelta(days=1), trade_timestamp=f"{last + timedelta(days=1)}T15:30:00Z"),
+                f.transaction_row(acct, transaction_type="BUY", symbol="BTC", security_type="crypto",
+                                  quantity=Decimal("0.3"), price=Decimal(41000), trade_date=last + timedelta(days=2)),
+                f.transaction_row(acct, transaction_type="BUY", symbol="MSFT", security_type="cs", quantity=Decimal(1),
+                                  price=Decimal(300), trade_date=last + timedelta(days=2))]  # fmt: skip
+        insert(s, page)
+        assert marks(s, acct.id) == {"AAPL", OPT, "BTC", "MSFT"}
+
+        result = None
+
+        def work():
+            nonlocal result
+            result = upkeep_accounts(s, [acct.id])
+
+        reads = transaction_reads(engine, work)
+        assert reads, "upkeep should read the new rows"
+        assert result.continued == 3, "AAPL, its option and BTC continue; MSFT is new"
+        older = {a for a in returned_activity_ids(s, reads) & old_ids}
+        on_last_day = {r for r in old_ids if s.execute(sa.select(BrokerageTransaction.trade_date).where(
+            BrokerageTransaction.snaptrade_activity_id == r)).scalar() == last}  # fmt: skip
+        assert older <= on_last_day, f"{len(older - on_last_day)} older rows read"
+        assert_journal_is_current(s, user.id)
+        continued = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == continued
+
+        insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol="BTC", security_type="crypto",
+                                     quantity=Decimal("0.2"), price=Decimal(39000), trade_date=day + timedelta(days=5))])  # fmt: skip
+        result = upkeep_accounts(s, [acct.id])
+        assert (result.pairs, result.continued) == (1, 0), "a row before the last processed one rebuilds its pair"
+        assert_journal_is_current(s, user.id)
+
+
+def test_a_full_rebuild_streams_the_history_in_chunks_of_rows_and_builds_the_same_journal(engine, monkeypatch):
+    """With chunks of 40 rows: a pair of 400 rows goes through the engine a chunk of whole dates at a time (one
+    date holds 60 rows: read whole), small pairs are packed together, and no statement returns more than a
+    chunk or that one date; the journal equals the engine over every row, and upkeep continues from it."""
+    from core.journal import store
+
+    monkeypatch.setattr(store, "_CHUNK_ROWS", 40)
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        rng = random.Random(5)
+        day = date(2024, 1, 1)
+        rows = []
+        for i in range(400):
+            on = day + timedelta(days=i // 3) if i < 340 else day + timedelta(days=200)  # 60 rows on one date
+            kind = rng.choice(["BUY", "BUY", "SELL", "SPLIT"]) if i % 50 else "STOCK_MERGER"
+            rows.append(f.transaction_row(acct, transaction_type=kind, symbol="AAPL", security_type="cs",
+                                          quantity=Decimal(rng.randint(1, 9)) * (-1 if kind == "SELL" else 1),
+                                          price=Decimal(rng.randint(90, 110)), fee=Decimal(1), trade_date=on))  # fmt: skip
+        for _ in range(90):  # small pairs: stocks, option contracts, crypto, and rows naming nothing
+            symbol = rng.choice(["KO", "PEP", "BTC", None])
+            option = rng.random() < 0.3
+            rows.append(f.transaction_row(acct, transaction_type=rng.choice(["BUY", "SELL"]), symbol=symbol or "SPY",
+                                          security_type="option" if option else ("crypto" if symbol == "BTC" else "cs"),
+                                          option_ticker=rng.choice([OPT, PUT]) if option else None,
+                                          option_action=rng.choice(["BUY_TO_OPEN", "SELL_TO_CLOSE"]) if option else None,
+                                          quantity=Decimal(rng.randint(1, 5)), price=Decimal(rng.randint(1, 50)),
+                                          trade_date=day + timedelta(days=rng.randint(0, 250))))  # fmt: skip
+            if symbol is None and not option:
+                rows[-1]["symbol"] = None
+        insert(s, rows)
+        upkeep_accounts(s, [acct.id])
+        incremental = snapshot(s, user.id)
+
+        reads = transaction_reads(engine, lambda: rebuild_user(s, user.id))
+        returned = [len(s.connection().exec_driver_sql(statement, parameters).all()) for statement, parameters in reads]
+        assert returned and max(returned) <= 60, sorted(returned)[-5:]
+        assert snapshot(s, user.id) == incremental
+        assert_journal_is_current(s, user.id)
+        insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="cs",
+                                     quantity=Decimal(-3), price=Decimal(120), trade_date=day + timedelta(days=300))])  # fmt: skip
+        assert upkeep_accounts(s, [acct.id]).continued == 1
+        assert_journal_is_current(s, user.id)

@@ -3,13 +3,17 @@ number is worked out by hand; both databases."""
 
 from __future__ import annotations
 
-from datetime import date
+import random
+from datetime import date, timedelta
 from decimal import Decimal
 
+import pandas as pd
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.journal.jsonout import positions_json, trades_json
+from core.journal.metrics import summarize
 from core.journal.positions import HeldPosition, store_positions
 from core.journal.reconcile import ReconciledPosition, reconcile
 from core.journal.upkeep import upkeep_accounts
@@ -24,6 +28,7 @@ from core.reads.journal import (
     positions_report,
     summary_tiles,
     trades_report,
+    trip_count,
     trip_fills,
     trip_table,
     unexplained_accounts,
@@ -227,3 +232,98 @@ def test_the_cli_reports_are_the_engines_json_over_the_stored_activities(journal
               for i, u in (("TSLA", 50), ("VTI", 3))]  # fmt: skip
     assert positions_report(s, user.id) == positions_json(reconcile(reference.positions, broker))
     assert [p["status"] for p in positions_report(s, user.id)["positions"]] == ["differs", "only_at_broker"]
+
+
+# --------------------------------------------------------------------------- what the page's queries cost
+
+
+def statements_on(engine, table: str, work, **arguments) -> list[tuple[str, tuple]]:
+    seen: list[tuple[str, tuple]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and f"FROM {table}" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    try:
+        work(**arguments)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", capture)
+    return seen
+
+
+def test_summary_tiles_add_up_the_daily_aggregates_kept_by_every_kind_of_upkeep(engine):
+    """Random histories written in batches (later days, backdated rows, edits, deletes), upkeep after each: the
+    tiles, per account and period too, are what metrics.summarize makes of the engine's round trips, and no
+    tile reads a round trip (the daily aggregates are kept with them)."""
+    rng = random.Random(22)
+    with Session(engine, expire_on_commit=False) as s:
+        user, conn, usd = f.make_trader(s, "tara")
+        other = f.make_account(s, conn, currency="CAD", account_name="TFSA")
+        serial = 0
+        for batch in range(8):
+            rows = []
+            for _ in range(rng.randint(5, 30)):
+                serial += 1
+                account = rng.choice([usd, other])
+                kind = rng.choice(["BUY", "SELL", "SELL", "BUY", "STOCK_DIVIDEND"])
+                units = D(rng.randint(1, 9)) * (-1 if kind == "SELL" else 1)
+                on = date(2025, 1, 1) + timedelta(days=rng.randint(0, 20) + (batch * 10 if rng.random() < 0.7 else 0))
+                rows.append(trade(account, f"r{serial}", kind, rng.choice(["AAPL", "MSFT", "KO"]), units,
+                                  D(rng.randint(50, 150)), on, fee=D(rng.randint(0, 2)),
+                                  currency=rng.choice(["USD", "USD", "CAD"])))  # fmt: skip
+            f.bulk_transactions(s, rows)
+            if batch % 3 == 2:
+                s.execute(
+                    sa.text("DELETE FROM brokerage_transactions WHERE snaptrade_activity_id = :a"),
+                    {"a": f"r{serial - 3}"},
+                )
+                s.execute(sa.text("UPDATE brokerage_transactions SET price = price WHERE snaptrade_activity_id = :a"),
+                          {"a": f"r{serial - 7}"})  # fmt: skip
+                s.commit()
+            upkeep_accounts(s, [usd.id, other.id])
+            trips = engine_journal(s, user.id).round_trips
+            ids = {usd.snaptrade_account_id: usd.id, other.snaptrade_account_id: other.id}
+            for account_id, start, end in [
+                (None, None, None),
+                (usd.id, None, None),
+                (None, date(2025, 1, 15), date(2025, 2, 10)),
+            ]:
+                chosen = [rt for rt in trips if (account_id is None or ids[rt.account] == account_id)
+                          and (start is None or (rt.closed_on or rt.opened_on) >= start)
+                          and (end is None or (rt.closed_on or rt.opened_on) <= end)]  # fmt: skip
+                reads = statements_on(engine, "journal_round_trips",
+                                      lambda a=account_id, b=start, e=end: summary_tiles(s, user.id, account_id=a, start=b, end=e))  # fmt: skip
+                assert summary_tiles(s, user.id, account_id=account_id, start=start, end=end) == summarize(chosen)
+                assert reads == [], "the tiles read the round trips"
+
+
+def test_the_round_trip_table_by_date_reads_only_the_page_it_shows(engine):
+    """Sorted by date (close, else open), newest first, a page at a time: the rows are those of the whole
+    sorted table, and the statement returns only the page's rows (not every round trip of the user)."""
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s, "pia")
+        rows = []
+        for i in range(60):
+            on = date(2025, 1, 1) + timedelta(days=i)
+            rows += [
+                trade(acct, f"b{i}", "BUY", "AAPL", "1", "10", on),
+                trade(acct, f"s{i}", "SELL", "AAPL", "-1", str(10 + i % 3), on),
+            ]
+        rows.append(trade(acct, "open", "BUY", "MSFT", "1", "10", date(2025, 1, 20)))
+        f.bulk_transactions(s, rows)
+        upkeep_accounts(s, [acct.id])
+        everything = trip_table(s, user.id, TripFilter(currency="USD"))
+        assert len(everything) == 61 and trip_count(s, user.id, TripFilter(currency="USD")) == 61
+        on = [c if c is not None else o for c, o in zip(everything["closed_on"], everything["opened_on"], strict=True)]
+        assert on == sorted(on, reverse=True)
+        pages = []
+        for offset in range(0, 61, 25):
+            reads = statements_on(engine, "journal_round_trips", lambda at: pages.append(
+                trip_table(s, user.id, TripFilter(currency="USD"), limit=25, offset=at)), at=offset)  # fmt: skip
+            shown = len(pages[-1])
+            returned = sum(len(s.connection().exec_driver_sql(st, p).all()) for st, p in reads)
+            assert returned == shown <= 25
+        assert list(pd.concat(pages)["id"]) == list(everything["id"])
+        wins = trip_table(s, user.id, TripFilter(currency="USD", outcome="win", start=date(2025, 1, 10)), limit=5)
+        assert list(wins["outcome"]) == ["win"] * 5 and min(wins["closed_on"]) >= date(2025, 1, 10)
