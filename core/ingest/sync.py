@@ -30,8 +30,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from core.accounts.connections import get_snaptrade_identity, reconcile_connections
+from core.accounts.connections import get_snaptrade_identity
 from core.ingest.normalize import json_safe, normalize_activity
+from core.ingest.reconcile_once import reconcile_for_run
 from core.journal.upkeep import after_sync_run
 from core.messages import MAX_STORED_MESSAGE_CHARS, describe_error, shorten
 from core.settings import get_settings
@@ -732,7 +733,7 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
             session, run, "failed", "This user has no SnapTrade registration yet.", None, started, prior_duration
         )
     try:
-        reconcile_connections(session, user_id=run.user_id, client=client, identity=identity)
+        reconcile_for_run(session, run=run, client=client, identity=identity)  # not twice: see reconcile_once
     except SnapTradeError as exc:
         return _finish(session, run, "failed", f"Could not read connections from SnapTrade: {exc}",
                        {"error": exc.details()}, started, prior_duration)  # fmt: skip

@@ -124,6 +124,21 @@ def test_cli_sync_exits_nonzero_when_the_run_did_not_complete(engine, db_url, sa
     assert missing.returncode != 0 and "no user named" in missing.stderr
 
 
+def test_cli_sync_with_nothing_new_makes_two_requests_like_the_worker(engine, db_url, sandbox, tmp_path):
+    env = cli_env(sandbox, db_url, tmp_path)
+    cli(env, "users", "add", "frank", "--password-stdin", stdin="a long enough password\n")
+    assert cli(env, "connect", "frank").returncode == 0
+    with Session(engine) as s:
+        st = s.exec(select(SnapTradeUser)).one().snaptrade_user_id
+    sandbox.create_connection(st, broker="SANDBOX_CRYPTO", history_size=50)
+    assert cli(env, "sync", "frank").returncode == 0
+    sandbox.reset_request_log()
+    r = cli(env, "sync", "frank")
+    assert r.returncode == 0 and "completed" in r.stdout, r.stderr
+    # The CLI's reconcile (connections + accounts) and nothing more: the run reuses it.
+    assert [e["path_template"] for e in sandbox.request_log()] == ["/authorizations", "/accounts/all"]
+
+
 def _bare_env(tmp_path) -> dict:
     """Sandbox mode on a SQLite file of its own: enough for commands that never reach SnapTrade."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAPTRADE_")}
