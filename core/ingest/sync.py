@@ -32,6 +32,7 @@ from sqlmodel import Session, select
 
 from core.accounts.connections import get_snaptrade_identity
 from core.ingest.normalize import json_safe, normalize_activity
+from core.ingest.pgcopy import CopyPageWriter
 from core.ingest.reconcile_once import reconcile_for_run
 from core.journal.upkeep import after_sync_run
 from core.messages import MAX_STORED_MESSAGE_CHARS, describe_error, shorten
@@ -305,17 +306,11 @@ class _Binder:
                          for i, name in enumerate(self.names) if processors[name] is not None and name not in done]  # fmt: skip
         self._getter = itemgetter(*self.names)
         self._multi: dict[int, str] = {}
-        self._unnest = _unnest_sql(self.sql, [T.c[name].type for name in self.names], dialect)
 
     def write(self, conn, rows: list) -> None:
-        """One statement per page on PostgreSQL: unnest() turns one array per column back into rows, so
-        the server parses, plans and runs once per page instead of once per row as with executemany.
-        On SQLite, multi-row VALUES statements: the rows are bound in C and inserted in one step with the
+        """SQLite: multi-row VALUES statements: the rows are bound in C and inserted in one step with the
         GIL released, so the prefetch thread normalizes the next page meanwhile (executemany would
         release and retake the GIL per row)."""
-        if self._unnest is not None:
-            conn.exec_driver_sql(self._unnest, tuple(list(column) for column in zip(*rows)))
-            return
         per = max(1, _SQLITE_MAX_VARIABLES // len(self.names))
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
@@ -343,20 +338,6 @@ class _Binder:
             if v is not None:
                 values[i] = convert(v)
         return tuple(values)
-
-
-def _unnest_sql(sql: str, types: list, dialect) -> str | None:
-    """PostgreSQL: the upsert with its VALUES row replaced by `SELECT * FROM unnest(%b::type[], …)`.
-    Casts drop length limits (an explicit cast to varchar(n) would silently cut a value the column
-    refuses), so the column's own type still rejects what it always rejected."""
-    if dialect.name != "postgresql":
-        return None
-    head, rest = sql.split(" VALUES (", 1)
-    tail = rest.split(") ON CONFLICT", 1)[1].split(" RETURNING ", 1)[0]  # the ids are not needed
-    # %b: arrays go in binary format. In text format psycopg escapes every element in Python (each quote of
-    # each raw JSON record): 10x the CPU, measured at 0.17 s per 1,000 rows.
-    casts = ", ".join(f"%b::{re.sub(r'[(].*?[)]', '', t.compile(dialect=dialect))}[]" for t in types)
-    return f"{head} SELECT * FROM unnest({casts}) ON CONFLICT{tail}"
 
 
 def _fast_processor(type_, dialect, slow):
@@ -387,10 +368,10 @@ _SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _binders: dict[str, _Binder] = {}
 
 
-def _binder(dialect) -> _Binder:
+def _binder(dialect) -> _Binder | CopyPageWriter:
     binder = _binders.get(dialect.name)
-    if binder is None:
-        binder = _binders[dialect.name] = _Binder(dialect)
+    if binder is None:  # PostgreSQL: binary COPY through a stage table (core.ingest.pgcopy)
+        binder = _binders[dialect.name] = CopyPageWriter(dialect) if dialect.name == "postgresql" else _Binder(dialect)
     return binder
 
 
