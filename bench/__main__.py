@@ -87,7 +87,7 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
     results: dict[str, Any] = json.loads(json_path.read_text()) if partial and json_path.exists() else {}
     workdir, started, failures = Path(tempfile.mkdtemp(prefix="tradistry-bench-")), time.perf_counter(), []
     prepare_environment(workdir)
-    kinds = profile.ingest.dbs if set(selected) & {"ingest", "memory", "queries"} else ("sqlite",)
+    kinds = database_kinds(profile, selected)
     ctx = Run(profile, Databases(workdir, kinds) if set(selected) - {"sandbox"} else None, None, workdir, tuple(selected), progress)  # fmt: skip
     try:
         if ctx.dbs is not None:
@@ -128,6 +128,11 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
     write(results, md_path, json_path)
     progress(f"[bench] wrote {md_path} and {json_path} in {meta['seconds'] / 60:.1f} min")
     return results
+
+
+def database_kinds(profile: Profile, selected: Sequence[str]) -> tuple[str, ...]:
+    """The databases to start: the profile's when a selected benchmark measures on each of them, else SQLite."""
+    return profile.ingest.dbs if set(selected) & {"ingest", "memory", "queries", "growth"} else ("sqlite",)
 
 
 def write(results: dict[str, Any], md_path: Path, json_path: Path) -> None:
