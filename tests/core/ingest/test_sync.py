@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -423,6 +424,46 @@ def test_postgresql_copy_page_write_stores_what_sqlalchemy_stores_converting_not
     assert a.price == Decimal("12345678901234567890.123456789012345678") and a.quantity == Decimal("1E-18")
     assert a.fee == Decimal("0.123456789012345679")  # NUMERIC(38, 18) rounds the 19th place, as it always did
     assert a.raw["big"] == 12345678901234567890123 and a.raw["description"] == raw["description"]
+
+
+def test_a_page_written_without_tracking_counts_new_rewritten_and_unchanged_rows_and_rewrites_only_changed(engine):
+    """A run that tracks no inserts (an initial import, or its resume) writes each page without reading its
+    stored rows first on PostgreSQL: the counts come from the upsert, and they agree with the lookup's."""
+    from datetime import UTC, datetime, timedelta
+
+    import core.ingest.sync as sync
+    from core.snaptrade.client import ActivityPage
+    from tests.factories import make_trader
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, account = make_trader(s)
+
+    def activity(i: int, amount: str) -> dict:
+        return {"id": f"a-{i}", "type": "BUY", "trade_date": "2024-03-22T10:00:00Z", "units": "1", "price": "2",
+                "amount": amount, "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"}}  # fmt: skip
+
+    def store(activities: list[dict], now: datetime) -> sync.PageCounts:
+        page = ActivityPage(activities, len(activities), 0, 1000)
+        prepared = sync.prepare_page(engine.dialect, user_id=user.id, account_id=account.id, page=page, run_id=None,
+                                     now=now, track=False)  # fmt: skip
+        with Session(engine) as s:
+            counts = sync.store_page(s, account.id, prepared)
+            s.commit()
+        return counts
+
+    lookups = []
+    sa.event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: lookups.append(sql.startswith("SELECT")))
+
+    first = datetime(2026, 11, 29, tzinfo=UTC)
+    assert store([activity(1, "-2"), activity(2, "-2")], first) == sync.PageCounts(fetched=2, new=2,
+                                                                                   latest_trade_date=date(2024, 3, 22))  # fmt: skip
+    again = store([activity(1, "-2"), activity(2, "-2.5"), activity(3, "-2")], first + timedelta(hours=1))
+    assert (again.new, again.updated, again.unchanged) == (1, 1, 1)
+    with Session(engine) as s:
+        stamps = {t.snaptrade_activity_id: t.updated_at for t in s.exec(select(BrokerageTransaction))}
+    assert stamps["a-1"] == first and stamps["a-2"] == stamps["a-3"] == first + timedelta(hours=1)
+    if engine.dialect.name == "postgresql":  # one statement less per page: no read of the page's stored rows
+        assert lookups.count(True) == 1  # the stamps just read
 
 
 class _Page:
