@@ -256,7 +256,7 @@ def ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
         return f"{100 * s[len(s) // 2]:.0f} % (max {100 * s[-1]:.0f} %)"
 
     lines += ["### Engine runs: share of wall time in the per-page bulk statements", "", *table(
-        "database | activities | SELECT existing ids | INSERT … ON CONFLICT | runs",
+        "database | activities | SELECT existing ids | INSERT … ON CONFLICT (PostgreSQL: with its COPY) | runs",
         [[DB[db] + approach[6:].replace(" (", ", ").rstrip(")"), f"{size:,}", share(c["runs"], "SELECT existing"),
           share(c["runs"], "INSERT … ON CONFLICT"), len(c["runs"])]
          for (db, size, approach), c in cells.items() if approach.startswith("engine")])]  # fmt: skip

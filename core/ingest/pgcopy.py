@@ -81,6 +81,10 @@ class CopyPageWriter:
 
     def _stage(self, conn: sa.Connection, rows: list) -> None:
         conn.exec_driver_sql(self.create_sql)
+        self.copy_rows(conn, rows)
+
+    def copy_rows(self, conn: sa.Connection, rows: list) -> None:
+        """The COPY into the stage table, on the driver's own cursor (SQLAlchemy's events do not see it)."""
         driver = conn.connection.driver_connection
         try:
             with driver.cursor() as cursor, cursor.copy(self.copy_sql) as copy:
