@@ -37,12 +37,15 @@ class CopyPageWriter:
         types = [re.sub(r"[(].*?[)]", "", T.c[name].type.compile(dialect=dialect)) for name in self.names]
         self.copy_types = [_COPY_TYPES[t] for t in types]
         stage_columns = ", ".join(f"{name} {copy_type}" for name, copy_type in zip(self.names, self.copy_types))
-        # Created once per database session; ON COMMIT DELETE ROWS empties it with the page's commit (a truncate
-        # of a local file, no dead rows left behind for a long sync to wade through).
+        # One per database session, asked for with each page (IF NOT EXISTS): a flag kept on our side could outlive
+        # a rolled-back transaction that created it. The insert takes the page out of it (DELETE … RETURNING), so a
+        # second page in the same transaction starts empty; ON COMMIT DELETE ROWS then truncates it with the
+        # commit, so its dead rows never pile up (temporary tables are not vacuumed).
         self.create_sql = f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} ({stage_columns}) ON COMMIT DELETE ROWS"
         self.copy_sql = f"COPY {STAGE} ({', '.join(self.names)}) FROM STDIN (FORMAT BINARY)"
         stage = sa.table(STAGE, *(sa.column(name) for name in self.names))
-        picked = [sa.cast(stage.c.raw, postgresql.JSONB) if n == "raw" else stage.c[n] for n in self.names]
+        page = sa.delete(stage).returning(*stage.c).cte("page")
+        picked = [sa.cast(page.c.raw, postgresql.JSONB) if n == "raw" else page.c[n] for n in self.names]
         insert = postgresql.insert(T).from_select(self.names, sa.select(*picked))
         insert = insert.on_conflict_do_update(
             index_elements=["account_id", "snaptrade_activity_id"],

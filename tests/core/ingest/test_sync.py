@@ -373,9 +373,9 @@ def test_postgresql_page_statement_still_enforces_the_columns_limits(engine):
     with Session(engine, expire_on_commit=False) as s:
         user, _, account = make_trader(s)
 
-    def bound(i: int, symbol: str):
+    def bound(i: int, symbol: str, amount: str = "-2"):
         raw = {"id": f"a-{i}", "type": "BUY", "trade_date": "2024-03-22T10:00:00Z", "units": "1", "price": "2",
-               "amount": "-2", "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"}}  # fmt: skip
+               "amount": amount, "currency": {"code": "USD"}, "symbol": {"symbol": "AAPL", "id": "s1"}}  # fmt: skip
         return binder.bind(_page_row(binder, raw, datetime.now(UTC), user_id=user.id, account_id=account.id,
                                      symbol=symbol))  # fmt: skip
 
@@ -385,6 +385,15 @@ def test_postgresql_page_statement_still_enforces_the_columns_limits(engine):
         binder.write(c, [bound(1, "AAPL"), bound(2, "X" * 64)])
     with Session(engine) as s:
         assert sorted(t.symbol for t in s.exec(select(BrokerageTransaction))) == ["AAPL", "X" * 64]
+    # Pages in one transaction: each stage holds only its own page (an earlier page's rows, staged again,
+    # would write a-1's older record back, then the newer one: the upsert touching a row twice fails).
+    with engine.begin() as c:
+        binder.write(c, [bound(1, "AAPL", "-3"), bound(3, "AAPL")])
+        binder.write(c, [bound(1, "AAPL", "-4")])
+        binder.write(c, [bound(4, "AAPL")])
+    with Session(engine) as s:
+        stored = {t.snaptrade_activity_id: t.amount for t in s.exec(select(BrokerageTransaction))}
+    assert stored == {"a-1": Decimal("-4"), "a-2": Decimal("-2"), "a-3": Decimal("-2"), "a-4": Decimal("-2")}
 
 
 def test_postgresql_copy_page_write_stores_what_sqlalchemy_stores_converting_nothing_in_python(engine):
