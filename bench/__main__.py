@@ -68,7 +68,7 @@ def toy_profile(dbs: tuple[str, ...] = ("sqlite", "postgresql")) -> Profile:
     ingest = IngestPlan({1_000: 1}, 1_000, 1, dbs=dbs, profile_size=1_000, detail_dbs=dbs[:1])
     return Profile("toy", ingest, 2_000, SeedPlan(2, 200, 1_000), 2, 1, 1, 2, 1, 10_000,
                    notes=["Toy run (smoke test)."], force_memory_diagnosis=dbs[:1], growth_sizes=(1_000, 3_000),
-                   growth_runs=1)  # fmt: skip
+                   growth_runs=2)  # fmt: skip
 
 
 def output_paths(profile: Profile, out_dir: Path | None) -> tuple[Path, Path]:

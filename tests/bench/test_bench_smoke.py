@@ -40,6 +40,9 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
     assert [sc["total"] for sc in saved["requests"]["scenarios"]][1] <= 2
     assert saved["requests"]["scenarios"][2]["webhooks"] == 2  # one per account, through the app's receiver
     assert saved["sandbox"]["client_parses_json"]["activities_per_second_median"] > 0
+    for db in dbs:  # history growth: every size seeded first, then measured in turn, run by run
+        runs = sorted((r["at"], c["size"]) for c in saved["growth"]["cells"] if c["db"] == db for r in c["runs"])
+        assert [size for _, size in runs] == [1_000, 3_000, 1_000, 3_000]
     assert all(t["plans"] for t in (saved["queries"]["by_db"]["sqlite"]["users"]["heavy"]["timings"]) if t.get("plans"))
     if "skipped" not in saved["browser"]:  # no chromium here: the section says so
         b = saved["browser"]
