@@ -86,6 +86,23 @@ def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     assert "31 of 36 targets met; missed: " + what + "; " in text  # the journal's misses follow
 
 
+@pytest.mark.parametrize("size", [100_000, 1_000_000])
+def test_postgresql_ingest_from_100000_activities_needs_085_of_the_floor_with_the_cpu_beside_it(size):
+    results = _results()
+    what = f"Ingest, engine ÷ floor throughput (PostgreSQL, {size:,} activities)"
+    engine = _median(results, "postgresql", size, "engine")
+    _set_median(results, "postgresql", size, "floor", engine / 0.851)
+    [target] = [t for t in report.verdicts(results) if t.what == what]
+    assert (target.target, target.met) == ("≥ 0.85×", True)
+    cpu = [statistics.median(r["cpu_seconds_per_1k"] for r in _cell(results, "postgresql", size, a)) for a in ("engine", "floor")]  # fmt: skip
+    assert target.measured == f"0.851× (CPU s per 1,000: {cpu[0]:.3f} engine, {cpu[1]:.3f} floor)"
+    _set_median(results, "postgresql", size, "floor", engine / 0.845)
+    assert _verdict(results, what) is False
+    # 10,000 activities keep the general target of half the floor's rate.
+    _set_median(results, "postgresql", 10_000, "floor", _median(results, "postgresql", 10_000, "engine") / 0.6)
+    assert _verdict(results, "Ingest, engine ÷ floor throughput (PostgreSQL, 10,000 activities)") is True
+
+
 def test_the_guide_ratio_verdict_needs_ten_times_the_guides_rate():
     results = _results()
     _set_median(results, "postgresql", 10_000, "guide", _median(results, "postgresql", 10_000, "engine") / 9.9)
