@@ -20,6 +20,7 @@ STORED = json.loads((ROOT / "bench" / "results.json").read_text())
 
 BROWSER_ONLY_META = {
     **STORED["meta"], "selected": ["browser"], "argv": ["--only", "browser"], "notes": [], "postgresql": None,
+    "postgresql_settings": None,
     "earlier_runs": [{"date": "16:08", "argv": ["--only", "ingest,memory", "--big-runs", "5"], "seconds": 7920.0,
                       "selected": ["ingest", "memory"], "sections": ["ingest", "memory"]}],
 }  # fmt: skip
@@ -64,13 +65,21 @@ def _row(text: str, starts: str) -> str:
 # --------------------------------------------------------------------------- verdicts from the figures
 
 
-def test_the_stored_results_meet_every_target_but_the_journals_and_the_report_says_which_it_misses():
+def test_the_stored_results_verdicts_and_the_report_says_which_targets_it_misses():
     judged = [t for t in report.verdicts(STORED) if t.met is not None]
     missed = [t.what for t in judged if not t.met]
-    # The journal's four targets (issue 22) are still missed in the stored figures; everything else is met.
-    assert len(judged) == 36 and len(missed) == 4
-    assert all(w.lower().startswith("journal") for w in missed)
-    assert f"32 of 36 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
+    # Missed in the stored figures: the journal's four targets (issue 22), and four ingest ratios of a run measured
+    # on a loaded machine (see its note): PostgreSQL's 0.85× at 100,000 and 1,000,000 (issue 25), and SQLite's guide
+    # ratio and 1,000,000 ratio (SQLite's page write is unchanged since they were met).
+    assert len(judged) == 37 and len(missed) == 8
+    assert sum(w.lower().startswith("journal") for w in missed) == 4
+    assert {w for w in missed if w.startswith("Ingest")} == {
+        "Ingest, engine ÷ guide throughput (SQLite, 10,000 activities)",
+        "Ingest, engine ÷ floor throughput (SQLite, 1,000,000 activities)",
+        "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
+        "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
+    }
+    assert f"29 of 37 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
 
 
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
@@ -83,7 +92,7 @@ def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     assert _verdict(results, what) is False
     text = report.render(results)
     assert f"| {what} | ≥ 0.5× | 0.495× | **missed** |" in text
-    assert "31 of 36 targets met; missed: " + what + "; " in text  # the journal's misses follow
+    assert "28 of 37 targets met; missed: " in text and f"; {what}; " in text  # among the stored misses
 
 
 @pytest.mark.parametrize("size", [100_000, 1_000_000])
