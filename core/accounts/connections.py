@@ -1,7 +1,8 @@
 """SnapTrade users, the connection portal, and reconciling connections and accounts with SnapTrade.
 
 SnapTrade is the source of truth for which connections exist: the portal's redirect is only a hint,
-so a sync or a callback always re-reads connections and accounts first.
+so a sync or a callback always re-reads connections and accounts first (a run queued right after such a
+re-read, by the callback or the CLI, reuses it while it is fresh: core.ingest.reconcile_once).
 """
 
 from __future__ import annotations
