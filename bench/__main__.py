@@ -74,7 +74,7 @@ def toy_profile(dbs: tuple[str, ...] = ("sqlite", "postgresql")) -> Profile:
     ingest = IngestPlan({1_000: 1}, 1_000, 1, dbs=dbs, profile_size=1_000, detail_dbs=dbs[:1])
     return Profile("toy", ingest, 2_000, SeedPlan(2, 200, 1_000), 2, 1, 1, 2, 1, 10_000,
                    notes=["Toy run (smoke test)."], force_memory_diagnosis=dbs[:1], growth_sizes=(1_000, 3_000),
-                   growth_runs=1, fleet=toy_fleet(), concurrency=ConcurrencyPlan((1, 2), 1, 200, 1.0, 0.0))  # fmt: skip
+                   growth_runs=2, fleet=toy_fleet(), concurrency=ConcurrencyPlan((1, 2), 1, 200, 1.0, 0.0))  # fmt: skip
 
 
 def toy_fleet() -> FleetPlan:
@@ -99,11 +99,7 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
     results: dict[str, Any] = json.loads(json_path.read_text()) if partial and json_path.exists() else {}
     workdir, started, failures = Path(tempfile.mkdtemp(prefix="tradistry-bench-")), time.perf_counter(), []
     prepare_environment(workdir)
-    kinds = (
-        profile.ingest.dbs
-        if set(selected) & {"ingest", "memory", "queries", "onboarding", "many_users"}
-        else ("sqlite",)
-    )
+    kinds = database_kinds(profile, selected)
     ctx = Run(profile, Databases(workdir, kinds) if set(selected) - {"sandbox"} else None, None, workdir, tuple(selected), progress)  # fmt: skip
     try:
         if ctx.dbs is not None:
@@ -144,6 +140,12 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
     write(results, md_path, json_path)
     progress(f"[bench] wrote {md_path} and {json_path} in {meta['seconds'] / 60:.1f} min")
     return results
+
+
+def database_kinds(profile: Profile, selected: Sequence[str]) -> tuple[str, ...]:
+    """The databases to start: the profile's when a selected benchmark measures on each of them, else SQLite."""
+    measured_on_each = {"ingest", "memory", "queries", "growth", "onboarding", "many_users"}
+    return profile.ingest.dbs if set(selected) & measured_on_each else ("sqlite",)
 
 
 def write(results: dict[str, Any], md_path: Path, json_path: Path) -> None:

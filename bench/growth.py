@@ -94,47 +94,63 @@ def _add_history(engine, user_id: int, accounts: list[tuple[int, str]], rows: in
         c.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
 
 
-def measure_size(ctx: Run, kind: str, size: int, reps: int) -> dict[str, Any]:
+def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
+    """A fresh database whose trader holds `size` activities, synced and warmed up (that run is dropped)."""
     from core.storage.db import create_db_engine
 
     url = ctx.dbs.new(kind)
     engine = create_db_engine(url)
-    try:
-        user_id, connection_id, accounts = _user(engine, ctx.sandbox, kind)
-        _sync(engine, user_id, connection_id, "initial", hint=False)
-        with engine.connect() as c:
-            served = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
-        _add_history(engine, user_id, accounts, max(0, size - served))
-        _sync(engine, user_id, connection_id, "webhook", hint=True)  # warm-up, dropped
-        times, runs = [], []
-        for _ in range(reps):
-            seconds, done, sql = _sync(engine, user_id, connection_id, "webhook", hint=True)
-            if done.status != "completed" or done.transactions_fetched == 0 or done.transactions_new:
-                raise RuntimeError(f"not a no-change fetching sync: {done.status}, {done.transactions_fetched} "
-                                   f"fetched, {done.transactions_new} new")  # fmt: skip
-            times.append(seconds)
-            runs.append({"fetched": done.transactions_fetched, "pages": done.pages_done, "requests": done.api_requests,
+    user_id, connection_id, accounts = _user(engine, ctx.sandbox, kind)
+    _sync(engine, user_id, connection_id, "initial", hint=False)
+    with engine.connect() as c:
+        served = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
+    _add_history(engine, user_id, accounts, max(0, size - served))
+    _sync(engine, user_id, connection_id, "webhook", hint=True)  # warm-up, dropped
+    return {"url": url, "engine": engine, "user_id": user_id, "connection_id": connection_id, "size": size,
+            "times": [], "runs": []}  # fmt: skip
+
+
+def _measure(cell: dict[str, Any]) -> None:
+    seconds, done, sql = _sync(cell["engine"], cell["user_id"], cell["connection_id"], "webhook", hint=True)
+    if done.status != "completed" or done.transactions_fetched == 0 or done.transactions_new:
+        raise RuntimeError(f"not a no-change fetching sync: {done.status}, {done.transactions_fetched} "
+                           f"fetched, {done.transactions_new} new")  # fmt: skip
+    cell["times"].append(seconds)
+    cell["runs"].append({"at": time.time(), "fetched": done.transactions_fetched, "pages": done.pages_done, "requests": done.api_requests,
                          "sql_statements": sql["statements"], "sql_seconds": sql["seconds"]})  # fmt: skip
-        with engine.connect() as c:
-            stored = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
+
+
+def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
+    """Every size seeded first, then the sizes measured in turn, run by run: a drift in the machine's load (it is
+    shared) hits every size alike instead of whichever was measured last."""
+    cells = []
+    try:
+        for size in sizes:
+            ctx.progress(f"[bench] growth: {kind}, seeding {size:,} stored activities ...")
+            cells.append(_seeded(ctx, kind, size))
+        for _ in range(reps):
+            for cell in cells:
+                _measure(cell)
+        out = []
+        for cell in cells:
+            with cell["engine"].connect() as c:
+                stored = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == cell["user_id"])).scalar_one()  # fmt: skip
+            out.append({"db": kind, "size": cell["size"], "stored": stored, **summarize(cell["times"]), "runs": cell["runs"]})  # fmt: skip
+            ctx.progress(f"[bench] growth: {kind}, {cell['size']:,}: median {out[-1]['median'] * 1000:.1f} ms")
+        return out
     finally:
-        engine.dispose()
-        ctx.dbs.drop(url)
-    return {"db": kind, "size": size, "stored": stored, **summarize(times), "runs": runs}
+        for cell in cells:
+            cell["engine"].dispose()
+            ctx.dbs.drop(cell["url"])
 
 
 def run(ctx: Run) -> dict[str, Any]:
     """The no-change fetching sync at each history size of the profile, on SQLite (and PostgreSQL when the
-    databases include it)."""
+    databases include it), the sizes interleaved run by run."""
     sizes, reps = ctx.profile.growth_sizes, ctx.profile.growth_runs
-    cells = []
-    for kind in ctx.dbs.kinds:
-        for size in sizes:
-            ctx.progress(f"[bench] growth: {kind}, {size:,} stored activities ...")
-            cells.append(measure_size(ctx, kind, size, reps))
-            ctx.progress(f"[bench] growth: {kind}, {size:,}: median {cells[-1]['median'] * 1000:.1f} ms")
+    cells = [cell for kind in ctx.dbs.kinds for cell in measure_db(ctx, kind, tuple(sizes), reps)]
     return {"sizes": list(sizes), "reps": reps, "served_per_account": SERVED_PER_ACCOUNT, "target_ratio": TARGET_RATIO,
-            "cells": cells}  # fmt: skip
+            "interleaved": True, "cells": cells}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- report
@@ -163,7 +179,8 @@ def section(g: dict[str, Any], results: dict[str, Any]) -> list[str]:
         return "| " + " | ".join(str(c) for c in cells) + " |"
 
     lines = [f"A webhook-triggered sync with the accounts' webhook hint set (the window of {g['served_per_account']} activities "
-             f"per account is fetched, nothing is new), {g['reps']} measured runs after one warm-up; medians.", "",
+             f"per account is fetched, nothing is new), {g['reps']} measured runs after one warm-up"
+             f"{', the sizes in turn run by run' if g.get('interleaved') else ''}; medians.", "",
              row("database", "stored activities", "median ms", "min ms", "max ms", "SQL ms (median)", "SQL statements",
                  "fetched", "requests"),
              row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")]  # fmt: skip

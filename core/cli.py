@@ -124,7 +124,7 @@ def cmd_sync(args) -> int:
     engine = get_engine()
     with Session(engine, expire_on_commit=False) as session:
         uid = _user_id(session, args.username)
-        reconcile_connections(session, user_id=uid)
+        reconciled = reconcile_connections(session, user_id=uid)
         query = select(BrokerageConnection).where(BrokerageConnection.user_id == uid,
                                                   BrokerageConnection.status != "disconnected")  # fmt: skip
         if args.connection:
@@ -138,7 +138,11 @@ def cmd_sync(args) -> int:
             return 2
         try:
             runs = jobs.request_manual_sync(
-                session, user_id=uid, connection_id=conns[0].id if args.connection else None, full=args.full
+                session,
+                user_id=uid,
+                connection_id=conns[0].id if args.connection else None,
+                full=args.full,
+                reconciled_at=reconciled.at,  # the runs reuse this reconcile instead of asking SnapTrade again
             )
         except (jobs.ManualSyncLimitExceeded, jobs.NothingToSync) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -244,21 +244,19 @@ def _page_row(binder, activity_id: str, amount: str) -> dict:
 
 
 def test_reach_sqlalchemy_upsert_sql_text():
-    written_against("sqlalchemy-upsert-sql-text", "core/ingest/binder.py (Binder._multi_sql, _unnest_sql)")
+    written_against("sqlalchemy-upsert-sql-text", "core/ingest/binder.py (Binder._multi_sql)")
     from sqlmodel import SQLModel
 
     from core.ingest import binder as binding
 
     columns = [c.name for c in binding.T.columns if c.name != "id"]
     for dialect in _dialects():
+        if dialect.name == "postgresql":
+            continue  # PostgreSQL writes pages with COPY and a compiled INSERT … SELECT (core.ingest.pgcopy): no cut
         sql = str(binding.upsert_statement(dialect).compile(dialect=dialect, column_keys=columns))
         assert sql.count(" VALUES (") == 1 and sql.count(") ON CONFLICT") == 1, f"{dialect.name}: {sql[:200]}"
         binder = binding.Binder(dialect)
         assert sorted(binder.names) == sorted(columns)
-        if dialect.name == "postgresql":
-            assert " VALUES " not in binder._unnest and " RETURNING " not in binder._unnest
-            assert binder._unnest.count("%b::") == len(columns) and "SELECT * FROM unnest(" in binder._unnest
-            continue
         group = sql.split(" VALUES (", 1)[1].split(") ON CONFLICT", 1)[0]
         assert group == ", ".join(["?"] * len(columns))
         assert binder._multi_sql(3).count(f"({group})") == 3

@@ -1,7 +1,8 @@
 """SnapTrade users, the connection portal, and reconciling connections and accounts with SnapTrade.
 
 SnapTrade is the source of truth for which connections exist: the portal's redirect is only a hint,
-so a sync or a callback always re-reads connections and accounts first.
+so a sync or a callback always re-reads connections and accounts first (a run queued right after such a
+re-read, by the callback or the CLI, reuses it while it is fresh: core.ingest.reconcile_once).
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class ReconcileResult:
     accounts: dict[str, BrokerageAccount] = field(default_factory=dict)  # SnapTrade account id → row
     requests: int = 0
     matched_webhook_ids: list[int] = field(default_factory=list)  # early webhooks that took effect now
+    at: datetime | None = None  # when it asked SnapTrade (before the requests): runs queued on it reuse it
 
 
 def _apply_authorization(conn: BrokerageConnection, auth: dict, now: datetime) -> str | None:
@@ -211,6 +213,7 @@ def reconcile_connections(
     _reconcile_accounts(session, user_id, accounts, seen, now, result)
     session.commit()
     result.requests = client.requests_made - before
+    result.at = now
     result.matched_webhook_ids = _match_early_webhooks(session, user_id, result.new_connection_ids)
     return result
 
@@ -372,7 +375,7 @@ def handle_portal_callback(
         c = session.get(BrokerageConnection, cid)
         if c is None or c.status == "disconnected":
             continue
-        run, _ = enqueue_sync(session, user_id=user_id, connection_id=cid, trigger="initial")
+        run, _ = enqueue_sync(session, user_id=user_id, connection_id=cid, trigger="initial", reconciled_at=result.at)
         run_ids.append(run.id)
     hinted = result.connections.get(str(params.get("connection_id") or params.get("authorizationId") or ""))
     conn = hinted or (session.get(BrokerageConnection, min(new | fixed)) if new | fixed else None)

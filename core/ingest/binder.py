@@ -4,7 +4,6 @@ Reaches into SQLAlchemy (the compiled SQL text's shape, `_cached_bind_processor`
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from datetime import date, datetime
 from decimal import Decimal
@@ -14,6 +13,7 @@ from operator import itemgetter
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.ingest.pgcopy import CopyPageWriter
 from core.storage.models import BrokerageTransaction
 
 T = BrokerageTransaction.__table__
@@ -52,17 +52,11 @@ class Binder:
                          for i, name in enumerate(self.names) if processors[name] is not None and name not in done]  # fmt: skip
         self._getter = itemgetter(*self.names)
         self._multi: dict[int, str] = {}
-        self._unnest = _unnest_sql(self.sql, [T.c[name].type for name in self.names], dialect)
 
     def write(self, conn, rows: list) -> None:
-        """One statement per page on PostgreSQL: unnest() turns one array per column back into rows, so
-        the server parses, plans and runs once per page instead of once per row as with executemany.
-        On SQLite, multi-row VALUES statements: the rows are bound in C and inserted in one step with the
+        """SQLite: multi-row VALUES statements: the rows are bound in C and inserted in one step with the
         GIL released, so the prefetch thread normalizes the next page meanwhile (executemany would
         release and retake the GIL per row)."""
-        if self._unnest is not None:
-            conn.exec_driver_sql(self._unnest, tuple(list(column) for column in zip(*rows)))
-            return
         per = max(1, SQLITE_MAX_VARIABLES // len(self.names))
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
@@ -92,20 +86,6 @@ class Binder:
         return tuple(values)
 
 
-def _unnest_sql(sql: str, types: list, dialect) -> str | None:
-    """PostgreSQL: the upsert with its VALUES row replaced by `SELECT * FROM unnest(%b::type[], …)`.
-    Casts drop length limits (an explicit cast to varchar(n) would silently cut a value the column
-    refuses), so the column's own type still rejects what it always rejected."""
-    if dialect.name != "postgresql":
-        return None
-    head, rest = sql.split(" VALUES (", 1)
-    tail = rest.split(") ON CONFLICT", 1)[1].split(" RETURNING ", 1)[0]  # the ids are not needed
-    # %b: arrays go in binary format. In text format psycopg escapes every element in Python (each quote of
-    # each raw JSON record): 10x the CPU, measured at 0.17 s per 1,000 rows.
-    casts = ", ".join(f"%b::{re.sub(r'[(].*?[)]', '', t.compile(dialect=dialect))}[]" for t in types)
-    return f"{head} SELECT * FROM unnest({casts}) ON CONFLICT{tail}"
-
-
 def _fast_processor(type_, dialect, slow):
     """A C-speed equal of SQLite's bind processor for the exact types the normalizer produces (Decimal
     for exact decimals, date, bool), falling back to `slow` for anything else; None when there is none."""
@@ -131,11 +111,11 @@ def _decimal_text(value: Decimal) -> str:
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER since 3.32 (Debian 12 ships 3.40).
 SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
-_binders: dict[str, Binder] = {}
+_binders: dict[str, Binder | CopyPageWriter] = {}
 
 
-def binder_for(dialect) -> Binder:
+def binder_for(dialect) -> Binder | CopyPageWriter:
     binder = _binders.get(dialect.name)
-    if binder is None:
-        binder = _binders[dialect.name] = Binder(dialect)
+    if binder is None:  # PostgreSQL: binary COPY through a stage table (core.ingest.pgcopy)
+        binder = _binders[dialect.name] = CopyPageWriter(dialect) if dialect.name == "postgresql" else Binder(dialect)
     return binder

@@ -115,6 +115,9 @@ def store_page(
     The caller commits (together with the run's progress)."""
     counts = prepared.counts
     rows = prepared.params
+    if rows and inserted is None and session.get_bind().dialect.name == "postgresql":
+        binder_for(session.get_bind().dialect).write_counting(session.connection(), rows, counts)
+        rows = {}  # written and counted by the upsert itself: no lookup first (core.ingest.pgcopy)
     if rows:
         since = inserted.since if inserted is not None else None
         existing = {

@@ -16,10 +16,11 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from core.accounts.connections import get_snaptrade_identity, reconcile_connections
+from core.accounts.connections import get_snaptrade_identity
 from core.ingest.account import sync_account
 from core.ingest.pipeline import StopRequested
 from core.ingest.progress import AccountOutcome, RunReporter, checkpoint, outcome_from
+from core.ingest.reconcile_once import reconcile_for_run
 from core.journal.upkeep import after_sync_run
 from core.messages import MAX_STORED_MESSAGE_CHARS, describe_error, shorten
 from core.settings import get_settings
@@ -181,7 +182,7 @@ def _connection_ready(session, rep: RunReporter):
     if identity is None:
         raise _CannotSync("This user has no SnapTrade registration yet.")
     try:
-        reconcile_connections(session, user_id=run.user_id, client=rep.client, identity=identity)
+        reconcile_for_run(session, run=run, client=rep.client, identity=identity)  # not twice: see reconcile_once
     except SnapTradeError as exc:
         raise _CannotSync(f"Could not read connections from SnapTrade: {exc}", {"error": exc.details()}) from exc
     session.refresh(conn)

@@ -76,10 +76,13 @@ def enqueue_sync(
     full: bool = False,
     checkpoint: dict | None = None,
     error_details: dict | None = None,
+    reconciled_at: datetime | None = None,
 ) -> tuple[TransactionSyncLog, bool]:
     """Queue a sync of one connection, or join the one already queued or running (created=False).
 
-    A new run without a checkpoint of its own resumes where the connection's last run stopped unfinished."""
+    A new run without a checkpoint of its own resumes where the connection's last run stopped unfinished.
+    `reconciled_at`: the caller has just reconciled the user with SnapTrade; a queued run (new or joined) then
+    skips its own reconcile if it starts soon enough (core.ingest.reconcile_once)."""
     if checkpoint is None:
         unfinished = _unfinished_run(session, user_id, connection_id, full)
         if unfinished is not None:
@@ -88,8 +91,9 @@ def enqueue_sync(
     for _ in range(3):
         existing = _active_run(session, connection_id)
         if existing is not None:
-            if full and existing.status == "queued" and not existing.full_sync:
-                existing.full_sync = True
+            if existing.status == "queued" and (full and not existing.full_sync or reconciled_at is not None):
+                existing.full_sync = existing.full_sync or full
+                existing.reconciled_at = reconciled_at or existing.reconciled_at
                 session.add(existing)
                 session.commit()
             elif existing.status == "running":
@@ -110,6 +114,7 @@ def enqueue_sync(
             phase="queued",
             checkpoint=checkpoint,
             error_details=error_details,
+            reconciled_at=reconciled_at,
         )
         try:
             with session.begin_nested():
@@ -164,8 +169,10 @@ def request_manual_sync(
     connection_id: int | None = None,
     full: bool = False,
     now: datetime | None = None,
+    reconciled_at: datetime | None = None,
 ) -> list[TransactionSyncLog]:
-    """A user's "Sync now" for one connection or all of them, within the per-user limit."""
+    """A user's "Sync now" for one connection or all of them, within the per-user limit (`reconciled_at`: see
+    enqueue_sync)."""
     quota = manual_sync_quota(session, user_id, now)
     if quota.remaining <= 0:
         raise ManualSyncLimitExceeded(quota.limit, quota.window_seconds, max(1, quota.reset_in_seconds))
@@ -185,7 +192,10 @@ def request_manual_sync(
     session.add(ManualSyncRequest(user_id=user_id, requested_at=now or utcnow()))
     session.commit()
     return [
-        enqueue_sync(session, user_id=user_id, connection_id=c.id, trigger="manual", full=full)[0] for c in connections
+        enqueue_sync(
+            session, user_id=user_id, connection_id=c.id, trigger="manual", full=full, reconciled_at=reconciled_at
+        )[0]
+        for c in connections
     ]
 
 

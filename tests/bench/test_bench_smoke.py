@@ -9,6 +9,7 @@ import pytest
 
 from bench import report
 from bench.__main__ import BENCHMARKS, run_benchmarks, toy_profile
+from bench.worker import COPY_KIND
 from tests.pgserver import find_pg_bin
 
 ENV_VARS = ("DATA_DIR", "BENCH_ENCRYPTION_KEY", "ENCRYPTION_KEYS", "AUTH_COOKIE_KEY", "DATABASE_URL", "WORKER_ENABLED",
@@ -31,10 +32,17 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
     assert {versus for *_, versus, r, _ in ratios if r} == {"floor", "guide"}
     assert {r["approach"] for r in saved["ingest"]["runs"]} == {"engine", "floor", "guide"}
     assert saved["ingest"]["profiles"][dbs[0]]["profile"]["top_cumulative_core"]
+    for r in saved["ingest"]["runs"]:  # PostgreSQL's page write is timed whole: its COPY with its INSERT
+        if r["approach"] == "engine":
+            kinds = {st["kind"] for st in r["statements"]}
+            assert (COPY_KIND in kinds) == (r["db"] == "postgresql"), kinds
     assert saved["memory"]["by_db"][dbs[0]]["tracemalloc"]["top"]
     assert [sc["total"] for sc in saved["requests"]["scenarios"]][1] <= 2
     assert saved["requests"]["scenarios"][2]["webhooks"] == 2  # one per account, through the app's receiver
     assert saved["sandbox"]["client_parses_json"]["activities_per_second_median"] > 0
+    for db in dbs:  # history growth: every size seeded first, then measured in turn, run by run
+        runs = sorted((r["at"], c["size"]) for c in saved["growth"]["cells"] if c["db"] == db for r in c["runs"])
+        assert [size for _, size in runs] == [1_000, 3_000, 1_000, 3_000]
     assert all(t["plans"] for t in (saved["queries"]["by_db"]["sqlite"]["users"]["heavy"]["timings"]) if t.get("plans"))
     if "skipped" not in saved["browser"]:  # no chromium here: the section says so
         b = saved["browser"]

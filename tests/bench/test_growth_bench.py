@@ -40,3 +40,10 @@ def test_the_report_shows_the_section_and_its_target():
     assert (
         "no-change fetching sync, 1,000,000 vs 10,000 stored activities (SQLite) | ≤ 1.3× | 2.000× | **missed**" in text
     )
+
+
+def test_growth_alone_measures_on_postgresql_too():
+    from bench.__main__ import database_kinds, full_profile
+
+    assert database_kinds(full_profile(), ["growth"]) == ("sqlite", "postgresql")
+    assert database_kinds(full_profile(), ["sandbox", "browser"]) == ("sqlite",)

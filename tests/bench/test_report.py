@@ -66,9 +66,17 @@ def _row(text: str, starts: str) -> str:
 
 
 # The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
+TARGETS = 39  # targets with a verdict in the stored results
 STORED_MISSES = {
-    # Absolute seconds measured while other engineers' test runs loaded the two CPUs (Streamlit alone took
-    # 2.12 s for the same table); the ratios to Streamlit alone sit beside them in the report.
+    # Four ingest ratios of a run measured while other engineers' benchmarks and tests loaded the two CPUs (see
+    # its note): PostgreSQL's 0.85× at 100,000 and 1,000,000 (issue 25), and SQLite's guide ratio and 1,000,000
+    # ratio (SQLite's page write is unchanged since they were met).
+    "Ingest, engine ÷ guide throughput (SQLite, 10,000 activities)",
+    "Ingest, engine ÷ floor throughput (SQLite, 1,000,000 activities)",
+    "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
+    "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
+    # Absolute seconds measured under the same load (Streamlit alone took 2.12 s for the same table); the
+    # ratios to Streamlit alone sit beside them in the report.
     "Browser, navigation → rendered table, first visit after server start (median)",
     "Browser, navigation → rendered table, later visits (median)",
     "Browser, navigation → rendered table, later visits, returning browser (Streamlit's scripts cached) (median)",
@@ -83,8 +91,8 @@ STORED_MISSES = {
 def test_the_stored_results_miss_only_the_named_targets_and_the_report_says_which():
     judged = [t for t in report.verdicts(STORED) if t.met is not None]
     missed = [t.what for t in judged if not t.met]
-    assert len(judged) == 38 and set(missed) == STORED_MISSES
-    assert f"{38 - len(missed)} of 38 targets met; missed: {'; '.join(missed)}." in report.render(STORED)
+    assert len(judged) == TARGETS and set(missed) == STORED_MISSES
+    assert f"{TARGETS - len(missed)} of {TARGETS} targets met; missed: {'; '.join(missed)}." in report.render(STORED)
 
 
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
@@ -98,9 +106,26 @@ def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     text = report.render(results)
     assert f"| {what} | ≥ 0.5× | 0.495× | **missed** |" in text
     assert (
-        f"{37 - len(STORED_MISSES)} of 38 targets met; missed: " in text
+        f"{TARGETS - 1 - len(STORED_MISSES)} of {TARGETS} targets met; missed: " in text
         and what in text.split("targets met; missed: ")[1]
     )
+
+
+@pytest.mark.parametrize("size", [100_000, 1_000_000])
+def test_postgresql_ingest_from_100000_activities_needs_085_of_the_floor_with_the_cpu_beside_it(size):
+    results = _results()
+    what = f"Ingest, engine ÷ floor throughput (PostgreSQL, {size:,} activities)"
+    engine = _median(results, "postgresql", size, "engine")
+    _set_median(results, "postgresql", size, "floor", engine / 0.851)
+    [target] = [t for t in report.verdicts(results) if t.what == what]
+    assert (target.target, target.met) == ("≥ 0.85×", True)
+    cpu = [statistics.median(r["cpu_seconds_per_1k"] for r in _cell(results, "postgresql", size, a)) for a in ("engine", "floor")]  # fmt: skip
+    assert target.measured == f"0.851× (CPU s per 1,000: {cpu[0]:.3f} engine, {cpu[1]:.3f} floor)"
+    _set_median(results, "postgresql", size, "floor", engine / 0.845)
+    assert _verdict(results, what) is False
+    # 10,000 activities keep the general target of half the floor's rate.
+    _set_median(results, "postgresql", 10_000, "floor", _median(results, "postgresql", 10_000, "engine") / 0.6)
+    assert _verdict(results, "Ingest, engine ÷ floor throughput (PostgreSQL, 10,000 activities)") is True
 
 
 def test_the_guide_ratio_verdict_needs_ten_times_the_guides_rate():

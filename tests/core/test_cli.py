@@ -110,18 +110,33 @@ def test_cli_end_to_end_users_connect_sync_export(engine, db_url, sandbox, tmp_p
         assert secret not in printed
 
 
-def test_cli_sync_exits_nonzero_when_the_run_did_not_complete(engine, db_url, sandbox, tmp_path):
-    env = cli_env(sandbox, db_url, tmp_path)
-    cli(env, "users", "add", "erin", "--password-stdin", stdin="a long enough password\n")
-    assert cli(env, "connect", "erin").returncode == 0
+def _connected_trader(env, engine, sandbox, username: str, broker: str) -> str:
+    """A trader added and registered through the CLI, with one sandbox connection of 50 activities; its id."""
+    cli(env, "users", "add", username, "--password-stdin", stdin="a long enough password\n")
+    assert cli(env, "connect", username).returncode == 0
     with Session(engine) as s:
         st = s.exec(select(SnapTradeUser)).one().snaptrade_user_id
-    auth_id = sandbox.create_connection(st, broker="SANDBOX_US", history_size=50)
-    sandbox.disable_connection(auth_id)
+    return sandbox.create_connection(st, broker=broker, history_size=50)
+
+
+def test_cli_sync_exits_nonzero_when_the_run_did_not_complete(engine, db_url, sandbox, tmp_path):
+    env = cli_env(sandbox, db_url, tmp_path)
+    sandbox.disable_connection(_connected_trader(env, engine, sandbox, "erin", "SANDBOX_US"))
     r = cli(env, "sync", "erin")
     assert r.returncode != 0 and "reconnect" in r.stdout.lower()
     missing = cli(env, "sync", "nobody")
     assert missing.returncode != 0 and "no user named" in missing.stderr
+
+
+def test_cli_sync_with_nothing_new_makes_two_requests_like_the_worker(engine, db_url, sandbox, tmp_path):
+    env = cli_env(sandbox, db_url, tmp_path)
+    _connected_trader(env, engine, sandbox, "frank", "SANDBOX_CRYPTO")
+    assert cli(env, "sync", "frank").returncode == 0
+    sandbox.reset_request_log()
+    r = cli(env, "sync", "frank")
+    assert r.returncode == 0 and "completed" in r.stdout, r.stderr
+    # The CLI's reconcile (connections + accounts) and nothing more: the run reuses it.
+    assert [e["path_template"] for e in sandbox.request_log()] == ["/authorizations", "/accounts/all"]
 
 
 def _bare_env(tmp_path) -> dict:

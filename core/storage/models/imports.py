@@ -299,6 +299,7 @@ class TransactionSyncLog(SQLModel, table=True):
     attempts: int = Field(default=0)
     worker_id: Optional[str] = Field(default=None, max_length=128)
     checkpoint: Optional[dict] = Field(default=None, sa_column=Column(JSONType, nullable=True))
+    reconciled_at: Optional[datetime] = Field(default=None)  # the reconcile that queued it (core.ingest.reconcile_once)
     account_breakdown: Optional[list] = Field(default=None, sa_column=Column(JSONType, nullable=True))
     start_date: Optional[date] = Field(default=None)
     end_date: Optional[date] = Field(default=None)

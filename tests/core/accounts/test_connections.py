@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 import urllib.request
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,11 @@ from core.accounts.connections import (
     reconcile_connections,
     set_auto_sync,
 )
+from core.ingest.reconcile_once import REUSE_SECONDS
+from core.ingest.sync import execute_run
+from core.jobs import queue as jobs
 from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, TransactionSyncLog
+from sandbox.portal import PREFIX as PORTAL_PREFIX
 from tests.syncsupport import connect, make_user, snaptrade_user_id, sync_now
 
 
@@ -60,6 +65,38 @@ def test_portal_success_callback_reconciles_and_queues_the_initial_sync(session,
     again = handle_portal_callback(session, user_id=uid, params=params)
     assert again.run_ids == [] and again.change is None and "already connected" in again.message
     assert session.exec(select(sa.func.count()).select_from(TransactionSyncLog)).one() == 1
+
+
+def _onboard(session, engine, sandbox, queue_wait: timedelta = timedelta(0)) -> list[str]:
+    """A new trader from portal link to finished first import; the SnapTrade requests it made (portal pages aside)."""
+    uid = make_user(session)
+    sandbox.set_history_size(300)  # one page per account
+    sandbox.reset_request_log()
+    url = create_portal_link(
+        session, user_id=uid, broker="SANDBOX_CRYPTO", redirect_url="http://127.0.0.1:8501/callback"
+    )
+    outcome = handle_portal_callback(session, user_id=uid, params=portal(url, "SANDBOX_CRYPTO", "connect"))
+    [run_id] = outcome.run_ids
+    run = session.get(TransactionSyncLog, run_id)
+    run.queued_at -= queue_wait  # the run waited in the queue this long after the callback's reconcile
+    run.reconciled_at = run.reconciled_at and run.reconciled_at - queue_wait
+    session.add(run)
+    session.commit()
+    jobs.claim_run(session, run_id, "test-worker")
+    assert execute_run(run_id, engine=engine).status == "completed"
+    return [r["path_template"] for r in sandbox.request_log() if not r["path_template"].startswith(PORTAL_PREFIX)]
+
+
+def test_a_new_connection_spends_the_reconcile_once_from_portal_link_to_first_import(session, engine, sandbox):
+    requests = _onboard(session, engine, sandbox)
+    # register, login link, the callback's reconcile (2), then one activities page, balances and positions
+    assert requests.count("/authorizations") == 1 and requests.count("/accounts/all") == 1, requests
+    assert len(requests) <= 7, requests
+
+
+def test_an_initial_run_that_waited_past_the_reuse_window_reconciles_again(session, engine, sandbox):
+    requests = _onboard(session, engine, sandbox, queue_wait=timedelta(seconds=REUSE_SECONDS + 5))
+    assert requests.count("/authorizations") == 2 and requests.count("/accounts/all") == 2, requests
 
 
 @pytest.mark.parametrize("action, status", [("invalid", "error"), ("cancel", "abandoned")])
