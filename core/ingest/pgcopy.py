@@ -53,10 +53,20 @@ class CopyPageWriter:
             where=T.c.raw_hash != insert.excluded.raw_hash,
         )
         self.insert_sql = str(insert.compile(dialect=dialect))
-        # An inserted row's two stamps are the page's; a rewritten one keeps its older created_at.
-        self.counting_sql = str(
-            insert.returning((T.c.created_at == T.c.updated_at).label("new")).compile(dialect=dialect)
+        # Which written rows are new: every part of one statement sees the table as it was before the statement
+        # (PostgreSQL's data-modifying WITH), so `stored` holds the page's rows that existed already. (Comparing
+        # the stamps instead would count a row rewritten by a page stamped like its creation as new.)
+        stored = (
+            sa.select(T.c.snaptrade_activity_id)
+            .join(page, sa.and_(T.c.account_id == page.c.account_id,
+                                T.c.snaptrade_activity_id == page.c.snaptrade_activity_id))
+            .cte("stored")
+        )  # fmt: skip
+        written = insert.returning(T.c.snaptrade_activity_id).cte("written")
+        counting = sa.select(
+            written.c.snaptrade_activity_id.not_in(sa.select(stored.c.snaptrade_activity_id)).label("new")
         )
+        self.counting_sql = str(counting.compile(dialect=dialect))
         self._getter = itemgetter(*self.names)
 
     def stamp(self, now: datetime) -> datetime:
