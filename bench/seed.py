@@ -75,6 +75,32 @@ def _create_owners(engine: Engine, plan: SeedPlan) -> dict[str, tuple[int, list[
     return owners
 
 
+def _figures(kind: str, day: date, symbol: str | None, rng: random.Random) -> tuple:
+    """(units, price, fee, option ticker, amount) of one seeded activity: 12 % of trades are options."""
+    qty = price = fee = option = None
+    if kind in ("BUY", "SELL"):
+        if rng.random() < 0.12:
+            expiry = day + timedelta(days=rng.randrange(7, 120))
+            strike = Decimal(rng.randrange(5, 500))
+            option = f"{symbol or 'SPY':<6}{expiry:%y%m%d}{rng.choice('CP')}{int(strike * 1000):08d}"  # OCC
+            qty = Decimal(rng.randrange(1, 10))
+            price = (Decimal(rng.randrange(5, 2000)) / 100).quantize(QUANTUM)
+            amount = qty * price * 100
+        else:
+            qty = Decimal(rng.randrange(1, 300))
+            price = (Decimal(rng.randrange(500, 90000)) / 100).quantize(QUANTUM)
+            amount = qty * price
+        fee = Decimal(rng.choice(("0", "0", "4.95", "9.99", "1.00")))
+        amount = -(amount + fee) if kind == "BUY" else amount - fee
+    elif kind in ("DIVIDEND", "REI", "INTEREST", "CONTRIBUTION", "RETURN_OF_CAPITAL"):
+        amount = (Decimal(rng.randrange(100, 500000)) / 100).quantize(QUANTUM)
+    elif kind in ("FEE", "TAX", "WITHDRAWAL"):
+        amount = -(Decimal(rng.randrange(100, 200000)) / 100).quantize(QUANTUM)
+    else:
+        amount = Decimal(0)
+    return qty, price, fee, option, amount
+
+
 def transactions(user_id: int, accounts: list[tuple[int, str]], n: int, rng: random.Random, years: int) -> Iterator[dict[str, Any]]:  # fmt: skip
     """n rows spread over `years` years up to yesterday, 70 % in the first account."""
     types, cum = [t for t, _ in TYPE_WEIGHTS], list(accumulate(w for _, w in TYPE_WEIGHTS))
@@ -88,27 +114,7 @@ def transactions(user_id: int, accounts: list[tuple[int, str]], n: int, rng: ran
         day = end - timedelta(days=rng.randrange(span))
         no_symbol = kind in ("CONTRIBUTION", "WITHDRAWAL", "INTEREST", "FEE", "TRANSFER", "OTHER")
         symbol = None if no_symbol else rng.choices(SYMBOLS, cum_weights=sym_cum)[0]
-        qty = price = fee = option = None
-        if kind in ("BUY", "SELL"):
-            if rng.random() < 0.12:
-                expiry = day + timedelta(days=rng.randrange(7, 120))
-                strike = Decimal(rng.randrange(5, 500))
-                option = f"{symbol or 'SPY':<6}{expiry:%y%m%d}{rng.choice('CP')}{int(strike * 1000):08d}"  # OCC
-                qty = Decimal(rng.randrange(1, 10))
-                price = (Decimal(rng.randrange(5, 2000)) / 100).quantize(QUANTUM)
-                amount = qty * price * 100
-            else:
-                qty = Decimal(rng.randrange(1, 300))
-                price = (Decimal(rng.randrange(500, 90000)) / 100).quantize(QUANTUM)
-                amount = qty * price
-            fee = Decimal(rng.choice(("0", "0", "4.95", "9.99", "1.00")))
-            amount = -(amount + fee) if kind == "BUY" else amount - fee
-        elif kind in ("DIVIDEND", "REI", "INTEREST", "CONTRIBUTION", "RETURN_OF_CAPITAL"):
-            amount = (Decimal(rng.randrange(100, 500000)) / 100).quantize(QUANTUM)
-        elif kind in ("FEE", "TAX", "WITHDRAWAL"):
-            amount = -(Decimal(rng.randrange(100, 200000)) / 100).quantize(QUANTUM)
-        else:
-            amount = Decimal(0)
+        qty, price, fee, option, amount = _figures(kind, day, symbol, rng)
         activity_id = f"{user_id:04x}-{i:08x}-{rng.getrandbits(48):012x}"
         desc = f"{kind.replace('_', ' ').title()} {option or symbol or ''}".strip()
         settle = day + timedelta(days=1 if kind in ("BUY", "SELL") else 0)
