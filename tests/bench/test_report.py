@@ -83,8 +83,6 @@ STORED_MISSES = {
     # Issue 22's journal targets still missed (its page queries and the rebuild's peak RSS are met).
     "journal full rebuild, 200,000 activities",
     "journal upkeep after a one-page sync (1,000 activities)",
-    # Issue 25 item 2, measured at 9 before the reconcile was spent once.
-    "Onboarding, SnapTrade requests per new connection (100 users at once)",
 }
 
 
