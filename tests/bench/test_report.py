@@ -68,13 +68,19 @@ def _row(text: str, starts: str) -> str:
 # The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
 TARGETS = 39  # targets with a verdict in the stored results
 STORED_MISSES = {
-    # Four ingest ratios of a run measured while other engineers' benchmarks and tests loaded the two CPUs (see
-    # its note): PostgreSQL's 0.85× at 100,000 and 1,000,000 (issue 25), and SQLite's guide ratio and 1,000,000
-    # ratio (SQLite's page write is unchanged since they were met).
+    # Ingest ratios of a run (--runs 2 --big-runs 1) made while other engineers' benchmarks and tests loaded the
+    # two CPUs. The engine's initial import now also builds the trading journal (27 % of a 100,000-activity
+    # import in its profile), which the floor does not: PostgreSQL's 0.85× at 100,000 and 1,000,000 (issue 25),
+    # SQLite's guide ratio and 100,000 ratio, and PostgreSQL without autoanalyze.
     "Ingest, engine ÷ guide throughput (SQLite, 10,000 activities)",
-    "Ingest, engine ÷ floor throughput (SQLite, 1,000,000 activities)",
+    "Ingest, engine ÷ floor throughput (SQLite, 100,000 activities)",
     "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
     "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
+    "Ingest, engine, no autoanalyze ÷ floor throughput (PostgreSQL, 100,000 activities)",
+    # The journal's first upkeep after an initial import read every dirty pair's rows at once (887 / 855 MiB at
+    # 1,000,000 activities).
+    "Memory, peak RSS 1,000,000 vs 10,000 activities (SQLite)",
+    "Memory, peak RSS 1,000,000 vs 10,000 activities (PostgreSQL)",
     # Absolute seconds measured under the same load (Streamlit alone took 2.12 s for the same table); the
     # ratios to Streamlit alone sit beside them in the report.
     "Browser, navigation → rendered table, first visit after server start (median)",
@@ -96,6 +102,7 @@ def test_the_stored_results_miss_only_the_named_targets_and_the_report_says_whic
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     results = _results()
     what = "Ingest, engine ÷ floor throughput (SQLite, 100,000 activities)"
+    _set_median(results, "sqlite", 100_000, "floor", _median(results, "sqlite", 100_000, "engine") / 0.5)
     assert _verdict(results, what) is True
     _set_median(
         results, "sqlite", 100_000, "floor", _median(results, "sqlite", 100_000, "engine") / 0.495
@@ -103,10 +110,8 @@ def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     assert _verdict(results, what) is False
     text = report.render(results)
     assert f"| {what} | ≥ 0.5× | 0.495× | **missed** |" in text
-    assert (
-        f"{TARGETS - 1 - len(STORED_MISSES)} of {TARGETS} targets met; missed: " in text
-        and what in text.split("targets met; missed: ")[1]
-    )
+    missed = [t.what for t in report.verdicts(results) if t.met is False]
+    assert what in missed and f"{TARGETS - len(missed)} of {TARGETS} targets met; missed: " in text
 
 
 @pytest.mark.parametrize("size", [100_000, 1_000_000])
@@ -148,6 +153,7 @@ def test_the_memory_verdict_needs_both_the_ratio_and_the_absolute_peak(large_pea
     cells = results["memory"]["by_db"]["sqlite"]["cells"]
     cells["10000"]["peak_bytes"] = 220 * 2**20 if large_peak == 310_000_000 else 147 * 2**20  # 310 MB: ratio 1.34
     cells["1000000"]["peak_bytes"] = large_peak
+    cells["10000"]["before_run_bytes"] = 100 * 2**20
     assert _verdict(results, "Memory, peak RSS 1,000,000 vs 10,000 activities (SQLite)") is met
     assert _row(report.render(results), "| SQLite | 100 MiB | ").endswith("| met |" if met else "| **missed** |")
 
