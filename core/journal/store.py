@@ -246,6 +246,7 @@ class _Built:
     states: dict[str, PairState]
     key_of: dict[str, str]
     symbols: dict[str, str | None]
+    lots_written: frozenset[str] = frozenset()  # pairs whose lots _write_lots writes (continued pairs)
 
 
 def _symbols(rows: Iterable[_Row]) -> dict[str, str]:
@@ -302,7 +303,7 @@ def _continue(account: BrokerageAccount, pairs: dict[str, tuple[PairState, list]
         elif st.last is not None and last[0] == st.last[0]:
             on_last_day += st.last_day_items
         states[key] = PairState(books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=st.symbol)
-    return _Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()})
+    return _Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()}, frozenset(pairs))
 
 
 # --------------------------------------------------------------------------- updating the dirty pairs
@@ -343,8 +344,7 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
         affected |= _store(session, account, built, flagged)
     if continuing:
         built = _continue(account, continuing, shorts)
-        affected |= _delete_pairs(session, account, sorted(continuing), everything=False)
-        affected |= _store(session, account, built, {})
+        affected |= _store_continued(session, account, built, {k: st for k, (st, _) in continuing.items()})
     daily.refresh(session, account.user_id, account.id, affected)
     return RebuildCounts(pairs=len(marks), activities=len(rows) + read, round_trips=0, positions=0, unplaceable=0,
                          continued=len(continuing))  # fmt: skip
@@ -444,18 +444,28 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
 
 
 def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
+    """The stored states of these pairs, with their open round trips and their open lots (read through
+    (account_id, pair_key) indexes); a state that does not agree with them is left out (rebuilt)."""
     out: dict[str, PairState] = {}
     for chunk in _chunks(sorted(keys)):
         opened: dict[str, dict] = defaultdict(dict)
-        query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.activity_ids).where(
+        query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.id, TRIPS.c.seq,
+                          TRIPS.c.on_date, TRIPS.c.activity_ids).where(
             TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
-        )
-        for key, instrument, currency, activities in session.execute(query):
-            opened[key][(instrument, currency)] = activities
+        )  # fmt: skip
+        for key, instrument, currency, *trip in session.execute(query):
+            opened[key][(instrument, currency)] = tuple(trip)
+        lots: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+        query = sa.select(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, LOTS.c.id, LOTS.c.seq,
+                          LOTS.c.activity_id, LOTS.c.opened_on, LOTS.c.quantity, LOTS.c.cost).where(
+            LOTS.c.account_id == account_id, LOTS.c.pair_key.in_(chunk)
+        ).order_by(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, LOTS.c.seq)  # fmt: skip
+        for key, instrument, currency, *lot in session.execute(query):
+            lots[key][(instrument, currency)].append(lot)
         query = sa.select(STATES.c.pair_key, STATES.c.state).where(STATES.c.account_id == account_id,
                                                                    STATES.c.pair_key.in_(chunk))  # fmt: skip
         for key, data in session.execute(query):
-            if (st := state.load(data, opened.get(key, {}))) is not None:
+            if (st := state.load(data, opened.get(key, {}), lots.get(key, {}))) is not None:
                 out[key] = st
     return out
 
@@ -497,6 +507,76 @@ def _store(session: Session, account: BrokerageAccount, built: _Built, flagged: 
     return {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
 
 
+def _store_continued(session: Session, account: BrokerageAccount, built: _Built, states: dict[str, PairState]) -> set:
+    """Store continued pairs, writing only what changed: their new round trips inserted, the open round trip
+    each had updated in place (still open, or now closed), the lots consumed deleted by id, the lot partly
+    consumed (or changed by a split) updated, the new ones inserted; positions and states replaced (a row
+    per book and pair). Returns the (currency, day)s whose daily aggregates change."""
+    keys = sorted(states)
+    values = _stored_values(account, built, {})
+    affected = {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
+    updates, inserts = [], []
+    for key in keys:
+        # An open round trip's old day: it may close on another.
+        affected |= {(currency, trip[2]) for (_, currency), trip in states[key].open_trips.items()}
+    open_ids = {(k, which[0], which[1], trip[1]): trip[0] for k in keys for which, trip in states[k].open_trips.items()}
+    for row in values[TRIPS.name]:
+        trip_id = open_ids.pop((row["pair_key"], row["instrument"], row["currency"], row["seq"]), None)
+        (inserts if trip_id is None else updates).append(row if trip_id is None else {**row, "b_id": trip_id})
+    stale = [{"b_id": trip_id} for trip_id in open_ids.values()]  # not expected: an open trip stays or closes
+    if updates:
+        session.execute(sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), updates)
+    if stale:
+        session.execute(sa.delete(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), stale)
+    for chunk in _chunks(keys):
+        for table in (POSITIONS, STATES):
+            session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
+    _write_lots(session, account, built, states)
+    for table, rows in ((TRIPS, inserts), (POSITIONS, values[POSITIONS.name]), (UNPLACEABLE, values[UNPLACEABLE.name]),
+                        (STATES, values[STATES.name])):  # fmt: skip
+        if rows:
+            session.execute(sa.insert(table), rows)
+    return affected
+
+
+def _write_lots(session: Session, account: BrokerageAccount, built: _Built, states: dict[str, PairState]) -> None:
+    """The continued pairs' lots against what was stored, both in seq order: gone → deleted, changed →
+    updated, new → inserted. FIFO consumes from the front and opens at the back, so a day's page touches
+    a few lots only."""
+    positions = {(p.instrument, p.currency): p for p in built.result.positions}
+    deletes, updates, inserts = [], [], []
+    ids = {"user_id": account.user_id, "account_id": account.id}
+    by_pair = _books_by_pair(built.books)
+    for key, st in states.items():
+        books = {(i, c): book for (_, i, c), book in by_pair.get(key, {}).items()}
+        for which in set(books) | set(st.stored_lots):
+            stored = st.stored_lots.get(which, ())
+            book, position = books.get(which), positions.get(which)
+            held = list(zip(position.lots, book.lots, strict=True)) if book is not None and position else []
+            i = j = 0
+            while i < len(stored) or j < len(held):
+                row = stored[i] if i < len(stored) else None
+                lot, kept = held[j] if j < len(held) else (None, None)
+                if row is not None and (kept is None or row[1] < kept.seq):
+                    deletes.append({"b_id": row[0]})  # consumed
+                    i += 1
+                elif kept is not None and (row is None or kept.seq < row[1]):
+                    inserts.append({**ids, "pair_key": key, "instrument": which[0], "currency": which[1],
+                                    "seq": kept.seq, "activity_id": lot.activity_id, "opened_on": lot.opened_on,
+                                    "quantity": lot.quantity, "cost": lot.cost})  # fmt: skip
+                    j += 1
+                else:
+                    if (row[4], row[5]) != (lot.quantity, lot.cost):  # partly consumed, or split
+                        updates.append({"b_id": row[0], "quantity": lot.quantity, "cost": lot.cost})
+                    i, j = i + 1, j + 1
+    if deletes:
+        session.execute(sa.delete(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), deletes)
+    if updates:
+        session.execute(sa.update(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), updates)
+    if inserts:
+        session.execute(sa.insert(LOTS), inserts)
+
+
 def _stored_values(account: BrokerageAccount, built: _Built, flagged: dict[tuple, Any]) -> dict[str, list[dict]]:
     ids = {"user_id": account.user_id, "account_id": account.id}
     result, symbols = built.result, built.symbols
@@ -517,9 +597,12 @@ def _stored_values(account: BrokerageAccount, built: _Built, flagged: dict[tuple
         positions.append({**ids, "pair_key": key, "instrument": key, "symbol": symbols.get(key),
                           "currency": position.currency, "quantity": position.quantity,
                           "cost_basis": position.cost_basis})  # fmt: skip
-        lots.extend({**ids, "pair_key": key, "instrument": key, "currency": position.currency, "seq": i,
+        if key in built.lots_written:
+            continue  # a continued pair: only its changed lots are written (_write_lots)
+        book = built.books[(position.account, key, position.currency)]
+        lots.extend({**ids, "pair_key": key, "instrument": key, "currency": position.currency, "seq": held.seq,
                      "activity_id": lot.activity_id, "opened_on": lot.opened_on, "quantity": lot.quantity,
-                     "cost": lot.cost} for i, lot in enumerate(position.lots))  # fmt: skip
+                     "cost": lot.cost} for lot, held in zip(position.lots, book.lots, strict=True))  # fmt: skip
     now = utcnow()
     seen: set[tuple[str, str]] = set()
     for u in result.unplaceable:

@@ -133,6 +133,9 @@ class _Lot:
     # Notional of one unit (>= 0; None when unknown): the lot's cost is quantity × unit_value, so consuming
     # part of a lot only lowers its quantity and needs no division.
     unit_value: Decimal | Fraction | None
+    # The lot's place among every lot its book ever opened: it never changes while the lot lives, so a
+    # continuation (core.journal.store) rewrites only the stored lots that changed.
+    seq: int = 0
 
     @property
     def cost(self) -> Decimal | Fraction | None:
@@ -195,6 +198,7 @@ class _Book:
         self.ignored: list[Fill] = []
         self.is_option = False
         self.closed_before = 0
+        self.opened = 0  # lots ever opened (the next lot's seq)
 
     def apply(self, item: Fill | Unplaceable) -> None:
         if isinstance(item, Unplaceable):
@@ -237,7 +241,8 @@ class _Book:
         value = unit_value * quantity if unit_value is not None else ZERO
         trip.add(fill.activity_id, buy=buy, value=value, fee=ZERO if crossed else _fee(fill))
         _flag_activity(trip, fill, unit_value)
-        self.lots.append(_Lot(fill.activity_id, fill.trade_date, quantity, unit_value))
+        self.lots.append(_Lot(fill.activity_id, fill.trade_date, quantity, unit_value, self.opened))
+        self.opened += 1
         self.position += quantity if buy else -quantity
         trip.peak = max(trip.peak, abs(self.position))
         if fill.is_crypto and not buy:

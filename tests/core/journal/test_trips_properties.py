@@ -248,8 +248,10 @@ def test_gross_over_round_trips_is_sells_minus_buys_when_everything_closes_flat(
 @given(activity_sequences(), st.booleans(), st.integers(min_value=0, max_value=25))
 def test_continuing_stored_books_with_the_later_activities_equals_building_everything(acts, broker_short, cut):
     """Build the first activities (in engine order), store the books as JSON (core.journal.state; an open round
-    trip's activities come from its stored row), continue them with the rest: the round trips closed before, then those the continuation gives, are build's; so are the
-    open position, its lots and the unplaceable activities (splits leave Fraction lots: kept exact)."""
+    trip's activities come from its stored row, the lots from their stored rows: quantity and cost, the unit
+    value being their exact quotient), continue them with the rest: the round trips closed before, then those
+    the continuation gives, are build's; so are the open position, its lots and the unplaceable activities
+    (splits leave Fraction lots: kept exact in the JSON)."""
     from core.journal.state import PairState, dump, key_of_items, load
     from core.journal.trips import build_books, order_fills
 
@@ -259,8 +261,12 @@ def test_continuing_stored_books_with_the_later_activities_equals_building_every
     before, books = build_books(first, shorts)
     last, on_last_day = key_of_items(first)
     stored = json.loads(json.dumps(dump(PairState(books, last, on_last_day, "XYZ"))))
-    opened = {(t.instrument, t.currency): list(t.activities) for t in before.round_trips if t.status == "open"}
-    after, _ = build_books(rest, shorts, load(stored, opened).books)
+    opened = {(t.instrument, t.currency): (0, 0, t.opened_on, list(t.activities))
+              for t in before.round_trips if t.status == "open"}  # fmt: skip
+    lots = {(p.instrument, p.currency): [(0, kept.seq, lot.activity_id, lot.opened_on, lot.quantity, lot.cost)
+                                         for lot, kept in zip(p.lots, books[(p.account, p.instrument, p.currency)].lots)]
+            for p in before.positions}  # fmt: skip
+    after, _ = build_books(rest, shorts, load(stored, opened, lots).books)
     whole = build(acts, shorts)
     closed_before = tuple(t for t in before.round_trips if t.status == "closed")
     assert closed_before + after.round_trips == whole.round_trips
