@@ -46,6 +46,7 @@ TRIPS = JournalRoundTrip.__table__
 POSITIONS = JournalPosition.__table__
 LOTS = JournalOpenLot.__table__
 UNPLACEABLE = JournalUnplaceable.__table__
+DAILY = JournalDaily.__table__
 DERIVED = (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES)
 _CHUNK = 500  # keys per IN list
 _CHUNK_ROWS = 20_000  # rows built at once by a full rebuild: its memory does not grow with the history
@@ -335,30 +336,51 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
         ):
             continuing[key] = (st, new)
     rebuilding = sorted(set(marks) - set(continuing))
-    rows = _read_rows(session, account, rebuilding) if rebuilding else []
-    flagged = _flagged_before(session, account, rebuilding) if rebuilding else {}
     affected: set[daily.Day] = set()
+    rebuilt = 0
     if rebuilding:
-        built = _build(account, rows, shorts, rebuilding)
+        # Streamed as a full rebuild is: the first upkeep after an initial import rebuilds every pair, and
+        # must not hold all their rows at once.
+        flagged = _flagged_before(session, account, rebuilding)
         affected |= _delete_pairs(session, account, rebuilding, everything=True)
-        affected |= _store(session, account, built, flagged)
+        # No round trip of another pair left (the first upkeep of an account): the days counted while
+        # building are the account's whole daily aggregates, written at once instead of recounted.
+        alone = not continuing and session.execute(sa.select(TRIPS.c.id).where(TRIPS.c.account_id == account.id)
+                                                   .limit(1)).first() is None  # fmt: skip
+        days: dict[daily.Day, dict[str, Any]] = {}
+        rebuilt = _build_streamed(session, account, set(rebuilding), shorts, flagged, days).activities
+        if alone:
+            session.execute(sa.delete(DAILY).where(DAILY.c.account_id == account.id))
+            daily.insert(session, account.user_id, account.id, days)
+        else:
+            affected |= set(days)
     if continuing:
         built = _continue(account, continuing, shorts)
         affected |= _store_continued(session, account, built, {k: st for k, (st, _) in continuing.items()})
     daily.refresh(session, account.user_id, account.id, affected)
-    return RebuildCounts(pairs=len(marks), activities=len(rows) + read, round_trips=0, positions=0, unplaceable=0,
+    return RebuildCounts(pairs=len(marks), activities=rebuilt + read, round_trips=0, positions=0, unplaceable=0,
                          continued=len(continuing))  # fmt: skip
 
 
 def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCounts:
-    """Every pair of the account from scratch, streamed: pairs packed into chunks of about _CHUNK_ROWS rows,
-    and a pair larger than that fed through the engine in date order a chunk of dates at a time (its books
-    continue from chunk to chunk), so neither time per row nor memory grows with the history."""
+    """Every pair of the account from scratch, streamed (_build_streamed); the daily aggregates counted in
+    the same pass."""
     shorts = broker_shorts(session, account)
     flagged = _flagged_before(session, account)
     for table in (*DERIVED, JournalDaily.__table__):
         session.execute(sa.delete(table).where(table.c.account_id == account.id))
     days: dict[daily.Day, dict[str, Any]] = {}
+    counts = _build_streamed(session, account, None, shorts, flagged, days)
+    daily.insert(session, account.user_id, account.id, days)
+    return counts
+
+
+def _build_streamed(session: Session, account: BrokerageAccount, keys: set[str] | None, shorts: frozenset,
+                    flagged: dict[tuple, Any], days: dict[daily.Day, dict[str, Any]]) -> RebuildCounts:  # fmt: skip
+    """Build and store these pairs (every pair of the account when None), whose stored rows are already
+    deleted, streamed: pairs packed into chunks of about _CHUNK_ROWS rows, and a pair larger than that fed
+    through the engine in date order a chunk of dates at a time (its books continue from chunk to chunk), so
+    neither time per row nor memory grows with the history. Counts their round trips into `days`."""
     totals = [0, 0, 0, 0, 0]  # pairs, activities, round trips, positions, unplaceable
 
     def stored(built: _Built, rows: int) -> None:
@@ -371,7 +393,7 @@ def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCoun
 
     small: list[str] = []
     size = 0
-    for key, rows, column in _pair_sizes(session, account):
+    for key, rows, column in _pair_sizes(session, account, keys):
         if rows > _CHUNK_ROWS:
             _stream_pair(session, account, key, column, shorts, stored)
             continue
@@ -381,23 +403,31 @@ def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCoun
             small, size = [], 0
         small.append(key)
         size += rows
-    chunk_rows = _read_rows(session, account, [*small, ""])
-    stored(_build(account, chunk_rows, shorts, [*small, ""]), len(chunk_rows))
-    daily.insert(session, account.user_id, account.id, days)
+    last = [*small, ""] if keys is None or "" in keys else small
+    if last:
+        chunk_rows = _read_rows(session, account, last)
+        stored(_build(account, chunk_rows, shorts, last), len(chunk_rows))
     return RebuildCounts(*totals)
 
 
-def _pair_sizes(session: Session, account: BrokerageAccount) -> Iterator[tuple[str, int, Any]]:
-    """(pair, rows, column) for every symbol and option contract of the account, from the indexes alone; a
-    few more than the pairs (a symbol seen only on option rows without a ticker belongs to "")."""
+def _pair_sizes(session: Session, account: BrokerageAccount, keys: set[str] | None = None
+                ) -> Iterator[tuple[str, int, Any]]:  # fmt: skip
+    """(pair, rows, column) for every symbol and option contract of the account (of these pairs when given),
+    from the indexes alone; a few more than the pairs (a symbol seen only on option rows without a ticker
+    belongs to "")."""
     symbols = (sa.select(T.c.symbol, sa.func.count())
                .where(T.c.account_id == account.id, T.c.option_ticker.is_(None), T.c.symbol.is_not(None))
                .group_by(T.c.symbol))  # fmt: skip
     options = (sa.select(T.c.option_ticker, sa.func.count())
                .where(T.c.account_id == account.id, T.c.option_ticker.is_not(None)).group_by(T.c.option_ticker))  # fmt: skip
     for query, column in ((symbols, T.c.symbol), (options, T.c.option_ticker)):
-        for key, rows in session.execute(query):
-            yield key, rows, column
+        if keys is None:
+            for key, rows in session.execute(query):
+                yield key, rows, column
+            continue
+        for chunk in _chunks(sorted(k for k in keys if k)):
+            for key, rows in session.execute(query.where(column.in_(chunk))):
+                yield key, rows, column
 
 
 def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: Any, shorts: frozenset,
