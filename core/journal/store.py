@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal, localcontext
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -19,7 +20,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.journal import daily, state
-from core.journal.fills import POSITION_TYPES, UNMODELLED_TYPES, Unplaceable, fill_from_row, row_instrument
+from core.journal.exact import EXACT_CONTEXT, ZERO
+from core.journal.fills import (
+    OPTION_EVENT_TYPES,
+    POSITION_TYPES,
+    SPLIT_TYPES,
+    UNMODELLED_TYPES,
+    Fill,
+    Unplaceable,
+    fill_from_row,
+    row_instrument,
+)
 from core.journal.state import PairState
 from core.journal.trips import Books, JournalResult, build_books, order_key, settle
 from core.storage.models import (
@@ -331,8 +342,10 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
         symbols = [r.symbol for r in rows if r.symbol]
         # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
         # stored row of the pair shows it): rebuilt.
-        if len(items) - len(new) == st.last_day_items and (
-            not symbols or st.symbol is not None and min(symbols) >= st.symbol
+        if (
+            len(items) - len(new) == st.last_day_items
+            and (not symbols or st.symbol is not None and min(symbols) >= st.symbol)
+            and _load_lots(session, account.id, key, st, new)
         ):
             continuing[key] = (st, new)
     rebuilding = sorted(set(marks) - set(continuing))
@@ -474,8 +487,8 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
 
 
 def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
-    """The stored states of these pairs, with their open round trips and their open lots (read through
-    (account_id, pair_key) indexes); a state that does not agree with them is left out (rebuilt)."""
+    """The stored states of these pairs with their open round trips, their books holding no lot yet
+    (_load_lots); a state that does not agree with them is left out (rebuilt)."""
     out: dict[str, PairState] = {}
     for chunk in _chunks(sorted(keys)):
         opened: dict[str, dict] = defaultdict(dict)
@@ -485,19 +498,63 @@ def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict
         )  # fmt: skip
         for key, instrument, currency, *trip in session.execute(query):
             opened[key][(instrument, currency)] = tuple(trip)
-        lots: dict[str, dict] = defaultdict(lambda: defaultdict(list))
-        query = sa.select(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, LOTS.c.id, LOTS.c.seq,
-                          LOTS.c.activity_id, LOTS.c.opened_on, LOTS.c.quantity, LOTS.c.cost).where(
-            LOTS.c.account_id == account_id, LOTS.c.pair_key.in_(chunk)
-        ).order_by(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, LOTS.c.seq)  # fmt: skip
-        for key, instrument, currency, *lot in session.execute(query):
-            lots[key][(instrument, currency)].append(lot)
         query = sa.select(STATES.c.pair_key, STATES.c.state).where(STATES.c.account_id == account_id,
                                                                    STATES.c.pair_key.in_(chunk))  # fmt: skip
         for key, data in session.execute(query):
-            if (st := state.load(data, opened.get(key, {}), lots.get(key, {}))) is not None:
+            if (st := state.load(data, opened.get(key, {}))) is not None:
                 out[key] = st
     return out
+
+
+_WHOLE_BOOK_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES  # they change or close every lot of the book
+# One book's lots in seq order, built once (a continuation runs it per book: no per-call SQL construction).
+_BOOK_LOTS = sa.select(LOTS.c.id, LOTS.c.seq, LOTS.c.activity_id, LOTS.c.opened_on, LOTS.c.quantity, LOTS.c.cost).where(
+    LOTS.c.account_id == sa.bindparam("account_id"), LOTS.c.pair_key == sa.bindparam("pair_key"),
+    LOTS.c.instrument == sa.bindparam("instrument"),
+).order_by(LOTS.c.seq)  # fmt: skip
+_BOOK_LOTS, _BOOK_LOTS_IN = (
+    _BOOK_LOTS.where(LOTS.c.currency.is_(None)),
+    _BOOK_LOTS.where(LOTS.c.currency == sa.bindparam("currency")),
+)
+
+
+def _load_lots(session: Session, account_id: int, key: str, st: PairState, new: list) -> bool:
+    """Give a continued pair's books their stored lots: only the oldest ones its new activities can consume
+    (FIFO: lots are consumed from the oldest, at most as many units as the new activities move), or all of
+    them when those activities may take the book to flat or past it, or split it. Each book's lots are read
+    in seq order through (account_id, pair_key, seq) and the read stops there. False when they do not agree
+    with the stored state (the pair is then rebuilt)."""
+    moved: dict[tuple, Decimal] = defaultdict(Decimal)
+    whole: set[tuple] = set()
+    with localcontext(EXACT_CONTEXT):
+        for item in new:
+            which = (item.instrument, item.currency)
+            if item.type in _WHOLE_BOOK_TYPES:
+                whole.add(which)
+            elif isinstance(item, Fill) and item.units is not None:
+                moved[which] += Decimal(item.units).copy_abs()
+        for (_, instrument, currency), book in st.books.items():
+            which = (instrument, currency)
+            if not st.lot_info[which][0]:
+                if not state.attach_lots(st, which, (), complete=True):
+                    return False
+                continue
+            everything = which in whole or moved.get(which, ZERO) >= abs(book.position)
+            params = {"account_id": account_id, "pair_key": key, "instrument": instrument}
+            query = _BOOK_LOTS if currency is None else _BOOK_LOTS_IN
+            rows, held, need = [], ZERO, moved.get(which, ZERO)
+            result = session.execute(query, {**params, "currency": currency} if currency is not None else params)
+            for row in result:
+                rows.append(tuple(row))
+                held += row.quantity.copy_abs()
+                if not everything and held > need:
+                    break
+            else:
+                everything = True
+            result.close()
+            if not state.attach_lots(st, which, rows, complete=everything):
+                return False
+    return True
 
 
 def _delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str], *, everything: bool) -> set:

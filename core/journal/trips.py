@@ -199,6 +199,13 @@ class _Book:
         self.is_option = False
         self.closed_before = 0
         self.opened = 0  # lots ever opened (the next lot's seq)
+        # A book restored with only its oldest lots (those a continuation can consume, core.journal.state)
+        # stands for the lots it did not load, which come after those, by their count, the sum of their known
+        # costs and how many have no known cost. Zero otherwise.
+        self.hidden = 0
+        self.hidden_cost: Decimal | Fraction = ZERO
+        self.hidden_unknown = 0
+        self.hidden_exact: list = []  # the JSON's exact entries (core.journal.state) of the lots not loaded
 
     def apply(self, item: Fill | Unplaceable) -> None:
         if isinstance(item, Unplaceable):
@@ -263,12 +270,16 @@ class _Book:
             else:
                 lot.quantity -= left  # type: ignore[operator]
                 left = ZERO
+        if left and self.hidden:
+            raise RuntimeError("a restored book consumed past the lots it loaded")
 
     def _close(self, on: date) -> None:
         assert self.trip is not None
         self.trip.closed_on = on
         self.trips.append(self.trip)
         self.trip = None
+        if self.hidden:
+            raise RuntimeError("a restored book closed with lots it did not load")
         self.lots.clear()
 
     def _split(self, fill: Fill) -> None:
@@ -281,6 +292,8 @@ class _Book:
         if new <= 0:
             self._unplaceable(unplaceable_of(fill, f"{fill.type} of {fill.units} on a position of {old}"))
             return
+        if self.hidden:
+            raise RuntimeError("a split in a restored book that did not load all its lots")
         factor = Fraction(new) / Fraction(old)
         for lot in self.lots:
             # Cost unchanged: the same money now holds more (or fewer) units.
@@ -357,7 +370,8 @@ def _open_position(key: tuple[str, str, str | None], book: _Book) -> OpenPositio
         for lot in book.lots
     )
     costs = [lot.cost for lot in book.lots]
-    if not all(cost is not None for cost in costs):
+    costs.append(book.hidden_cost)  # the lots a restored book did not load (zero otherwise)
+    if book.hidden_unknown or not all(cost is not None for cost in costs):
         basis = None
     elif all(type(cost) is Decimal for cost in costs):
         basis = sign * sum(costs, ZERO)  # type: ignore[arg-type]  # exact under the engine's context

@@ -558,9 +558,9 @@ def journal_writes(engine, work) -> dict[tuple[str, str], int]:
 
 def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open_round_trip(engine):
     """A long position of 400 lots, continued by a day's page (a sell consuming two and a half lots, then a
-    buy): upkeep deletes the two lots consumed, updates the one partly consumed, inserts the new one, and
-    updates the open round trip in place; no other lot or round trip is written, and the pair's stored state
-    does not grow with its lots. The journal equals a rebuild from scratch."""
+    buy): upkeep reads only the four oldest lots, deletes the two lots consumed, updates the one partly
+    consumed, inserts the new one, and updates the open round trip in place; no other lot or round trip is
+    written, and the pair's stored state does not grow with its lots. The journal equals a rebuild."""
     with Session(engine, expire_on_commit=False) as s:
         user, _, acct = f.make_trader(s)
         day = date(2024, 1, 1)
@@ -581,7 +581,22 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
             nonlocal result
             result = upkeep_accounts(s, [acct.id])
 
-        writes = journal_writes(engine, work)
+        from core.journal import state
+
+        loaded: list[int] = []
+        real_attach = state.attach_lots
+
+        def attach(st, which, rows, *, complete):
+            loaded.append(len(rows))
+            return real_attach(st, which, rows, complete=complete)
+
+        state.attach_lots = attach
+        try:
+            writes = journal_writes(engine, work)
+        finally:
+            state.attach_lots = real_attach
+        # At most the units the page moves can be consumed (6: the sell's 5 and the buy's 1): four lots of 2.
+        assert loaded == [4], "only the oldest lots the page could consume are read, not the 400"
         assert result.continued == 1
         assert writes.get(("DELETE", "journal_open_lots")) == 2, writes
         assert writes.get(("UPDATE", "journal_open_lots")) == 1, writes
