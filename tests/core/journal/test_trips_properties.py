@@ -271,3 +271,31 @@ def test_continuing_stored_books_with_the_later_activities_equals_building_every
     closed_before = tuple(t for t in before.round_trips if t.status == "closed")
     assert closed_before + after.round_trips == whole.round_trips
     assert (after.positions, before.unplaceable + after.unplaceable) == (whole.positions, whole.unplaceable)
+
+    # Again with each book given only its oldest lots when the rest cannot be reached (core.journal.store's
+    # rule: lots holding more than the units the later activities move; all of them when those may take the
+    # book to flat, or split it, or close it): the same round trips, quantities and cost bases.
+    from core.journal.fills import OPTION_EVENT_TYPES, SPLIT_TYPES, Fill, checked
+    from core.journal.state import attach_lots
+
+    partial = load(stored, opened)
+    later = [checked(a) for a in rest]
+    for (_, instrument, currency), book in partial.books.items():
+        which, rows = (instrument, currency), lots.get((instrument, currency), [])
+        mine = [a for a in later if (a.instrument, a.currency) == which]
+        moved = sum((abs(a.units) for a in mine if isinstance(a, Fill) and a.units is not None), D(0))
+        if any(a.type in SPLIT_TYPES | OPTION_EVENT_TYPES for a in mine) or moved >= abs(book.position):
+            assert attach_lots(partial, which, rows, complete=True)
+            continue
+        held, cut_at = D(0), len(rows)
+        for i, row in enumerate(rows):
+            held += abs(row[4])
+            if held > moved:
+                cut_at = i + 1
+                break
+        assert attach_lots(partial, which, rows[:cut_at], complete=cut_at == len(rows))
+    again, _ = build_books(rest, shorts, partial.books)
+    assert (again.round_trips, again.unplaceable) == (after.round_trips, after.unplaceable)
+    assert [(p.instrument, p.currency, p.quantity, p.cost_basis) for p in again.positions] == [
+        (p.instrument, p.currency, p.quantity, p.cost_basis) for p in whole.positions
+    ]
