@@ -20,7 +20,7 @@ from decimal import Context, Decimal, Inexact
 from fractions import Fraction
 from typing import Any
 
-from core.journal.exact import ZERO, exact
+from core.journal.exact import ZERO, exact, simplest
 from core.journal.fills import Fill, Unplaceable
 from core.journal.trips import Books, _Book, _Lot, _Trip, order_key
 
@@ -65,8 +65,9 @@ def key_of_items(items: list[Fill | Unplaceable]) -> tuple[tuple | None, int]:
     """The last order key among the items and how many items fall on its date."""
     if not items:
         return None, 0
-    last = max(order_key(item) for item in items)
-    return last, sum(1 for item in items if item.trade_date == last[0])
+    day = max(item.trade_date for item in items)  # the order key leads with the date: only that day's count
+    on_day = [item for item in items if item.trade_date == day]
+    return max(order_key(item) for item in on_day), len(on_day)
 
 
 @exact
@@ -180,7 +181,11 @@ def attach_lots(st: PairState, which: tuple, rows: Sequence[StoredLot], *, compl
         loaded = {lot.seq for lot in book.lots}
         book.hidden_exact = [e for e in exact_lots if e[0] not in loaded]
         book.hidden_unknown = unknown - sum(1 for lot in book.lots if lot.unit_value is None)
-        book.hidden_cost = known - _known_cost(book)  # type: ignore[operator]  # hidden_cost is zero until here
+        held_cost = _known_cost(book)  # hidden_cost is zero until here
+        if type(known) is Decimal and type(held_cost) is Decimal:
+            book.hidden_cost = known - held_cost
+        else:
+            book.hidden_cost = simplest(Fraction(known) - Fraction(held_cost))  # type: ignore[arg-type]
         if book.hidden_unknown < 0:
             return False
     return True
