@@ -23,7 +23,7 @@ from core.journal.upkeep import rebuild_user, upkeep_accounts
 from core.reads.journal import trades_report
 from core.storage.models import BrokerageAccount, BrokerageTransaction, JournalRoundTrip, utcnow
 from tests import factories as f
-from tests.core.journal.builders import OPT, dirty_count, engine_journal, snapshot
+from tests.core.journal.builders import JOURNAL_TABLES, OPT, dirty_count, engine_journal, snapshot
 from tests.syncsupport import connect, make_user, sync_now
 
 PUT = "MSFT  270115P00300000"
@@ -609,3 +609,37 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
         continued = snapshot(s, user.id)
         rebuild_user(s, user.id)
         assert snapshot(s, user.id) == continued
+
+
+def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_row_by_row(engine, monkeypatch):
+    """SQLite: a rebuild's inserts go to the driver's executemany with each value through its column type's
+    bind processor, not through SQLAlchemy's per-row parameter building (most of a rebuild's writing time);
+    what is stored is what the engine makes of the rows."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL writes through SQLAlchemy")
+    from sqlalchemy.sql import compiler
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        insert(s, [f.transaction_row(acct, transaction_type=("BUY", "SELL")[i % 2], symbol=f"S{i // 2 % 40}",
+                                     security_type="cs", quantity=Decimal(1 if i % 2 == 0 else -1),
+                                     price=Decimal("10.25") + i, fee=Decimal("0.1"), trade_date=day + timedelta(days=i))
+                   for i in range(400)])  # fmt: skip
+        calls = 0
+        real = compiler.SQLCompiler.construct_params
+
+        def counting(self, *args, **kwargs):
+            nonlocal calls
+            statement = getattr(self, "statement", None)
+            if isinstance(statement, sa.Insert) and statement.table.name in JOURNAL_TABLES:
+                calls += 1  # the round trips, positions, lots and unplaceable activities (not the daily sums)
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(compiler.SQLCompiler, "construct_params", counting)
+        rebuild_user(s, user.id)
+        monkeypatch.setattr(compiler.SQLCompiler, "construct_params", real)
+        trips = s.execute(sa.text("SELECT count(*) FROM journal_round_trips")).scalar()
+        assert trips == 200
+        assert calls == 0, f"{calls} parameter sets built for {trips} round trips"
+        assert_journal_is_current(s, user.id)
