@@ -631,16 +631,21 @@ def _store_continued(session: Session, account: BrokerageAccount, built: _Built,
     per book and pair). Returns the (currency, day)s whose daily aggregates change."""
     keys = sorted(states)
     values = _stored_values(account, built, {})
-    affected = {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
+    affected: set[daily.Day] = set()
     updates, inserts = [], []
-    for key in keys:
-        # An open round trip's old day: it may close on another.
-        affected |= {(currency, trip[2]) for (_, currency), trip in states[key].open_trips.items()}
-    open_ids = {(k, which[0], which[1], trip[1]): trip[0] for k in keys for which, trip in states[k].open_trips.items()}
+    opened = {(k, which[0], which[1], trip[1]): trip for k in keys for which, trip in states[k].open_trips.items()}
     for row in values[TRIPS.name]:
-        trip_id = open_ids.pop((row["pair_key"], row["instrument"], row["currency"], row["seq"]), None)
-        (inserts if trip_id is None else updates).append(row if trip_id is None else {**row, "b_id": trip_id})
-    stale = [{"b_id": trip_id} for trip_id in open_ids.values()]  # not expected: an open trip stays or closes
+        trip = opened.pop((row["pair_key"], row["instrument"], row["currency"], row["seq"]), None)
+        if trip is None:
+            inserts.append(row)
+            affected.add((row["currency"], row["on_date"]))
+            continue
+        updates.append({**row, "b_id": trip[0]})
+        # An open round trip counts in its day only as a trip: still open on the same day, no day changes.
+        if row["status"] != "open" or row["on_date"] != trip[2]:
+            affected |= {(row["currency"], trip[2]), (row["currency"], row["on_date"])}
+    stale = [{"b_id": trip[0]} for trip in opened.values()]  # not expected: an open trip stays or closes
+    affected |= {(currency, trip[2]) for (_, _, currency, _), trip in opened.items()}
     if updates:
         session.execute(sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), updates)
     if stale:
@@ -651,8 +656,7 @@ def _store_continued(session: Session, account: BrokerageAccount, built: _Built,
     _write_lots(session, account, built, states)
     for table, rows in ((TRIPS, inserts), (POSITIONS, values[POSITIONS.name]), (UNPLACEABLE, values[UNPLACEABLE.name]),
                         (STATES, values[STATES.name])):  # fmt: skip
-        if rows:
-            session.execute(sa.insert(table), rows)
+        _insert(session, table, rows)
     return affected
 
 

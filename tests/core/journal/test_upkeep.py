@@ -590,11 +590,21 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
             loaded.append(len(rows))
             return real_attach(st, which, rows, complete=complete)
 
-        state.attach_lots = attach
+        from core.journal import daily
+
+        refreshed: list[set] = []
+        real_refresh = daily.refresh
+
+        def refresh(session, user_id, account_id, affected):
+            refreshed.append(set(affected))
+            return real_refresh(session, user_id, account_id, affected)
+
+        state.attach_lots, daily.refresh = attach, refresh
         try:
             writes = journal_writes(engine, work)
         finally:
-            state.attach_lots = real_attach
+            state.attach_lots, daily.refresh = real_attach, real_refresh
+        assert refreshed == [set()], "the round trip stays open on its day: no daily aggregate changes"
         # At most the units the page moves can be consumed (6: the sell's 5 and the buy's 1): four lots of 2.
         assert loaded == [4], "only the oldest lots the page could consume are read, not the 400"
         assert result.continued == 1
@@ -606,9 +616,11 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
         assert len(str(s.execute(sa.text("SELECT state FROM journal_pair_states")).scalar())) < 2_000
         assert s.execute(sa.text("SELECT count(*) FROM journal_open_lots")).scalar() == 400 - 2 + 1
         assert_journal_is_current(s, user.id)
-        continued = snapshot(s, user.id)
+        daily_sums = "SELECT currency, day, trips, closed, net FROM journal_daily ORDER BY currency, day"
+        continued, days = snapshot(s, user.id), s.execute(sa.text(daily_sums)).all()
         rebuild_user(s, user.id)
         assert snapshot(s, user.id) == continued
+        assert s.execute(sa.text(daily_sums)).all() == days
 
 
 def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_row_by_row(engine, monkeypatch):
