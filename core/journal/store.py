@@ -355,7 +355,7 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
         # Streamed as a full rebuild is: the first upkeep after an initial import rebuilds every pair, and
         # must not hold all their rows at once.
         flagged = _flagged_before(session, account, rebuilding)
-        affected |= _delete_pairs(session, account, rebuilding, everything=True)
+        affected |= _delete_pairs(session, account, rebuilding)
         # No round trip of another pair left (the first upkeep of an account): the days counted while
         # building are the account's whole daily aggregates, written at once instead of recounted.
         alone = not continuing and session.execute(sa.select(TRIPS.c.id).where(TRIPS.c.account_id == account.id)
@@ -557,17 +557,15 @@ def _load_lots(session: Session, account_id: int, key: str, st: PairState, new: 
     return True
 
 
-def _delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str], *, everything: bool) -> set:
-    """Delete the pairs' stored rows (a continuation keeps their closed round trips and unplaceable
-    activities); returns the (currency, day)s of the round trips deleted."""
+def _delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str]) -> set:
+    """Delete the pairs' stored rows (before a rebuild; a continuation writes only what changed:
+    _store_continued); returns the (currency, day)s of the round trips deleted."""
     affected: set[daily.Day] = set()
     for chunk in _chunks(keys):
         where = [TRIPS.c.account_id == account.id, TRIPS.c.pair_key.in_(chunk)]
-        if not everything:
-            where.append(TRIPS.c.status == "open")
         affected |= set(session.execute(sa.select(TRIPS.c.currency, TRIPS.c.on_date).where(*where)).tuples())
         session.execute(sa.delete(TRIPS).where(*where))
-        for table in (POSITIONS, LOTS, STATES, *((UNPLACEABLE,) if everything else ())):
+        for table in (POSITIONS, LOTS, STATES, UNPLACEABLE):
             session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
     return affected
 
