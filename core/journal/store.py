@@ -433,6 +433,11 @@ def _pair_sizes(session: Session, account: BrokerageAccount, keys: set[str] | No
                .group_by(T.c.symbol))  # fmt: skip
     options = (sa.select(T.c.option_ticker, sa.func.count())
                .where(T.c.account_id == account.id, T.c.option_ticker.is_not(None)).group_by(T.c.option_ticker))  # fmt: skip
+    if keys is not None and len(keys) > _CHUNK:
+        # Many pairs (the first upkeep after an import): one pass over the account's index, filtered here;
+        # an IN list per chunk of keys makes SQLite walk that index once per chunk.
+        yield from ((key, rows, column) for key, rows, column in _pair_sizes(session, account) if key in keys)
+        return
     for query, column in ((symbols, T.c.symbol), (options, T.c.option_ticker)):
         if keys is None:
             for key, rows in session.execute(query):

@@ -655,3 +655,20 @@ def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_ro
         assert trips == 200
         assert calls == 0, f"{calls} parameter sets built for {trips} round trips"
         assert_journal_is_current(s, user.id)
+
+
+def test_the_first_upkeep_of_many_pairs_counts_their_rows_in_one_pass_over_the_account(engine):
+    """More dirty pairs than one IN list holds (the first upkeep after an import): their row counts come from
+    one grouped read per kind of pair (stocks, option contracts), not one per chunk of keys, and the journal
+    is the engine's."""
+    from core.journal import store
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=f"S{i}", security_type="cs",
+                                     quantity=Decimal(1), price=Decimal(10), trade_date=date(2024, 1, 1 + i % 28))
+                   for i in range(2 * store._CHUNK + 10)])  # fmt: skip
+        reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
+        counts = [statement for statement, _ in reads if "count(" in statement.lower()]
+        assert len(counts) == 2, f"{len(counts)} grouped reads of the account's row counts"
+        assert_journal_is_current(s, user.id)
