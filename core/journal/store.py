@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal, localcontext
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -19,7 +20,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from core.journal import daily, state
-from core.journal.fills import POSITION_TYPES, UNMODELLED_TYPES, Unplaceable, fill_from_row, row_instrument
+from core.journal.exact import EXACT_CONTEXT, ZERO
+from core.journal.fills import (
+    OPTION_EVENT_TYPES,
+    POSITION_TYPES,
+    SPLIT_TYPES,
+    UNMODELLED_TYPES,
+    Fill,
+    Unplaceable,
+    fill_from_row,
+    row_instrument,
+)
 from core.journal.state import PairState
 from core.journal.trips import Books, JournalResult, build_books, order_key, settle
 from core.storage.models import (
@@ -46,6 +57,7 @@ TRIPS = JournalRoundTrip.__table__
 POSITIONS = JournalPosition.__table__
 LOTS = JournalOpenLot.__table__
 UNPLACEABLE = JournalUnplaceable.__table__
+DAILY = JournalDaily.__table__
 DERIVED = (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES)
 _CHUNK = 500  # keys per IN list
 _CHUNK_ROWS = 20_000  # rows built at once by a full rebuild: its memory does not grow with the history
@@ -246,6 +258,7 @@ class _Built:
     states: dict[str, PairState]
     key_of: dict[str, str]
     symbols: dict[str, str | None]
+    lots_written: frozenset[str] = frozenset()  # pairs whose lots _write_lots writes (continued pairs)
 
 
 def _symbols(rows: Iterable[_Row]) -> dict[str, str]:
@@ -302,7 +315,7 @@ def _continue(account: BrokerageAccount, pairs: dict[str, tuple[PairState, list]
         elif st.last is not None and last[0] == st.last[0]:
             on_last_day += st.last_day_items
         states[key] = PairState(books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=st.symbol)
-    return _Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()})
+    return _Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()}, frozenset(pairs))
 
 
 # --------------------------------------------------------------------------- updating the dirty pairs
@@ -329,36 +342,58 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
         symbols = [r.symbol for r in rows if r.symbol]
         # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
         # stored row of the pair shows it): rebuilt.
-        if len(items) - len(new) == st.last_day_items and (
-            not symbols or st.symbol is not None and min(symbols) >= st.symbol
+        if (
+            len(items) - len(new) == st.last_day_items
+            and (not symbols or st.symbol is not None and min(symbols) >= st.symbol)
+            and _load_lots(session, account.id, key, st, new)
         ):
             continuing[key] = (st, new)
     rebuilding = sorted(set(marks) - set(continuing))
-    rows = _read_rows(session, account, rebuilding) if rebuilding else []
-    flagged = _flagged_before(session, account, rebuilding) if rebuilding else {}
     affected: set[daily.Day] = set()
+    rebuilt = 0
     if rebuilding:
-        built = _build(account, rows, shorts, rebuilding)
-        affected |= _delete_pairs(session, account, rebuilding, everything=True)
-        affected |= _store(session, account, built, flagged)
+        # Streamed as a full rebuild is: the first upkeep after an initial import rebuilds every pair, and
+        # must not hold all their rows at once.
+        flagged = _flagged_before(session, account, rebuilding)
+        affected |= _delete_pairs(session, account, rebuilding)
+        # No round trip of another pair left (the first upkeep of an account): the days counted while
+        # building are the account's whole daily aggregates, written at once instead of recounted.
+        alone = not continuing and session.execute(sa.select(TRIPS.c.id).where(TRIPS.c.account_id == account.id)
+                                                   .limit(1)).first() is None  # fmt: skip
+        days: dict[daily.Day, dict[str, Any]] = {}
+        rebuilt = _build_streamed(session, account, set(rebuilding), shorts, flagged, days).activities
+        if alone:
+            session.execute(sa.delete(DAILY).where(DAILY.c.account_id == account.id))
+            daily.insert(session, account.user_id, account.id, days)
+        else:
+            affected |= set(days)
     if continuing:
         built = _continue(account, continuing, shorts)
-        affected |= _delete_pairs(session, account, sorted(continuing), everything=False)
-        affected |= _store(session, account, built, {})
+        affected |= _store_continued(session, account, built, {k: st for k, (st, _) in continuing.items()})
     daily.refresh(session, account.user_id, account.id, affected)
-    return RebuildCounts(pairs=len(marks), activities=len(rows) + read, round_trips=0, positions=0, unplaceable=0,
+    return RebuildCounts(pairs=len(marks), activities=rebuilt + read, round_trips=0, positions=0, unplaceable=0,
                          continued=len(continuing))  # fmt: skip
 
 
 def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCounts:
-    """Every pair of the account from scratch, streamed: pairs packed into chunks of about _CHUNK_ROWS rows,
-    and a pair larger than that fed through the engine in date order a chunk of dates at a time (its books
-    continue from chunk to chunk), so neither time per row nor memory grows with the history."""
+    """Every pair of the account from scratch, streamed (_build_streamed); the daily aggregates counted in
+    the same pass."""
     shorts = broker_shorts(session, account)
     flagged = _flagged_before(session, account)
     for table in (*DERIVED, JournalDaily.__table__):
         session.execute(sa.delete(table).where(table.c.account_id == account.id))
     days: dict[daily.Day, dict[str, Any]] = {}
+    counts = _build_streamed(session, account, None, shorts, flagged, days)
+    daily.insert(session, account.user_id, account.id, days)
+    return counts
+
+
+def _build_streamed(session: Session, account: BrokerageAccount, keys: set[str] | None, shorts: frozenset,
+                    flagged: dict[tuple, Any], days: dict[daily.Day, dict[str, Any]]) -> RebuildCounts:  # fmt: skip
+    """Build and store these pairs (every pair of the account when None), whose stored rows are already
+    deleted, streamed: pairs packed into chunks of about _CHUNK_ROWS rows, and a pair larger than that fed
+    through the engine in date order a chunk of dates at a time (its books continue from chunk to chunk), so
+    neither time per row nor memory grows with the history. Counts their round trips into `days`."""
     totals = [0, 0, 0, 0, 0]  # pairs, activities, round trips, positions, unplaceable
 
     def stored(built: _Built, rows: int) -> None:
@@ -371,7 +406,7 @@ def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCoun
 
     small: list[str] = []
     size = 0
-    for key, rows, column in _pair_sizes(session, account):
+    for key, rows, column in _pair_sizes(session, account, keys):
         if rows > _CHUNK_ROWS:
             _stream_pair(session, account, key, column, shorts, stored)
             continue
@@ -381,23 +416,36 @@ def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCoun
             small, size = [], 0
         small.append(key)
         size += rows
-    chunk_rows = _read_rows(session, account, [*small, ""])
-    stored(_build(account, chunk_rows, shorts, [*small, ""]), len(chunk_rows))
-    daily.insert(session, account.user_id, account.id, days)
+    last = [*small, ""] if keys is None or "" in keys else small
+    if last:
+        chunk_rows = _read_rows(session, account, last)
+        stored(_build(account, chunk_rows, shorts, last), len(chunk_rows))
     return RebuildCounts(*totals)
 
 
-def _pair_sizes(session: Session, account: BrokerageAccount) -> Iterator[tuple[str, int, Any]]:
-    """(pair, rows, column) for every symbol and option contract of the account, from the indexes alone; a
-    few more than the pairs (a symbol seen only on option rows without a ticker belongs to "")."""
+def _pair_sizes(session: Session, account: BrokerageAccount, keys: set[str] | None = None
+                ) -> Iterator[tuple[str, int, Any]]:  # fmt: skip
+    """(pair, rows, column) for every symbol and option contract of the account (of these pairs when given),
+    from the indexes alone; a few more than the pairs (a symbol seen only on option rows without a ticker
+    belongs to "")."""
     symbols = (sa.select(T.c.symbol, sa.func.count())
                .where(T.c.account_id == account.id, T.c.option_ticker.is_(None), T.c.symbol.is_not(None))
                .group_by(T.c.symbol))  # fmt: skip
     options = (sa.select(T.c.option_ticker, sa.func.count())
                .where(T.c.account_id == account.id, T.c.option_ticker.is_not(None)).group_by(T.c.option_ticker))  # fmt: skip
+    if keys is not None and len(keys) > _CHUNK:
+        # Many pairs (the first upkeep after an import): one pass over the account's index, filtered here;
+        # an IN list per chunk of keys makes SQLite walk that index once per chunk.
+        yield from ((key, rows, column) for key, rows, column in _pair_sizes(session, account) if key in keys)
+        return
     for query, column in ((symbols, T.c.symbol), (options, T.c.option_ticker)):
-        for key, rows in session.execute(query):
-            yield key, rows, column
+        if keys is None:
+            for key, rows in session.execute(query):
+                yield key, rows, column
+            continue
+        for chunk in _chunks(sorted(k for k in keys if k)):
+            for key, rows in session.execute(query.where(column.in_(chunk))):
+                yield key, rows, column
 
 
 def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: Any, shorts: frozenset,
@@ -444,14 +492,17 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
 
 
 def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
+    """The stored states of these pairs with their open round trips, their books holding no lot yet
+    (_load_lots); a state that does not agree with them is left out (rebuilt)."""
     out: dict[str, PairState] = {}
     for chunk in _chunks(sorted(keys)):
         opened: dict[str, dict] = defaultdict(dict)
-        query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.activity_ids).where(
+        query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.id, TRIPS.c.seq,
+                          TRIPS.c.on_date, TRIPS.c.activity_ids).where(
             TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
-        )
-        for key, instrument, currency, activities in session.execute(query):
-            opened[key][(instrument, currency)] = activities
+        )  # fmt: skip
+        for key, instrument, currency, *trip in session.execute(query):
+            opened[key][(instrument, currency)] = tuple(trip)
         query = sa.select(STATES.c.pair_key, STATES.c.state).where(STATES.c.account_id == account_id,
                                                                    STATES.c.pair_key.in_(chunk))  # fmt: skip
         for key, data in session.execute(query):
@@ -460,17 +511,66 @@ def _load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict
     return out
 
 
-def _delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str], *, everything: bool) -> set:
-    """Delete the pairs' stored rows (a continuation keeps their closed round trips and unplaceable
-    activities); returns the (currency, day)s of the round trips deleted."""
+_WHOLE_BOOK_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES  # they change or close every lot of the book
+# One book's lots in seq order, built once (a continuation runs it per book: no per-call SQL construction).
+_BOOK_LOTS = sa.select(LOTS.c.id, LOTS.c.seq, LOTS.c.activity_id, LOTS.c.opened_on, LOTS.c.quantity, LOTS.c.cost).where(
+    LOTS.c.account_id == sa.bindparam("account_id"), LOTS.c.pair_key == sa.bindparam("pair_key"),
+    LOTS.c.instrument == sa.bindparam("instrument"),
+).order_by(LOTS.c.seq)  # fmt: skip
+_BOOK_LOTS, _BOOK_LOTS_IN = (
+    _BOOK_LOTS.where(LOTS.c.currency.is_(None)),
+    _BOOK_LOTS.where(LOTS.c.currency == sa.bindparam("currency")),
+)
+
+
+def _load_lots(session: Session, account_id: int, key: str, st: PairState, new: list) -> bool:
+    """Give a continued pair's books their stored lots: only the oldest ones its new activities can consume
+    (FIFO: lots are consumed from the oldest, at most as many units as the new activities move), or all of
+    them when those activities may take the book to flat or past it, or split it. Each book's lots are read
+    in seq order through (account_id, pair_key, seq) and the read stops there. False when they do not agree
+    with the stored state (the pair is then rebuilt)."""
+    moved: dict[tuple, Decimal] = defaultdict(Decimal)
+    whole: set[tuple] = set()
+    with localcontext(EXACT_CONTEXT):
+        for item in new:
+            which = (item.instrument, item.currency)
+            if item.type in _WHOLE_BOOK_TYPES:
+                whole.add(which)
+            elif isinstance(item, Fill) and item.units is not None:
+                moved[which] += Decimal(item.units).copy_abs()
+        for (_, instrument, currency), book in st.books.items():
+            which = (instrument, currency)
+            if not st.lot_info[which][0]:
+                if not state.attach_lots(st, which, (), complete=True):
+                    return False
+                continue
+            everything = which in whole or moved.get(which, ZERO) >= abs(book.position)
+            params = {"account_id": account_id, "pair_key": key, "instrument": instrument}
+            query = _BOOK_LOTS if currency is None else _BOOK_LOTS_IN
+            rows, held, need = [], ZERO, moved.get(which, ZERO)
+            result = session.execute(query, {**params, "currency": currency} if currency is not None else params)
+            for row in result:
+                rows.append(tuple(row))
+                held += row.quantity.copy_abs()
+                if not everything and held > need:
+                    break
+            else:
+                everything = True
+            result.close()
+            if not state.attach_lots(st, which, rows, complete=everything):
+                return False
+    return True
+
+
+def _delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str]) -> set:
+    """Delete the pairs' stored rows (before a rebuild; a continuation writes only what changed:
+    _store_continued); returns the (currency, day)s of the round trips deleted."""
     affected: set[daily.Day] = set()
     for chunk in _chunks(keys):
         where = [TRIPS.c.account_id == account.id, TRIPS.c.pair_key.in_(chunk)]
-        if not everything:
-            where.append(TRIPS.c.status == "open")
         affected |= set(session.execute(sa.select(TRIPS.c.currency, TRIPS.c.on_date).where(*where)).tuples())
         session.execute(sa.delete(TRIPS).where(*where))
-        for table in (POSITIONS, LOTS, STATES, *((UNPLACEABLE,) if everything else ())):
+        for table in (POSITIONS, LOTS, STATES, UNPLACEABLE):
             session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
     return affected
 
@@ -492,9 +592,112 @@ def _store(session: Session, account: BrokerageAccount, built: _Built, flagged: 
     """Insert what was built; returns the (currency, day)s of the round trips inserted."""
     values = _stored_values(account, built, flagged)
     for table in (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES):
-        if values[table.name]:
-            session.execute(sa.insert(table), values[table.name])
+        _insert(session, table, values[table.name])
     return {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
+
+
+_SQLITE_INSERTS: dict[tuple, tuple[str, list]] = {}
+
+
+def _insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
+    """Insert rows (dicts of the same keys). On SQLite straight through the driver's executemany, each value
+    passed through its column type's own bind processor (the exact numbers' text, JSON, dates): what
+    SQLAlchemy would send, without its per-row parameter building, most of a full rebuild's writing time.
+    Elsewhere (PostgreSQL) through SQLAlchemy."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    keys = tuple(rows[0])
+    if dialect.name != "sqlite":
+        connection.execute(sa.insert(table), rows)
+        return
+    if (table.name, keys) not in _SQLITE_INSERTS:
+        compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or ())
+        if set(names) != set(keys):  # a column default SQLAlchemy would fill in: not for this path
+            _SQLITE_INSERTS[(table.name, keys)] = ("", [])
+        else:
+            procs = [(name, table.c[name].type._cached_bind_processor(dialect)) for name in names]
+            _SQLITE_INSERTS[(table.name, keys)] = (str(compiled), procs)
+    sql, procs = _SQLITE_INSERTS[(table.name, keys)]
+    if not sql:
+        connection.execute(sa.insert(table), rows)
+        return
+    connection.exec_driver_sql(sql, [tuple(row[k] if p is None else p(row[k]) for k, p in procs) for row in rows])
+
+
+def _store_continued(session: Session, account: BrokerageAccount, built: _Built, states: dict[str, PairState]) -> set:
+    """Store continued pairs, writing only what changed: their new round trips inserted, the open round trip
+    each had updated in place (still open, or now closed), the lots consumed deleted by id, the lot partly
+    consumed (or changed by a split) updated, the new ones inserted; positions and states replaced (a row
+    per book and pair). Returns the (currency, day)s whose daily aggregates change."""
+    keys = sorted(states)
+    values = _stored_values(account, built, {})
+    affected: set[daily.Day] = set()
+    updates, inserts = [], []
+    opened = {(k, which[0], which[1], trip[1]): trip for k in keys for which, trip in states[k].open_trips.items()}
+    for row in values[TRIPS.name]:
+        trip = opened.pop((row["pair_key"], row["instrument"], row["currency"], row["seq"]), None)
+        if trip is None:
+            inserts.append(row)
+            affected.add((row["currency"], row["on_date"]))
+            continue
+        updates.append({**row, "b_id": trip[0]})
+        # An open round trip counts in its day only as a trip: still open on the same day, no day changes.
+        if row["status"] != "open" or row["on_date"] != trip[2]:
+            affected |= {(row["currency"], trip[2]), (row["currency"], row["on_date"])}
+    stale = [{"b_id": trip[0]} for trip in opened.values()]  # not expected: an open trip stays or closes
+    affected |= {(currency, trip[2]) for (_, _, currency, _), trip in opened.items()}
+    if updates:
+        session.execute(sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), updates)
+    if stale:
+        session.execute(sa.delete(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), stale)
+    for chunk in _chunks(keys):
+        for table in (POSITIONS, STATES):
+            session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
+    _write_lots(session, account, built, states)
+    for table, rows in ((TRIPS, inserts), (POSITIONS, values[POSITIONS.name]), (UNPLACEABLE, values[UNPLACEABLE.name]),
+                        (STATES, values[STATES.name])):  # fmt: skip
+        _insert(session, table, rows)
+    return affected
+
+
+def _write_lots(session: Session, account: BrokerageAccount, built: _Built, states: dict[str, PairState]) -> None:
+    """The continued pairs' lots against what was stored, both in seq order: gone → deleted, changed →
+    updated, new → inserted. FIFO consumes from the front and opens at the back, so a day's page touches
+    a few lots only."""
+    positions = {(p.instrument, p.currency): p for p in built.result.positions}
+    deletes, updates, inserts = [], [], []
+    ids = {"user_id": account.user_id, "account_id": account.id}
+    by_pair = _books_by_pair(built.books)
+    for key, st in states.items():
+        books = {(i, c): book for (_, i, c), book in by_pair.get(key, {}).items()}
+        for which in set(books) | set(st.stored_lots):
+            stored = st.stored_lots.get(which, ())
+            book, position = books.get(which), positions.get(which)
+            held = list(zip(position.lots, book.lots, strict=True)) if book is not None and position else []
+            i = j = 0
+            while i < len(stored) or j < len(held):
+                row = stored[i] if i < len(stored) else None
+                lot, kept = held[j] if j < len(held) else (None, None)
+                if row is not None and (kept is None or row[1] < kept.seq):
+                    deletes.append({"b_id": row[0]})  # consumed
+                    i += 1
+                elif kept is not None and (row is None or kept.seq < row[1]):
+                    inserts.append({**ids, "pair_key": key, "instrument": which[0], "currency": which[1],
+                                    "seq": kept.seq, "activity_id": lot.activity_id, "opened_on": lot.opened_on,
+                                    "quantity": lot.quantity, "cost": lot.cost})  # fmt: skip
+                    j += 1
+                else:
+                    if (row[4], row[5]) != (lot.quantity, lot.cost):  # partly consumed, or split
+                        updates.append({"b_id": row[0], "quantity": lot.quantity, "cost": lot.cost})
+                    i, j = i + 1, j + 1
+    if deletes:
+        session.execute(sa.delete(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), deletes)
+    if updates:
+        session.execute(sa.update(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), updates)
+    _insert(session, LOTS, inserts)
 
 
 def _stored_values(account: BrokerageAccount, built: _Built, flagged: dict[tuple, Any]) -> dict[str, list[dict]]:
@@ -517,9 +720,12 @@ def _stored_values(account: BrokerageAccount, built: _Built, flagged: dict[tuple
         positions.append({**ids, "pair_key": key, "instrument": key, "symbol": symbols.get(key),
                           "currency": position.currency, "quantity": position.quantity,
                           "cost_basis": position.cost_basis})  # fmt: skip
-        lots.extend({**ids, "pair_key": key, "instrument": key, "currency": position.currency, "seq": i,
+        if key in built.lots_written:
+            continue  # a continued pair: only its changed lots are written (_write_lots)
+        book = built.books[(position.account, key, position.currency)]
+        lots.extend({**ids, "pair_key": key, "instrument": key, "currency": position.currency, "seq": held.seq,
                      "activity_id": lot.activity_id, "opened_on": lot.opened_on, "quantity": lot.quantity,
-                     "cost": lot.cost} for i, lot in enumerate(position.lots))  # fmt: skip
+                     "cost": lot.cost} for lot, held in zip(position.lots, book.lots, strict=True))  # fmt: skip
     now = utcnow()
     seen: set[tuple[str, str]] = set()
     for u in result.unplaceable:

@@ -133,6 +133,9 @@ class _Lot:
     # Notional of one unit (>= 0; None when unknown): the lot's cost is quantity × unit_value, so consuming
     # part of a lot only lowers its quantity and needs no division.
     unit_value: Decimal | Fraction | None
+    # The lot's place among every lot its book ever opened: it never changes while the lot lives, so a
+    # continuation (core.journal.store) rewrites only the stored lots that changed.
+    seq: int = 0
 
     @property
     def cost(self) -> Decimal | Fraction | None:
@@ -195,6 +198,14 @@ class _Book:
         self.ignored: list[Fill] = []
         self.is_option = False
         self.closed_before = 0
+        self.opened = 0  # lots ever opened (the next lot's seq)
+        # A book restored with only its oldest lots (those a continuation can consume, core.journal.state)
+        # stands for the lots it did not load, which come after those, by their count, the sum of their known
+        # costs and how many have no known cost. Zero otherwise.
+        self.hidden = 0
+        self.hidden_cost: Decimal | Fraction = ZERO
+        self.hidden_unknown = 0
+        self.hidden_exact: list = []  # the JSON's exact entries (core.journal.state) of the lots not loaded
 
     def apply(self, item: Fill | Unplaceable) -> None:
         if isinstance(item, Unplaceable):
@@ -237,7 +248,8 @@ class _Book:
         value = unit_value * quantity if unit_value is not None else ZERO
         trip.add(fill.activity_id, buy=buy, value=value, fee=ZERO if crossed else _fee(fill))
         _flag_activity(trip, fill, unit_value)
-        self.lots.append(_Lot(fill.activity_id, fill.trade_date, quantity, unit_value))
+        self.lots.append(_Lot(fill.activity_id, fill.trade_date, quantity, unit_value, self.opened))
+        self.opened += 1
         self.position += quantity if buy else -quantity
         trip.peak = max(trip.peak, abs(self.position))
         if fill.is_crypto and not buy:
@@ -258,12 +270,16 @@ class _Book:
             else:
                 lot.quantity -= left  # type: ignore[operator]
                 left = ZERO
+        if left and self.hidden:
+            raise RuntimeError("a restored book consumed past the lots it loaded")
 
     def _close(self, on: date) -> None:
         assert self.trip is not None
         self.trip.closed_on = on
         self.trips.append(self.trip)
         self.trip = None
+        if self.hidden:
+            raise RuntimeError("a restored book closed with lots it did not load")
         self.lots.clear()
 
     def _split(self, fill: Fill) -> None:
@@ -276,6 +292,8 @@ class _Book:
         if new <= 0:
             self._unplaceable(unplaceable_of(fill, f"{fill.type} of {fill.units} on a position of {old}"))
             return
+        if self.hidden:
+            raise RuntimeError("a split in a restored book that did not load all its lots")
         factor = Fraction(new) / Fraction(old)
         for lot in self.lots:
             # Cost unchanged: the same money now holds more (or fewer) units.
@@ -352,7 +370,8 @@ def _open_position(key: tuple[str, str, str | None], book: _Book) -> OpenPositio
         for lot in book.lots
     )
     costs = [lot.cost for lot in book.lots]
-    if not all(cost is not None for cost in costs):
+    costs.append(book.hidden_cost)  # the lots a restored book did not load (zero otherwise)
+    if book.hidden_unknown or not all(cost is not None for cost in costs):
         basis = None
     elif all(type(cost) is Decimal for cost in costs):
         basis = sign * sum(costs, ZERO)  # type: ignore[arg-type]  # exact under the engine's context

@@ -248,8 +248,10 @@ def test_gross_over_round_trips_is_sells_minus_buys_when_everything_closes_flat(
 @given(activity_sequences(), st.booleans(), st.integers(min_value=0, max_value=25))
 def test_continuing_stored_books_with_the_later_activities_equals_building_everything(acts, broker_short, cut):
     """Build the first activities (in engine order), store the books as JSON (core.journal.state; an open round
-    trip's activities come from its stored row), continue them with the rest: the round trips closed before, then those the continuation gives, are build's; so are the
-    open position, its lots and the unplaceable activities (splits leave Fraction lots: kept exact)."""
+    trip's activities come from its stored row, the lots from their stored rows: quantity and cost, the unit
+    value being their exact quotient), continue them with the rest: the round trips closed before, then those
+    the continuation gives, are build's; so are the open position, its lots and the unplaceable activities
+    (splits leave Fraction lots: kept exact in the JSON)."""
     from core.journal.state import PairState, dump, key_of_items, load
     from core.journal.trips import build_books, order_fills
 
@@ -259,9 +261,41 @@ def test_continuing_stored_books_with_the_later_activities_equals_building_every
     before, books = build_books(first, shorts)
     last, on_last_day = key_of_items(first)
     stored = json.loads(json.dumps(dump(PairState(books, last, on_last_day, "XYZ"))))
-    opened = {(t.instrument, t.currency): list(t.activities) for t in before.round_trips if t.status == "open"}
-    after, _ = build_books(rest, shorts, load(stored, opened).books)
+    opened = {(t.instrument, t.currency): (0, 0, t.opened_on, list(t.activities))
+              for t in before.round_trips if t.status == "open"}  # fmt: skip
+    lots = {(p.instrument, p.currency): [(0, kept.seq, lot.activity_id, lot.opened_on, lot.quantity, lot.cost)
+                                         for lot, kept in zip(p.lots, books[(p.account, p.instrument, p.currency)].lots)]
+            for p in before.positions}  # fmt: skip
+    after, _ = build_books(rest, shorts, load(stored, opened, lots).books)
     whole = build(acts, shorts)
     closed_before = tuple(t for t in before.round_trips if t.status == "closed")
     assert closed_before + after.round_trips == whole.round_trips
     assert (after.positions, before.unplaceable + after.unplaceable) == (whole.positions, whole.unplaceable)
+
+    # Again with each book given only its oldest lots when the rest cannot be reached (core.journal.store's
+    # rule: lots holding more than the units the later activities move; all of them when those may take the
+    # book to flat, or split it, or close it): the same round trips, quantities and cost bases.
+    from core.journal.fills import OPTION_EVENT_TYPES, SPLIT_TYPES, Fill, checked
+    from core.journal.state import attach_lots
+
+    partial = load(stored, opened)
+    later = [checked(a) for a in rest]
+    for (_, instrument, currency), book in partial.books.items():
+        which, rows = (instrument, currency), lots.get((instrument, currency), [])
+        mine = [a for a in later if (a.instrument, a.currency) == which]
+        moved = sum((abs(a.units) for a in mine if isinstance(a, Fill) and a.units is not None), D(0))
+        if any(a.type in SPLIT_TYPES | OPTION_EVENT_TYPES for a in mine) or moved >= abs(book.position):
+            assert attach_lots(partial, which, rows, complete=True)
+            continue
+        held, cut_at = D(0), len(rows)
+        for i, row in enumerate(rows):
+            held += abs(row[4])
+            if held > moved:
+                cut_at = i + 1
+                break
+        assert attach_lots(partial, which, rows[:cut_at], complete=cut_at == len(rows))
+    again, _ = build_books(rest, shorts, partial.books)
+    assert (again.round_trips, again.unplaceable) == (after.round_trips, after.unplaceable)
+    assert [(p.instrument, p.currency, p.quantity, p.cost_basis) for p in again.positions] == [
+        (p.instrument, p.currency, p.quantity, p.cost_basis) for p in whole.positions
+    ]
