@@ -77,10 +77,6 @@ STORED_MISSES = {
     "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
     "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
     "Ingest, engine, no autoanalyze ÷ floor throughput (PostgreSQL, 100,000 activities)",
-    # The journal's first upkeep after an initial import read every dirty pair's rows at once (887 / 855 MiB at
-    # 1,000,000 activities).
-    "Memory, peak RSS 1,000,000 vs 10,000 activities (SQLite)",
-    "Memory, peak RSS 1,000,000 vs 10,000 activities (PostgreSQL)",
     # Absolute seconds measured under the same load (Streamlit alone took 2.12 s for the same table); the
     # ratios to Streamlit alone sit beside them in the report.
     "Browser, navigation → rendered table, first visit after server start (median)",
