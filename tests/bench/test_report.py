@@ -77,11 +77,6 @@ STORED_MISSES = {
     "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
     "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
     "Ingest, engine, no autoanalyze ÷ floor throughput (PostgreSQL, 100,000 activities)",
-    # Absolute seconds measured under the same load (Streamlit alone took 2.12 s for the same table); the
-    # ratios to Streamlit alone sit beside them in the report.
-    "Browser, navigation → rendered table, first visit after server start (median)",
-    "Browser, navigation → rendered table, later visits (median)",
-    "Browser, navigation → rendered table, later visits, returning browser (Streamlit's scripts cached) (median)",
     # Issue 22's journal targets still missed (its page queries and the rebuild's peak RSS are met).
     "journal full rebuild, 200,000 activities",
     "journal upkeep after a one-page sync (1,000 activities)",
