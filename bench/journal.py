@@ -141,7 +141,7 @@ def run(ctx: Run) -> dict[str, Any]:
 def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int], progress=print) -> dict[str, Any]:
     from sqlmodel import Session
 
-    from core.journal.store import dirty_marks
+    from core.journal.marks import dirty_marks
     from core.journal.upkeep import rebuild_user, upkeep_accounts
 
     out: dict[str, Any] = {"db": "sqlite", "rows": plan.big_user_rows, "reps": reps, "targets": TARGETS}

@@ -19,8 +19,8 @@ from sqlmodel import Session
 
 from core.accounts.connections import SnapTradeIdentity
 from core.ingest.normalize import option_ticker_of
+from core.journal.marks import mark_pairs_dirty
 from core.journal.reconcile import BrokerPosition, ReconciledPosition, reconcile
-from core.journal.store import mark_pairs_dirty
 from core.journal.trips import OpenPosition
 from core.snaptrade.client import SnapTradeClient, SnapTradeError
 from core.snaptrade.values import decimal_or_none

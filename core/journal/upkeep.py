@@ -18,13 +18,14 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.accounts.connections import SnapTradeIdentity, get_snaptrade_identity
+from core.journal.marks import clear_marks, dirty_marks
 from core.journal.positions import (
     PositionsRead,
     positions_ever_attempted,
     read_account_positions,
     refresh_reconciliations,
 )
-from core.journal.store import clear_marks, dirty_marks, rebuild_pairs
+from core.journal.store import rebuild_pairs
 from core.snaptrade.client import SnapTradeClient
 from core.storage.models import AppUser, BrokerageAccount
 

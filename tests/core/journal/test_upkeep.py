@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from core.journal import upkeep
 from core.journal.fills import POSITION_TYPES, row_instrument
 from core.journal.jsonout import trades_json
-from core.journal.store import pair_key
+from core.journal.rows import pair_key
 from core.journal.upkeep import rebuild_user, upkeep_accounts
 from core.reads.journal import trades_report
 from core.storage.models import BrokerageAccount, BrokerageTransaction, JournalRoundTrip, utcnow
@@ -661,13 +661,13 @@ def test_the_first_upkeep_of_many_pairs_counts_their_rows_in_one_pass_over_the_a
     """More dirty pairs than one IN list holds (the first upkeep after an import): their row counts come from
     one grouped read per kind of pair (stocks, option contracts), not one per chunk of keys, and the journal
     is the engine's."""
-    from core.journal import store
+    from core.journal import rows
 
     with Session(engine, expire_on_commit=False) as s:
         user, _, acct = f.make_trader(s)
         insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=f"S{i}", security_type="cs",
                                      quantity=Decimal(1), price=Decimal(10), trade_date=date(2024, 1, 1 + i % 28))
-                   for i in range(2 * store._CHUNK + 10)])  # fmt: skip
+                   for i in range(2 * rows.CHUNK + 10)])  # fmt: skip
         reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
         counts = [statement for statement, _ in reads if "count(" in statement.lower()]
         assert len(counts) == 2, f"{len(counts)} grouped reads of the account's row counts"

@@ -1,0 +1,158 @@
+"""Reading a pair's stored activities for the engine: the columns it needs, through the index of the pair's kind,
+all of them or from a date on; and the pairs the broker reports short."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.journal.fills import (
+    POSITION_TYPES,
+    UNMODELLED_TYPES,
+    row_instrument,
+)
+from core.storage.models import (
+    NAMELESS_WHERE,
+    BrokerageAccount,
+    BrokeragePosition,
+    BrokerageTransaction,
+)
+
+log = logging.getLogger("tradistry.journal")
+
+T = BrokerageTransaction.__table__
+CHUNK = 500  # keys per IN list
+_READ_TYPES = sorted(POSITION_TYPES | UNMODELLED_TYPES)
+
+
+def pair_key(row: Any) -> str:
+    """The pair a stored row belongs to: its instrument, or "" when it names none (migration 0006's rule)."""
+    return row_instrument(row) or ""
+
+
+_COLUMNS = (
+    T.c.snaptrade_activity_id,
+    T.c.transaction_type,
+    T.c.symbol,
+    T.c.security_type,
+    T.c.option_ticker,
+    T.c.option_action,
+    T.c.quantity,
+    T.c.price,
+    T.c.fee,
+    T.c.currency,
+    T.c.trade_date,
+    T.c.trade_timestamp,
+    T.c.raw_type,
+)
+
+
+@dataclass(slots=True)
+class Row:
+    """The columns fill_from_row reads, and of `raw` only what decides an option's multiplier."""
+
+    snaptrade_activity_id: str
+    transaction_type: str
+    symbol: str | None
+    security_type: str | None
+    option_ticker: str | None
+    option_action: str | None
+    quantity: Any
+    price: Any
+    fee: Any
+    currency: str | None
+    trade_date: Any
+    trade_timestamp: str | None
+    raw_type: str | None
+    raw: dict | None
+
+
+def _mini_flag(dialect: str) -> Any:
+    """The JSON type of raw.option_symbol.is_mini_option ("true", "false", "null", another, or NULL when
+    absent), read in SQL for option rows only: the raw record itself never leaves the database."""
+    is_option = sa.or_(T.c.security_type == "option", T.c.option_ticker.is_not(None))
+    if dialect == "postgresql":
+        value = sa.func.jsonb_typeof(sa.func.jsonb_extract_path(T.c.raw, "option_symbol", "is_mini_option"))
+        text = sa.func.jsonb_extract_path_text(T.c.raw, "option_symbol", "is_mini_option")
+        flag = sa.case((value == "boolean", text), else_=value)  # "true" / "false", or the type's name
+    else:
+        flag = sa.func.json_type(T.c.raw, "$.option_symbol.is_mini_option")  # true, false, null, integer, …
+    return sa.case((is_option, flag), else_=None).label("mini")
+
+
+_MINI = {"true": True, "false": False, "null": None, None: None}
+
+
+def to_row(record: Any) -> Row:
+    *values, mini = record
+    # Rebuilt as option_multiplier expects it: an unusual value stays unusual (an unknown multiplier).
+    raw = {"option_symbol": {"is_mini_option": _MINI.get(mini, mini)}} if mini is not None else None
+    return Row(*values, raw=raw)
+
+
+def base_query(session: Session) -> Any:
+    # Only rows fill_from_row may turn into something: cash rows (dividends, fees, deposits) never do.
+    return sa.select(*_COLUMNS, _mini_flag(session.get_bind().dialect.name)).where(
+        T.c.transaction_type.in_(_READ_TYPES)
+    )
+
+
+def read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str]) -> list[Row]:
+    """The account's rows of these pairs, whatever their type, each pair through an index of its own kind:
+    (account_id, symbol, …) of non-option rows, (account_id, option_ticker, …), and the partial index of the
+    rows naming no instrument for the "" pair; none reads the account's other rows or the user's others."""
+    keys = set(keys)
+    base = base_query(session)
+    found: dict[str, Row] = {}
+    named = sorted(k for k in keys if k)
+    for chunk in chunks(named):
+        by_symbol = base.where(T.c.account_id == account.id, T.c.symbol.in_(chunk), T.c.option_ticker.is_(None))
+        by_option = base.where(T.c.account_id == account.id, T.c.option_ticker.in_(chunk))
+        for query in (by_symbol, by_option):
+            for record in session.execute(query):
+                found[record.snaptrade_activity_id] = to_row(record)
+    if "" in keys:
+        # The index's own WHERE, spelled as it is, so both databases know the partial index covers it.
+        nameless = base.where(T.c.account_id == account.id, sa.text(NAMELESS_WHERE))
+        for record in session.execute(nameless):
+            found[record.snaptrade_activity_id] = to_row(record)
+    return [r for r in found.values() if pair_key(r) in keys]
+
+
+def read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[str, date]) -> dict[str, list[Row]]:
+    """Each named pair's rows from its date on: one statement per kind of pair and chunk, joining the wanted
+    (pair, date) list to (account_id, symbol | option_ticker, trade_date), so a continuation never reads a
+    pair's older rows and costs two statements, not two per pair."""
+    out: dict[str, list[Row]] = {key: [] for key in since}
+    base = base_query(session)
+    for chunk in chunks(sorted(since.items())):
+        wanted = sa.values(sa.column("key", sa.String), sa.column("since", sa.Date), name="wanted").data(chunk)
+        wanted = wanted.cte("wanted")
+        by_symbol = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.symbol == wanted.c.key,
+                                                      T.c.option_ticker.is_(None), T.c.trade_date >= wanted.c.since))  # fmt: skip
+        by_option = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.option_ticker == wanted.c.key,
+                                                      T.c.trade_date >= wanted.c.since))  # fmt: skip
+        for query in (by_symbol, by_option):
+            for record in session.execute(query):
+                row = to_row(record)
+                if (key := pair_key(row)) in out:
+                    out[key].append(row)
+    return out
+
+
+def broker_shorts(session: Session, account: BrokerageAccount) -> frozenset[tuple[str, str]]:
+    """(account, instrument) pairs the broker last reported short: their sells from flat are real shorts."""
+    P = BrokeragePosition.__table__.c
+    query = sa.select(P.instrument, P.units).where(P.account_id == account.id)
+    return frozenset((account.snaptrade_account_id, i) for i, units in session.execute(query) if units < 0)
+
+
+def chunks(keys: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(keys), size):
+        yield keys[i : i + size]

@@ -1,0 +1,298 @@
+"""The pairs' stored results: loading a continued pair's state and the lots its new rows can consume, deleting a
+rebuilt pair's rows, and writing what was built (all of it after a rebuild; only what changed after a
+continuation)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from decimal import Decimal, localcontext
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from core.journal import daily, state
+from core.journal.build import Built, books_by_pair
+from core.journal.exact import EXACT_CONTEXT, ZERO
+from core.journal.fills import (
+    OPTION_EVENT_TYPES,
+    SPLIT_TYPES,
+    Fill,
+    Unplaceable,
+)
+from core.journal.rows import chunks
+from core.journal.state import PairState
+from core.storage.models import (
+    BrokerageAccount,
+    JournalOpenLot,
+    JournalPairState,
+    JournalPosition,
+    JournalRoundTrip,
+    JournalUnplaceable,
+    utcnow,
+)
+
+log = logging.getLogger("tradistry.journal")
+
+STATES = JournalPairState.__table__
+TRIPS = JournalRoundTrip.__table__
+POSITIONS = JournalPosition.__table__
+LOTS = JournalOpenLot.__table__
+UNPLACEABLE = JournalUnplaceable.__table__
+
+
+def load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
+    """The stored states of these pairs with their open round trips, their books holding no lot yet
+    (load_lots); a state that does not agree with them is left out (rebuilt)."""
+    out: dict[str, PairState] = {}
+    for chunk in chunks(sorted(keys)):
+        opened: dict[str, dict] = defaultdict(dict)
+        query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.id, TRIPS.c.seq,
+                          TRIPS.c.on_date, TRIPS.c.activity_ids).where(
+            TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
+        )  # fmt: skip
+        for key, instrument, currency, *trip in session.execute(query):
+            opened[key][(instrument, currency)] = tuple(trip)
+        query = sa.select(STATES.c.pair_key, STATES.c.state).where(STATES.c.account_id == account_id,
+                                                                   STATES.c.pair_key.in_(chunk))  # fmt: skip
+        for key, data in session.execute(query):
+            if (st := state.load(data, opened.get(key, {}))) is not None:
+                out[key] = st
+    return out
+
+
+_WHOLE_BOOK_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES  # they change or close every lot of the book
+# One book's lots in seq order, built once (a continuation runs it per book: no per-call SQL construction).
+_BOOK_LOTS = sa.select(LOTS.c.id, LOTS.c.seq, LOTS.c.activity_id, LOTS.c.opened_on, LOTS.c.quantity, LOTS.c.cost).where(
+    LOTS.c.account_id == sa.bindparam("account_id"), LOTS.c.pair_key == sa.bindparam("pair_key"),
+    LOTS.c.instrument == sa.bindparam("instrument"),
+).order_by(LOTS.c.seq)  # fmt: skip
+_BOOK_LOTS, _BOOK_LOTS_IN = (
+    _BOOK_LOTS.where(LOTS.c.currency.is_(None)),
+    _BOOK_LOTS.where(LOTS.c.currency == sa.bindparam("currency")),
+)
+
+
+def load_lots(session: Session, account_id: int, key: str, st: PairState, new: list) -> bool:
+    """Give a continued pair's books their stored lots: only the oldest ones its new activities can consume
+    (FIFO: lots are consumed from the oldest, at most as many units as the new activities move), or all of
+    them when those activities may take the book to flat or past it, or split it. Each book's lots are read
+    in seq order through (account_id, pair_key, seq) and the read stops there. False when they do not agree
+    with the stored state (the pair is then rebuilt)."""
+    moved: dict[tuple, Decimal] = defaultdict(Decimal)
+    whole: set[tuple] = set()
+    with localcontext(EXACT_CONTEXT):
+        for item in new:
+            which = (item.instrument, item.currency)
+            if item.type in _WHOLE_BOOK_TYPES:
+                whole.add(which)
+            elif isinstance(item, Fill) and item.units is not None:
+                moved[which] += Decimal(item.units).copy_abs()
+        for (_, instrument, currency), book in st.books.items():
+            which = (instrument, currency)
+            if not st.lot_info[which][0]:
+                if not state.attach_lots(st, which, (), complete=True):
+                    return False
+                continue
+            everything = which in whole or moved.get(which, ZERO) >= abs(book.position)
+            params = {"account_id": account_id, "pair_key": key, "instrument": instrument}
+            query = _BOOK_LOTS if currency is None else _BOOK_LOTS_IN
+            rows, held, need = [], ZERO, moved.get(which, ZERO)
+            result = session.execute(query, {**params, "currency": currency} if currency is not None else params)
+            for row in result:
+                rows.append(tuple(row))
+                held += row.quantity.copy_abs()
+                if not everything and held > need:
+                    break
+            else:
+                everything = True
+            result.close()
+            if not state.attach_lots(st, which, rows, complete=everything):
+                return False
+    return True
+
+
+def delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str]) -> set:
+    """Delete the pairs' stored rows (before a rebuild; a continuation writes only what changed:
+    store_continued); returns the (currency, day)s of the round trips deleted."""
+    affected: set[daily.Day] = set()
+    for chunk in chunks(keys):
+        where = [TRIPS.c.account_id == account.id, TRIPS.c.pair_key.in_(chunk)]
+        affected |= set(session.execute(sa.select(TRIPS.c.currency, TRIPS.c.on_date).where(*where)).tuples())
+        session.execute(sa.delete(TRIPS).where(*where))
+        for table in (POSITIONS, LOTS, STATES, UNPLACEABLE):
+            session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
+    return affected
+
+
+def flagged_before(session: Session, account: BrokerageAccount, keys: Sequence[str] | None = None) -> dict[tuple, Any]:
+    """When each unplaceable activity of these pairs (all of the account's when None) was first flagged: a
+    rebuild keeps that time."""
+    U = UNPLACEABLE.c
+    query = sa.select(U.activity_id, U.reason, U.flagged_at).where(U.account_id == account.id)
+    if keys is None:
+        return {(a, r): at for a, r, at in session.execute(query)}
+    found = {}
+    for chunk in chunks(keys):
+        found.update({(a, r): at for a, r, at in session.execute(query.where(U.pair_key.in_(chunk)))})
+    return found
+
+
+def store_built(session: Session, account: BrokerageAccount, built: Built, flagged: dict[tuple, Any]) -> set:
+    """Insert what was built; returns the (currency, day)s of the round trips inserted."""
+    values = _stored_values(account, built, flagged)
+    for table in (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES):
+        _insert(session, table, values[table.name])
+    return {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
+
+
+_SQLITE_INSERTS: dict[tuple, tuple[str, list]] = {}
+
+
+def _insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
+    """Insert rows (dicts of the same keys). On SQLite straight through the driver's executemany, each value
+    passed through its column type's own bind processor (the exact numbers' text, JSON, dates): what
+    SQLAlchemy would send, without its per-row parameter building, most of a full rebuild's writing time.
+    Elsewhere (PostgreSQL) through SQLAlchemy."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    keys = tuple(rows[0])
+    if dialect.name != "sqlite":
+        connection.execute(sa.insert(table), rows)
+        return
+    if (table.name, keys) not in _SQLITE_INSERTS:
+        compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or ())
+        if set(names) != set(keys):  # a column default SQLAlchemy would fill in: not for this path
+            _SQLITE_INSERTS[(table.name, keys)] = ("", [])
+        else:
+            procs = [(name, table.c[name].type._cached_bind_processor(dialect)) for name in names]
+            _SQLITE_INSERTS[(table.name, keys)] = (str(compiled), procs)
+    sql, procs = _SQLITE_INSERTS[(table.name, keys)]
+    if not sql:
+        connection.execute(sa.insert(table), rows)
+        return
+    connection.exec_driver_sql(sql, [tuple(row[k] if p is None else p(row[k]) for k, p in procs) for row in rows])
+
+
+def store_continued(session: Session, account: BrokerageAccount, built: Built, states: dict[str, PairState]) -> set:
+    """Store continued pairs, writing only what changed: their new round trips inserted, the open round trip
+    each had updated in place (still open, or now closed), the lots consumed deleted by id, the lot partly
+    consumed (or changed by a split) updated, the new ones inserted; positions and states replaced (a row
+    per book and pair). Returns the (currency, day)s whose daily aggregates change."""
+    keys = sorted(states)
+    values = _stored_values(account, built, {})
+    affected: set[daily.Day] = set()
+    updates, inserts = [], []
+    opened = {(k, which[0], which[1], trip[1]): trip for k in keys for which, trip in states[k].open_trips.items()}
+    for row in values[TRIPS.name]:
+        trip = opened.pop((row["pair_key"], row["instrument"], row["currency"], row["seq"]), None)
+        if trip is None:
+            inserts.append(row)
+            affected.add((row["currency"], row["on_date"]))
+            continue
+        updates.append({**row, "b_id": trip[0]})
+        # An open round trip counts in its day only as a trip: still open on the same day, no day changes.
+        if row["status"] != "open" or row["on_date"] != trip[2]:
+            affected |= {(row["currency"], trip[2]), (row["currency"], row["on_date"])}
+    stale = [{"b_id": trip[0]} for trip in opened.values()]  # not expected: an open trip stays or closes
+    affected |= {(currency, trip[2]) for (_, _, currency, _), trip in opened.items()}
+    if updates:
+        session.execute(sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), updates)
+    if stale:
+        session.execute(sa.delete(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), stale)
+    for chunk in chunks(keys):
+        for table in (POSITIONS, STATES):
+            session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
+    _write_lots(session, account, built, states)
+    for table, rows in ((TRIPS, inserts), (POSITIONS, values[POSITIONS.name]), (UNPLACEABLE, values[UNPLACEABLE.name]),
+                        (STATES, values[STATES.name])):  # fmt: skip
+        _insert(session, table, rows)
+    return affected
+
+
+def _write_lots(session: Session, account: BrokerageAccount, built: Built, states: dict[str, PairState]) -> None:
+    """The continued pairs' lots against what was stored, both in seq order: gone → deleted, changed →
+    updated, new → inserted. FIFO consumes from the front and opens at the back, so a day's page touches
+    a few lots only."""
+    positions = {(p.instrument, p.currency): p for p in built.result.positions}
+    deletes, updates, inserts = [], [], []
+    ids = {"user_id": account.user_id, "account_id": account.id}
+    by_pair = books_by_pair(built.books)
+    for key, st in states.items():
+        books = {(i, c): book for (_, i, c), book in by_pair.get(key, {}).items()}
+        for which in set(books) | set(st.stored_lots):
+            stored = st.stored_lots.get(which, ())
+            book, position = books.get(which), positions.get(which)
+            held = list(zip(position.lots, book.lots, strict=True)) if book is not None and position else []
+            i = j = 0
+            while i < len(stored) or j < len(held):
+                row = stored[i] if i < len(stored) else None
+                lot, kept = held[j] if j < len(held) else (None, None)
+                if row is not None and (kept is None or row[1] < kept.seq):
+                    deletes.append({"b_id": row[0]})  # consumed
+                    i += 1
+                elif kept is not None and (row is None or kept.seq < row[1]):
+                    inserts.append({**ids, "pair_key": key, "instrument": which[0], "currency": which[1],
+                                    "seq": kept.seq, "activity_id": lot.activity_id, "opened_on": lot.opened_on,
+                                    "quantity": lot.quantity, "cost": lot.cost})  # fmt: skip
+                    j += 1
+                else:
+                    if (row[4], row[5]) != (lot.quantity, lot.cost):  # partly consumed, or split
+                        updates.append({"b_id": row[0], "quantity": lot.quantity, "cost": lot.cost})
+                    i, j = i + 1, j + 1
+    if deletes:
+        session.execute(sa.delete(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), deletes)
+    if updates:
+        session.execute(sa.update(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), updates)
+    _insert(session, LOTS, inserts)
+
+
+def _stored_values(account: BrokerageAccount, built: Built, flagged: dict[tuple, Any]) -> dict[str, list[dict]]:
+    ids = {"user_id": account.user_id, "account_id": account.id}
+    result, symbols = built.result, built.symbols
+    trips, positions, lots, unplaceable = [], [], [], []
+    seq: dict[tuple, int] = defaultdict(int)
+    for rt in result.round_trips:  # per book, still in engine order (build sorts by opened_on, stably)
+        book = (rt.account, rt.instrument, rt.currency)
+        trips.append({**ids, "pair_key": rt.instrument, "seq": built.books[book].closed_before + seq[book],
+                      "instrument": rt.instrument, "symbol": symbols.get(rt.instrument), "currency": rt.currency,
+                      "direction": rt.direction, "status": rt.status, "opened_on": rt.opened_on,
+                      "closed_on": rt.closed_on, "on_date": rt.closed_on or rt.opened_on, "outcome": rt.outcome,
+                      "quantity": rt.quantity, "gross_pnl": rt.gross_pnl, "fees": rt.fees, "net_pnl": rt.net_pnl,
+                      "flags": list(rt.flags), "counts_in_metrics": rt.counts_in_metrics,
+                      "activity_ids": list(rt.activities)})  # fmt: skip
+        seq[book] += 1
+    for position in result.positions:
+        key = position.instrument
+        positions.append({**ids, "pair_key": key, "instrument": key, "symbol": symbols.get(key),
+                          "currency": position.currency, "quantity": position.quantity,
+                          "cost_basis": position.cost_basis})  # fmt: skip
+        if key in built.lots_written:
+            continue  # a continued pair: only its changed lots are written (_write_lots)
+        book = built.books[(position.account, key, position.currency)]
+        lots.extend({**ids, "pair_key": key, "instrument": key, "currency": position.currency, "seq": held.seq,
+                     "activity_id": lot.activity_id, "opened_on": lot.opened_on, "quantity": lot.quantity,
+                     "cost": lot.cost} for lot, held in zip(position.lots, book.lots, strict=True))  # fmt: skip
+    now = utcnow()
+    seen: set[tuple[str, str]] = set()
+    for u in result.unplaceable:
+        if (u.activity_id, u.reason) in seen:
+            continue
+        seen.add((u.activity_id, u.reason))
+        unplaceable.append({**ids, "pair_key": _unplaceable_key(u, built.key_of), "activity_id": u.activity_id,
+                            "instrument": u.instrument, "currency": u.currency, "transaction_type": u.type,
+                            "trade_date": u.trade_date, "reason": u.reason,
+                            "flagged_at": flagged.get((u.activity_id, u.reason), now)})  # fmt: skip
+    states = [{"account_id": account.id, "pair_key": key, "state": state.dump(st)} for key, st in built.states.items()]
+    return {TRIPS.name: trips, POSITIONS.name: positions, LOTS.name: lots, UNPLACEABLE.name: unplaceable,
+            STATES.name: states}  # fmt: skip
+
+
+def _unplaceable_key(u: Unplaceable, key_of: dict[str, str]) -> str:
+    # An activity without a usable instrument (an option event on a stock row) stays with the row's pair.
+    return key_of.get(u.activity_id, u.instrument or "")
