@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +23,8 @@ import urllib3
 from sqlmodel import Session
 
 from bench import targets
-from bench.harness import ROOT, Run, Sandbox, cpu_seconds
-from bench.report import summarize
+from bench.harness import Children, Run, Sandbox, cpu_seconds
+from bench.report import DB, rng, summarize, table
 from core.storage.db import create_db_engine
 
 BROKER = "SANDBOX_US"  # two accounts: many users
@@ -52,33 +49,15 @@ class FleetPlan:
     poll_seconds: float = 0.2
 
 
-class Workers:
+class Workers(Children):
     """`n` worker processes (`python -m core worker`) on one database, against the sandbox."""
 
     def __init__(self, n: int, db_url: str, sandbox: Sandbox, poll: float):
+        super().__init__()
         env = {**os.environ, "DATABASE_URL": db_url, "SNAPTRADE_CLIENT_ID": sandbox.client_id,
                "SNAPTRADE_CONSUMER_KEY": sandbox.consumer_key, "SNAPTRADE_BASE_URL": sandbox.url}  # fmt: skip
-        self.log = tempfile.TemporaryFile()
-        self.procs = [subprocess.Popen([sys.executable, "-m", "core", "worker", "--poll", str(poll)], cwd=ROOT, env=env,
-                                       stdout=self.log, stderr=subprocess.STDOUT) for _ in range(n)]  # fmt: skip
-
-    def cpu_seconds(self) -> float:
-        return sum(cpu_seconds(p.pid) or 0.0 for p in self.procs)
-
-    def stop(self) -> None:
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
-        self.log.close()
-
-    def log_tail(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-2000:]
+        for _ in range(n):
+            self.spawn(["core", "worker", "--poll", str(poll)], env)
 
 
 def _utc(dt: datetime) -> datetime:
@@ -310,15 +289,12 @@ def onboarding_verdicts(o: dict[str, Any]) -> list[tuple[str, str, str, bool | N
 
 
 def many_users_verdicts(m: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
-    db = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
     lo, hi = min(m["worker_counts"]), max(m["worker_counts"])
-    return [(f"Many users, {hi} workers' speed-up over {lo} ({db.get(k, k)}, {m['users']} users)", "",
+    return [(f"Many users, {hi} workers' speed-up over {lo} ({DB.get(k, k)}, {m['users']} users)", "",
              f"{r:.2f}×", None) for k, r in speedups(m).items()]  # fmt: skip
 
 
 def onboarding_section(o: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench.report import rng, table
-
     rl = o["rate_limit"]
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(o["run_statuses"].items()))
     lines = [f"{o['users']} new users at once ({o['concurrency']} handled at a time), {o['activities_per_user']:,} "
@@ -340,8 +316,6 @@ def onboarding_section(o: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
 
 def many_users_section(m: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench.report import rng, table
-
     rows = []
     for kind in dict.fromkeys(c["db"] for c in m["cells"]):
         for n in m["worker_counts"]:
@@ -363,6 +337,3 @@ def many_users_section(m: dict[str, Any], results: dict[str, Any]) -> list[str]:
               for k, r in speedups(m).items()),
             *([f"- Load average (1, 5, 15 min) as the section ended: {m['loadavg_after']}"] if m.get("loadavg_after") else []),
             ""]  # fmt: skip
-
-
-DB = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}

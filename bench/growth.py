@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from bench.harness import Run, Sandbox
-from bench.journal import summarize
+from bench.report import DB, summarize, table
 from bench.seed import T, transactions
 
 TARGET_RATIO = 1.3  # the largest history's median ÷ the smallest's, at most
@@ -169,30 +169,21 @@ def ratios(g: dict[str, Any]) -> dict[str, float]:
 def verdicts(g: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """(what, target, measured, met) for the report's Targets table."""
     small, large = min(g["sizes"]), max(g["sizes"])
-    db = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
-    return [(f"no-change fetching sync, {large:,} vs {small:,} stored activities ({db.get(kind, kind)})",
+    return [(f"no-change fetching sync, {large:,} vs {small:,} stored activities ({DB.get(kind, kind)})",
              f"≤ {g['target_ratio']}×", f"{r:.3f}×", r <= g["target_ratio"]) for kind, r in ratios(g).items()]  # fmt: skip
 
 
 def section(g: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    def row(*cells: Any) -> str:
-        return "| " + " | ".join(str(c) for c in cells) + " |"
-
-    lines = [f"A webhook-triggered sync with the accounts' webhook hint set (the window of {g['served_per_account']} activities "
-             f"per account is fetched, nothing is new), {g['reps']} measured runs after one warm-up"
-             f"{', the sizes in turn run by run' if g.get('interleaved') else ''}; medians.", "",
-             row("database", "stored activities", "median ms", "min ms", "max ms", "SQL ms (median)", "SQL statements",
-                 "fetched", "requests"),
-             row("---", "---:", "---:", "---:", "---:", "---:", "---:", "---:", "---:")]  # fmt: skip
+    rows = []
     for c in g["cells"]:
         last = c["runs"][-1] if c["runs"] else {}
         sql_ms = statistics.median(r["sql_seconds"] for r in c["runs"]) * 1000 if c["runs"] else 0.0
-        lines.append(row(c["db"], f"{c['stored']:,}", f"{c['median'] * 1000:.1f}", f"{c['min'] * 1000:.1f}",
-                         f"{c['max'] * 1000:.1f}", f"{sql_ms:.1f}", last.get("sql_statements", ""),
-                         last.get("fetched", ""), last.get("requests", "")))  # fmt: skip
-    lines.append("")
-    lines += [f"- {kind}: the largest history's median ÷ the smallest's: {r:.3f}×" for kind, r in ratios(g).items()]
-    lines.append(
-        "- *SQL ms*: the time spent in the database's statements (the rest is SnapTrade's answers and commits)."
-    )
-    return lines + [""]
+        rows.append([c["db"], f"{c['stored']:,}", *(f"{c[k] * 1000:.1f}" for k in ("median", "min", "max")),
+                     f"{sql_ms:.1f}", *(last.get(k, "") for k in ("sql_statements", "fetched", "requests"))])  # fmt: skip
+    return [f"A webhook-triggered sync with the accounts' webhook hint set (the window of {g['served_per_account']} activities "
+            f"per account is fetched, nothing is new), {g['reps']} measured runs after one warm-up"
+            f"{', the sizes in turn run by run' if g.get('interleaved') else ''}; medians.", "",
+            *table("database | stored activities | median ms | min ms | max ms | SQL ms (median) | SQL statements | "
+                   "fetched | requests", rows, right=8),
+            *(f"- {kind}: the largest history's median ÷ the smallest's: {r:.3f}×" for kind, r in ratios(g).items()),
+            "- *SQL ms*: the time spent in the database's statements (the rest is SnapTrade's answers and commits).", ""]  # fmt: skip

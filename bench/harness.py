@@ -110,21 +110,56 @@ class Databases:
             self.pg = None
 
 
-class Server:
-    """A server in a child process (`python -m …`) on a free port, up once `health` answers 200."""
+class Children:
+    """Child processes (`python -m …`) sharing one log file; `stop` ends them all."""
 
     def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.log = tempfile.TemporaryFile()
+
+    def spawn(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        self.procs.append(subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=self.log,
+                                           stderr=subprocess.STDOUT))  # fmt: skip
+        return self.procs[-1]
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.procs[0] if self.procs else None
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-2000:]
+
+    def cpu_seconds(self) -> float:
+        return sum(cpu_seconds(p.pid) or 0.0 for p in self.procs)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=10)
+        self.procs = []
+        self.log.close()
+
+
+class Server(Children):
+    """A server in a child process on a free port, up once `health` answers 200."""
+
+    def __init__(self) -> None:
+        super().__init__()
         with socket.socket() as s:  # a free port
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.TemporaryFile()
 
     def start(self, args: list[str], health: str, env: dict[str, str] | None = None, timeout: float = 90) -> Server:
-        self.proc = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+        proc = self.spawn(args, env)
         deadline = time.time() + timeout
-        while self.proc.poll() is None and time.time() < deadline:
+        while proc.poll() is None and time.time() < deadline:
             try:
                 with urllib.request.urlopen(self.url + health, timeout=2) as r:
                     if r.status == 200:
@@ -134,24 +169,6 @@ class Server:
         log = self.log_tail()
         self.stop()
         raise RuntimeError(f"{args[0]} did not come up: {log}")
-
-    def log_tail(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-2000:]
-
-    def cpu_seconds(self) -> float:
-        return cpu_seconds(self.proc.pid) or 0.0
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            self.proc = None
-        self.log.close()
 
 
 class Sandbox(Server):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.harness import ROOT, Databases, Run, percentile
+from bench.report import summarize, table, verdict
 from bench.seed import SeedPlan, T, seed, transactions
 
 TARGETS = {"rebuild_seconds": 2.0, "incremental_seconds": 0.1, "page_query_p95_seconds": 0.05, "rss_ratio": 1.5}
@@ -124,12 +124,6 @@ def _rss_of_rebuild(url: str, user_id: int) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def summarize(values: list[float]) -> dict[str, Any]:
-    """Median, min and max of a series, plus the raw values."""
-    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": list(values)}  # fmt: skip
-
-
 def run(ctx: Run) -> dict[str, Any]:
     """The journal on SQLite: peak RSS of a typical user's rebuild against five heavy users' (10,000 vs 1,000,000
     activities in the full profile)."""
@@ -215,16 +209,11 @@ def verdicts(j: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
 
 
 def section(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    def row(*cells: Any) -> str:
-        return "| " + " | ".join(str(c) for c in cells) + " |"
-
     lines = [
         f"SQLite, heavy user of {j['rows']:,} seeded activities (bench.seed's random history), {j['reps']} repetitions.",
         "",
+        *table("what | target | measured | verdict", [[w, t, m, verdict(ok)] for w, t, m, ok in verdicts(j)]),
     ]
-    lines += [row("what", "target", "measured", "verdict"), row("---", "---", "---", "---")]
-    lines += [row(w, t, m, "met" if ok else "**missed**") for w, t, m, ok in verdicts(j)]
-    lines.append("")
     if reb := j.get("rebuild"):
         work = reb["work"]
         lines.append(f"- Full rebuild: median {reb['median']:.3f} s (min {reb['min']:.3f}, max {reb['max']:.3f}); "
@@ -238,14 +227,13 @@ def section(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
                          f"(max {inc['max'] * 1000:.1f}); {w['dirty_pairs']} dirty pairs{continued}, "
                          f"{w['activities']:,} activities read.")  # fmt: skip
     if page := j.get("page"):
+        ms = [[n, f"{q['median'] * 1000:.1f}", f"{q['p95'] * 1000:.1f}"] for n, q in page["queries"].items()]
+        render = page["render"]
+        ms.append(["**one whole render**", f"{render['median'] * 1000:.1f}", f"{render['p95'] * 1000:.1f}"])
         lines += ["", f"Journal page queries ({page['currency']}), each with its own Session:", "",
-                  row("query", "p50 ms", "p95 ms"), row("---", "---:", "---:")]  # fmt: skip
-        lines += [row(n, f"{q['median'] * 1000:.1f}", f"{q['p95'] * 1000:.1f}") for n, q in page["queries"].items()]
-        lines.append(
-            row("**one whole render**", f"{page['render']['median'] * 1000:.1f}", f"{page['render']['p95'] * 1000:.1f}")
-        )
+                  *table("query | p50 ms | p95 ms", ms, right=2)]  # fmt: skip
     if rss := j.get("rss"):
-        lines += ["", "Peak RSS of a full rebuild in a fresh interpreter:", ""]
+        lines += [*([""] if lines[-1] else []), "Peak RSS of a full rebuild in a fresh interpreter:", ""]
         for n, r in rss["runs"].items():
             lines.append(f"- {int(n):,} activities: peak {r['peak_rss_bytes'] / 2**20:.1f} MiB (before the rebuild "
                          f"{r['start_rss_bytes'] / 2**20:.1f} MiB), {r['seconds']:.2f} s")  # fmt: skip

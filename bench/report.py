@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import statistics
 from typing import Any, NamedTuple
@@ -73,9 +74,11 @@ def verdict(met: bool | None) -> str:
     return "—" if met is None else ("met" if met else "**missed**")
 
 
-def table(header: str, rows: list[list[Any]] | list[str]) -> list[str]:
-    """A Markdown table from its header ('a | b') and its rows, each a list of cells or a line already joined."""
-    lines = [f"| {header} |", "|" + "---|" * len(header.split(" | "))]
+def table(header: str, rows: list[list[Any]] | list[str], right: int = 0) -> list[str]:
+    """A Markdown table from its header ('a | b') and its rows, each a list of cells or a line already joined;
+    the last `right` columns right-aligned."""
+    n = len(header.split(" | "))
+    lines = [f"| {header} |", "|" + "---|" * (n - right) + "---:|" * right]
     return lines + [f"| {r if isinstance(r, str) else ' | '.join(map(str, r))} |" for r in rows] + [""]
 
 
@@ -169,22 +172,9 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
     ):
         if (r := div(med(b.get(key)), med(b.get(floor)))) is not None:
             out.append(Target(what, "", f"{r:.2f}× ({med(b[floor]):.2f} s floor)", None))
-    if j := measured(results, "journal"):
-        from bench import journal
-
-        out += [Target(*v) for v in journal.verdicts(j)]
-    if g := measured(results, "growth"):
-        from bench import growth
-
-        out += [Target(*v) for v in growth.verdicts(g)]
-    from bench import fleet, sessions
-
-    if o := measured(results, "onboarding"):
-        out += [Target(*v) for v in fleet.onboarding_verdicts(o)]
-    if m := measured(results, "many_users"):
-        out += [Target(*v) for v in fleet.many_users_verdicts(m)]
-    if c := measured(results, "concurrency"):
-        out += [Target(*v) for v in sessions.verdicts(c)]
+    for name in OWN_SECTIONS:
+        if data := measured(results, name):
+            out += [Target(*v) for v in own(name, "verdicts")(data)]
     return out
 
 
@@ -219,7 +209,7 @@ def render(results: dict[str, Any]) -> str:
         elif "skipped" in data:
             lines += [f"Skipped: {data['skipped']}.", ""]
         else:
-            lines += SECTIONS[name](data, results)
+            lines += (SECTIONS.get(name) or own(name, "section"))(data, results)
     return "\n".join(lines + how(results)).rstrip() + "\n"
 
 
@@ -369,39 +359,19 @@ def sandbox(s: dict[str, Any], results: dict[str, Any]) -> list[str]:
     return lines + (table("against section 1 | ", against) if against else [])
 
 
-def journal(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench import journal as bench_journal
-
-    return bench_journal.section(j, results)
-
-
-def growth(g: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench import growth as bench_growth
-
-    return bench_growth.section(g, results)
-
-
-def onboarding(o: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench import fleet
-
-    return fleet.onboarding_section(o, results)
-
-
-def many_users(m: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench import fleet
-
-    return fleet.many_users_section(m, results)
-
-
-def concurrency(c: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench import sessions
-
-    return sessions.section(c, results)
-
-
 SECTIONS = {"ingest": ingest, "requests": requests, "memory": memory, "queries": queries, "browser": browser,
-            "sandbox": sandbox, "journal": journal, "growth": growth, "onboarding": onboarding,
-            "many_users": many_users, "concurrency": concurrency}  # fmt: skip
+            "sandbox": sandbox}  # fmt: skip
+# the sections whose own module measures, judges and renders them: (module, its section, its verdicts)
+OWN_SECTIONS = {"journal": ("journal", "section", "verdicts"), "growth": ("growth", "section", "verdicts"),
+                "onboarding": ("fleet", "onboarding_section", "onboarding_verdicts"),
+                "many_users": ("fleet", "many_users_section", "many_users_verdicts"),
+                "concurrency": ("sessions", "section", "verdicts")}  # fmt: skip
+
+
+def own(name: str, part: str) -> Any:
+    """A section module's renderer or verdicts, imported when a report has that section (they import this one)."""
+    module, section, verdicts_ = OWN_SECTIONS[name]
+    return getattr(importlib.import_module(f"bench.{module}"), section if part == "section" else verdicts_)
 
 
 def how(results: dict[str, Any]) -> list[str]:

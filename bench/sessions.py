@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from bench.browser import CHROMIUM, CHROMIUM_ARGS, PAGE_ROWS, TABLE, VIEWPORT, cpu_by_process, playwright, streamlit
 from bench.harness import Run
-from bench.report import summarize
+from bench.report import rng, summarize, table
 from bench.seed import SeedPlan, seed
 from core.accounts import auth
 from core.settings import get_settings
@@ -130,8 +130,6 @@ def verdicts(c: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
 
 
 def section(c: dict[str, Any], results: dict[str, Any]) -> list[str]:
-    from bench.report import rng, table
-
     rows = [[n, rng(v["cpu"], 2), rng(v["rss_open"], 1), rng(v["rss_kept"], 1), rng(v["slowest"], 1), rng(v["browser"], 1), v["runs"]]
             for n, v in per_level(c).items()]  # fmt: skip
     mib = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
