@@ -64,8 +64,10 @@ def _utc(dt: datetime) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
-def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, timeout: float = 3600) -> dict[str, Any]:
-    """Poll until no run (or none of `run_ids`) is queued or running; the runs' statuses, first start, last end."""
+def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, timeout: float = 3600,
+                  db_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Poll until no run (or none of `run_ids`) is queued or running; the runs' statuses, first start, last end,
+    and the CPU so far of the workers and of the database server `db_pid` with its backends."""
     from core.storage.models import ACTIVE_SYNC_STATUSES
     from core.storage.models import TransactionSyncLog as L
 
@@ -81,12 +83,13 @@ def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, ti
         if time.monotonic() > deadline or any(p.poll() is not None for p in workers.procs):
             raise RuntimeError(f"runs unfinished ({statuses}); worker log: {workers.log_tail()}")
         time.sleep(0.25)
-    cpu = workers.cpu_seconds()  # before the workers stop
+    cpu = workers.cpu_seconds()  # before the workers stop and their database backends exit with them
+    db_cpu = cpu_seconds(db_pid, children=True) if db_pid else None
     with engine.connect() as c:
         first, last, requests = c.execute(sa.select(sa.func.min(L.started_at), sa.func.max(L.completed_at),
                                                     sa.func.sum(L.api_requests)).where(*where)).one()  # fmt: skip
     return {"statuses": statuses, "first_started": _utc(first), "last_completed": _utc(last),
-            "engine_requests": int(requests or 0), "worker_cpu_seconds": cpu}  # fmt: skip
+            "engine_requests": int(requests or 0), "worker_cpu_seconds": cpu, "db_cpu_seconds": db_cpu}  # fmt: skip
 
 
 def api_requests(sandbox: Sandbox) -> tuple[dict[str, int], int]:
@@ -223,10 +226,10 @@ def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -
         pg0, sb0 = cpu_seconds(pg, children=True) if pg else None, sandbox.cpu_seconds()
         workers = Workers(n_workers, url, sandbox, plan.poll_seconds)
         try:
-            runs = wait_for_runs(engine, workers)
+            runs = wait_for_runs(engine, workers, db_pid=pg)
         finally:
             workers.stop()
-        pg1 = cpu_seconds(pg, children=True) if pg else None
+        pg1 = runs["db_cpu_seconds"]
         with engine.connect() as c:
             stored = c.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar_one()
     finally:
