@@ -55,7 +55,7 @@ class CopyPageWriter:
         self.insert_sql = str(insert.compile(dialect=dialect))
         # Which written rows are new, without reading the table a second time: a row the upsert inserted has no
         # xmax, a row it rewrote carries the lock that ON CONFLICT DO UPDATE took on it (PostgreSQL has set it so
-        # since 9.5; tests/core/ingest/test_page_write.py holds it to that). A join of the page with the stored rows
+        # since 9.5; docs/INTERNALS.md, postgresql-upsert-xmax). A join of the page with the stored rows
         # cost every page an index probe per row; the stamps cannot tell (a row rewritten by a page stamped like
         # its creation would count as new).
         self.counting_sql = str(
