@@ -425,4 +425,4 @@ def test_a_run_sets_off_few_cyclic_garbage_collections_and_restores_the_threshol
         gc.callbacks.remove(count)
     assert [r.status for r in runs] == ["completed"] and runs[0].transactions_new >= 6000
     assert gc.get_threshold() == before
-    assert len(young) < 30, f"{len(young)} young collections during a 6,000-activity sync"
+    assert len(young) < 30, f"{len(young)} young collections during a sync of 12,000 activities (two accounts of 6,000)"
