@@ -392,3 +392,38 @@ def _raised(fn, *args) -> BaseException | None:
     except BaseException as exc:  # noqa: BLE001 - handed back to the test thread
         return exc
     return None
+
+
+# --------------------------------------------------------------------------- postgresql
+
+POSTGRESQL_WRITTEN_AGAINST = 15  # the server's major version postgresql-upsert-xmax was checked on
+
+
+def test_reach_postgresql_upsert_xmax(pg_server):
+    """An `INSERT … ON CONFLICT DO UPDATE … RETURNING xmax = 0` is true for the rows it inserted and false for the
+    rows it rewrote (core/ingest/pgcopy.py, CopyPageWriter.counting_sql), in or after a savepoint."""
+    engine = sa.create_engine(pg_server.url)
+    try:
+        with engine.connect() as c:
+            major = int(c.exec_driver_sql("SHOW server_version_num").scalar()) // 10000
+            assert major == POSTGRESQL_WRITTEN_AGAINST, (
+                f"PostgreSQL {major} is running; postgresql-upsert-xmax was written against "
+                f"{POSTGRESQL_WRITTEN_AGAINST}: re-check it as {DOC} says, then update its version there and here"
+            )
+            c.exec_driver_sql("CREATE TEMPORARY TABLE guard_xmax (k int PRIMARY KEY, v text)")
+            upsert = ("INSERT INTO guard_xmax (k, v) SELECT * FROM unnest(%(k)s::int[], %(v)s::text[]) ON CONFLICT (k) "
+                      "DO UPDATE SET v = excluded.v WHERE guard_xmax.v <> excluded.v RETURNING k, xmax = 0")  # fmt: skip
+
+            def write(rows: dict[int, str]) -> dict[int, bool]:
+                return dict(c.exec_driver_sql(upsert, {"k": list(rows), "v": list(rows.values())}).all())
+
+            assert write({1: "a", 2: "b"}) == {1: True, 2: True}
+            assert write({1: "a", 2: "c", 3: "d"}) == {2: False, 3: True}  # 1 unchanged: not written
+            with c.begin_nested():
+                assert write({3: "e", 4: "f"}) == {3: False, 4: True}
+            assert write({4: "g", 5: "h"}) == {4: False, 5: True}
+            c.commit()
+            assert write({5: "i"}) == {5: False}  # a row of an earlier transaction
+            c.rollback()
+    finally:
+        engine.dispose()

@@ -53,20 +53,14 @@ class CopyPageWriter:
             where=T.c.raw_hash != insert.excluded.raw_hash,
         )
         self.insert_sql = str(insert.compile(dialect=dialect))
-        # Which written rows are new: every part of one statement sees the table as it was before the statement
-        # (PostgreSQL's data-modifying WITH), so `stored` holds the page's rows that existed already. (Comparing
-        # the stamps instead would count a row rewritten by a page stamped like its creation as new.)
-        stored = (
-            sa.select(T.c.snaptrade_activity_id)
-            .join(page, sa.and_(T.c.account_id == page.c.account_id,
-                                T.c.snaptrade_activity_id == page.c.snaptrade_activity_id))
-            .cte("stored")
-        )  # fmt: skip
-        written = insert.returning(T.c.snaptrade_activity_id).cte("written")
-        counting = sa.select(
-            written.c.snaptrade_activity_id.not_in(sa.select(stored.c.snaptrade_activity_id)).label("new")
+        # Which written rows are new, without reading the table a second time: a row the upsert inserted has no
+        # xmax, a row it rewrote carries the lock that ON CONFLICT DO UPDATE took on it (PostgreSQL has set it so
+        # since 9.5; docs/INTERNALS.md, postgresql-upsert-xmax). A join of the page with the stored rows
+        # cost every page an index probe per row; the stamps cannot tell (a row rewritten by a page stamped like
+        # its creation would count as new).
+        self.counting_sql = str(
+            insert.returning(sa.literal_column(f"{T.name}.xmax = 0", sa.Boolean)).compile(dialect=dialect)
         )
-        self.counting_sql = str(counting.compile(dialect=dialect))
         self._getter = itemgetter(*self.names)
 
     def stamp(self, now: datetime) -> datetime:

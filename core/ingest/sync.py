@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from core.accounts.connections import get_snaptrade_identity
 from core.ingest.account import sync_account
+from core.ingest.gcpace import bulk_allocations
 from core.ingest.pipeline import StopRequested
 from core.ingest.progress import AccountOutcome, RunReporter, checkpoint, outcome_from
 from core.ingest.reconcile_once import reconcile_for_run
@@ -64,7 +65,8 @@ def execute_run(
         rep = RunReporter(session, run, client)
         client.on_retry = rep.retrying  # "SnapTrade answered 503 — retrying in 4 s, attempt 2 of 7" on the Sync page
         try:
-            return _execute(session, rep, settings, should_stop, on_progress, started, prior_duration)
+            with bulk_allocations():  # a run's pages are garbage for reference counting, not for the cycle collector
+                return _execute(session, rep, settings, should_stop, on_progress, started, prior_duration)
         except StopRequested:
             session.rollback()
             return _stopped(session, run_id, stop_status, prior_duration + (time.monotonic() - started))
