@@ -141,7 +141,13 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
         figure = ratio(r)
         if target == T.INGEST_PG_VS_FLOOR:  # the CPU beside it: what the COPY page writes were to save
             cpu = [cells[(db, size, a)]["cpu_seconds_per_1k"]["median"] for a in (label.replace(", ", " (") + ")" * (", " in label), versus)]  # fmt: skip
-            figure += f" (CPU s per 1,000: {cpu[0]:.3f} engine, {cpu[1]:.3f} floor)"
+            figure += f" (CPU s per 1,000: {cpu[0]:.3f} engine, {cpu[1]:.3f} floor"
+            engine = cells[(db, size, label.replace(", ", " (") + ")" * (", " in label))]["runs"]
+            if all("import_activities_per_second" in e for e in engine):  # what the journal step costs the ratio
+                alone = statistics.median(e["import_activities_per_second"] for e in engine)
+                floor = med(cells[(db, size, versus)]["activities_per_second"])
+                figure += f"; the import alone, without the run's journal step: {ratio(div(alone, floor))}"
+            figure += ")"
         out.append(Target(what, f"≥ {target:g}×", figure, None if r is None else r >= target))
     for sc in req["scenarios"] if (req := measured(results, "requests")) else []:
         if sc["name"] == "scheduled sync, nothing new":

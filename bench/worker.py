@@ -26,6 +26,7 @@ import psutil
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from core.ingest import sync
 from core.ingest.normalize import normalize_activity
 from core.ingest.pgcopy import CopyPageWriter
 from core.ingest.sync import execute_run
@@ -103,13 +104,21 @@ def engine_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
         s[1] += 1
 
     CopyPageWriter.copy_rows = timed_copy
+    journal, after_sync_run = [0.0], sync.after_sync_run
+
+    def timed_journal(*args, **kwargs) -> None:  # the run's last step: positions, then the journal's upkeep
+        t0 = time.perf_counter()
+        after_sync_run(*args, **kwargs)
+        journal[0] += time.perf_counter() - t0
+
+    sync.after_sync_run = timed_journal
     if traced:
         tracemalloc.start(8)
         before = tracemalloc.take_snapshot()
     run = execute_run(int(spec["run_id"]), engine=engine, on_progress=on_progress)
     out: dict[str, Any] = {"status": run.status, "fetched": run.transactions_fetched, "new": run.transactions_new,
                            "skipped": run.transactions_skipped, "api_requests": run.api_requests, "pages": run.pages_done,
-                           "error": run.error_message, "rss_samples": samples,
+                           "error": run.error_message, "rss_samples": samples, "journal_seconds": journal[0],
                            "statements": sorted(({"kind": k, "seconds": v[0], "count": v[1]} for k, v in statements.items()),
                                                 key=lambda r: -r["seconds"])[:10]}  # fmt: skip
     if traced:  # what the run still holds at its end, by allocation site, and the peak of traced memory

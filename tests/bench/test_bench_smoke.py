@@ -36,6 +36,8 @@ def test_every_benchmark_runs_at_toy_size_and_the_report_renders(tmp_path, monke
         if r["approach"] == "engine":
             kinds = {st["kind"] for st in r["statements"]}
             assert (COPY_KIND in kinds) == (r["db"] == "postgresql"), kinds
+            assert 0 < r["journal_seconds"] < r["wall_seconds"]  # the run's last step, timed by the worker
+            assert r["import_activities_per_second"] > r["activities_per_second"]
     assert saved["memory"]["by_db"][dbs[0]]["tracemalloc"]["top"]
     assert [sc["total"] for sc in saved["requests"]["scenarios"]][1] <= 2
     assert saved["requests"]["scenarios"][2]["webhooks"] == 2  # one per account, through the app's receiver

@@ -223,3 +223,18 @@ def test_fewer_runs_of_the_big_syncs_are_flagged_from_the_ingest_sections_own_pl
 def test_a_partial_run_without_postgresql_does_not_say_the_report_used_none():
     assert "| PostgreSQL | not used by this invocation |" in report.render(_results(BROWSER_ONLY_META))
     assert "| PostgreSQL | not used |" in report.render(_results({**BROWSER_ONLY_META, "earlier_runs": []}))
+
+
+def test_the_postgresql_floor_verdict_shows_the_import_alone_beside_the_whole_run():
+    """The verdict judges the whole run (journal step included); the import's own rate is shown beside it."""
+    results = _results()
+    engine, floor = _cell(results, "postgresql", 100_000, "engine"), _cell(results, "postgresql", 100_000, "floor")
+    for r in engine:
+        r["import_activities_per_second"] = 2 * r["activities_per_second"]
+    whole = statistics.median(r["activities_per_second"] for r in engine)
+    alone = statistics.median(r["import_activities_per_second"] for r in engine)
+    floor_rate = statistics.median(r["activities_per_second"] for r in floor)
+    [target] = [t for t in report.verdicts(results) if t.what.startswith("Ingest, engine ÷ floor") and "PostgreSQL, 100,000" in t.what]  # fmt: skip
+    assert target.measured.startswith(report.ratio(whole / floor_rate))
+    assert f"the import alone, without the run's journal step: {report.ratio(alone / floor_rate)})" in target.measured
+    assert target.met == (whole / floor_rate >= 0.85)
