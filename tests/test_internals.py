@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,7 +30,6 @@ WRITTEN_AGAINST = {
     "streamlit-static-handler-headers": {"streamlit": "1.67.0", "starlette": "1.10.0"},
     "streamlit-listening-socket-nagle": {"streamlit": "1.67.0"},
     "sqlalchemy-sqlite-table-hint": {"sqlalchemy": "2.1.9"},
-    "sqlalchemy-cached-bind-processor": {"sqlalchemy": "2.1.9"},
     "sqlalchemy-upsert-sql-text": {"sqlalchemy": "2.1.9"},
     "snaptrade-sdk-deserialize-body": {"snaptrade-python-sdk": "13.0.49"},
     "snaptrade-sdk-pool-manager-timeout": {"snaptrade-python-sdk": "13.0.49", "urllib3": "2.8.0"},
@@ -186,10 +185,6 @@ def test_reach_sqlalchemy_sqlite_table_hint():
         engine.dispose()
 
 
-SAMPLES = {Decimal: Decimal("-1753.750000000000000001"), datetime: datetime(2026, 11, 29, 8, 0, tzinfo=UTC),
-           date: date(2024, 3, 22), bool: True, int: 7, str: "AAPL", dict: {"amount": Decimal("0.10")}}  # fmt: skip
-
-
 def _dialects() -> list:
     """Both dialects as the app configures them (its JSON serializer included); nothing connects."""
     from core.storage.db import create_db_engine
@@ -199,34 +194,6 @@ def _dialects() -> list:
     for e in engines:
         e.dispose()
     return dialects
-
-
-def _sample(type_):
-    if isinstance(type_, sa.JSON):
-        return SAMPLES[dict]
-    return SAMPLES[getattr(type_, "impl", type_).python_type]  # a TypeDecorator by its impl
-
-
-def _plain(value):
-    return value.obj if hasattr(value, "obj") else value  # psycopg's Jsonb wrapper compares by identity
-
-
-def test_reach_sqlalchemy_cached_bind_processor():
-    written_against("sqlalchemy-cached-bind-processor", "core/ingest/binder.py (Binder.__init__)")
-    from sqlalchemy.types import TypeEngine
-
-    from core.ingest.binder import T
-
-    assert list(inspect.signature(TypeEngine._cached_bind_processor).parameters) == ["self", "dialect"]
-    for dialect in _dialects():
-        for column in T.columns:
-            private = column.type._cached_bind_processor(dialect)
-            public = column.type.dialect_impl(dialect).bind_processor(dialect)  # the documented way to the same
-            where = f"{dialect.name}: {column.name}"
-            assert (private is None) == (public is None), where
-            if private is not None:
-                sample = _sample(column.type)
-                assert _plain(private(sample)) == _plain(public(sample)), where
 
 
 def _page_row(binder, activity_id: str, amount: str) -> dict:

@@ -1,6 +1,6 @@
 """The transactions upsert, compiled once per dialect, and the fast binding of normalized rows to it.
 
-Reaches into SQLAlchemy (the compiled SQL text's shape, `_cached_bind_processor`), guarded: docs/INTERNALS.md."""
+Reaches into SQLAlchemy (the compiled SQL text's shape), guarded: docs/INTERNALS.md."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ class Binder:
     def __init__(self, dialect):
         columns = [c.name for c in T.columns if c.name != "id"]
         compiled = upsert_statement(dialect).compile(dialect=dialect, column_keys=columns)
-        # Reaches into SQLAlchemy (this SQL text's shape, _cached_bind_processor), guarded: docs/INTERNALS.md.
+        # Reaches into SQLAlchemy (this SQL text's shape), guarded: docs/INTERNALS.md.
         self.sql = str(compiled)
         self.names = list(compiled.positiontup) if compiled.positional else columns
-        processors = {name: T.c[name].type._cached_bind_processor(dialect) for name in columns}
+        processors = {name: T.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns}
         self._stamp = processors["created_at"]
         # created_at/updated_at are bound once per page by stamp(); on SQLite `raw` needs nothing: it is
         # always JSONText, which the JSON serializer (its processor there) passes through unchanged.

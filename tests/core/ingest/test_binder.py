@@ -69,7 +69,7 @@ def test_bound_rows_equal_what_sqlalchemy_would_bind(engine):
     table = binding.T
     for name, value in values.items():
         original = {**row, "created_at": now, "updated_at": now}[name]
-        processor = table.c[name].type._cached_bind_processor(dialect)
+        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
         expected = processor(original) if processor and original is not None else original
         assert type(value) is type(expected), name
         if hasattr(expected, "obj"):  # psycopg's Jsonb wrapper compares by identity
