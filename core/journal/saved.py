@@ -176,7 +176,9 @@ def _insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
     if not sql:
         connection.execute(sa.insert(table), rows)
         return
-    connection.exec_driver_sql(sql, [tuple(row[k] if p is None else p(row[k]) for k, p in procs) for row in rows])
+    # Column by column (one comprehension per column, then zipped): a generator per row cost twice as much.
+    columns = [[row[k] for row in rows] if p is None else [p(row[k]) for row in rows] for k, p in procs]
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def store_continued(session: Session, account: BrokerageAccount, built: Built, states: dict[str, PairState]) -> set:

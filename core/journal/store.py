@@ -19,11 +19,18 @@ from sqlmodel import Session
 
 from core.journal import daily, state
 from core.journal.build import Built, build, continue_pairs
-from core.journal.fills import (
-    fill_from_row,
-)
+from core.journal.fills import fills_from_rows
 from core.journal.marks import Mark
-from core.journal.rows import CHUNK, base_query, broker_shorts, chunks, pair_key, read_rows, read_rows_since, to_row
+from core.journal.rows import (
+    CHUNK,
+    base_query,
+    broker_shorts,
+    chunks,
+    fetch_rows,
+    pair_key,
+    read_rows,
+    read_rows_since,
+)
 from core.journal.saved import delete_pairs, flagged_before, load_lots, load_states, store_built, store_continued
 from core.journal.state import PairState
 from core.journal.trips import Books, JournalResult, build_books, order_key, settle
@@ -77,7 +84,7 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
     for key, st in candidates.items():
         rows = rows_since[key]
         read += len(rows)
-        items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
+        items = fills_from_rows(rows, account.snaptrade_account_id)
         new = [i for i in items if order_key(i) > st.last]
         symbols = [r.symbol for r in rows if r.symbol]
         # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
@@ -204,17 +211,17 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
     since: date | None = None
     while True:
         query = base if since is None else base.where(T.c.trade_date >= since)
-        batch = [to_row(r) for r in session.execute(query.limit(_CHUNK_ROWS))]
+        batch = fetch_rows(session, query.limit(_CHUNK_ROWS))
         final = len(batch) < _CHUNK_ROWS
         if not final:
             edge = batch[-1].trade_date  # that date may go on past the limit: it starts the next chunk
             complete = [r for r in batch if r.trade_date < edge]
             if not complete:  # one date holds more than a chunk: read it whole
-                complete = [to_row(r) for r in session.execute(base.where(T.c.trade_date == edge))]
+                complete = fetch_rows(session, base.where(T.c.trade_date == edge))
                 edge = edge + timedelta(days=1)
             batch, since = complete, edge
         rows = [r for r in batch if pair_key(r) == key]
-        items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
+        items = fills_from_rows(rows, account.snaptrade_account_id)
         result, books = build_books(items, shorts, books, checked_already=True)
         chunk_last, chunk_on_last = state.key_of_items(items)
         if chunk_last is not None:
