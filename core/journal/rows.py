@@ -111,11 +111,10 @@ def fetch_rows(session: Session, query: Any) -> list[Row]:
         processors[name](value) if name in processors else value
         for name, value in ((name, compiled.params[name]) for name in compiled.positiontup or ())
     )
-    cursor = connection.connection.cursor()
-    try:
-        records = cursor.execute(str(compiled), params).fetchall()
-    finally:
-        cursor.close()
+    # Through exec_driver_sql, not a bare cursor: the statement is still seen by SQLAlchemy's events.
+    result = connection.exec_driver_sql(str(compiled), params)
+    records = result.cursor.fetchall()
+    result.close()
     exact, day, mini_of = Decimal, date.fromisoformat, _MINI.get
     return [
         Row(a, kind, symbol, sec, option, action, None if q is None else exact(str(q)),

@@ -623,6 +623,41 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
         assert s.execute(sa.text(daily_sums)).all() == days
 
 
+def test_a_continuation_reads_a_books_oldest_lots_through_the_seq_index_without_sorting_them(engine):
+    """SQLite: a continued pair's lots are read in seq order straight from (account_id, pair_key, seq)
+    (migration 0011), so the read stops after the few it needs; without seq in the index every read fetched
+    and sorted all of the pair's lots."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; the index is the same on PostgreSQL")
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol="AAPL", security_type="cs", quantity=Decimal(2),
+                                     price=Decimal(100), trade_date=day + timedelta(days=i)) for i in range(300)])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        s.execute(sa.text("ANALYZE"))
+        s.commit()
+        insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="cs", quantity=Decimal(-3),
+                                     price=Decimal(120), trade_date=day + timedelta(days=400))])  # fmt: skip
+        seen: list[tuple[str, tuple]] = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().upper().startswith("SELECT") and "FROM journal_open_lots" in statement:
+                seen.append((statement, parameters))
+
+        sa.event.listen(engine, "before_cursor_execute", capture)
+        try:
+            assert upkeep_accounts(s, [acct.id]).continued == 1
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", capture)
+        assert seen, "the continuation reads the pair's oldest lots"
+        for statement, parameters in seen:
+            plan = [row[-1] for row in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            assert any("USING INDEX idx_journal_open_lots_pair_seq" in p for p in plan), plan
+            assert not any("TEMP B-TREE" in p for p in plan), plan
+        assert_journal_is_current(s, user.id)
+
+
 def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_row_by_row(engine, monkeypatch):
     """SQLite: a rebuild's inserts go to the driver's executemany with each value through its column type's
     bind processor, not through SQLAlchemy's per-row parameter building (most of a rebuild's writing time);
