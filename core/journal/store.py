@@ -75,26 +75,7 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
     if marks is None:
         return _rebuild_account(session, account)
     shorts = broker_shorts(session, account)
-    stored = load_states(session, account.id, [k for k, m in marks.items() if k and not m.rebuild])
-    candidates = {k: st for k, st in stored.items() if st.last is not None and
-                  (marks[k].since is None or marks[k].since >= st.last[0])}  # fmt: skip
-    rows_since = read_rows_since(session, account, {k: st.last[0] for k, st in candidates.items()})
-    continuing: dict[str, tuple[PairState, list]] = {}
-    read = 0
-    for key, st in candidates.items():
-        rows = rows_since[key]
-        read += len(rows)
-        items = fills_from_rows(rows, account.snaptrade_account_id)
-        new = [i for i in items if order_key(i) > st.last]
-        symbols = [r.symbol for r in rows if r.symbol]
-        # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
-        # stored row of the pair shows it): rebuilt.
-        if (
-            len(items) - len(new) == st.last_day_items
-            and (not symbols or st.symbol is not None and min(symbols) >= st.symbol)
-            and load_lots(session, account.id, key, st, new)
-        ):
-            continuing[key] = (st, new)
+    continuing, read = _continuable(session, account, marks)
     rebuilding = sorted(set(marks) - set(continuing))
     affected: set[daily.Day] = set()
     rebuilt = 0
@@ -120,6 +101,32 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
     daily.refresh(session, account.user_id, account.id, affected)
     return RebuildCounts(pairs=len(marks), activities=rebuilt + read, round_trips=0, positions=0, unplaceable=0,
                          continued=len(continuing))  # fmt: skip
+
+
+def _continuable(session: Session, account: BrokerageAccount, marks: Mapping[str, Mark]
+                 ) -> tuple[dict[str, tuple[PairState, list]], int]:  # fmt: skip
+    """The dirty pairs that continue from their stored state, each with its new items and its books given
+    the lots those can consume; and how many rows were read to tell."""
+    stored = load_states(session, account.id, [k for k, m in marks.items() if k and not m.rebuild])
+    candidates = {k: st for k, st in stored.items() if st.last is not None and
+                  (marks[k].since is None or marks[k].since >= st.last[0])}  # fmt: skip
+    rows_since = read_rows_since(session, account, {k: st.last[0] for k, st in candidates.items()})
+    continuing: dict[str, tuple[PairState, list]] = {}
+    read = 0
+    for key, st in candidates.items():
+        rows = rows_since[key]
+        read += len(rows)
+        items = fills_from_rows(rows, account.snaptrade_account_id)
+        new = [i for i in items if order_key(i) > st.last]
+        symbols = [r.symbol for r in rows if r.symbol]
+        # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
+        # stored row of the pair shows it): rebuilt.
+        if len(items) - len(new) == st.last_day_items and (
+            not symbols or st.symbol is not None and min(symbols) >= st.symbol
+        ):
+            continuing[key] = (st, new)
+    lots_agree = load_lots(session, account.id, continuing)
+    return {k: v for k, v in continuing.items() if k in lots_agree}, read
 
 
 def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCounts:

@@ -623,39 +623,49 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
         assert s.execute(sa.text(daily_sums)).all() == days
 
 
-def test_a_continuation_reads_a_books_oldest_lots_through_the_seq_index_without_sorting_them(engine):
-    """SQLite: a continued pair's lots are read in seq order straight from (account_id, pair_key, seq)
-    (migration 0011), so the read stops after the few it needs; without seq in the index every read fetched
-    and sorted all of the pair's lots."""
-    if engine.dialect.name != "sqlite":
-        pytest.skip("EXPLAIN QUERY PLAN is SQLite's; the index is the same on PostgreSQL")
+def test_a_continuation_reads_its_books_oldest_lots_in_one_statement_through_the_seq_index(engine):
+    """Five long positions continued by a day's page: their books' oldest lots are read by one statement
+    (each book's seq range), not one per book, plus one for the book whose sell outruns that read; on SQLite
+    straight from (account_id, pair_key, seq) (migration 0011), no sort, where without seq in the index every
+    read scanned and sorted the lots. The journal equals a rebuild."""
+    symbols = ["AAPL", "MSFT", "NVDA", "AMZN", "META"]
     with Session(engine, expire_on_commit=False) as s:
         user, _, acct = f.make_trader(s)
         day = date(2024, 1, 1)
-        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol="AAPL", security_type="cs", quantity=Decimal(2),
-                                     price=Decimal(100), trade_date=day + timedelta(days=i)) for i in range(300)])  # fmt: skip
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=symbol, security_type="cs", quantity=Decimal(2),
+                                     price=Decimal(100 + i % 7), trade_date=day + timedelta(days=i))
+                   for i in range(120) for symbol in symbols])  # fmt: skip
         upkeep_accounts(s, [acct.id])
         s.execute(sa.text("ANALYZE"))
         s.commit()
-        insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol="AAPL", security_type="cs", quantity=Decimal(-3),
-                                     price=Decimal(120), trade_date=day + timedelta(days=400))])  # fmt: skip
+        # META's sell consumes 21 lots: more than the first read takes, so its book is read again on its own.
+        insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol=symbol, security_type="cs",
+                                     quantity=Decimal(-41 if symbol == "META" else -3), price=Decimal(120),
+                                     trade_date=day + timedelta(days=400)) for symbol in symbols])  # fmt: skip
         seen: list[tuple[str, tuple]] = []
 
         def capture(conn, cursor, statement, parameters, context, executemany):
-            if statement.lstrip().upper().startswith("SELECT") and "FROM journal_open_lots" in statement:
+            reading = re.search(r"\b(FROM|JOIN) journal_open_lots\b", statement)
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and reading:
                 seen.append((statement, parameters))
 
         sa.event.listen(engine, "before_cursor_execute", capture)
         try:
-            assert upkeep_accounts(s, [acct.id]).continued == 1
+            assert upkeep_accounts(s, [acct.id]).continued == len(symbols)
         finally:
             sa.event.remove(engine, "before_cursor_execute", capture)
-        assert seen, "the continuation reads the pair's oldest lots"
-        for statement, parameters in seen:
+        assert len(seen) == 2, [statement for statement, _ in seen]
+        assert "META" in str(seen[1][1]), seen[1]  # the one book read on its own
+        if engine.dialect.name == "sqlite":
+            statement, parameters = seen[0]
             plan = [row[-1] for row in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
-            assert any("USING INDEX idx_journal_open_lots_pair_seq" in p for p in plan), plan
+            assert any("USING INDEX idx_journal_open_lots_pair_seq (account_id=? AND pair_key=? AND seq>" in p
+                       for p in plan), plan  # fmt: skip
             assert not any("TEMP B-TREE" in p for p in plan), plan
         assert_journal_is_current(s, user.id)
+        continued = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == continued
 
 
 def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_row_by_row(engine, monkeypatch):
