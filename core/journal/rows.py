@@ -166,8 +166,7 @@ def read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[
         by_option = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.option_ticker == wanted.c.key,
                                                       T.c.trade_date >= wanted.c.since))  # fmt: skip
         for query in (by_symbol, by_option):
-            for record in session.execute(query):
-                row = to_row(record)
+            for row in fetch_rows(session, query):
                 if (key := pair_key(row)) in out:
                     out[key].append(row)
     return out

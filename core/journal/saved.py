@@ -4,6 +4,7 @@ continuation)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from core.journal import daily, state
@@ -43,6 +45,26 @@ LOTS = JournalOpenLot.__table__
 UNPLACEABLE = JournalUnplaceable.__table__
 
 
+def _activity_count(session: Session) -> Any:
+    # Counted in SQL: a long-open round trip lists thousands of activities, and a continuation only adds some.
+    ids = TRIPS.c.activity_ids
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.func.jsonb_array_length(ids)
+    return sa.func.json_array_length(ids)
+
+
+def _appended(dialect: Any) -> Any:
+    """An open round trip's stored activity list with the JSON list bound as b_new appended, in SQL: the
+    same text (SQLite) or value (PostgreSQL's JSONB) as writing the whole list, without sending it."""
+    new = sa.bindparam("b_new", type_=sa.Text)
+    if dialect.name == "postgresql":
+        return TRIPS.c.activity_ids.op("||")(sa.cast(new, postgresql.JSONB))
+    text = sa.type_coerce(TRIPS.c.activity_ids, sa.Text)
+    # '["a","b"]' and '["c"]' give '["a","b","c"]', as the serializer writes the whole list.
+    joined = sa.func.substr(text, 1, sa.func.length(text) - 1) + "," + sa.func.substr(new, 2)
+    return sa.case((new == "[]", text), else_=joined)
+
+
 def load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
     """The stored states of these pairs with their open round trips, their books holding no lot yet
     (load_lots); a state that does not agree with them is left out (rebuilt)."""
@@ -50,7 +72,7 @@ def load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[
     for chunk in chunks(sorted(keys)):
         opened: dict[str, dict] = defaultdict(dict)
         query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.id, TRIPS.c.seq,
-                          TRIPS.c.on_date, TRIPS.c.activity_ids).where(
+                          TRIPS.c.on_date, _activity_count(session)).where(
             TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
         )  # fmt: skip
         for key, instrument, currency, *trip in session.execute(query):
@@ -260,6 +282,8 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
     per book and pair). Returns the (currency, day)s whose daily aggregates change."""
     keys = sorted(states)
     values = _stored_values(account, built, {})
+    dialect = session.connection().dialect
+    to_json = dialect._json_serializer or json.dumps  # the engine's own: the text _insert would write
     affected: set[daily.Day] = set()
     updates, inserts = [], []
     opened = {(k, which[0], which[1], trip[1]): trip for k in keys for which, trip in states[k].open_trips.items()}
@@ -269,14 +293,17 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
             inserts.append(row)
             affected.add((row["currency"], row["on_date"]))
             continue
-        updates.append({**row, "b_id": trip[0]})
+        # The stored trip keeps its activities; the row holds the new ones only (state.load): appended.
+        updates.append({**row, "b_id": trip[0], "activity_ids": to_json(row["activity_ids"])})
         # An open round trip counts in its day only as a trip: still open on the same day, no day changes.
         if row["status"] != "open" or row["on_date"] != trip[2]:
             affected |= {(row["currency"], trip[2]), (row["currency"], row["on_date"])}
     stale = [{"b_id": trip[0]} for trip in opened.values()]  # not expected: an open trip stays or closes
     affected |= {(currency, trip[2]) for (_, _, currency, _), trip in opened.items()}
     if updates:
-        session.execute(sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), updates)
+        update = sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")).values(activity_ids=_appended(dialect))
+        session.execute(update, [{**{k: v for k, v in u.items() if k != "activity_ids"}, "b_new": u["activity_ids"]}
+                                 for u in updates])  # fmt: skip
     if stale:
         session.execute(sa.delete(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), stale)
     for chunk in chunks(keys):

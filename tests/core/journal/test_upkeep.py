@@ -668,6 +668,42 @@ def test_a_continuation_reads_its_books_oldest_lots_in_one_statement_through_the
         assert snapshot(s, user.id) == continued
 
 
+def test_a_continued_open_round_trip_appends_its_new_activities_without_resending_the_old(engine):
+    """A round trip open across 300 buys, continued by a day's page of two: its stored activity list is
+    neither read back nor sent again whole; the update appends the two new ids in SQL, and the stored list
+    is the one a rebuild writes (same JSON on SQLite)."""
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol="AAPL", security_type="cs", quantity=Decimal(1),
+                                     price=Decimal(100), trade_date=day + timedelta(days=i)) for i in range(300)])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        first = s.execute(
+            sa.text("SELECT snaptrade_activity_id FROM brokerage_transactions ORDER BY trade_date")
+        ).first()[0]
+        insert(s, [f.transaction_row(acct, transaction_type=kind, symbol="AAPL", security_type="cs", quantity=Decimal(q),
+                                     price=Decimal(120), trade_date=day + timedelta(days=400))
+                   for kind, q in (("BUY", 2), ("SELL", -1))])  # fmt: skip
+        sent: list[str] = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany):
+            if re.match(r"\s*UPDATE journal_round_trips", statement):
+                sent.append(str(parameters))
+
+        sa.event.listen(engine, "before_cursor_execute", capture)
+        try:
+            assert upkeep_accounts(s, [acct.id]).continued == 1
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", capture)
+        assert len(sent) == 1 and first not in sent[0] and len(sent[0]) < 2_000, sent
+        stored = s.execute(sa.text("SELECT activity_ids FROM journal_round_trips")).scalar()
+        assert_journal_is_current(s, user.id)
+        continued = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == continued
+        assert s.execute(sa.text("SELECT activity_ids FROM journal_round_trips")).scalar() == stored
+
+
 def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_row_by_row(engine, monkeypatch):
     """SQLite: a rebuild's inserts go to the driver's executemany with each value through its column type's
     bind processor, not through SQLAlchemy's per-row parameter building (most of a rebuild's writing time);
