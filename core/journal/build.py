@@ -9,9 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from core.journal import state
-from core.journal.fills import (
-    fill_from_row,
-)
+from core.journal.fills import fills_from_rows
 from core.journal.rows import Row, pair_key
 from core.journal.state import PairState
 from core.journal.trips import Books, JournalResult, build_books
@@ -47,7 +45,7 @@ def build(account: BrokerageAccount, rows: list[Row], shorts: frozenset, keys: I
     """Build these pairs from all their rows."""
     key_of = {r.snaptrade_activity_id: pair_key(r) for r in rows}
     symbols = _symbols(rows)
-    items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
+    items = fills_from_rows(rows, account.snaptrade_account_id)
     result, books = build_books(items, shorts, checked_already=True)
     per_pair: dict[str, list] = defaultdict(list)
     for item in items:

@@ -4,6 +4,7 @@ continuation)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from decimal import Decimal, localcontext
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from core.journal import daily, state
@@ -43,6 +45,26 @@ LOTS = JournalOpenLot.__table__
 UNPLACEABLE = JournalUnplaceable.__table__
 
 
+def _activity_count(session: Session) -> Any:
+    # Counted in SQL: a long-open round trip lists thousands of activities, and a continuation only adds some.
+    ids = TRIPS.c.activity_ids
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.func.jsonb_array_length(ids)
+    return sa.func.json_array_length(ids)
+
+
+def _appended(dialect: Any) -> Any:
+    """An open round trip's stored activity list with the JSON list bound as b_new appended, in SQL: the
+    same text (SQLite) or value (PostgreSQL's JSONB) as writing the whole list, without sending it."""
+    new = sa.bindparam("b_new", type_=sa.Text)
+    if dialect.name == "postgresql":
+        return TRIPS.c.activity_ids.op("||")(sa.cast(new, postgresql.JSONB))
+    text = sa.type_coerce(TRIPS.c.activity_ids, sa.Text)
+    # '["a","b"]' and '["c"]' give '["a","b","c"]', as the serializer writes the whole list.
+    joined = sa.func.substr(text, 1, sa.func.length(text) - 1) + "," + sa.func.substr(new, 2)
+    return sa.case((new == "[]", text), else_=joined)
+
+
 def load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[str, PairState]:
     """The stored states of these pairs with their open round trips, their books holding no lot yet
     (load_lots); a state that does not agree with them is left out (rebuilt)."""
@@ -50,7 +72,7 @@ def load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[
     for chunk in chunks(sorted(keys)):
         opened: dict[str, dict] = defaultdict(dict)
         query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.id, TRIPS.c.seq,
-                          TRIPS.c.on_date, TRIPS.c.activity_ids).where(
+                          TRIPS.c.on_date, _activity_count(session)).where(
             TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
         )  # fmt: skip
         for key, instrument, currency, *trip in session.execute(query):
@@ -65,7 +87,8 @@ def load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[
 
 _WHOLE_BOOK_TYPES = SPLIT_TYPES | OPTION_EVENT_TYPES  # they change or close every lot of the book
 # One book's lots in seq order, built once (a continuation runs it per book: no per-call SQL construction).
-_BOOK_LOTS = sa.select(LOTS.c.id, LOTS.c.seq, LOTS.c.activity_id, LOTS.c.opened_on, LOTS.c.quantity, LOTS.c.cost).where(
+_LOT_COLUMNS = (LOTS.c.id, LOTS.c.seq, LOTS.c.activity_id, LOTS.c.opened_on, LOTS.c.quantity, LOTS.c.cost)
+_BOOK_LOTS = sa.select(*_LOT_COLUMNS).where(
     LOTS.c.account_id == sa.bindparam("account_id"), LOTS.c.pair_key == sa.bindparam("pair_key"),
     LOTS.c.instrument == sa.bindparam("instrument"),
 ).order_by(LOTS.c.seq)  # fmt: skip
@@ -75,43 +98,114 @@ _BOOK_LOTS, _BOOK_LOTS_IN = (
 )
 
 
-def load_lots(session: Session, account_id: int, key: str, st: PairState, new: list) -> bool:
-    """Give a continued pair's books their stored lots: only the oldest ones its new activities can consume
-    (FIFO: lots are consumed from the oldest, at most as many units as the new activities move), or all of
-    them when those activities may take the book to flat or past it, or split it. Each book's lots are read
-    in seq order through (account_id, pair_key, seq) and the read stops there. False when they do not agree
-    with the stored state (the pair is then rebuilt)."""
+def _moved(new: list) -> tuple[dict[tuple, Decimal], set[tuple], dict[tuple, int]]:
+    """Per book (instrument, currency) of a pair's new items: the units they move, whether one changes or
+    closes every lot (a split, an option event), and how many there are. Under the exact context."""
     moved: dict[tuple, Decimal] = defaultdict(Decimal)
     whole: set[tuple] = set()
+    items: dict[tuple, int] = defaultdict(int)
+    for item in new:
+        which = (item.instrument, item.currency)
+        items[which] += 1
+        if item.type in _WHOLE_BOOK_TYPES:
+            whole.add(which)
+        elif isinstance(item, Fill) and item.units is not None:
+            moved[which] += Decimal(item.units).copy_abs()
+    return moved, whole, items
+
+
+def load_lots(session: Session, account_id: int, pairs: dict[str, tuple[PairState, list]]) -> set[str]:
+    """Give the continued pairs' books their stored lots: only the oldest ones their new activities can
+    consume (FIFO: lots are consumed from the oldest, at most as many units as the new activities move), or
+    all of them when those activities may take the book to flat or past it, or split it. Returns the pairs
+    whose lots agree with their stored state (the others are rebuilt).
+
+    A book's live lots are the last `lots` it opened, so their seqs run from `opened - lots` on: one statement
+    per chunk of books reads each book's first few by that seq range through (account_id, pair_key, seq),
+    instead of a statement per book; a book those do not cover is read on its own (_book_lots)."""
+    wanted: dict[tuple, tuple] = {}  # (pair, instrument, currency) -> (first seq, to read, lots, all needed, units)
     with localcontext(EXACT_CONTEXT):
-        for item in new:
-            which = (item.instrument, item.currency)
-            if item.type in _WHOLE_BOOK_TYPES:
-                whole.add(which)
-            elif isinstance(item, Fill) and item.units is not None:
-                moved[which] += Decimal(item.units).copy_abs()
-        for (_, instrument, currency), book in st.books.items():
-            which = (instrument, currency)
-            if not st.lot_info[which][0]:
-                if not state.attach_lots(st, which, (), complete=True):
-                    return False
-                continue
-            everything = which in whole or moved.get(which, ZERO) >= abs(book.position)
-            params = {"account_id": account_id, "pair_key": key, "instrument": instrument}
-            query = _BOOK_LOTS if currency is None else _BOOK_LOTS_IN
-            rows, held, need = [], ZERO, moved.get(which, ZERO)
-            result = session.execute(query, {**params, "currency": currency} if currency is not None else params)
-            for row in result:
-                rows.append(tuple(row))
-                held += row.quantity.copy_abs()
-                if not everything and held > need:
-                    break
-            else:
-                everything = True
-            result.close()
-            if not state.attach_lots(st, which, rows, complete=everything):
-                return False
-    return True
+        for key, (st, new) in pairs.items():
+            moved, whole, items = _moved(new)
+            for (_, instrument, currency), book in st.books.items():
+                which = (instrument, currency)
+                count = st.lot_info[which][0]
+                everything = which in whole or moved.get(which, ZERO) >= abs(book.position)
+                first = book.opened - count
+                # Enough for most days' pages: an item consumes a lot or two; more is read on its own.
+                size = count if everything else min(count, 4 + 2 * items[which])
+                wanted[(key, *which)] = (first, size, count, everything, moved.get(which, ZERO))
+        found = _lots_by_seq(session, account_id, wanted)
+        ok = set(pairs)
+        for (key, *which), (first, size, count, everything, need) in wanted.items():
+            which = tuple(which)
+            rows, complete = _oldest(found.get((key, *which), []), first, size, count, everything, need)
+            if rows is None:
+                rows, complete = _book_lots(session, account_id, key, which, everything, need)
+            if key in ok and not state.attach_lots(pairs[key][0], which, rows, complete=complete):
+                ok.discard(key)
+    return ok
+
+
+def _oldest(rows: list, first: int, size: int, count: int, everything: bool, need: Decimal
+            ) -> tuple[list | None, bool]:  # fmt: skip
+    """What _book_lots would read, from a book's rows of seqs first .. first + size - 1 (None when they are
+    not those, or are not all of its `count` lots and do not reach past what the new activities consume)."""
+    if [row[1] for row in rows] != list(range(first, first + size)):
+        return None, False
+    if everything or size == count:
+        held = ZERO
+        for i, row in enumerate(rows):
+            held += row[4].copy_abs()
+            if not everything and held > need:
+                return rows[: i + 1], False
+        return rows, True
+    held = ZERO
+    for i, row in enumerate(rows):
+        held += row[4].copy_abs()
+        if held > need:
+            return rows[: i + 1], False
+    return None, False  # every row read without passing the need: the book's own read decides
+
+
+def _lots_by_seq(session: Session, account_id: int, wanted: dict[tuple, tuple]) -> dict[tuple, list]:
+    found: dict[tuple, list] = defaultdict(list)
+    books = [(*book, first, first + size) for book, (first, size, *_) in wanted.items() if size]
+    for chunk in chunks(books):
+        values = sa.values(sa.column("key", sa.String), sa.column("instrument", sa.String),
+                           sa.column("currency", sa.String), sa.column("lo", sa.Integer), sa.column("hi", sa.Integer),
+                           name="wanted").data(chunk).cte("wanted")  # fmt: skip
+        query = sa.select(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, *_LOT_COLUMNS).join_from(
+            values, LOTS, sa.and_(LOTS.c.account_id == account_id, LOTS.c.pair_key == values.c.key,
+                                  LOTS.c.seq >= values.c.lo, LOTS.c.seq < values.c.hi,
+                                  LOTS.c.instrument == values.c.instrument,
+                                  LOTS.c.currency.is_not_distinct_from(values.c.currency)))  # fmt: skip
+        for key, instrument, currency, *row in session.execute(query):
+            found[(key, instrument, currency)].append(tuple(row))
+    for rows in found.values():
+        rows.sort(key=lambda row: row[1])
+    return found
+
+
+def _book_lots(session: Session, account_id: int, key: str, which: tuple, everything: bool, need: Decimal
+               ) -> tuple[list, bool]:  # fmt: skip
+    """One book's oldest lots, read in seq order until they hold more than `need` units (all of them when
+    `everything`, or when none does): (rows, whether they are all of the book's)."""
+    instrument, currency = which
+    params = {"account_id": account_id, "pair_key": key, "instrument": instrument}
+    query = _BOOK_LOTS if currency is None else _BOOK_LOTS_IN
+    rows, held = [], ZERO
+    result = session.execute(query, {**params, "currency": currency} if currency is not None else params)
+    with localcontext(EXACT_CONTEXT):
+        for row in result:
+            rows.append(tuple(row))
+            held += row.quantity.copy_abs()
+            if not everything and held > need:
+                break
+        else:
+            everything = True
+    result.close()
+    return rows, everything
 
 
 def delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str]) -> set:
@@ -176,7 +270,9 @@ def _insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
     if not sql:
         connection.execute(sa.insert(table), rows)
         return
-    connection.exec_driver_sql(sql, [tuple(row[k] if p is None else p(row[k]) for k, p in procs) for row in rows])
+    # Column by column (one comprehension per column, then zipped): a generator per row cost twice as much.
+    columns = [[row[k] for row in rows] if p is None else [p(row[k]) for row in rows] for k, p in procs]
+    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
 def store_continued(session: Session, account: BrokerageAccount, built: Built, states: dict[str, PairState]) -> set:
@@ -186,6 +282,8 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
     per book and pair). Returns the (currency, day)s whose daily aggregates change."""
     keys = sorted(states)
     values = _stored_values(account, built, {})
+    dialect = session.connection().dialect
+    to_json = dialect._json_serializer or json.dumps  # the engine's own: the text _insert would write
     affected: set[daily.Day] = set()
     updates, inserts = [], []
     opened = {(k, which[0], which[1], trip[1]): trip for k in keys for which, trip in states[k].open_trips.items()}
@@ -195,14 +293,17 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
             inserts.append(row)
             affected.add((row["currency"], row["on_date"]))
             continue
-        updates.append({**row, "b_id": trip[0]})
+        # The stored trip keeps its activities; the row holds the new ones only (state.load): appended.
+        updates.append({**row, "b_id": trip[0], "activity_ids": to_json(row["activity_ids"])})
         # An open round trip counts in its day only as a trip: still open on the same day, no day changes.
         if row["status"] != "open" or row["on_date"] != trip[2]:
             affected |= {(row["currency"], trip[2]), (row["currency"], row["on_date"])}
     stale = [{"b_id": trip[0]} for trip in opened.values()]  # not expected: an open trip stays or closes
     affected |= {(currency, trip[2]) for (_, _, currency, _), trip in opened.items()}
     if updates:
-        session.execute(sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), updates)
+        update = sa.update(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")).values(activity_ids=_appended(dialect))
+        session.execute(update, [{**{k: v for k, v in u.items() if k != "activity_ids"}, "b_new": u["activity_ids"]}
+                                 for u in updates])  # fmt: skip
     if stale:
         session.execute(sa.delete(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), stale)
     for chunk in chunks(keys):

@@ -97,7 +97,7 @@ def _dump_book(key: tuple[str, str, str | None], book: _Book) -> dict[str, Any]:
                     if type(lot.quantity) is Fraction or type(lot.unit_value) is Fraction)],
         "trip": None if trip is None else {
             "direction": trip.direction, "opened_on": trip.opened_on.isoformat(), "from_flat": trip.from_flat,
-            "activities": len(trip.activities), "buys": str(trip.buys), "sells": str(trip.sells), "fees": str(trip.fees),
+            "activities": trip.earlier + len(trip.activities), "buys": str(trip.buys), "sells": str(trip.sells), "fees": str(trip.fees),
             "peak": str(trip.peak), "flags": sorted(trip.flags),
         },
     }  # fmt: skip
@@ -113,12 +113,12 @@ def _known_cost(book: _Book) -> Decimal | Fraction:
 
 
 @exact
-def load(data: dict[str, Any], open_trips: dict[tuple[str | None, str | None], tuple[int, int, date, list[str]]],
+def load(data: dict[str, Any], open_trips: dict[tuple[str | None, str | None], tuple[int, int, date, int]],
          lots: dict[tuple[str | None, str | None], Sequence[StoredLot]] | None = None) -> PairState | None:  # fmt: skip
     """The stored state, or None when it is of another version or does not agree with the pair's stored
     open round trips and lots (the pair is then rebuilt). An open round trip's activities are not repeated in
-    the state: they are those of the stored open round trip (id, seq, on_date, activities), by (instrument,
-    currency). The lots are every stored one, in seq order, by (instrument, currency); when None, the books
+    the state, nor loaded: the stored open round trip (id, seq, on_date, how many activities it lists), by
+    (instrument, currency), holds them, and the restored trip collects only the new ones. The lots are every stored one, in seq order, by (instrument, currency); when None, the books
     hold no lot until attach_lots gives each its oldest ones."""
     if data.get("v") != VERSION:
         return None
@@ -135,11 +135,11 @@ def load(data: dict[str, Any], open_trips: dict[tuple[str | None, str | None], t
         info[which] = (b["lots"], _parse(b["cost"]), b["unknown"], b["exact"])
         if (t := b["trip"]) is not None:
             stored = open_trips.get(which)
-            if stored is None or len(stored[3]) != t["activities"]:
+            if stored is None or stored[3] != t["activities"]:
                 return None
             trips[which] = stored[:3]
             book.trip = _Trip(direction=t["direction"], opened_on=date.fromisoformat(t["opened_on"]),
-                              from_flat=t["from_flat"], activities=list(stored[3]), buys=Decimal(t["buys"]),
+                              from_flat=t["from_flat"], earlier=stored[3], buys=Decimal(t["buys"]),
                               sells=Decimal(t["sells"]), fees=Decimal(t["fees"]), peak=Decimal(t["peak"]),
                               flags=set(t["flags"]))  # fmt: skip
         books[(b["account"], b["instrument"], b["currency"])] = book

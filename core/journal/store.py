@@ -19,11 +19,18 @@ from sqlmodel import Session
 
 from core.journal import daily, state
 from core.journal.build import Built, build, continue_pairs
-from core.journal.fills import (
-    fill_from_row,
-)
+from core.journal.fills import fills_from_rows
 from core.journal.marks import Mark
-from core.journal.rows import CHUNK, base_query, broker_shorts, chunks, pair_key, read_rows, read_rows_since, to_row
+from core.journal.rows import (
+    CHUNK,
+    base_query,
+    broker_shorts,
+    chunks,
+    fetch_rows,
+    pair_key,
+    read_rows,
+    read_rows_since,
+)
 from core.journal.saved import delete_pairs, flagged_before, load_lots, load_states, store_built, store_continued
 from core.journal.state import PairState
 from core.journal.trips import Books, JournalResult, build_books, order_key, settle
@@ -68,26 +75,7 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
     if marks is None:
         return _rebuild_account(session, account)
     shorts = broker_shorts(session, account)
-    stored = load_states(session, account.id, [k for k, m in marks.items() if k and not m.rebuild])
-    candidates = {k: st for k, st in stored.items() if st.last is not None and
-                  (marks[k].since is None or marks[k].since >= st.last[0])}  # fmt: skip
-    rows_since = read_rows_since(session, account, {k: st.last[0] for k, st in candidates.items()})
-    continuing: dict[str, tuple[PairState, list]] = {}
-    read = 0
-    for key, st in candidates.items():
-        rows = rows_since[key]
-        read += len(rows)
-        items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
-        new = [i for i in items if order_key(i) > st.last]
-        symbols = [r.symbol for r in rows if r.symbol]
-        # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
-        # stored row of the pair shows it): rebuilt.
-        if (
-            len(items) - len(new) == st.last_day_items
-            and (not symbols or st.symbol is not None and min(symbols) >= st.symbol)
-            and load_lots(session, account.id, key, st, new)
-        ):
-            continuing[key] = (st, new)
+    continuing, read = _continuable(session, account, marks)
     rebuilding = sorted(set(marks) - set(continuing))
     affected: set[daily.Day] = set()
     rebuilt = 0
@@ -113,6 +101,32 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
     daily.refresh(session, account.user_id, account.id, affected)
     return RebuildCounts(pairs=len(marks), activities=rebuilt + read, round_trips=0, positions=0, unplaceable=0,
                          continued=len(continuing))  # fmt: skip
+
+
+def _continuable(session: Session, account: BrokerageAccount, marks: Mapping[str, Mark]
+                 ) -> tuple[dict[str, tuple[PairState, list]], int]:  # fmt: skip
+    """The dirty pairs that continue from their stored state, each with its new items and its books given
+    the lots those can consume; and how many rows were read to tell."""
+    stored = load_states(session, account.id, [k for k, m in marks.items() if k and not m.rebuild])
+    candidates = {k: st for k, st in stored.items() if st.last is not None and
+                  (marks[k].since is None or marks[k].since >= st.last[0])}  # fmt: skip
+    rows_since = read_rows_since(session, account, {k: st.last[0] for k, st in candidates.items()})
+    continuing: dict[str, tuple[PairState, list]] = {}
+    read = 0
+    for key, st in candidates.items():
+        rows = rows_since[key]
+        read += len(rows)
+        items = fills_from_rows(rows, account.snaptrade_account_id)
+        new = [i for i in items if order_key(i) > st.last]
+        symbols = [r.symbol for r in rows if r.symbol]
+        # A row dated on or before the last one processed that was not processed, or a smaller symbol (every
+        # stored row of the pair shows it): rebuilt.
+        if len(items) - len(new) == st.last_day_items and (
+            not symbols or st.symbol is not None and min(symbols) >= st.symbol
+        ):
+            continuing[key] = (st, new)
+    lots_agree = load_lots(session, account.id, continuing)
+    return {k: v for k, v in continuing.items() if k in lots_agree}, read
 
 
 def _rebuild_account(session: Session, account: BrokerageAccount) -> RebuildCounts:
@@ -204,17 +218,17 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
     since: date | None = None
     while True:
         query = base if since is None else base.where(T.c.trade_date >= since)
-        batch = [to_row(r) for r in session.execute(query.limit(_CHUNK_ROWS))]
+        batch = fetch_rows(session, query.limit(_CHUNK_ROWS))
         final = len(batch) < _CHUNK_ROWS
         if not final:
             edge = batch[-1].trade_date  # that date may go on past the limit: it starts the next chunk
             complete = [r for r in batch if r.trade_date < edge]
             if not complete:  # one date holds more than a chunk: read it whole
-                complete = [to_row(r) for r in session.execute(base.where(T.c.trade_date == edge))]
+                complete = fetch_rows(session, base.where(T.c.trade_date == edge))
                 edge = edge + timedelta(days=1)
             batch, since = complete, edge
         rows = [r for r in batch if pair_key(r) == key]
-        items = [f for f in (fill_from_row(r, account=account.snaptrade_account_id) for r in rows) if f is not None]
+        items = fills_from_rows(rows, account.snaptrade_account_id)
         result, books = build_books(items, shorts, books, checked_already=True)
         chunk_last, chunk_on_last = state.key_of_items(items)
         if chunk_last is not None:

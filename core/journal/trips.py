@@ -158,6 +158,9 @@ class _Trip:
     peak: Decimal = ZERO
     flags: set[str] = field(default_factory=set)
     closed_on: date | None = None
+    # A trip restored by a continuation holds only its new activities: this many came before and are stored
+    # already (core.journal.saved appends the new ones to its row instead of rewriting them all).
+    earlier: int = 0
 
     def add(self, activity_id: str, *, buy: bool, value: Decimal, fee: Decimal) -> None:
         self.activities.append(activity_id)

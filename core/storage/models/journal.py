@@ -125,7 +125,8 @@ class JournalOpenLot(SQLModel, table=True):
     """The FIFO lots of an open position, oldest first (`seq`)."""
 
     __tablename__ = "journal_open_lots"
-    __table_args__ = (sa.Index("idx_journal_open_lots_pair", "account_id", "pair_key"),)
+    # seq last: a continuation reads a book's oldest lots in seq order and stops (migration 0011).
+    __table_args__ = (sa.Index("idx_journal_open_lots_pair_seq", "account_id", "pair_key", "seq"),)
 
     id: Optional[int] = Field(default=None, sa_column=Column(BigIntPK, primary_key=True, autoincrement=True))
     user_id: int = Field(foreign_key="app_users.id", ondelete="CASCADE")

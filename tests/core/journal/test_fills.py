@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
-from core.journal.fills import Fill, Unplaceable, fill_from_row, is_buy_side
+from core.journal.fills import Fill, Unplaceable, fill_from_row, fills_from_rows, is_buy_side
 from core.journal.trips import build
 from tests.core.journal.builders import OPT, D
 
@@ -57,6 +57,26 @@ def test_fill_from_row_non_position_and_unplaceable_rows():
     assert isinstance(nothing, Unplaceable) and nothing.instrument is None
     result = build([nothing, expiry])
     assert result.round_trips == () and len(result.unplaceable) == 2
+
+
+def test_fills_from_rows_gives_what_fill_from_row_gives():
+    """The fast path for plain buys and sells and its fallbacks: the same records, the rows giving nothing
+    left out."""
+    option = dict(security_type="option", option_ticker=OPT, option_action="SELL_TO_OPEN")
+    variants = [
+        {}, dict(transaction_type="SELL", quantity=D(-3)), dict(price=None), dict(price=D(-1)), dict(price=D(0)),
+        dict(fee=None), dict(fee=2), dict(fee=True), dict(quantity=D(0)), dict(quantity=None), dict(quantity=3),
+        dict(symbol=None), dict(symbol="BTC", security_type="crypto"), dict(security_type="CRYPTO"),
+        dict(security_type=None), dict(trade_timestamp=None), dict(trade_timestamp="2024-03-22"), option,
+        dict(option, raw={"option_symbol": {"is_mini_option": "maybe"}}), dict(transaction_type="DIVIDEND"),
+        dict(transaction_type="SPLIT"), dict(transaction_type="OTHER", raw_type=" staking_reward "),
+        dict(transaction_type="OTHER", raw_type=None), dict(transaction_type="OPTIONEXPIRATION"),
+        dict(snaptrade_activity_id=17),
+    ]  # fmt: skip
+    rows = [row(**{"raw_type": None, "snaptrade_activity_id": f"a-{i}", **v}) for i, v in enumerate(variants)]
+    expected = [f for f in (fill_from_row(r, account="acc") for r in rows) if f is not None]
+    got = fills_from_rows(rows, "acc")
+    assert got == expected and [type(f) for f in got] == [type(f) for f in expected]
 
 
 def test_fill_from_row_reads_a_stored_model():

@@ -623,6 +623,87 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
         assert s.execute(sa.text(daily_sums)).all() == days
 
 
+def test_a_continuation_reads_its_books_oldest_lots_in_one_statement_through_the_seq_index(engine):
+    """Five long positions continued by a day's page: their books' oldest lots are read by one statement
+    (each book's seq range), not one per book, plus one for the book whose sell outruns that read; on SQLite
+    straight from (account_id, pair_key, seq) (migration 0011), no sort, where without seq in the index every
+    read scanned and sorted the lots. The journal equals a rebuild."""
+    symbols = ["AAPL", "MSFT", "NVDA", "AMZN", "META"]
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=symbol, security_type="cs", quantity=Decimal(2),
+                                     price=Decimal(100 + i % 7), trade_date=day + timedelta(days=i))
+                   for i in range(120) for symbol in symbols])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        s.execute(sa.text("ANALYZE"))
+        s.commit()
+        # META's sell consumes 21 lots: more than the first read takes, so its book is read again on its own.
+        insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol=symbol, security_type="cs",
+                                     quantity=Decimal(-41 if symbol == "META" else -3), price=Decimal(120),
+                                     trade_date=day + timedelta(days=400)) for symbol in symbols])  # fmt: skip
+        seen: list[tuple[str, tuple]] = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany):
+            reading = re.search(r"\b(FROM|JOIN) journal_open_lots\b", statement)
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and reading:
+                seen.append((statement, parameters))
+
+        sa.event.listen(engine, "before_cursor_execute", capture)
+        try:
+            assert upkeep_accounts(s, [acct.id]).continued == len(symbols)
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", capture)
+        assert len(seen) == 2, [statement for statement, _ in seen]
+        assert "META" in str(seen[1][1]), seen[1]  # the one book read on its own
+        if engine.dialect.name == "sqlite":
+            statement, parameters = seen[0]
+            plan = [row[-1] for row in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            assert any("USING INDEX idx_journal_open_lots_pair_seq (account_id=? AND pair_key=? AND seq>" in p
+                       for p in plan), plan  # fmt: skip
+            assert not any("TEMP B-TREE" in p for p in plan), plan
+        assert_journal_is_current(s, user.id)
+        continued = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == continued
+
+
+def test_a_continued_open_round_trip_appends_its_new_activities_without_resending_the_old(engine):
+    """A round trip open across 300 buys, continued by a day's page of two: its stored activity list is
+    neither read back nor sent again whole; the update appends the two new ids in SQL, and the stored list
+    is the one a rebuild writes (same JSON on SQLite)."""
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol="AAPL", security_type="cs", quantity=Decimal(1),
+                                     price=Decimal(100), trade_date=day + timedelta(days=i)) for i in range(300)])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        first = s.execute(
+            sa.text("SELECT snaptrade_activity_id FROM brokerage_transactions ORDER BY trade_date")
+        ).first()[0]
+        insert(s, [f.transaction_row(acct, transaction_type=kind, symbol="AAPL", security_type="cs", quantity=Decimal(q),
+                                     price=Decimal(120), trade_date=day + timedelta(days=400))
+                   for kind, q in (("BUY", 2), ("SELL", -1))])  # fmt: skip
+        sent: list[str] = []
+
+        def capture(conn, cursor, statement, parameters, context, executemany):
+            if re.match(r"\s*UPDATE journal_round_trips", statement):
+                sent.append(str(parameters))
+
+        sa.event.listen(engine, "before_cursor_execute", capture)
+        try:
+            assert upkeep_accounts(s, [acct.id]).continued == 1
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", capture)
+        assert len(sent) == 1 and first not in sent[0] and len(sent[0]) < 2_000, sent
+        stored = s.execute(sa.text("SELECT activity_ids FROM journal_round_trips")).scalar()
+        assert_journal_is_current(s, user.id)
+        continued = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == continued
+        assert s.execute(sa.text("SELECT activity_ids FROM journal_round_trips")).scalar() == stored
+
+
 def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_row_by_row(engine, monkeypatch):
     """SQLite: a rebuild's inserts go to the driver's executemany with each value through its column type's
     bind processor, not through SQLAlchemy's per-row parameter building (most of a rebuild's writing time);
