@@ -105,14 +105,8 @@ def fetch_rows(session: Session, query: Any) -> list[Row]:
     connection = session.connection()
     if connection.dialect.name != "sqlite":
         return [to_row(record) for record in connection.execute(query)]
-    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
-    processors = compiled._bind_processors  # as SQLAlchemy would send them (a date's ISO text)
-    params = tuple(
-        processors[name](value) if name in processors else value
-        for name, value in ((name, compiled.params[name]) for name in compiled.positiontup or ())
-    )
-    # Through exec_driver_sql, not a bare cursor: the statement is still seen by SQLAlchemy's events.
-    result = connection.exec_driver_sql(str(compiled), params)
+    # SQLAlchemy binds the parameters (and its events see the statement); the rows come from the driver's cursor.
+    result = connection.execute(query)
     records = result.cursor.fetchall()
     result.close()
     exact, day, mini_of = Decimal, date.fromisoformat, _MINI.get

@@ -4,7 +4,6 @@ continuation)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from core.journal.fills import (
 )
 from core.journal.rows import chunks
 from core.journal.state import PairState
+from core.storage import jsonexact
 from core.storage.models import (
     BrokerageAccount,
     JournalOpenLot,
@@ -264,7 +264,7 @@ def _insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
         if set(names) != set(keys):  # a column default SQLAlchemy would fill in: not for this path
             _SQLITE_INSERTS[(table.name, keys)] = ("", [])
         else:
-            procs = [(name, table.c[name].type._cached_bind_processor(dialect)) for name in names]
+            procs = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
             _SQLITE_INSERTS[(table.name, keys)] = (str(compiled), procs)
     sql, procs = _SQLITE_INSERTS[(table.name, keys)]
     if not sql:
@@ -283,7 +283,7 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
     keys = sorted(states)
     values = _stored_values(account, built, {})
     dialect = session.connection().dialect
-    to_json = dialect._json_serializer or json.dumps  # the engine's own: the text _insert would write
+    to_json = jsonexact.dumps  # the engine's json_serializer (core.storage.db): the text _insert would write
     affected: set[daily.Day] = set()
     updates, inserts = [], []
     opened = {(k, which[0], which[1], trip[1]): trip for k in keys for which, trip in states[k].open_trips.items()}
