@@ -40,3 +40,27 @@ def test_the_report_shows_the_section_and_its_targets():
     missed = [t.what for t in judged if not t.met]
     assert "journal full rebuild, 200,000 activities" in missed
     assert f"{len(judged) - len(missed)} of {len(judged)} targets met; missed: {'; '.join(missed)}." in text
+
+
+def test_the_rebuild_peak_is_the_childs_own_not_the_parents(tmp_path, monkeypatch):
+    """The worker's peak RSS is its own: a parent that once held far more must not raise it (ru_maxrss is
+    carried over into the child across exec; VmHWM is not)."""
+    from bench.harness import Databases, prepare_environment
+    from core.settings import reset_settings_cache
+    from tests.bench.test_bench_smoke import ENV_VARS
+
+    for var in ENV_VARS:  # prepare_environment sets them: given back after the test
+        monkeypatch.delenv(var, raising=False)
+    prepare_environment(tmp_path)
+    dbs = Databases(tmp_path, ("sqlite",)).start()
+    try:
+        url, engine, seeded = journal._seed_user(dbs, 200)
+        engine.dispose()
+        held = bytearray(600 * 2**20)  # the parent's peak, touched so it is resident
+        held[::4096] = b"x" * len(held[::4096])
+        measured = journal._rss_of_rebuild(url, seeded.big_user_id)
+        del held
+    finally:
+        dbs.close()
+        reset_settings_cache()  # the next test reads the settings of the variables given back
+    assert measured["start_rss_bytes"] <= measured["peak_rss_bytes"] < 500 * 2**20

@@ -68,18 +68,17 @@ def _row(text: str, starts: str) -> str:
 # The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
 TARGETS = 39  # targets with a verdict in the stored results
 STORED_MISSES = {
-    # Ingest ratios of a run (--runs 2 --big-runs 1) made while other engineers' benchmarks and tests loaded the
-    # two CPUs. The engine's initial import now also builds the trading journal (27 % of a 100,000-activity
-    # import in its profile), which the floor does not: PostgreSQL's 0.85× at 100,000 and 1,000,000 (issue 25),
-    # SQLite's guide ratio and 100,000 ratio, and PostgreSQL without autoanalyze.
-    "Ingest, engine ÷ guide throughput (SQLite, 10,000 activities)",
-    "Ingest, engine ÷ floor throughput (SQLite, 100,000 activities)",
+    # Ingest (--runs 2 --big-runs 1, load about 1): PostgreSQL's 0.85× (issue 25) at 100,000 and 1,000,000, and
+    # without autoanalyze. The whole run is judged; the import alone (less the run's journal step, which the
+    # floor has no part like) measured 1.01×, 0.902× and 1.04×.
     "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
     "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
     "Ingest, engine, no autoanalyze ÷ floor throughput (PostgreSQL, 100,000 activities)",
-    # Issue 22's journal targets still missed (its page queries and the rebuild's peak RSS are met).
+    # Issue 22's journal targets. The page queries' miss came with every query about twice as slow as the
+    # stored run before it, on query code this stop did not change: the machine ran slower that day.
     "journal full rebuild, 200,000 activities",
     "journal upkeep after a one-page sync (1,000 activities)",
+    "Journal page queries, worst p95",
 }
 
 
@@ -93,7 +92,7 @@ def test_the_stored_results_miss_only_the_named_targets_and_the_report_says_whic
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
     results = _results()
     what = "Ingest, engine ÷ floor throughput (SQLite, 100,000 activities)"
-    _set_median(results, "sqlite", 100_000, "floor", _median(results, "sqlite", 100_000, "engine") / 0.5)
+    _set_median(results, "sqlite", 100_000, "floor", _median(results, "sqlite", 100_000, "engine") / 0.501)
     assert _verdict(results, what) is True
     _set_median(
         results, "sqlite", 100_000, "floor", _median(results, "sqlite", 100_000, "engine") / 0.495
@@ -114,7 +113,7 @@ def test_postgresql_ingest_from_100000_activities_needs_085_of_the_floor_with_th
     [target] = [t for t in report.verdicts(results) if t.what == what]
     assert (target.target, target.met) == ("≥ 0.85×", True)
     cpu = [statistics.median(r["cpu_seconds_per_1k"] for r in _cell(results, "postgresql", size, a)) for a in ("engine", "floor")]  # fmt: skip
-    assert target.measured == f"0.851× (CPU s per 1,000: {cpu[0]:.3f} engine, {cpu[1]:.3f} floor)"
+    assert target.measured.startswith(f"0.851× (CPU s per 1,000: {cpu[0]:.3f} engine, {cpu[1]:.3f} floor")
     _set_median(results, "postgresql", size, "floor", engine / 0.845)
     assert _verdict(results, what) is False
     # 10,000 activities keep the general target of half the floor's rate.
