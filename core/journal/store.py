@@ -23,6 +23,7 @@ from core.journal.fills import fills_from_rows
 from core.journal.marks import Mark
 from core.journal.rows import (
     CHUNK,
+    T,
     base_query,
     broker_shorts,
     chunks,
@@ -31,28 +32,28 @@ from core.journal.rows import (
     read_rows,
     read_rows_since,
 )
-from core.journal.saved import delete_pairs, flagged_before, load_lots, load_states, store_built, store_continued
+from core.journal.saved import (
+    LOTS,
+    POSITIONS,
+    STATES,
+    TRIPS,
+    UNPLACEABLE,
+    delete_pairs,
+    flagged_before,
+    load_lots,
+    load_states,
+    store_built,
+    store_continued,
+)
 from core.journal.state import PairState
 from core.journal.trips import Books, JournalResult, build_books, order_key, settle
 from core.storage.models import (
     BrokerageAccount,
-    BrokerageTransaction,
     JournalDaily,
-    JournalOpenLot,
-    JournalPairState,
-    JournalPosition,
-    JournalRoundTrip,
-    JournalUnplaceable,
 )
 
 log = logging.getLogger("tradistry.journal")
 
-T = BrokerageTransaction.__table__
-STATES = JournalPairState.__table__
-TRIPS = JournalRoundTrip.__table__
-POSITIONS = JournalPosition.__table__
-LOTS = JournalOpenLot.__table__
-UNPLACEABLE = JournalUnplaceable.__table__
 DAILY = JournalDaily.__table__
 DERIVED = (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES)
 _CHUNK_ROWS = 20_000  # rows built at once by a full rebuild: its memory does not grow with the history

@@ -344,12 +344,12 @@ def test_journal_rebuild_from_scratch_restores_a_damaged_journal(engine, users):
 # --------------------------------------------------------------------------- what upkeep costs
 
 
-def transaction_reads(engine, work) -> list[tuple[str, tuple]]:
-    """The SELECTs on brokerage_transactions that `work()` runs, with their parameters."""
+def table_reads(engine, work, table: str = "brokerage_transactions") -> list[tuple[str, tuple]]:
+    """The SELECTs on `table` that `work()` runs, with their parameters."""
     seen: list[tuple[str, tuple]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        reading = re.search(r"\b(FROM|JOIN) brokerage_transactions\b", statement)
+        reading = re.search(rf"\b(FROM|JOIN) {table}\b", statement)
         if statement.lstrip().upper().startswith(("SELECT", "WITH")) and reading:
             seen.append((statement, parameters))
 
@@ -397,7 +397,7 @@ def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(
         s.commit()
         assert marks(s, acct.id) == {"AAPL", OPT, ""}
 
-        reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
+        reads = table_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
         assert reads, "upkeep should read the dirty pairs' activities"
         for statement, parameters in reads:
             plan = [row[-1] for row in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
@@ -469,7 +469,7 @@ def test_upkeep_after_a_page_of_later_rows_continues_each_pair_without_reading_i
             nonlocal result
             result = upkeep_accounts(s, [acct.id])
 
-        reads = transaction_reads(engine, work)
+        reads = table_reads(engine, work)
         assert reads, "upkeep should read the new rows"
         assert result.continued == 3, "AAPL, its option and BTC continue; MSFT is new"
         older = {a for a in returned_activity_ids(s, reads) & old_ids}
@@ -519,13 +519,13 @@ def test_a_full_rebuild_streams_the_history_in_chunks_of_rows_and_builds_the_sam
             if symbol is None and not option:
                 rows[-1]["symbol"] = None
         insert(s, rows)
-        reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
+        reads = table_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
         returned = [len(s.connection().exec_driver_sql(statement, parameters).all()) for statement, parameters in reads]
         assert returned and max(returned) <= 60, f"the first upkeep read {sorted(returned)[-5:]} rows at once"
         assert_journal_is_current(s, user.id)
         incremental = snapshot(s, user.id)
 
-        reads = transaction_reads(engine, lambda: rebuild_user(s, user.id))
+        reads = table_reads(engine, lambda: rebuild_user(s, user.id))
         returned = [len(s.connection().exec_driver_sql(statement, parameters).all()) for statement, parameters in reads]
         assert returned and max(returned) <= 60, sorted(returned)[-5:]
         assert snapshot(s, user.id) == incremental
@@ -642,18 +642,9 @@ def test_a_continuation_reads_its_books_oldest_lots_in_one_statement_through_the
         insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol=symbol, security_type="cs",
                                      quantity=Decimal(-41 if symbol == "META" else -3), price=Decimal(120),
                                      trade_date=day + timedelta(days=400)) for symbol in symbols])  # fmt: skip
-        seen: list[tuple[str, tuple]] = []
-
-        def capture(conn, cursor, statement, parameters, context, executemany):
-            reading = re.search(r"\b(FROM|JOIN) journal_open_lots\b", statement)
-            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and reading:
-                seen.append((statement, parameters))
-
-        sa.event.listen(engine, "before_cursor_execute", capture)
-        try:
-            assert upkeep_accounts(s, [acct.id]).continued == len(symbols)
-        finally:
-            sa.event.remove(engine, "before_cursor_execute", capture)
+        results = []
+        seen = table_reads(engine, lambda: results.append(upkeep_accounts(s, [acct.id])), "journal_open_lots")
+        assert results[0].continued == len(symbols)
         assert len(seen) == 2, [statement for statement, _ in seen]
         assert "META" in str(seen[1][1]), seen[1]  # the one book read on its own
         if engine.dialect.name == "sqlite":
@@ -749,7 +740,7 @@ def test_the_first_upkeep_of_many_pairs_counts_their_rows_in_one_pass_over_the_a
         insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=f"S{i}", security_type="cs",
                                      quantity=Decimal(1), price=Decimal(10), trade_date=date(2024, 1, 1 + i % 28))
                    for i in range(2 * rows.CHUNK + 10)])  # fmt: skip
-        reads = transaction_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
+        reads = table_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
         counts = [statement for statement, _ in reads if "count(" in statement.lower()]
         assert len(counts) == 2, f"{len(counts)} grouped reads of the account's row counts"
         assert_journal_is_current(s, user.id)
