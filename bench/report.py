@@ -132,6 +132,17 @@ def memory_figures(m: dict[str, Any]) -> tuple[float | None, float, bool]:
     return r, peak, T.memory_met(r, peak)
 
 
+def pg_floor_detail(engine: dict[str, Any], floor: dict[str, Any]) -> str:
+    """Beside a PostgreSQL floor verdict: both sides' CPU per 1,000 and, where the worker timed it, the ratio of
+    the import alone (the run less its journal step)."""
+    detail = (f" (CPU s per 1,000: {engine['cpu_seconds_per_1k']['median']:.3f} engine, "
+              f"{floor['cpu_seconds_per_1k']['median']:.3f} floor")  # fmt: skip
+    if all("import_activities_per_second" in e for e in engine["runs"]):
+        alone = statistics.median(e["import_activities_per_second"] for e in engine["runs"])
+        detail += f"; the import alone, without the run's journal step: {ratio(div(alone, med(floor['activities_per_second'])))}"
+    return detail + ")"
+
+
 def verdicts(results: dict[str, Any]) -> list[Target]:
     """Every target with its measured figure, each verdict computed here from the figures."""
     out = []
@@ -140,14 +151,8 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
         what = f"Ingest, {label} ÷ {versus} throughput ({DB[db]}, {size:,} activities)"
         figure = ratio(r)
         if target == T.INGEST_PG_VS_FLOOR:  # the CPU beside it: what the COPY page writes were to save
-            cpu = [cells[(db, size, a)]["cpu_seconds_per_1k"]["median"] for a in (label.replace(", ", " (") + ")" * (", " in label), versus)]  # fmt: skip
-            figure += f" (CPU s per 1,000: {cpu[0]:.3f} engine, {cpu[1]:.3f} floor"
-            engine = cells[(db, size, label.replace(", ", " (") + ")" * (", " in label))]["runs"]
-            if all("import_activities_per_second" in e for e in engine):  # what the journal step costs the ratio
-                alone = statistics.median(e["import_activities_per_second"] for e in engine)
-                floor = med(cells[(db, size, versus)]["activities_per_second"])
-                figure += f"; the import alone, without the run's journal step: {ratio(div(alone, floor))}"
-            figure += ")"
+            engine_key = (db, size, label.replace(", ", " (") + ")" * (", " in label))  # the cell's approach again
+            figure += pg_floor_detail(cells[engine_key], cells[(db, size, versus)])
         out.append(Target(what, f"≥ {target:g}×", figure, None if r is None else r >= target))
     for sc in req["scenarios"] if (req := measured(results, "requests")) else []:
         if sc["name"] == "scheduled sync, nothing new":
