@@ -146,18 +146,26 @@ def summary_tiles(session: Session, user_id: int, *, account_id: int | None = No
         query = query.where(D.day <= end)
     totals: dict[str | None, dict[str, Any]] = {}
     nets: dict[str | None, dict[date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for row in session.execute(query):
-        t = totals.setdefault(row.currency, {"closed": 0, "wins": 0, "losses": 0, "holding_days": 0, "net": ZERO,
-                                             "gross_profit": ZERO, "gross_loss": ZERO, "largest_win": None,
-                                             "largest_loss": None})  # fmt: skip
-        for name in ("closed", "wins", "losses", "holding_days", "net", "gross_profit", "gross_loss"):
-            t[name] += getattr(row, name)
-        if row.largest_win is not None and (t["largest_win"] is None or row.largest_win > t["largest_win"]):
-            t["largest_win"] = row.largest_win
-        if row.largest_loss is not None and (t["largest_loss"] is None or row.largest_loss < t["largest_loss"]):
-            t["largest_loss"] = row.largest_loss
-        if row.closed:
-            nets[row.currency][row.day] += row.net
+    # Unpacked by position: a few thousand rows, where attribute lookups by name were half the time.
+    for currency, day, _, closed, wins, losses, holding, net, profit, loss, win_max, loss_min in session.execute(query):
+        t = totals.get(currency)
+        if t is None:
+            t = totals[currency] = {"closed": 0, "wins": 0, "losses": 0, "holding_days": 0, "net": ZERO,
+                                    "gross_profit": ZERO, "gross_loss": ZERO, "largest_win": None,
+                                    "largest_loss": None}  # fmt: skip
+        t["closed"] += closed
+        t["wins"] += wins
+        t["losses"] += losses
+        t["holding_days"] += holding
+        t["net"] += net
+        t["gross_profit"] += profit
+        t["gross_loss"] += loss
+        if win_max is not None and (t["largest_win"] is None or win_max > t["largest_win"]):
+            t["largest_win"] = win_max
+        if loss_min is not None and (t["largest_loss"] is None or loss_min < t["largest_loss"]):
+            t["largest_loss"] = loss_min
+        if closed:
+            nets[currency][day] += net
     out = []
     for currency in sorted(totals, key=currency_order):
         t = totals[currency]
