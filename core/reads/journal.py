@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from core.journal.exact import ZERO, exact, ratio
 from core.journal.jsonout import positions_json, trades_json
-from core.journal.metrics import DailyPnl, Summary, currency_order, daily_pnl, max_drawdown
+from core.journal.metrics import DailyPnl, Summary, currency_order, max_drawdown
 from core.journal.positions import reconciled_positions
 from core.journal.reconcile import ReconciledPosition
 from core.journal.trips import RoundTrip
@@ -114,18 +114,6 @@ def journal_currencies(session: Session, user_id: int) -> list[str | None]:
     return [c for c, _ in sorted(rows, key=lambda r: (-r[1], r[0] is None, r[0] or ""))]
 
 
-def _in_period(st: StoredTrip, start: date | None, end: date | None) -> bool:
-    on = st.trip.closed_on or st.trip.opened_on
-    return (start is None or on >= start) and (end is None or on <= end)
-
-
-def _metric_trips(session: Session, user_id: int, currency: str | None, account_id: int | None,
-                  start: date | None = None, end: date | None = None) -> list[RoundTrip]:  # fmt: skip
-    where = [R.counts_in_metrics.is_(True), R.currency.is_(None) if currency is None else R.currency == currency]
-    trips = stored_trips(session, user_id, account_id=account_id, where=where)
-    return [st.trip for st in trips if _in_period(st, start, end)]
-
-
 # --------------------------------------------------------------------------- Journal page
 
 
@@ -187,9 +175,35 @@ def daily_calendar(session: Session, user_id: int, *, currency: str | None, year
     """Daily net P&L of one month (or year): columns date, net_pnl (Decimal), trades; only days with trades."""
     start = date(year, month or 1, 1)
     end = date(year + (month or 12) // 12, (month or 12) % 12 + 1, 1) - timedelta(days=1)  # the period's last day
-    days = daily_pnl(_metric_trips(session, user_id, currency, account_id, start, end))
+    days = _daily_from_aggregates(session, user_id, currency, account_id, start, end)
     return pd.DataFrame([{"date": d.date, "net_pnl": d.net_pnl, "trades": d.trades} for d in days],
                         columns=["date", "net_pnl", "trades"])  # fmt: skip
+
+
+@exact
+def _daily_from_aggregates(session: Session, user_id: int, currency: str | None, account_id: int | None,
+                           start: date | None = None, end: date | None = None) -> list[DailyPnl]:  # fmt: skip
+    """metrics.daily_pnl of the closed, unflagged round trips in the period, added up from the daily aggregates
+    (a row per account and day) instead of read from every round trip."""
+    D = JournalDaily.__table__.c
+    query = sa.select(D.day, D.closed, D.net).where(
+        D.user_id == user_id, D.currency.is_(None) if currency is None else D.currency == currency, D.closed > 0
+    )
+    if account_id is not None:
+        query = query.where(D.account_id == account_id)
+    if start is not None:
+        query = query.where(D.day >= start)
+    if end is not None:
+        query = query.where(D.day <= end)
+    totals: dict[date, list] = {}
+    for day, closed, net in session.execute(query):
+        entry = totals.get(day)
+        if entry is None:
+            totals[day] = [net, closed]
+        else:
+            entry[0] += net
+            entry[1] += closed
+    return [DailyPnl(date=day, currency=currency, net_pnl=net, trades=n) for day, (net, n) in sorted(totals.items())]
 
 
 @exact
@@ -198,7 +212,7 @@ def equity_curve(
 ) -> pd.DataFrame:
     """Cumulative net P&L by close date from 0, its running peak and the drawdown below it (>= 0)."""
     rows, cumulative, peak = [], ZERO, ZERO
-    for day in daily_pnl(_metric_trips(session, user_id, currency, account_id)):
+    for day in _daily_from_aggregates(session, user_id, currency, account_id):
         cumulative += day.net_pnl
         peak = max(peak, cumulative)
         rows.append({"date": day.date, "net_pnl": day.net_pnl, "cumulative": cumulative, "peak": peak,

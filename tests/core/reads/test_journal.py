@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.journal.jsonout import positions_json, trades_json
-from core.journal.metrics import summarize
+from core.journal.metrics import daily_pnl, summarize
 from core.journal.positions import HeldPosition, store_positions
 from core.journal.reconcile import ReconciledPosition, reconcile
 from core.journal.upkeep import upkeep_accounts
@@ -296,6 +296,20 @@ def test_summary_tiles_add_up_the_daily_aggregates_kept_by_every_kind_of_upkeep(
                                       lambda a=account_id, b=start, e=end: summary_tiles(s, user.id, account_id=a, start=b, end=e))  # fmt: skip
                 assert summary_tiles(s, user.id, account_id=account_id, start=start, end=end) == summarize(chosen)
                 assert reads == [], "the tiles read the round trips"
+            for currency, account_id in [("USD", None), ("CAD", usd.id), (None, None)]:
+                days = [d for d in daily_pnl(rt for rt in trips if rt.currency == currency
+                                             and (account_id is None or ids[rt.account] == account_id))]  # fmt: skip
+                january = [d for d in days if d.date.year == 2025 and d.date.month == 1]
+                reads = statements_on(engine, "journal_round_trips", lambda c=currency, a=account_id: (
+                    daily_calendar(s, user.id, currency=c, year=2025, month=1, account_id=a),
+                    equity_curve(s, user.id, currency=c, account_id=a)))  # fmt: skip
+                month = daily_calendar(s, user.id, currency=currency, year=2025, month=1, account_id=account_id)
+                assert month.to_dict("records") == [{"date": d.date, "net_pnl": d.net_pnl, "trades": d.trades}
+                                                    for d in january]  # fmt: skip
+                curve = equity_curve(s, user.id, currency=currency, account_id=account_id)
+                assert curve["date"].tolist() == [d.date for d in days]
+                assert curve["net_pnl"].tolist() == [d.net_pnl for d in days]
+                assert reads == [], "the calendar or the equity curve read the round trips"
 
 
 def test_the_round_trip_table_by_date_reads_only_the_page_it_shows(engine):
