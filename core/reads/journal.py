@@ -117,21 +117,29 @@ def journal_currencies(session: Session, user_id: int) -> list[str | None]:
 # --------------------------------------------------------------------------- Journal page
 
 
-@exact
-def summary_tiles(session: Session, user_id: int, *, account_id: int | None = None, start: date | None = None,
-                  end: date | None = None) -> list[Summary]:  # fmt: skip
-    """One Summary per currency traded (net P&L = expectancy × closed trades, win rate, profit factor, …): what
-    metrics.summarize makes of the round trips in the period, added up from the daily aggregates (journal_daily,
-    a few hundred rows) instead of read from every round trip."""
-    D = JournalDaily.__table__.c
-    query = sa.select(D.currency, D.day, D.trips, D.closed, D.wins, D.losses, D.holding_days, D.net, D.gross_profit,
-                      D.gross_loss, D.largest_win, D.largest_loss).where(D.user_id == user_id)  # fmt: skip
+D = JournalDaily.__table__.c
+
+
+def _daily_rows(user_id: int, account_id: int | None, start: date | None, end: date | None, *columns: Any) -> Any:
+    """These columns of the user's daily aggregates, of one account and a period when given."""
+    query = sa.select(*columns).where(D.user_id == user_id)
     if account_id is not None:
         query = query.where(D.account_id == account_id)
     if start is not None:
         query = query.where(D.day >= start)
     if end is not None:
         query = query.where(D.day <= end)
+    return query
+
+
+@exact
+def summary_tiles(session: Session, user_id: int, *, account_id: int | None = None, start: date | None = None,
+                  end: date | None = None) -> list[Summary]:  # fmt: skip
+    """One Summary per currency traded (net P&L = expectancy × closed trades, win rate, profit factor, …): what
+    metrics.summarize makes of the round trips in the period, added up from the daily aggregates (journal_daily,
+    a few hundred rows) instead of read from every round trip."""
+    query = _daily_rows(user_id, account_id, start, end, D.currency, D.day, D.trips, D.closed, D.wins, D.losses,
+                        D.holding_days, D.net, D.gross_profit, D.gross_loss, D.largest_win, D.largest_loss)  # fmt: skip
     totals: dict[str | None, dict[str, Any]] = {}
     nets: dict[str | None, dict[date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     # Unpacked by position: a few thousand rows, where attribute lookups by name were half the time.
@@ -185,16 +193,9 @@ def _daily_from_aggregates(session: Session, user_id: int, currency: str | None,
                            start: date | None = None, end: date | None = None) -> list[DailyPnl]:  # fmt: skip
     """metrics.daily_pnl of the closed, unflagged round trips in the period, added up from the daily aggregates
     (a row per account and day) instead of read from every round trip."""
-    D = JournalDaily.__table__.c
-    query = sa.select(D.day, D.closed, D.net).where(
-        D.user_id == user_id, D.currency.is_(None) if currency is None else D.currency == currency, D.closed > 0
+    query = _daily_rows(user_id, account_id, start, end, D.day, D.closed, D.net).where(
+        D.currency.is_(None) if currency is None else D.currency == currency, D.closed > 0
     )
-    if account_id is not None:
-        query = query.where(D.account_id == account_id)
-    if start is not None:
-        query = query.where(D.day >= start)
-    if end is not None:
-        query = query.where(D.day <= end)
     totals: dict[date, list] = {}
     for day, closed, net in session.execute(query):
         entry = totals.get(day)
