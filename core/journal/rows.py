@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from core.journal.fills import (
@@ -28,6 +29,7 @@ log = logging.getLogger("tradistry.journal")
 
 T = BrokerageTransaction.__table__
 CHUNK = 500  # keys per IN list
+ARRAY_CHUNK = 20_000  # keys per array parameter (PostgreSQL: key_in)
 _READ_TYPES = sorted(POSITION_TYPES | UNMODELLED_TYPES)
 
 
@@ -101,15 +103,26 @@ def to_row(record: Any) -> Row:
 def fetch_rows(session: Session, query: Any) -> list[Row]:
     """The Rows of a base_query. On SQLite straight from the driver's cursor, the numbers and dates parsed as
     their column types would (ExactDecimal's text, ISO dates): SQLAlchemy's per-row result processing was
-    most of a full rebuild's reading time. Elsewhere (PostgreSQL) through SQLAlchemy."""
+    most of a full rebuild's reading time. On PostgreSQL from the driver's cursor too, its values as they come
+    (psycopg loads NUMERIC as Decimal and DATE as date, as ExactDecimal and Date return them): SQLAlchemy
+    iterated the result a fetchone per row and passed each number through ExactDecimal's processor."""
     connection = session.connection()
-    if connection.dialect.name != "sqlite":
+    name = connection.dialect.name
+    if name not in ("sqlite", "postgresql"):
         return [to_row(record) for record in connection.execute(query)]
     # SQLAlchemy binds the parameters (and its events see the statement); the rows come from the driver's cursor.
     result = connection.execute(query)
     records = result.cursor.fetchall()
     result.close()
-    exact, day, mini_of = Decimal, date.fromisoformat, _MINI.get
+    mini_of = _MINI.get
+    if name == "postgresql":
+        # psycopg's own loaders give what the column types would: Decimal for NUMERIC, date for DATE.
+        return [
+            Row(a, kind, symbol, sec, option, action, q, p, f, currency, d, stamp, raw_type,
+                {"option_symbol": {"is_mini_option": mini_of(mini, mini)}} if mini is not None else None)
+            for a, kind, symbol, sec, option, action, q, p, f, currency, d, stamp, raw_type, mini in records
+        ]  # fmt: skip
+    exact, day = Decimal, date.fromisoformat
     return [
         Row(a, kind, symbol, sec, option, action, None if q is None else exact(str(q)),
             None if p is None else exact(str(p)), None if f is None else exact(str(f)), currency,
@@ -132,11 +145,13 @@ def read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str]) 
     rows naming no instrument for the "" pair; none reads the account's other rows or the user's others."""
     keys = set(keys)
     base = base_query(session)
+    dialect = session.get_bind().dialect.name
     found: dict[str, Row] = {}
     named = sorted(k for k in keys if k)
-    for chunk in chunks(named):
-        by_symbol = base.where(T.c.account_id == account.id, T.c.symbol.in_(chunk), T.c.option_ticker.is_(None))
-        by_option = base.where(T.c.account_id == account.id, T.c.option_ticker.in_(chunk))
+    for chunk in key_chunks(named, dialect):
+        by_symbol = base.where(T.c.account_id == account.id, key_in(T.c.symbol, chunk, dialect),
+                               T.c.option_ticker.is_(None))  # fmt: skip
+        by_option = base.where(T.c.account_id == account.id, key_in(T.c.option_ticker, chunk, dialect))
         for query in (by_symbol, by_option):
             found.update((row.snaptrade_activity_id, row) for row in fetch_rows(session, query))
     if "" in keys:
@@ -171,6 +186,24 @@ def broker_shorts(session: Session, account: BrokerageAccount) -> frozenset[tupl
     P = BrokeragePosition.__table__.c
     query = sa.select(P.instrument, P.units).where(P.account_id == account.id)
     return frozenset((account.snaptrade_account_id, i) for i, units in session.execute(query) if units < 0)
+
+
+def key_in(column: Any, keys: Sequence[str], dialect: str) -> Any:
+    """`column IN keys` for a chunk of string keys. On PostgreSQL `column = ANY(:keys)`, the chunk bound as one
+    array (of unbounded VARCHAR: a key longer than the column is not cut to match): the statement's text stays
+    short and the same from chunk to chunk, where an IN list of 500 placeholders had psycopg parse the long
+    text afresh at every execution (statements that long are not cached) and the server plan 500 parameters.
+    The same index search either way."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(keys), type_=postgresql.ARRAY(sa.String())))
+    return column.in_(keys)
+
+
+def key_chunks(keys: Sequence[str], dialect: str) -> Iterator[Sequence[str]]:
+    """Chunks of keys for key_in: CHUNK keys each, or on PostgreSQL ARRAY_CHUNK (one array parameter
+    whatever its length), so the first upkeep after an import's thousands of pairs cost a statement per
+    table, not one per table and 500 pairs."""
+    return chunks(keys, ARRAY_CHUNK if dialect == "postgresql" else CHUNK)
 
 
 def chunks(keys: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from core.journal import daily, state
 from core.journal.build import Built, books_by_pair
+from core.journal.copyrows import copy_rows
 from core.journal.exact import EXACT_CONTEXT, ZERO
 from core.journal.fills import (
     OPTION_EVENT_TYPES,
@@ -23,7 +24,7 @@ from core.journal.fills import (
     Fill,
     Unplaceable,
 )
-from core.journal.rows import chunks
+from core.journal.rows import chunks, key_chunks, key_in
 from core.journal.state import PairState
 from core.storage import jsonexact
 from core.storage.models import (
@@ -69,16 +70,17 @@ def load_states(session: Session, account_id: int, keys: Sequence[str]) -> dict[
     """The stored states of these pairs with their open round trips, their books holding no lot yet
     (load_lots); a state that does not agree with them is left out (rebuilt)."""
     out: dict[str, PairState] = {}
-    for chunk in chunks(sorted(keys)):
+    dialect = session.get_bind().dialect.name
+    for chunk in key_chunks(sorted(keys), dialect):
         opened: dict[str, dict] = defaultdict(dict)
         query = sa.select(TRIPS.c.pair_key, TRIPS.c.instrument, TRIPS.c.currency, TRIPS.c.id, TRIPS.c.seq,
                           TRIPS.c.on_date, _activity_count(session)).where(
-            TRIPS.c.account_id == account_id, TRIPS.c.pair_key.in_(chunk), TRIPS.c.status == "open"
+            TRIPS.c.account_id == account_id, key_in(TRIPS.c.pair_key, chunk, dialect), TRIPS.c.status == "open"
         )  # fmt: skip
         for key, instrument, currency, *trip in session.execute(query):
             opened[key][(instrument, currency)] = tuple(trip)
         query = sa.select(STATES.c.pair_key, STATES.c.state).where(STATES.c.account_id == account_id,
-                                                                   STATES.c.pair_key.in_(chunk))  # fmt: skip
+                                                                   key_in(STATES.c.pair_key, chunk, dialect))  # fmt: skip
         for key, data in session.execute(query):
             if (st := state.load(data, opened.get(key, {}))) is not None:
                 out[key] = st
@@ -212,12 +214,14 @@ def delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str
     """Delete the pairs' stored rows (before a rebuild; a continuation writes only what changed:
     store_continued); returns the (currency, day)s of the round trips deleted."""
     affected: set[daily.Day] = set()
-    for chunk in chunks(keys):
-        where = [TRIPS.c.account_id == account.id, TRIPS.c.pair_key.in_(chunk)]
+    dialect = session.get_bind().dialect.name
+    for chunk in key_chunks(keys, dialect):
+        where = [TRIPS.c.account_id == account.id, key_in(TRIPS.c.pair_key, chunk, dialect)]
         affected |= set(session.execute(sa.select(TRIPS.c.currency, TRIPS.c.on_date).where(*where)).tuples())
         session.execute(sa.delete(TRIPS).where(*where))
         for table in (POSITIONS, LOTS, STATES, UNPLACEABLE):
-            session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
+            session.execute(sa.delete(table).where(table.c.account_id == account.id,
+                                                   key_in(table.c.pair_key, chunk, dialect)))  # fmt: skip
     return affected
 
 
@@ -229,8 +233,9 @@ def flagged_before(session: Session, account: BrokerageAccount, keys: Sequence[s
     if keys is None:
         return {(a, r): at for a, r, at in session.execute(query)}
     found = {}
-    for chunk in chunks(keys):
-        found.update({(a, r): at for a, r, at in session.execute(query.where(U.pair_key.in_(chunk)))})
+    dialect = session.get_bind().dialect.name
+    for chunk in key_chunks(keys, dialect):
+        found.update({(a, r): at for a, r, at in session.execute(query.where(key_in(U.pair_key, chunk, dialect)))})
     return found
 
 
@@ -238,23 +243,26 @@ def store_built(session: Session, account: BrokerageAccount, built: Built, flagg
     """Insert what was built; returns the (currency, day)s of the round trips inserted."""
     values = _stored_values(account, built, flagged)
     for table in (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES):
-        _insert(session, table, values[table.name])
+        _insert(session, table, values[table.name], copy=True)
     return {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
 
 
 _SQLITE_INSERTS: dict[tuple, tuple[str, list]] = {}
 
 
-def _insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
+def _insert(session: Session, table: sa.Table, rows: list[dict], *, copy: bool = False) -> None:
     """Insert rows (dicts of the same keys). On SQLite straight through the driver's executemany, each value
     passed through its column type's own bind processor (the exact numbers' text, JSON, dates): what
     SQLAlchemy would send, without its per-row parameter building, most of a full rebuild's writing time.
-    Elsewhere (PostgreSQL) through SQLAlchemy."""
+    On PostgreSQL, a build's rows (`copy`: store_built, thousands of rows after a rebuild) through a COPY
+    (copyrows); elsewhere through SQLAlchemy."""
     if not rows:
         return
     connection = session.connection()
     dialect = connection.dialect
     keys = tuple(rows[0])
+    if dialect.name == "postgresql" and copy and copy_rows(connection, table, rows):
+        return
     if dialect.name != "sqlite":
         connection.execute(sa.insert(table), rows)
         return

@@ -700,7 +700,7 @@ def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_ro
     bind processor, not through SQLAlchemy's per-row parameter building (most of a rebuild's writing time);
     what is stored is what the engine makes of the rows."""
     if engine.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL writes through SQLAlchemy")
+        pytest.skip("PostgreSQL copies its rows (test_copyrows)")
     from sqlalchemy.sql import compiler
 
     with Session(engine, expire_on_commit=False) as s:
