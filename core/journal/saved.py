@@ -210,6 +210,13 @@ def _book_lots(session: Session, account_id: int, key: str, which: tuple, everyt
     return rows, everything
 
 
+def stores_any(session: Session, account: BrokerageAccount) -> bool:
+    """Whether any derived row of the account is stored: an account's first upkeep (after its import) has none
+    to keep or delete, and skips asking per pair."""
+    return any(session.execute(sa.select(t.c.account_id).where(t.c.account_id == account.id).limit(1)).first()
+               for t in (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES))  # fmt: skip
+
+
 def delete_pairs(session: Session, account: BrokerageAccount, keys: Sequence[str]) -> set:
     """Delete the pairs' stored rows (before a rebuild; a continuation writes only what changed:
     store_continued); returns the (currency, day)s of the round trips deleted."""

@@ -44,6 +44,7 @@ from core.journal.saved import (
     load_states,
     store_built,
     store_continued,
+    stores_any,
 )
 from core.journal.state import PairState
 from core.journal.trips import Books, JournalResult, build_books, order_key, settle
@@ -84,12 +85,16 @@ def rebuild_pairs(session: Session, account: BrokerageAccount, marks: Mapping[st
     if rebuilding:
         # Streamed as a full rebuild is: the first upkeep after an initial import rebuilds every pair, and
         # must not hold all their rows at once.
-        flagged = flagged_before(session, account, rebuilding)
-        affected |= delete_pairs(session, account, rebuilding)
+        # Nothing stored yet (the first upkeep after an import): no flag times to keep, no rows to delete,
+        # where asking per pair cost statements over thousands of keys.
+        stored = stores_any(session, account)
+        flagged = flagged_before(session, account, rebuilding) if stored else {}
+        if stored:
+            affected |= delete_pairs(session, account, rebuilding)
         # No round trip of another pair left (the first upkeep of an account): the days counted while
         # building are the account's whole daily aggregates, written at once instead of recounted.
-        alone = not continuing and session.execute(sa.select(TRIPS.c.id).where(TRIPS.c.account_id == account.id)
-                                                   .limit(1)).first() is None  # fmt: skip
+        alone = not continuing and (not stored or session.execute(
+            sa.select(TRIPS.c.id).where(TRIPS.c.account_id == account.id).limit(1)).first() is None)  # fmt: skip
         days: dict[daily.Day, dict[str, Any]] = {}
         rebuilt = _build_streamed(session, account, set(rebuilding), shorts, flagged, days).activities
         if alone:

@@ -344,13 +344,12 @@ def test_journal_rebuild_from_scratch_restores_a_damaged_journal(engine, users):
 # --------------------------------------------------------------------------- what upkeep costs
 
 
-def table_reads(engine, work, table: str = "brokerage_transactions") -> list[tuple[str, tuple]]:
-    """The SELECTs on `table` that `work()` runs, with their parameters."""
+def captured(engine, work, keep) -> list[tuple[str, tuple]]:
+    """The statements `work()` runs that `keep(statement)` picks, with their parameters."""
     seen: list[tuple[str, tuple]] = []
 
     def capture(conn, cursor, statement, parameters, context, executemany):
-        reading = re.search(rf"\b(FROM|JOIN) {table}\b", statement)
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and reading:
+        if keep(statement):
             seen.append((statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", capture)
@@ -359,6 +358,12 @@ def table_reads(engine, work, table: str = "brokerage_transactions") -> list[tup
     finally:
         sa.event.remove(engine, "before_cursor_execute", capture)
     return seen
+
+
+def table_reads(engine, work, table: str = "brokerage_transactions") -> list[tuple[str, tuple]]:
+    """The SELECTs on `table` that `work()` runs, with their parameters."""
+    return captured(engine, work, lambda statement: statement.lstrip().upper().startswith(("SELECT", "WITH"))
+                    and re.search(rf"\b(FROM|JOIN) {table}\b", statement) is not None)  # fmt: skip
 
 
 def test_upkeep_after_one_page_reads_only_the_dirty_pairs_rows_through_an_index(engine):
@@ -743,4 +748,35 @@ def test_the_first_upkeep_of_many_pairs_counts_their_rows_in_one_pass_over_the_a
         reads = table_reads(engine, lambda: upkeep_accounts(s, [acct.id]))
         counts = [statement for statement, _ in reads if "count(" in statement.lower()]
         assert len(counts) == 2, f"{len(counts)} grouped reads of the account's row counts"
+        assert_journal_is_current(s, user.id)
+
+
+def test_the_first_upkeep_after_an_import_neither_deletes_nor_looks_for_earlier_flags(engine):
+    """An account with nothing stored (its import's first upkeep) skips the per-pair deletes and the read of
+    earlier flag times; a later upkeep that rebuilds a pair does both, and each journal is the engine's."""
+    journal = ("journal_round_trips", "journal_positions", "journal_open_lots", "journal_unplaceable",
+               "journal_pair_states")  # fmt: skip
+
+    def writes_and_flag_reads(work) -> list[str]:
+        def keep(statement: str) -> bool:
+            deleting = re.match(rf"\s*DELETE FROM ({'|'.join(journal)})\b", statement)
+            return bool(deleting or re.search(r"flagged_at\s+FROM journal_unplaceable\b", statement))
+
+        return [statement.split(" WHERE")[0] for statement, _ in captured(engine, work, keep)]
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        insert(s, [f.transaction_row(acct, transaction_type=("BUY", "SELL")[i % 2], symbol=("AAPL", "KO")[i % 3 == 0],
+                                     security_type="cs", quantity=Decimal(1), price=Decimal(10 + i),
+                                     trade_date=date(2024, 1, 1 + i)) for i in range(20)])  # fmt: skip
+        s.commit()
+        assert writes_and_flag_reads(lambda: upkeep_accounts(s, [acct.id])) == []
+        assert_journal_is_current(s, user.id)
+
+        # Backdated: the pair is rebuilt, so its stored rows are deleted first and its flag times kept.
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol="AAPL", security_type="cs",
+                                     quantity=Decimal(3), price=Decimal(9), trade_date=date(2024, 1, 2))])  # fmt: skip
+        s.commit()
+        later = writes_and_flag_reads(lambda: upkeep_accounts(s, [acct.id]))
+        assert {t for t in journal if any(t in statement for statement in later)} == set(journal)
         assert_journal_is_current(s, user.id)
