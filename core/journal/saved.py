@@ -25,6 +25,7 @@ from core.journal.fills import (
 )
 from core.journal.rows import chunks
 from core.journal.state import PairState
+from core.journal.wanted import list_first, wanted_rows
 from core.storage import jsonexact
 from core.storage.models import (
     BrokerageAccount,
@@ -168,18 +169,20 @@ def _oldest(rows: list, first: int, size: int, count: int, everything: bool, nee
     return None, False  # every row read without passing the need: the book's own read decides
 
 
+_WANTED_BOOKS = (sa.column("key", sa.String), sa.column("instrument", sa.String), sa.column("currency", sa.String),
+                 sa.column("lo", sa.Integer), sa.column("hi", sa.Integer))  # fmt: skip
+
+
 def _lots_by_seq(session: Session, account_id: int, wanted: dict[tuple, tuple]) -> dict[tuple, list]:
     found: dict[tuple, list] = defaultdict(list)
     books = [(*book, first, first + size) for book, (first, size, *_) in wanted.items() if size]
     for chunk in chunks(books):
-        values = sa.values(sa.column("key", sa.String), sa.column("instrument", sa.String),
-                           sa.column("currency", sa.String), sa.column("lo", sa.Integer), sa.column("hi", sa.Integer),
-                           name="wanted").data(chunk).cte("wanted")  # fmt: skip
-        query = sa.select(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, *_LOT_COLUMNS).join_from(
+        values = wanted_rows(session, "wanted", _WANTED_BOOKS, chunk)
+        query = sa.select(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, *_LOT_COLUMNS).select_from(list_first(
             values, LOTS, sa.and_(LOTS.c.account_id == account_id, LOTS.c.pair_key == values.c.key,
                                   LOTS.c.seq >= values.c.lo, LOTS.c.seq < values.c.hi,
                                   LOTS.c.instrument == values.c.instrument,
-                                  LOTS.c.currency.is_not_distinct_from(values.c.currency)))  # fmt: skip
+                                  LOTS.c.currency.is_not_distinct_from(values.c.currency))))  # fmt: skip
         for key, instrument, currency, *row in session.execute(query):
             found[(key, instrument, currency)].append(tuple(row))
     for rows in found.values():

@@ -1,0 +1,61 @@
+"""A list of wanted keys as a table to join, bound as one JSON parameter. A VALUES list (sa.values) is part of
+its statement's text, so SQLAlchemy compiles that statement anew for every list (it cannot cache it): that
+compiling was most of a continuation's time in Python. Bound as JSON, the statement's text is the same
+whatever the list, compiled once and cached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import Join
+from sqlmodel import Session
+
+
+def _plain(value: Any) -> Any:
+    # A date as the ISO text both databases compare a date column with (SQLite stores it so).
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def wanted_rows(session: Session, name: str, columns: Sequence[sa.ColumnClause], rows: Sequence[Sequence[Any]]
+                ) -> Any:  # fmt: skip
+    """A FROM clause named `name` with these columns (name and type, as sa.values takes them) holding these
+    rows (strings, integers, dates, None): SQLite's json_each over a JSON list of lists, PostgreSQL's
+    jsonb_to_recordset over a JSON list of objects. Join it with list_first."""
+    if session.get_bind().dialect.name == "postgresql":
+        data = json.dumps([{c.name: _plain(v) for c, v in zip(columns, row, strict=True)} for row in rows])
+        listed = sa.func.jsonb_to_recordset(
+            sa.cast(sa.bindparam(f"{name}_json", data, type_=sa.Text), postgresql.JSONB)
+        )
+        return listed.table_valued(*columns).render_derived(name=name, with_types=True)
+    data = json.dumps([[_plain(v) for v in row] for row in rows])
+    each = sa.func.json_each(sa.bindparam(f"{name}_json", data, type_=sa.Text)).table_valued("value")
+    picked = (sa.type_coerce(sa.func.json_extract(each.c.value, f"$[{i}]"), c.type).label(c.name)
+              for i, c in enumerate(columns))  # fmt: skip
+    return sa.select(*picked).subquery(name)
+
+
+class _ListFirst(Join):
+    inherit_cache = True
+
+
+def list_first(wanted: Any, table: Any, onclause: Any) -> Join:
+    """wanted_rows joined to a table, the list read first: on SQLite a CROSS JOIN, which its planner keeps in
+    that order. It costs json_each as almost free, so given statistics of a small table it scanned the table
+    with the list inside instead of searching the table's index once per wanted row."""
+    return _ListFirst(wanted, table, onclause)
+
+
+@compiles(_ListFirst, "sqlite")
+def _cross_join(join: _ListFirst, compiler: Any, **kw: Any) -> str:
+    kw.pop("asfrom", None)
+    kw.pop("from_linter", None)  # both sides are joined: nothing for the cartesian-product linter to tell
+    left = compiler.process(join.left, asfrom=True, **kw)
+    right = compiler.process(join.right, asfrom=True, **kw)
+    return f"{left} CROSS JOIN {right} ON {compiler.process(join.onclause, **kw)}"
