@@ -278,6 +278,11 @@ def _insert(session: Session, table: sa.Table, rows: list[dict]) -> None:
     connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
+# A continued open round trip's columns its row shares with the stored one, by how it was matched (and its
+# account's): not set again, so SQLite does not rewrite their index entries (account_id, pair_key).
+_MATCHED = frozenset({"user_id", "account_id", "pair_key", "instrument", "currency", "seq"})
+
+
 def store_continued(session: Session, account: BrokerageAccount, built: Built, states: dict[str, PairState]) -> set:
     """Store continued pairs, writing only what changed: their new round trips inserted, the open round trip
     each had updated in place (still open, or now closed), the lots consumed deleted by id, the lot partly
@@ -297,7 +302,8 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
             affected.add((row["currency"], row["on_date"]))
             continue
         # The stored trip keeps its activities; the row holds the new ones only (state.load): appended.
-        updates.append({**row, "b_id": trip[0], "activity_ids": to_json(row["activity_ids"])})
+        updates.append({k: v for k, v in row.items() if k not in _MATCHED} | {"b_id": trip[0],
+                       "activity_ids": to_json(row["activity_ids"])})  # fmt: skip
         # An open round trip counts in its day only as a trip: still open on the same day, no day changes.
         if row["status"] != "open" or row["on_date"] != trip[2]:
             affected |= {(row["currency"], trip[2]), (row["currency"], row["on_date"])}
