@@ -18,6 +18,7 @@ from core.journal.fills import (
     POSITION_TYPES,
     UNMODELLED_TYPES,
 )
+from core.journal.wanted import list_first, wanted_rows
 from core.storage.models import (
     NAMELESS_WHERE,
     BrokerageAccount,
@@ -161,6 +162,9 @@ def read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str]) 
     return [r for r in found.values() if pair_key(r) in keys]
 
 
+_WANTED_SINCE = (sa.column("key", sa.String), sa.column("since", sa.Date))
+
+
 def read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[str, date]) -> dict[str, list[Row]]:
     """Each named pair's rows from its date on: one statement per kind of pair and chunk, joining the wanted
     (pair, date) list to (account_id, symbol | option_ticker, trade_date), so a continuation never reads a
@@ -168,12 +172,12 @@ def read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[
     out: dict[str, list[Row]] = {key: [] for key in since}
     base = base_query(session)
     for chunk in chunks(sorted(since.items())):
-        wanted = sa.values(sa.column("key", sa.String), sa.column("since", sa.Date), name="wanted").data(chunk)
-        wanted = wanted.cte("wanted")
-        by_symbol = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.symbol == wanted.c.key,
-                                                      T.c.option_ticker.is_(None), T.c.trade_date >= wanted.c.since))  # fmt: skip
-        by_option = base.join_from(wanted, T, sa.and_(T.c.account_id == account.id, T.c.option_ticker == wanted.c.key,
-                                                      T.c.trade_date >= wanted.c.since))  # fmt: skip
+        wanted = wanted_rows(session, "wanted", _WANTED_SINCE, chunk)
+        by_symbol = base.select_from(list_first(wanted, T, sa.and_(
+            T.c.account_id == account.id, T.c.symbol == wanted.c.key, T.c.option_ticker.is_(None),
+            T.c.trade_date >= wanted.c.since)))  # fmt: skip
+        by_option = base.select_from(list_first(wanted, T, sa.and_(
+            T.c.account_id == account.id, T.c.option_ticker == wanted.c.key, T.c.trade_date >= wanted.c.since)))  # fmt: skip
         for query in (by_symbol, by_option):
             for row in fetch_rows(session, query):
                 if (key := pair_key(row)) in out:

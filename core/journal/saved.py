@@ -26,6 +26,7 @@ from core.journal.fills import (
 )
 from core.journal.rows import chunks, key_chunks, key_in
 from core.journal.state import PairState
+from core.journal.wanted import list_first, wanted_rows
 from core.storage import jsonexact
 from core.storage.models import (
     BrokerageAccount,
@@ -170,18 +171,20 @@ def _oldest(rows: list, first: int, size: int, count: int, everything: bool, nee
     return None, False  # every row read without passing the need: the book's own read decides
 
 
+_WANTED_BOOKS = (sa.column("key", sa.String), sa.column("instrument", sa.String), sa.column("currency", sa.String),
+                 sa.column("lo", sa.Integer), sa.column("hi", sa.Integer))  # fmt: skip
+
+
 def _lots_by_seq(session: Session, account_id: int, wanted: dict[tuple, tuple]) -> dict[tuple, list]:
     found: dict[tuple, list] = defaultdict(list)
     books = [(*book, first, first + size) for book, (first, size, *_) in wanted.items() if size]
     for chunk in chunks(books):
-        values = sa.values(sa.column("key", sa.String), sa.column("instrument", sa.String),
-                           sa.column("currency", sa.String), sa.column("lo", sa.Integer), sa.column("hi", sa.Integer),
-                           name="wanted").data(chunk).cte("wanted")  # fmt: skip
-        query = sa.select(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, *_LOT_COLUMNS).join_from(
+        values = wanted_rows(session, "wanted", _WANTED_BOOKS, chunk)
+        query = sa.select(LOTS.c.pair_key, LOTS.c.instrument, LOTS.c.currency, *_LOT_COLUMNS).select_from(list_first(
             values, LOTS, sa.and_(LOTS.c.account_id == account_id, LOTS.c.pair_key == values.c.key,
                                   LOTS.c.seq >= values.c.lo, LOTS.c.seq < values.c.hi,
                                   LOTS.c.instrument == values.c.instrument,
-                                  LOTS.c.currency.is_not_distinct_from(values.c.currency)))  # fmt: skip
+                                  LOTS.c.currency.is_not_distinct_from(values.c.currency))))  # fmt: skip
         for key, instrument, currency, *row in session.execute(query):
             found[(key, instrument, currency)].append(tuple(row))
     for rows in found.values():
@@ -290,6 +293,11 @@ def _insert(session: Session, table: sa.Table, rows: list[dict], *, copy: bool =
     connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
 
+# A continued open round trip's columns its row shares with the stored one, by how it was matched (and its
+# account's): not set again, so SQLite does not rewrite their index entries (account_id, pair_key).
+_MATCHED = frozenset({"user_id", "account_id", "pair_key", "instrument", "currency", "seq"})
+
+
 def store_continued(session: Session, account: BrokerageAccount, built: Built, states: dict[str, PairState]) -> set:
     """Store continued pairs, writing only what changed: their new round trips inserted, the open round trip
     each had updated in place (still open, or now closed), the lots consumed deleted by id, the lot partly
@@ -309,7 +317,8 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
             affected.add((row["currency"], row["on_date"]))
             continue
         # The stored trip keeps its activities; the row holds the new ones only (state.load): appended.
-        updates.append({**row, "b_id": trip[0], "activity_ids": to_json(row["activity_ids"])})
+        updates.append({k: v for k, v in row.items() if k not in _MATCHED} | {"b_id": trip[0],
+                       "activity_ids": to_json(row["activity_ids"])})  # fmt: skip
         # An open round trip counts in its day only as a trip: still open on the same day, no day changes.
         if row["status"] != "open" or row["on_date"] != trip[2]:
             affected |= {(row["currency"], trip[2]), (row["currency"], row["on_date"])}

@@ -664,6 +664,45 @@ def test_a_continuation_reads_its_books_oldest_lots_in_one_statement_through_the
         assert snapshot(s, user.id) == continued
 
 
+def test_a_continuations_reads_are_the_same_statements_whatever_pairs_it_continues(engine):
+    """Two daily pages, of two pairs then of five: the reads of their new rows and oldest lots are the same
+    statement texts with as many parameters (the wanted list bound as one JSON value, core.journal.wanted),
+    so SQLAlchemy compiles them once; a VALUES list was part of the text, compiled anew for every page (most of
+    a continuation's time in Python). On SQLite the list is read first, then each wanted pair through its
+    index. The journal equals a rebuild."""
+    symbols = ["AAPL", "MSFT", "NVDA", "AMZN", "META"]
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=symbol, security_type="cs", quantity=Decimal(2),
+                                     price=Decimal(100 + i % 7), trade_date=day + timedelta(days=i))
+                   for i in range(60) for symbol in symbols])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        s.execute(sa.text("ANALYZE"))
+        s.commit()
+        runs, results = [], []
+        for n, later in ((2, 100), (5, 101)):
+            insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol=symbol, security_type="cs",
+                                         quantity=Decimal(-3), price=Decimal(120), trade_date=day + timedelta(days=later))
+                       for symbol in symbols[:n]])  # fmt: skip
+            runs.append(table_reads(engine, lambda: results.append(upkeep_accounts(s, [acct.id])),
+                                    "(?:brokerage_transactions|journal_open_lots)"))  # fmt: skip
+            assert results[-1].continued == n
+        first, second = runs
+        assert first and [(st, len(p)) for st, p in first] == [(st, len(p)) for st, p in second], (first, second)
+        if engine.dialect.name == "sqlite":
+            for statement, parameters in second:
+                plan = [
+                    row[-1] for row in s.connection().exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+                ]
+                assert plan[0].startswith("SCAN") and "VIRTUAL TABLE" in plan[0], plan
+                assert all(p.startswith("SEARCH") for p in plan[1:]), plan
+        assert_journal_is_current(s, user.id)
+        continued = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == continued
+
+
 def test_a_continued_open_round_trip_appends_its_new_activities_without_resending_the_old(engine):
     """A round trip open across 300 buys, continued by a day's page of two: its stored activity list is
     neither read back nor sent again whole; the update appends the two new ids in SQL, and the stored list
@@ -681,10 +720,12 @@ def test_a_continued_open_round_trip_appends_its_new_activities_without_resendin
                                      price=Decimal(120), trade_date=day + timedelta(days=400))
                    for kind, q in (("BUY", 2), ("SELL", -1))])  # fmt: skip
         sent: list[str] = []
+        updated: list[str] = []
 
         def capture(conn, cursor, statement, parameters, context, executemany):
             if re.match(r"\s*UPDATE journal_round_trips", statement):
                 sent.append(str(parameters))
+                updated.append(statement.split(" WHERE ")[0])
 
         sa.event.listen(engine, "before_cursor_execute", capture)
         try:
@@ -692,6 +733,8 @@ def test_a_continued_open_round_trip_appends_its_new_activities_without_resendin
         finally:
             sa.event.remove(engine, "before_cursor_execute", capture)
         assert len(sent) == 1 and first not in sent[0] and len(sent[0]) < 2_000, sent
+        # Not the columns it was matched by: SQLite would rewrite their index entries (account_id, pair_key).
+        assert not re.search(r"\b(user_id|account_id|pair_key|instrument|currency|seq)=", updated[0]), updated
         stored = s.execute(sa.text("SELECT activity_ids FROM journal_round_trips")).scalar()
         assert_journal_is_current(s, user.id)
         continued = snapshot(s, user.id)
