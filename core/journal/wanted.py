@@ -57,7 +57,6 @@ def list_first(wanted: Any, table: Any, onclause: Any) -> Join:
 @compiles(_ListFirst, "sqlite")
 def _cross_join(join: _ListFirst, compiler: Any, **kw: Any) -> str:
     kw.pop("asfrom", None)
-    kw.pop("from_linter", None)  # both sides are joined: nothing for the cartesian-product linter to tell
     left = compiler.process(join.left, asfrom=True, **kw)
     right = compiler.process(join.right, asfrom=True, **kw)
     return f"{left} CROSS JOIN {right} ON {compiler.process(join.onclause, **kw)}"
@@ -69,7 +68,6 @@ def _lateral_join(join: _ListFirst, compiler: Any, **kw: Any) -> str:
     # over the list, each through the table's index. The join's own plan guessed the pairs' rows from their
     # whole history, not from their dates on, and hash-joined a sequential scan of the account's activities.
     kw.pop("asfrom", None)
-    kw.pop("from_linter", None)
     left = compiler.process(join.left, asfrom=True, **kw)
     table = compiler.preparer.quote(join.right.name)
     where = compiler.process(join.onclause, **kw)
