@@ -6,10 +6,12 @@ Each value first goes through its column type's own bind processor, as SQLAlchem
 Decimal, the JSON columns' Jsonb with the engine's serializer, the UTC datetime); psycopg then writes it as it
 writes a parameter's text (a Decimal's exact digits, the JSON text), which the server parses by the column's
 type: the same stored values. SQLAlchemy's events do not see the COPY.
+column_processors and bound_rows are that binding, shared with saved._insert's SQLite executemany.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -30,20 +32,30 @@ def copy_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> b
         else:
             names = sql.SQL(", ").join(sql.Identifier(table.c[k].name) for k in keys)
             statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table.name), names)
-            procs = [(k, table.c[k].type.dialect_impl(dialect).bind_processor(dialect)) for k in keys]
+            procs = column_processors(table, keys, dialect)
             _COPIES[(table.name, keys)] = (statement, procs)
     statement, procs = _COPIES[(table.name, keys)]
     if statement is None:
         return False
-    # Column by column, then zipped (as saved._insert does on SQLite): cheaper than a generator per row.
-    columns = [[row[k] for row in rows] if p is None else [p(row[k]) for row in rows] for k, p in procs]
     driver = connection.connection.driver_connection
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             write = copy.write_row
-            for values in zip(*columns, strict=True):
+            for values in bound_rows(procs, rows):
                 write(values)
     except psycopg.Error as exc:  # wrapped as every other statement's error is (sa.exc.IntegrityError, …)
         text = statement.as_string(driver)
         raise sa.exc.DBAPIError.instance(text, None, exc, psycopg.Error, dialect=dialect) from None
     return True
+
+
+def column_processors(table: sa.Table, names: Sequence[str], dialect: Any) -> list[tuple[str, Any]]:
+    """(column, its type's bind processor or None) for these columns: what SQLAlchemy binds each value with."""
+    return [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+
+
+def bound_rows(processors: list[tuple[str, Any]], rows: list[dict]) -> Iterator[tuple]:
+    """Each row's values in the processors' column order, each passed through its processor: column by column,
+    then zipped (a generator per row cost twice as much). saved._insert's SQLite path sends the same."""
+    columns = [[row[k] for row in rows] if p is None else [p(row[k]) for row in rows] for k, p in processors]
+    return zip(*columns, strict=True)

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from core.journal import daily, state
 from core.journal.build import Built, books_by_pair
-from core.journal.copyrows import copy_rows
+from core.journal.copyrows import bound_rows, column_processors, copy_rows
 from core.journal.exact import EXACT_CONTEXT, ZERO
 from core.journal.fills import (
     OPTION_EVENT_TYPES,
@@ -282,15 +282,13 @@ def _insert(session: Session, table: sa.Table, rows: list[dict], *, copy: bool =
         if set(names) != set(keys):  # a column default SQLAlchemy would fill in: not for this path
             _SQLITE_INSERTS[(table.name, keys)] = ("", [])
         else:
-            procs = [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
+            procs = column_processors(table, names, dialect)
             _SQLITE_INSERTS[(table.name, keys)] = (str(compiled), procs)
     sql, procs = _SQLITE_INSERTS[(table.name, keys)]
     if not sql:
         connection.execute(sa.insert(table), rows)
         return
-    # Column by column (one comprehension per column, then zipped): a generator per row cost twice as much.
-    columns = [[row[k] for row in rows] if p is None else [p(row[k]) for row in rows] for k, p in procs]
-    connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+    connection.exec_driver_sql(sql, list(bound_rows(procs, rows)))
 
 
 # A continued open round trip's columns its row shares with the stored one, by how it was matched (and its

@@ -100,3 +100,28 @@ def dirty_count(session, user_id: int) -> int:
 
     return session.execute(sa.text("SELECT count(*) FROM journal_dirty_pairs d JOIN brokerage_accounts a "
                                    "ON a.id = d.account_id WHERE a.user_id = :u"), {"u": user_id}).scalar()  # fmt: skip
+
+
+def journal_insert_parameter_sets(monkeypatch, work) -> int:
+    """How many parameter sets SQLAlchemy builds for INSERTs into JOURNAL_TABLES (the round trips, positions,
+    lots and unplaceable activities; not the daily sums) while `work()` runs: a path that writes through the
+    driver, executemany or COPY, builds none."""
+    import sqlalchemy as sa
+    from sqlalchemy.sql import compiler
+
+    calls = 0
+    real = compiler.SQLCompiler.construct_params
+
+    def counting(self, *args, **kwargs):
+        nonlocal calls
+        statement = getattr(self, "statement", None)
+        if isinstance(statement, sa.Insert) and statement.table.name in JOURNAL_TABLES:
+            calls += 1
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(compiler.SQLCompiler, "construct_params", counting)
+    try:
+        work()
+    finally:
+        monkeypatch.setattr(compiler.SQLCompiler, "construct_params", real)
+    return calls

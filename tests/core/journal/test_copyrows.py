@@ -16,7 +16,7 @@ from core.journal.copyrows import copy_rows
 from core.journal.upkeep import rebuild_user
 from core.storage import jsonexact
 from tests import factories as f
-from tests.core.journal.builders import JOURNAL_TABLES, snapshot
+from tests.core.journal.builders import journal_insert_parameter_sets, snapshot
 from tests.core.journal.test_upkeep import assert_journal_is_current, insert
 
 AWKWARD = [Decimal("1E-12"), Decimal("123456789012.123456789"), Decimal("-0.5"), None, Decimal("1E+30"),
@@ -92,8 +92,6 @@ def test_a_full_rebuild_on_postgresql_copies_its_rows_and_stores_what_sqlalchemy
     built per row), of numbers with more places than the activities' NUMERIC(38, 18): the journal is the
     engine's, and the same, digit for digit, as the one SQLAlchemy's INSERTs store."""
     postgresql_only(engine)
-    from sqlalchemy.sql import compiler
-
     with Session(engine, expire_on_commit=False) as s:
         user, _, acct = f.make_trader(s)
         day = date(2024, 1, 1)
@@ -105,19 +103,7 @@ def test_a_full_rebuild_on_postgresql_copies_its_rows_and_stores_what_sqlalchemy
         rows.append(f.transaction_row(acct, transaction_type="SPLIT", symbol=None, security_type="cs",
                                       quantity=Decimal(2), price=None, trade_date=day))  # fmt: skip
         insert(s, rows)
-        calls = 0
-        real = compiler.SQLCompiler.construct_params
-
-        def counting(self, *args, **kwargs):
-            nonlocal calls
-            statement = getattr(self, "statement", None)
-            if isinstance(statement, sa.Insert) and statement.table.name in JOURNAL_TABLES:
-                calls += 1
-            return real(self, *args, **kwargs)
-
-        monkeypatch.setattr(compiler.SQLCompiler, "construct_params", counting)
-        rebuild_user(s, user.id)
-        monkeypatch.setattr(compiler.SQLCompiler, "construct_params", real)
+        calls = journal_insert_parameter_sets(monkeypatch, lambda: rebuild_user(s, user.id))
         assert calls == 0, f"{calls} parameter sets built"
         assert s.execute(sa.text("SELECT count(*) FROM journal_open_lots")).scalar() > 0
         assert_journal_is_current(s, user.id)

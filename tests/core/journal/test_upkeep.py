@@ -23,7 +23,13 @@ from core.journal.upkeep import rebuild_user, upkeep_accounts
 from core.reads.journal import trades_report
 from core.storage.models import BrokerageAccount, BrokerageTransaction, JournalRoundTrip, utcnow
 from tests import factories as f
-from tests.core.journal.builders import JOURNAL_TABLES, OPT, dirty_count, engine_journal, snapshot
+from tests.core.journal.builders import (
+    OPT,
+    dirty_count,
+    engine_journal,
+    journal_insert_parameter_sets,
+    snapshot,
+)
 from tests.syncsupport import connect, make_user, sync_now
 
 PUT = "MSFT  270115P00300000"
@@ -628,6 +634,20 @@ def test_a_continued_pair_writes_only_the_lots_that_changed_and_updates_its_open
         assert s.execute(sa.text(daily_sums)).all() == days
 
 
+def long_positions(s, symbols: list[str], days: int):
+    """A trader buying 2 of each symbol a day for `days` days from 2024-01-01, the journal kept and ANALYZEd:
+    long positions of many lots for a later page to continue. Returns (user, account, first day)."""
+    user, _, acct = f.make_trader(s)
+    day = date(2024, 1, 1)
+    insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=symbol, security_type="cs", quantity=Decimal(2),
+                                 price=Decimal(100 + i % 7), trade_date=day + timedelta(days=i))
+               for i in range(days) for symbol in symbols])  # fmt: skip
+    upkeep_accounts(s, [acct.id])
+    s.execute(sa.text("ANALYZE"))
+    s.commit()
+    return user, acct, day
+
+
 def test_a_continuation_reads_its_books_oldest_lots_in_one_statement_through_the_seq_index(engine):
     """Five long positions continued by a day's page: their books' oldest lots are read by one statement
     (each book's seq range), not one per book, plus one for the book whose sell outruns that read; on SQLite
@@ -635,14 +655,7 @@ def test_a_continuation_reads_its_books_oldest_lots_in_one_statement_through_the
     read scanned and sorted the lots. The journal equals a rebuild."""
     symbols = ["AAPL", "MSFT", "NVDA", "AMZN", "META"]
     with Session(engine, expire_on_commit=False) as s:
-        user, _, acct = f.make_trader(s)
-        day = date(2024, 1, 1)
-        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=symbol, security_type="cs", quantity=Decimal(2),
-                                     price=Decimal(100 + i % 7), trade_date=day + timedelta(days=i))
-                   for i in range(120) for symbol in symbols])  # fmt: skip
-        upkeep_accounts(s, [acct.id])
-        s.execute(sa.text("ANALYZE"))
-        s.commit()
+        user, acct, day = long_positions(s, symbols, days=120)
         # META's sell consumes 21 lots: more than the first read takes, so its book is read again on its own.
         insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol=symbol, security_type="cs",
                                      quantity=Decimal(-41 if symbol == "META" else -3), price=Decimal(120),
@@ -672,14 +685,7 @@ def test_a_continuations_reads_are_the_same_statements_whatever_pairs_it_continu
     index. The journal equals a rebuild."""
     symbols = ["AAPL", "MSFT", "NVDA", "AMZN", "META"]
     with Session(engine, expire_on_commit=False) as s:
-        user, _, acct = f.make_trader(s)
-        day = date(2024, 1, 1)
-        insert(s, [f.transaction_row(acct, transaction_type="BUY", symbol=symbol, security_type="cs", quantity=Decimal(2),
-                                     price=Decimal(100 + i % 7), trade_date=day + timedelta(days=i))
-                   for i in range(60) for symbol in symbols])  # fmt: skip
-        upkeep_accounts(s, [acct.id])
-        s.execute(sa.text("ANALYZE"))
-        s.commit()
+        user, acct, day = long_positions(s, symbols, days=60)
         runs, results = [], []
         for n, later in ((2, 100), (5, 101)):
             insert(s, [f.transaction_row(acct, transaction_type="SELL", symbol=symbol, security_type="cs",
@@ -749,7 +755,6 @@ def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_ro
     what is stored is what the engine makes of the rows."""
     if engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL copies its rows (test_copyrows)")
-    from sqlalchemy.sql import compiler
 
     with Session(engine, expire_on_commit=False) as s:
         user, _, acct = f.make_trader(s)
@@ -758,19 +763,7 @@ def test_a_full_rebuild_on_sqlite_writes_its_rows_without_building_parameters_ro
                                      security_type="cs", quantity=Decimal(1 if i % 2 == 0 else -1),
                                      price=Decimal("10.25") + i, fee=Decimal("0.1"), trade_date=day + timedelta(days=i))
                    for i in range(400)])  # fmt: skip
-        calls = 0
-        real = compiler.SQLCompiler.construct_params
-
-        def counting(self, *args, **kwargs):
-            nonlocal calls
-            statement = getattr(self, "statement", None)
-            if isinstance(statement, sa.Insert) and statement.table.name in JOURNAL_TABLES:
-                calls += 1  # the round trips, positions, lots and unplaceable activities (not the daily sums)
-            return real(self, *args, **kwargs)
-
-        monkeypatch.setattr(compiler.SQLCompiler, "construct_params", counting)
-        rebuild_user(s, user.id)
-        monkeypatch.setattr(compiler.SQLCompiler, "construct_params", real)
+        calls = journal_insert_parameter_sets(monkeypatch, lambda: rebuild_user(s, user.id))
         trips = s.execute(sa.text("SELECT count(*) FROM journal_round_trips")).scalar()
         assert trips == 200
         assert calls == 0, f"{calls} parameter sets built for {trips} round trips"
