@@ -138,12 +138,12 @@ def summary_tiles(session: Session, user_id: int, *, account_id: int | None = No
     """One Summary per currency traded (net P&L = expectancy × closed trades, win rate, profit factor, …): what
     metrics.summarize makes of the round trips in the period, added up from the daily aggregates (journal_daily,
     a few hundred rows) instead of read from every round trip."""
-    query = _daily_rows(user_id, account_id, start, end, D.currency, D.day, D.trips, D.closed, D.wins, D.losses,
+    query = _daily_rows(user_id, account_id, start, end, D.currency, D.day, D.closed, D.wins, D.losses,
                         D.holding_days, D.net, D.gross_profit, D.gross_loss, D.largest_win, D.largest_loss)  # fmt: skip
     totals: dict[str | None, dict[str, Any]] = {}
     nets: dict[str | None, dict[date, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     # Unpacked by position: a few thousand rows, where attribute lookups by name were half the time.
-    for currency, day, _, closed, wins, losses, holding, net, profit, loss, win_max, loss_min in session.execute(query):
+    for currency, day, closed, wins, losses, holding, net, profit, loss, win_max, loss_min in session.execute(query):
         t = totals.get(currency)
         if t is None:
             t = totals[currency] = {"closed": 0, "wins": 0, "losses": 0, "holding_days": 0, "net": ZERO,
