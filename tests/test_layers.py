@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # A package may import its own modules and those of packages listed before it (lower layers).
-LAYERS = ["settings", "redaction", "logs", "snaptrade", "messages", "storage", "jobs.queue", "accounts", "ingest.normalize", "journal", "ingest", "jobs.worker",
+LAYERS = ["settings", "redaction", "logs", "gcpace", "snaptrade", "messages", "storage", "jobs.queue", "accounts", "ingest.normalize", "journal", "ingest", "jobs.worker",
           "reads", "web", "staff", "cli"]  # fmt: skip
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from core.accounts.connections import get_snaptrade_identity
+from core.gcpace import bulk_allocations
 from core.ingest.account import sync_account
-from core.ingest.gcpace import bulk_allocations
 from core.ingest.pipeline import StopRequested
 from core.ingest.progress import AccountOutcome, RunReporter, checkpoint, outcome_from
 from core.ingest.reconcile_once import reconcile_for_run

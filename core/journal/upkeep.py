@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.accounts.connections import SnapTradeIdentity, get_snaptrade_identity
+from core.gcpace import bulk_allocations
 from core.journal.marks import clear_marks, dirty_marks
 from core.journal.positions import (
     PositionsRead,
@@ -63,7 +64,8 @@ def _rebuild(session: Session, account_ids: Iterable[int], *, full: bool) -> Upk
             marks = dirty_marks(session, account.id)
             if not marks and not full:
                 continue
-            counts = rebuild_pairs(session, account, None if full else marks)
+            with bulk_allocations():  # a chunk's rows, fills and values: garbage for reference counting
+                counts = rebuild_pairs(session, account, None if full else marks)
             clear_marks(session, account.id, marks)
             pairs, activities = pairs + counts.pairs, activities + counts.activities
             continued += counts.continued

@@ -405,7 +405,7 @@ def test_rekeyed_rows_an_interrupted_attempt_stored_are_merged_when_the_run_resu
 
 def test_a_run_sets_off_few_cyclic_garbage_collections_and_restores_the_thresholds(engine, sandbox):
     """A page's thousands of new containers are freed by reference counting: with CPython's default threshold
-    they still set off a dozen young collections per page, and every few pages a full one (core.ingest.gcpace)."""
+    they still set off a dozen young collections per page, and every few pages a full one (core.gcpace)."""
     import gc
 
     with Session(engine, expire_on_commit=False) as s:

@@ -816,3 +816,33 @@ def test_the_first_upkeep_after_an_import_neither_deletes_nor_looks_for_earlier_
         later = writes_and_flag_reads(lambda: upkeep_accounts(s, [acct.id]))
         assert {t for t in journal if any(t in statement for statement in later)} == set(journal)
         assert_journal_is_current(s, user.id)
+
+
+def test_a_rebuild_sets_off_few_cyclic_garbage_collections_and_restores_the_thresholds(engine):
+    """A chunk's rows, fills and values are freed by reference counting: with CPython's default threshold a
+    rebuild set off a young collection every 700 of them and a full one every few chunks (core.gcpace)."""
+    import gc
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+        insert(s, [f.transaction_row(acct, transaction_type="BUY" if i % 3 else "SELL", symbol=f"S{i % 40}",
+                                     security_type="cs", quantity=Decimal(2 if i % 3 else -1), price=Decimal(10),
+                                     trade_date=day + timedelta(days=i // 40)) for i in range(3000)])  # fmt: skip
+        upkeep_accounts(s, [acct.id])
+        before = gc.get_threshold()
+        young = []
+
+        def count(phase: str, info: dict) -> None:
+            if phase == "start" and info["generation"] == 0:
+                young.append(1)
+
+        gc.callbacks.append(count)
+        try:
+            result = rebuild_user(s, user.id)
+        finally:
+            gc.callbacks.remove(count)
+        assert result.activities == 3000
+        assert gc.get_threshold() == before
+        assert len(young) < 5, f"{len(young)} young collections during a rebuild of 3,000 activities"
+        assert_journal_is_current(s, user.id)
