@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, SyncIssue
+from tests.gccount import young_collections
 from tests.syncsupport import assert_matches_ground_truth, connect, make_user, snaptrade_user_id, sync_now
 
 
@@ -412,17 +413,8 @@ def test_a_run_sets_off_few_cyclic_garbage_collections_and_restores_the_threshol
         uid = make_user(s)
         connect(s, sandbox, uid, broker="SANDBOX_US", history_size=6000)
     before = gc.get_threshold()
-    young = []
-
-    def count(phase: str, info: dict) -> None:
-        if phase == "start" and info["generation"] == 0:
-            young.append(1)
-
-    gc.callbacks.append(count)
-    try:
+    with young_collections() as young:
         runs = sync_now(engine, uid, trigger="initial")
-    finally:
-        gc.callbacks.remove(count)
     assert [r.status for r in runs] == ["completed"] and runs[0].transactions_new >= 6000
     assert gc.get_threshold() == before
     assert len(young) < 30, f"{len(young)} young collections during a sync of 12,000 activities (two accounts of 6,000)"

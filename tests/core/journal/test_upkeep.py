@@ -30,6 +30,7 @@ from tests.core.journal.builders import (
     journal_insert_parameter_sets,
     snapshot,
 )
+from tests.gccount import young_collections
 from tests.syncsupport import connect, make_user, sync_now
 
 PUT = "MSFT  270115P00300000"
@@ -831,17 +832,8 @@ def test_a_rebuild_sets_off_few_cyclic_garbage_collections_and_restores_the_thre
                                      trade_date=day + timedelta(days=i // 40)) for i in range(3000)])  # fmt: skip
         upkeep_accounts(s, [acct.id])
         before = gc.get_threshold()
-        young = []
-
-        def count(phase: str, info: dict) -> None:
-            if phase == "start" and info["generation"] == 0:
-                young.append(1)
-
-        gc.callbacks.append(count)
-        try:
+        with young_collections() as young:
             result = rebuild_user(s, user.id)
-        finally:
-            gc.callbacks.remove(count)
         assert result.activities == 3000
         assert gc.get_threshold() == before
         assert len(young) < 5, f"{len(young)} young collections during a rebuild of 3,000 activities"
