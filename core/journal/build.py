@@ -19,6 +19,11 @@ from core.storage.models import (
 
 log = logging.getLogger("tradistry.journal")
 
+# A pair of fewer items keeps no stored state: when it changes it is rebuilt from its rows, which costs about
+# what loading, continuing and rewriting a state would, and most pairs of a history are this small (an option
+# contract opened and closed). Writing every pair's state was a fifth of a full rebuild (bench journal).
+STATE_MIN_ITEMS = 16
+
 
 @dataclass(slots=True)
 class Built:
@@ -53,7 +58,9 @@ def build(account: BrokerageAccount, rows: list[Row], shorts: frozenset, keys: I
     states = {}
     by_pair = books_by_pair(books)
     for key in set(keys) & set(key_of.values()):  # a pair without rows keeps no state
-        last, on_last_day = state.key_of_items(per_pair.get(key, []))
+        if len(per_pair.get(key, ())) < STATE_MIN_ITEMS:
+            continue
+        last, on_last_day = state.key_of_items(per_pair[key])
         states[key] = PairState(
             books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=symbols.get(key)
         )

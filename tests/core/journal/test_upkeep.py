@@ -838,3 +838,35 @@ def test_a_rebuild_sets_off_few_cyclic_garbage_collections_and_restores_the_thre
         assert gc.get_threshold() == before
         assert len(young) < 5, f"{len(young)} young collections during a rebuild of 3,000 activities"
         assert_journal_is_current(s, user.id)
+
+
+def test_only_a_pair_of_many_activities_keeps_a_state_a_small_one_is_rebuilt_from_its_rows(engine):
+    """Most pairs of a history are a few activities (an option contract opened and closed): storing a state
+    for each cost a fifth of a full rebuild. A pair below build.STATE_MIN_ITEMS keeps none, and when it
+    changes is rebuilt from its rows; a larger pair continues from its state. Both end where a full rebuild
+    does."""
+    from core.journal.build import STATE_MIN_ITEMS
+    from core.journal.saved import STATES
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, acct = f.make_trader(s)
+        day = date(2024, 1, 1)
+
+        def buys(symbol: str, n: int, start: date) -> list[dict]:
+            return [f.transaction_row(acct, transaction_type="BUY", symbol=symbol, security_type="cs",
+                                      quantity=Decimal(1), price=Decimal(10 + i), trade_date=start + timedelta(days=i))
+                    for i in range(n)]  # fmt: skip
+
+        insert(s, buys("KO", STATE_MIN_ITEMS - 1, day) + buys("AAPL", STATE_MIN_ITEMS, day))
+        upkeep_accounts(s, [acct.id])
+        stored = s.execute(sa.select(STATES.c.pair_key).where(STATES.c.account_id == acct.id)).scalars().all()
+        assert stored == ["AAPL"]
+        later = day + timedelta(days=100)
+        insert(s, buys("KO", 1, later) + buys("AAPL", 1, later))
+        assert upkeep_accounts(s, [acct.id]).continued == 1  # AAPL; KO rebuilt, now with a state of its own
+        stored = s.execute(sa.select(STATES.c.pair_key).where(STATES.c.account_id == acct.id)).scalars().all()
+        assert sorted(stored) == ["AAPL", "KO"]
+        assert_journal_is_current(s, user.id)
+        incremental = snapshot(s, user.id)
+        rebuild_user(s, user.id)
+        assert snapshot(s, user.id) == incremental
