@@ -39,7 +39,7 @@ OPEN, CLOSED = "open", "closed"
 _NO_INSTANT = datetime.min.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # not frozen: fills.Fill says why
 class RoundTrip:
     account: str
     instrument: str
@@ -69,7 +69,7 @@ class RoundTrip:
         return "win" if self.net_pnl > 0 else "loss" if self.net_pnl < 0 else "scratch"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # not frozen: fills.Fill says why
 class OpenLot:
     activity_id: str  # the activity that opened the lot
     opened_on: date
@@ -77,7 +77,7 @@ class OpenLot:
     cost: Decimal | None  # signed like quantity; None when unknown
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # not frozen: fills.Fill says why
 class OpenPosition:
     account: str
     instrument: str
