@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from bench.harness import Run, Sandbox
+from bench.harness import Run
 from bench.ingest import new_trader
 from bench.report import DB, summarize, table
 from bench.seed import T, transactions
@@ -24,13 +24,6 @@ from core.storage.models import BrokerageAccount
 
 TARGET_RATIO = 1.3  # the largest history's median ÷ the smallest's, at most
 SERVED_PER_ACCOUNT = 300  # the sandbox's history per account: the window the sync fetches
-
-
-def _user(engine, sandbox: Sandbox, kind: str) -> tuple[int, int, list[tuple[int, str]]]:
-    """A trader with one sandbox connection: (user id, connection id, [(account id, currency)])."""
-    with Session(engine, expire_on_commit=False) as s:
-        _, conn, accounts = new_trader(s, sandbox, f"growth-{kind}-{time.monotonic_ns()}", SERVED_PER_ACCOUNT)
-        return conn.user_id, conn.id, [(a.id, a.currency or "USD") for a in accounts]
 
 
 def _sync(engine, user_id: int, connection_id: int, trigger: str, hint: bool) -> tuple[float, Any, dict[str, Any]]:
@@ -66,7 +59,9 @@ def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
     """A fresh database whose trader holds `size` activities, synced and warmed up (that run is dropped)."""
     url = ctx.dbs.new(kind)
     engine = create_db_engine(url)
-    user_id, connection_id, accounts = _user(engine, ctx.sandbox, kind)
+    with Session(engine, expire_on_commit=False) as s:
+        _, conn, accounts = new_trader(s, ctx.sandbox, f"growth-{kind}-{time.monotonic_ns()}", SERVED_PER_ACCOUNT)
+        user_id, connection_id, accounts = conn.user_id, conn.id, [(a.id, a.currency or "USD") for a in accounts]
     _sync(engine, user_id, connection_id, "initial", hint=False)
     with engine.connect() as c:
         served = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
@@ -76,19 +71,8 @@ def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
             "times": [], "runs": []}  # fmt: skip
 
 
-def _measure(cell: dict[str, Any]) -> None:
-    seconds, done, sql = _sync(cell["engine"], cell["user_id"], cell["connection_id"], "webhook", hint=True)
-    if done.status != "completed" or done.transactions_fetched == 0 or done.transactions_new:
-        raise RuntimeError(f"not a no-change fetching sync: {done.status}, {done.transactions_fetched} "
-                           f"fetched, {done.transactions_new} new")  # fmt: skip
-    cell["times"].append(seconds)
-    cell["runs"].append({"at": time.time(), "fetched": done.transactions_fetched, "pages": done.pages_done, "requests": done.api_requests,
-                         "sql_statements": sql["statements"], "sql_seconds": sql["seconds"]})  # fmt: skip
-
-
 def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
-    """Every size seeded first, then the sizes measured in turn, run by run: a drift in the machine's load (it is
-    shared) hits every size alike instead of whichever was measured last."""
+    """Every size seeded first, then the sizes measured in turn, run by run, so a drift in load hits all alike."""
     cells = []
     try:
         for size in sizes:
@@ -96,7 +80,14 @@ def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[d
             cells.append(_seeded(ctx, kind, size))
         for _ in range(reps):
             for cell in cells:
-                _measure(cell)
+                seconds, done, sql = _sync(cell["engine"], cell["user_id"], cell["connection_id"], "webhook", hint=True)
+                if done.status != "completed" or done.transactions_fetched == 0 or done.transactions_new:
+                    raise RuntimeError(f"not a no-change fetching sync: {done.status}, {done.transactions_fetched} "
+                                       f"fetched, {done.transactions_new} new")  # fmt: skip
+                cell["times"].append(seconds)
+                cell["runs"].append({"at": time.time(), "fetched": done.transactions_fetched, "pages": done.pages_done,
+                                     "requests": done.api_requests, "sql_statements": sql["statements"],
+                                     "sql_seconds": sql["seconds"]})  # fmt: skip
         out = []
         for cell in cells:
             with cell["engine"].connect() as c:
@@ -111,8 +102,7 @@ def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[d
 
 
 def run(ctx: Run) -> dict[str, Any]:
-    """The no-change fetching sync at each history size of the profile, on SQLite (and PostgreSQL when the
-    databases include it), the sizes interleaved run by run."""
+    """The no-change fetching sync at each history size of the profile, on each database of the run."""
     sizes, reps = ctx.profile.growth_sizes, ctx.profile.growth_runs
     cells = [cell for kind in ctx.dbs.kinds for cell in measure_db(ctx, kind, tuple(sizes), reps)]
     return {"sizes": list(sizes), "reps": reps, "served_per_account": SERVED_PER_ACCOUNT, "target_ratio": TARGET_RATIO,
