@@ -298,14 +298,13 @@ def many_users_section(m: dict[str, Any], results: dict[str, Any]) -> list[str]:
     for kind in dict.fromkeys(c["db"] for c in m["cells"]):
         for n in m["worker_counts"]:
             cs = [c for c in m["cells"] if (c["db"], c["workers"]) == (kind, n)]
-            stat = lambda f, cs=cs: summarize([f(c) for c in cs])  # noqa: E731
-            db_cpu = rng(stat(lambda c: c["db_cpu_seconds"]), 1) if kind == "postgresql" else "in process"
-            rows.append([DB.get(kind, kind), n, rng(stat(lambda c: c["seconds"]), 1),
+            stat = lambda key, cs=cs: rng(summarize([c[key] for c in cs]), 1)  # noqa: E731
+            rows.append([DB.get(kind, kind), n, stat("seconds"),
                          f"{m['users'] / statistics.median(c['seconds'] for c in cs) * 60:,.0f}",
-                         f"{statistics.median(c['requests_per_user'] for c in cs):.2f}",
-                         rng(stat(lambda c: c["worker_cpu_seconds"]), 1),
-                         f"{statistics.median(c['worker_cpu_seconds'] / c['seconds'] for c in cs):.2f}", db_cpu,
-                         rng(stat(lambda c: c["sandbox_cpu_seconds"]), 1), len(cs)])  # fmt: skip
+                         f"{statistics.median(c['requests_per_user'] for c in cs):.2f}", stat("worker_cpu_seconds"),
+                         f"{statistics.median(c['worker_cpu_seconds'] / c['seconds'] for c in cs):.2f}",
+                         stat("db_cpu_seconds") if kind == "postgresql" else "in process",
+                         stat("sandbox_cpu_seconds"), len(cs)])  # fmt: skip
     lo, hi = min(m["worker_counts"]), max(m["worker_counts"])
     return [f"{m['users']} users × {m['activities']:,} activities, their queued initial imports by worker processes "
             f"(`python -m core worker`) on a copy of one prepared database; sandbox rate limit **off**.", "",

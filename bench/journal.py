@@ -109,7 +109,8 @@ def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int
             with Session(engine) as s:
                 r = rebuild_user(s, uid)
             rebuilds.append(r.seconds)
-        out["rebuild"] = {**summarize(rebuilds), "work": {"accounts": r.accounts, "pairs": r.pairs, "activities": r.activities}}  # fmt: skip
+        work = {"accounts": r.accounts, "pairs": r.pairs, "activities": r.activities}
+        out["rebuild"] = {**summarize(rebuilds), "work": work}
         progress(f"[bench] journal: full rebuild median {out['rebuild']['median']:.3f} s")
         rng = random.Random(22)
         day = date.today()  # the seeded history ends yesterday: each daily page is a day after the last

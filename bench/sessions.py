@@ -1,6 +1,5 @@
-"""Benchmark 11 (issue 25): dashboard concurrency. 1, 5 and 10 signed-in traders open the Transactions page at
-once on one `streamlit run app.py` server: the server's CPU per session, its RSS per open session, and its RSS
-once the sessions are closed and Streamlit has dropped them. docs/PERFORMANCE.md §11."""
+"""Benchmark 11 (issue 25): dashboard concurrency, 1, 5 and 10 signed-in traders opening the Transactions page at
+once on one `streamlit run app.py` server: its CPU and RSS per session. docs/PERFORMANCE.md §11."""
 
 from __future__ import annotations
 
