@@ -7,6 +7,7 @@ import os
 import statistics
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,16 +92,9 @@ def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, ti
 
 def api_requests(sandbox: Sandbox) -> tuple[dict[str, int], int]:
     """SnapTrade API requests the sandbox answered (not 429), by path template, and the 429s it sent."""
-    answered: dict[str, int] = {}
-    throttled = 0
-    for e in sandbox.read("request_log"):
-        if e["path_template"].startswith(PORTAL):
-            continue
-        if e["status"] == 429:
-            throttled += 1
-        else:
-            answered[e["path_template"]] = answered.get(e["path_template"], 0) + 1
-    return answered, throttled
+    log = [e for e in sandbox.read("request_log") if not e["path_template"].startswith(PORTAL)]
+    answered = Counter(e["path_template"] for e in log if e["status"] != 429)
+    return dict(answered), sum(e["status"] == 429 for e in log)
 
 
 # --------------------------------------------------------------------------- 9. onboarding

@@ -36,11 +36,9 @@ def _insert_page(engine, seeded, rows: int, rng: random.Random, on: date | None,
     """`rows` new activities, as a sync page would store them: all dated `on` (a day after everything stored:
     the daily sync), or, when None, within the history's last `days` days (backdated: their pairs rebuild)."""
     accounts = [(a, "USD" if k == 0 else "CAD") for k, a in enumerate(seeded.account_ids[seeded.big_user_id])]
-    batch = []
-    for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1)):
-        row["trade_date"] = on or date.today() - timedelta(days=1 + rng.randrange(days))
-        row["snaptrade_activity_id"] = f"bench-page-{rng.random():.12f}-{i}"
-        batch.append(row)
+    batch = [{**row, "trade_date": on or date.today() - timedelta(days=1 + rng.randrange(days)),
+              "snaptrade_activity_id": f"bench-page-{rng.random():.12f}-{i}"}
+             for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1))]  # fmt: skip
     with engine.begin() as c:
         c.execute(sa.insert(T), batch)
 
