@@ -26,12 +26,6 @@ PAGE_ROWS = 1_000  # one page of activities (core.ingest.sync's page size)
 SMALL_PAGE_ROWS = 50
 
 
-def _seed_user(dbs: Databases, rows: int):
-    url = dbs.new("sqlite")
-    engine = create_db_engine(url)
-    return url, engine, seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=rows))
-
-
 def _insert_page(engine, seeded, rows: int, rng: random.Random, on: date | None, days: int = 3) -> None:
     """`rows` new activities, as a sync page would store them: all dated `on` (a day after everything stored:
     the daily sync), or, when None, within the history's last `days` days (backdated: their pairs rebuild)."""
@@ -99,9 +93,9 @@ def run(ctx: Run) -> dict[str, Any]:
 def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int], progress=print) -> dict[str, Any]:
     out: dict[str, Any] = {"db": "sqlite", "rows": plan.big_user_rows, "reps": reps, "targets": TARGETS}
     progress(f"[bench] journal: seeding {plan.big_user_rows:,} activities ...")
-    url, engine, seeded = _seed_user(dbs, plan.big_user_rows)
-    uid, accounts = seeded.big_user_id, seeded.account_ids[seeded.big_user_id]
-    try:
+    with dbs.fresh("sqlite") as (_, engine):
+        seeded = seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=plan.big_user_rows))
+        uid, accounts = seeded.big_user_id, seeded.account_ids[seeded.big_user_id]
         rebuilds = []
         for _ in range(max(1, min(reps, 5))):
             with Session(engine) as s:
@@ -127,18 +121,13 @@ def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int
             progress(f"[bench] journal: {key} ({rows} rows) median {out[key]['median'] * 1000:.1f} ms")
         out["page"] = _page_queries(engine, uid, reps)
         progress(f"[bench] journal: page worst query p95 {out['page']['worst_query_p95'] * 1000:.1f} ms")
-    finally:
-        engine.dispose()
-        dbs.drop(url)
     rss = {}
     for rows in rss_sizes:
         progress(f"[bench] journal: peak RSS of a {rows:,}-activity rebuild ...")
-        url, engine, seeded = _seed_user(dbs, rows)
-        engine.dispose()
-        try:
+        with dbs.fresh("sqlite") as (url, engine):
+            seeded = seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=rows))
+            engine.dispose()  # the rebuild's own interpreter alone on the database
             rss[str(rows)] = _rss_of_rebuild(url, seeded.big_user_id)
-        finally:
-            dbs.drop(url)
     small, large = (rss[str(n)] for n in rss_sizes)
     out["rss"] = {"sizes": list(rss_sizes), "runs": rss, "ratio": large["peak_rss_bytes"] / small["peak_rss_bytes"]}
     return out
