@@ -1,7 +1,5 @@
-"""`python -m bench [--quick] [--only NAME[,NAME]] [--runs N] [--big-runs N] [--sqlite-only] [--render-only]`:
-run the benchmarks (sandbox, requests, ingest, memory, queries, browser, journal, growth, onboarding,
-many_users, concurrency), write bench/results.json and
-render BENCHMARKS.md from it; `--only` keeps the other sections of that file. docs/PERFORMANCE.md § Running them."""
+"""`python -m bench [--quick] [--only NAME[,NAME]] [--runs N] [--big-runs N] [--sqlite-only] [--render-only]`: run the
+benchmarks, write bench/results.json and render BENCHMARKS.md from it. docs/PERFORMANCE.md § Running them."""
 
 from __future__ import annotations
 
@@ -72,15 +70,12 @@ def quick_profile(runs: int = 3) -> Profile:
 
 def toy_profile(dbs: tuple[str, ...] = ("sqlite", "postgresql")) -> Profile:
     ingest = IngestPlan({1_000: 1}, 1_000, 1, dbs=dbs, profile_size=1_000, detail_dbs=dbs[:1])
+    # a rate limit of 6 requests per 2 s, so even three onboardings meet 429s and retry them
+    fleet = FleetPlan(onboarding_users=3, onboarding_concurrency=3, rate_limit={"customer_limit": 6, "window": 2},
+                      onboarding_activities=200, users=3, activities=200, runs=1)  # fmt: skip
     return Profile("toy", ingest, 2_000, SeedPlan(2, 200, 1_000), 2, 1, 1, 2, 1, 10_000,
                    notes=["Toy run (smoke test)."], force_memory_diagnosis=dbs[:1], growth_sizes=(1_000, 3_000),
-                   growth_runs=2, fleet=toy_fleet(), concurrency=ConcurrencyPlan((1, 2), 1, 200, 1.0, 0.0))  # fmt: skip
-
-
-def toy_fleet() -> FleetPlan:
-    # a rate limit of 6 requests per 2 s, so even three onboardings meet 429s and retry them
-    return FleetPlan(onboarding_users=3, onboarding_concurrency=3, rate_limit={"customer_limit": 6, "window": 2},
-                     onboarding_activities=200, users=3, activities=200, runs=1)  # fmt: skip
+                   growth_runs=2, fleet=fleet, concurrency=ConcurrencyPlan((1, 2), 1, 200, 1.0, 0.0))  # fmt: skip
 
 
 def output_paths(profile: Profile, out_dir: Path | None) -> tuple[Path, Path]:
@@ -174,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--quick", action="store_true", help="small sizes, few repetitions (a few minutes)")
-    p.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    p.add_argument("--only", help=f"comma-separated subset of: {', '.join(BENCHMARKS)} (keeps the other sections)")
     p.add_argument("--runs", type=int, help="measured runs per cell (default 5; quick 3)")
     p.add_argument("--big-runs", type=int, help="runs of the 1,000,000-activity syncs (default: --runs)")
     p.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")

@@ -1,10 +1,5 @@
-"""Benchmarks 9 and 10 (issue 25): many traders at once, synced by `python -m core worker` processes.
-
-9 Onboarding: N new users connect at once through the real path (sign-up, SnapTrade registration, portal link,
-the sandbox's portal over HTTP, the callback's reconcile and queued import), imported by worker processes, with
-the sandbox enforcing SnapTrade's per-clientId rate limit. 10 Many users: the queued initial imports of many
-users by 1 and 2 worker processes on each database, rate limit off. docs/PERFORMANCE.md §9 and §10.
-"""
+"""Benchmarks 9 and 10 (issue 25): many traders at once, synced by `python -m core worker` processes: onboarding
+under SnapTrade's rate limit, and many users' queued initial imports. docs/PERFORMANCE.md §9 and §10."""
 
 from __future__ import annotations
 
@@ -12,6 +7,7 @@ import os
 import statistics
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,10 +20,15 @@ from sqlmodel import Session
 
 from bench import targets
 from bench.harness import Children, Run, Sandbox, cpu_seconds
+from bench.ingest import new_trader
 from bench.report import DB, rng, summarize, table
+from core.accounts.auth import create_user
+from core.accounts.connections import create_portal_link, handle_portal_callback
+from core.jobs import queue as jobs
 from core.storage.db import create_db_engine
+from core.storage.models import ACTIVE_SYNC_STATUSES
+from core.storage.models import TransactionSyncLog as L
 
-BROKER = "SANDBOX_US"  # two accounts: many users
 PORTAL = "/__portal__"  # the sandbox's portal pages: not SnapTrade API requests, never rate limited
 REDIRECT = "http://127.0.0.1:9/callback"  # the app's callback URL; the bench reads the portal's redirect itself
 
@@ -68,9 +69,6 @@ def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, ti
                   db_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Poll until no run (or none of `run_ids`) is queued or running; the runs' statuses, first start, last end,
     and the CPU so far of the workers and of the database server `db_pid` with its backends."""
-    from core.storage.models import ACTIVE_SYNC_STATUSES
-    from core.storage.models import TransactionSyncLog as L
-
     where = [L.id.in_(run_ids)] if run_ids is not None else []
     deadline = time.monotonic() + timeout
     while True:
@@ -94,16 +92,9 @@ def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, ti
 
 def api_requests(sandbox: Sandbox) -> tuple[dict[str, int], int]:
     """SnapTrade API requests the sandbox answered (not 429), by path template, and the 429s it sent."""
-    answered: dict[str, int] = {}
-    throttled = 0
-    for e in sandbox.read("request_log"):
-        if e["path_template"].startswith(PORTAL):
-            continue
-        if e["status"] == 429:
-            throttled += 1
-        else:
-            answered[e["path_template"]] = answered.get(e["path_template"], 0) + 1
-    return answered, throttled
+    log = [e for e in sandbox.read("request_log") if not e["path_template"].startswith(PORTAL)]
+    answered = Counter(e["path_template"] for e in log if e["status"] != 429)
+    return dict(answered), sum(e["status"] == 429 for e in log)
 
 
 # --------------------------------------------------------------------------- 9. onboarding
@@ -112,9 +103,6 @@ def api_requests(sandbox: Sandbox) -> tuple[dict[str, int], int]:
 def onboard(engine, username: str, broker: str, http: urllib3.PoolManager) -> dict[str, Any]:
     """One new trader, as the app does it: sign-up, portal link (registers them at SnapTrade), the portal's
     Connect, then the callback's reconcile, which queues the first import."""
-    from core.accounts.auth import create_user
-    from core.accounts.connections import create_portal_link, handle_portal_callback
-
     t0 = time.perf_counter()
     with Session(engine, expire_on_commit=False) as s:
         user_id = create_user(s, username=username, password="bench password 1", role="trader").id
@@ -136,38 +124,35 @@ def onboard(engine, username: str, broker: str, http: urllib3.PoolManager) -> di
 def run_onboarding(ctx: Run) -> dict[str, Any]:
     plan, sandbox = ctx.profile.fleet, ctx.sandbox
     kind = "postgresql" if "postgresql" in ctx.dbs.kinds else "sqlite"
-    url = ctx.dbs.new(kind)
-    engine = create_db_engine(url)
-    sandbox.control("set_history_size", n=plan.onboarding_activities)
-    sandbox.control("reset_request_log")
-    sandbox.control("set_faults", rate_limit=plan.rate_limit)
-    workers = Workers(plan.onboarding_workers, url, sandbox, plan.poll_seconds)
-    http = urllib3.PoolManager(maxsize=plan.onboarding_concurrency)
-    gate, outcomes, errors = threading.Event(), [], []
+    with ctx.dbs.fresh(kind) as (url, engine):
+        sandbox.control("set_history_size", n=plan.onboarding_activities)
+        sandbox.control("reset_request_log")
+        sandbox.control("set_faults", rate_limit=plan.rate_limit)
+        workers = Workers(plan.onboarding_workers, url, sandbox, plan.poll_seconds)
+        http = urllib3.PoolManager(maxsize=plan.onboarding_concurrency)
+        gate, outcomes, errors = threading.Event(), [], []
 
-    def one(i: int) -> None:
-        gate.wait()
+        def one(i: int) -> None:
+            gate.wait()
+            try:
+                outcomes.append(onboard(engine, f"newcomer{i:04d}", plan.onboarding_broker, http))
+            except Exception as exc:  # noqa: BLE001 - counted and reported: the section says how many failed
+                errors.append(f"{type(exc).__name__}: {exc}")
+
         try:
-            outcomes.append(onboard(engine, f"newcomer{i:04d}", plan.onboarding_broker, http))
-        except Exception as exc:  # noqa: BLE001 - counted and reported: the section says how many failed
-            errors.append(f"{type(exc).__name__}: {exc}")
-
-    try:
-        with ThreadPoolExecutor(plan.onboarding_concurrency) as pool:
-            for i in range(plan.onboarding_users):
-                pool.submit(one, i)
-            started, t0, sandbox_cpu = datetime.now(UTC), time.perf_counter(), sandbox.cpu_seconds()
-            gate.set()  # every user arrives at once; the pool serves them as the app's connection pool allows
-        callbacks_done = time.perf_counter() - t0
-        run_ids = [r for o in outcomes for r in o["run_ids"]]
-        runs = wait_for_runs(engine, workers, run_ids)
-        sandbox_cpu = sandbox.cpu_seconds() - sandbox_cpu
-    finally:
-        workers.stop()
-        sandbox.control("set_faults")
-        sandbox.control("set_history_size", n=None)
-        engine.dispose()
-        ctx.dbs.drop(url)
+            with ThreadPoolExecutor(plan.onboarding_concurrency) as pool:
+                for i in range(plan.onboarding_users):
+                    pool.submit(one, i)
+                started, t0, sandbox_cpu = datetime.now(UTC), time.perf_counter(), sandbox.cpu_seconds()
+                gate.set()  # every user arrives at once; the pool serves them as the app's connection pool allows
+            callbacks_done = time.perf_counter() - t0
+            run_ids = [r for o in outcomes for r in o["run_ids"]]
+            runs = wait_for_runs(engine, workers, run_ids)
+            sandbox_cpu = sandbox.cpu_seconds() - sandbox_cpu
+        finally:
+            workers.stop()
+            sandbox.control("set_faults")
+            sandbox.control("set_history_size", n=None)
     answered, throttled = api_requests(sandbox)
     seconds = (runs["last_completed"] - started).total_seconds() if run_ids else None
     total = sum(answered.values())
@@ -190,23 +175,12 @@ def run_onboarding(ctx: Run) -> dict[str, Any]:
 
 def prepare_users(url: str, sandbox: Sandbox, n: int, activities: int) -> None:
     """`n` traders, each with one reconciled connection of `activities` activities and a queued initial run."""
-    from core.accounts.auth import create_user
-    from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
-    from core.jobs import queue as jobs
-    from core.snaptrade.client import SnapTradeClient
-    from core.storage.models import BrokerageConnection
-
     engine = create_db_engine(url)
 
     def one(i: int) -> None:
         with Session(engine, expire_on_commit=False) as s:
-            user_id = create_user(s, username=f"fleet{i:04d}", password="bench password 1", role="trader").id
-            identity = ensure_snaptrade_user(s, user_id, SnapTradeClient())
-            sandbox.control("create_connection", user_id=identity.snaptrade_user_id, broker=BROKER,
-                            history_size=activities // 2)  # fmt: skip
-            reconcile_connections(s, user_id=user_id)
-            conn = s.exec(sa.select(BrokerageConnection).where(BrokerageConnection.user_id == user_id)).scalar_one()
-            jobs.enqueue_sync(s, user_id=user_id, connection_id=conn.id, trigger="initial")
+            _, conn, _ = new_trader(s, sandbox, f"fleet{i:04d}", activities // 2)
+            jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial")
 
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -218,10 +192,8 @@ def prepare_users(url: str, sandbox: Sandbox, n: int, activities: int) -> None:
 def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -> dict[str, Any]:
     """The queued initial imports of a copy of `template`, by `n_workers` worker processes."""
     plan, sandbox, dbs = ctx.profile.fleet, ctx.sandbox, ctx.dbs
-    url = dbs.new(kind, template)
-    engine = create_db_engine(url)
     pg = dbs.postmaster_pid() if kind == "postgresql" else None
-    try:
+    with dbs.fresh(kind, template) as (url, engine):
         sandbox.control("reset_request_log")
         pg0, sb0 = cpu_seconds(pg, children=True) if pg else None, sandbox.cpu_seconds()
         workers = Workers(n_workers, url, sandbox, plan.poll_seconds)
@@ -232,9 +204,6 @@ def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -
         pg1 = runs["db_cpu_seconds"]
         with engine.connect() as c:
             stored = c.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar_one()
-    finally:
-        engine.dispose()
-        dbs.drop(url)
     answered, throttled = api_requests(sandbox)
     seconds = (runs["last_completed"] - runs["first_started"]).total_seconds()
     if runs["statuses"] != {"completed": users} or stored != users * plan.activities:
@@ -323,14 +292,13 @@ def many_users_section(m: dict[str, Any], results: dict[str, Any]) -> list[str]:
     for kind in dict.fromkeys(c["db"] for c in m["cells"]):
         for n in m["worker_counts"]:
             cs = [c for c in m["cells"] if (c["db"], c["workers"]) == (kind, n)]
-            stat = lambda f, cs=cs: summarize([f(c) for c in cs])  # noqa: E731
-            db_cpu = rng(stat(lambda c: c["db_cpu_seconds"]), 1) if kind == "postgresql" else "in process"
-            rows.append([DB.get(kind, kind), n, rng(stat(lambda c: c["seconds"]), 1),
+            stat = lambda key, cs=cs: rng(summarize([c[key] for c in cs]), 1)  # noqa: E731
+            rows.append([DB.get(kind, kind), n, stat("seconds"),
                          f"{m['users'] / statistics.median(c['seconds'] for c in cs) * 60:,.0f}",
-                         f"{statistics.median(c['requests_per_user'] for c in cs):.2f}",
-                         rng(stat(lambda c: c["worker_cpu_seconds"]), 1),
-                         f"{statistics.median(c['worker_cpu_seconds'] / c['seconds'] for c in cs):.2f}", db_cpu,
-                         rng(stat(lambda c: c["sandbox_cpu_seconds"]), 1), len(cs)])  # fmt: skip
+                         f"{statistics.median(c['requests_per_user'] for c in cs):.2f}", stat("worker_cpu_seconds"),
+                         f"{statistics.median(c['worker_cpu_seconds'] / c['seconds'] for c in cs):.2f}",
+                         stat("db_cpu_seconds") if kind == "postgresql" else "in process",
+                         stat("sandbox_cpu_seconds"), len(cs)])  # fmt: skip
     lo, hi = min(m["worker_counts"]), max(m["worker_counts"])
     return [f"{m['users']} users × {m['activities']:,} activities, their queued initial imports by worker processes "
             f"(`python -m core worker`) on a copy of one prepared database; sandbox rate limit **off**.", "",

@@ -1,12 +1,5 @@
-"""Benchmark 8 (issue 25): history growth. A sync that fetches an account but finds nothing new (a webhook-
-hinted or manual sync after nothing changed) must cost what its pages cost, not what the stored history
-costs: the same sandbox window synced against 10,000, 100,000 and 1,000,000 stored activities.
-
-The sandbox serves a small history; bench.seed's random activities are added to the same accounts straight
-into the database (older rows the sandbox no longer serves), one warm-up sync (dropped: the journal's upkeep
-of the seeded rows and the count fold happen there), then each measured run sets the accounts' webhook hint
-and times `execute_run` of a webhook-triggered sync in this process.
-"""
+"""Benchmark 8 (issue 25): history growth. The same no-change fetching sync against 10,000, 100,000 and 1,000,000
+stored activities must cost what its pages cost, not what the history costs. docs/PERFORMANCE.md §8."""
 
 from __future__ import annotations
 
@@ -17,44 +10,25 @@ from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from bench.harness import Run, Sandbox
+from bench.harness import Run
+from bench.ingest import new_trader
 from bench.report import DB, summarize, table
 from bench.seed import T, transactions
+from bench.worker import timed_statements
+from core.ingest.sync import execute_run
+from core.jobs import queue as jobs
+from core.storage.db import create_db_engine
+from core.storage.models import BrokerageAccount
 
 TARGET_RATIO = 1.3  # the largest history's median ÷ the smallest's, at most
 SERVED_PER_ACCOUNT = 300  # the sandbox's history per account: the window the sync fetches
-BROKER = "SANDBOX_US"  # two accounts
-
-
-def _user(engine, sandbox: Sandbox, kind: str) -> tuple[int, int, list[tuple[int, str]]]:
-    """A trader with one sandbox connection, synced once: (user id, connection id, [(account id, currency)])."""
-    from core.accounts.auth import create_user
-    from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
-    from core.snaptrade.client import SnapTradeClient
-    from core.storage.models import BrokerageAccount, BrokerageConnection
-
-    with Session(engine, expire_on_commit=False) as s:
-        user_id = create_user(s, username=f"growth-{kind}-{time.monotonic_ns()}", password="bench password 1",
-                              role="trader").id  # fmt: skip
-        identity = ensure_snaptrade_user(s, user_id, SnapTradeClient())
-        auth_id = sandbox.control("create_connection", user_id=identity.snaptrade_user_id, broker=BROKER,
-                                  history_size=SERVED_PER_ACCOUNT)  # fmt: skip
-        reconcile_connections(s, user_id=user_id)
-        conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == auth_id)).one()
-        accounts = s.exec(select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
-                          .order_by(BrokerageAccount.id)).all()  # fmt: skip
-        return user_id, conn.id, [(a.id, a.currency or "USD") for a in accounts]
 
 
 def _sync(engine, user_id: int, connection_id: int, trigger: str, hint: bool) -> tuple[float, Any, dict[str, Any]]:
     """One run of the connection; with `hint`, the accounts' webhook hint set first so the window is fetched.
     Returns its wall seconds, the finished run, and its SQL statements' count and seconds."""
-    from core.ingest.sync import execute_run
-    from core.jobs import queue as jobs
-    from core.storage.models import BrokerageAccount
-
     with Session(engine, expire_on_commit=False) as s:
         if hint:
             s.exec(sa.update(BrokerageAccount).where(BrokerageAccount.connection_id == connection_id)
@@ -62,25 +36,12 @@ def _sync(engine, user_id: int, connection_id: int, trigger: str, hint: bool) ->
             s.commit()
         run, _ = jobs.enqueue_sync(s, user_id=user_id, connection_id=connection_id, trigger=trigger)
         jobs.claim_run(s, run.id, "bench")
-    sql, started = {"statements": 0, "seconds": 0.0}, {}
-
-    def before(conn, cursor, *_):
-        started[id(cursor)] = time.perf_counter()
-
-    def after(conn, cursor, *_):
-        sql["statements"] += 1
-        sql["seconds"] += time.perf_counter() - started.pop(id(cursor), time.perf_counter())
-
-    sa.event.listen(engine, "before_cursor_execute", before)
-    sa.event.listen(engine, "after_cursor_execute", after)
-    try:
+    with timed_statements(engine, lambda *_: "all") as sql:
         t0 = time.perf_counter()
         done = execute_run(run.id, engine=engine)
         seconds = time.perf_counter() - t0
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
-        sa.event.remove(engine, "after_cursor_execute", after)
-    return seconds, done, sql
+    sql_seconds, statements = sql.get("all", (0.0, 0))
+    return seconds, done, {"statements": statements, "seconds": sql_seconds}
 
 
 def _add_history(engine, user_id: int, accounts: list[tuple[int, str]], rows: int) -> None:
@@ -96,11 +57,11 @@ def _add_history(engine, user_id: int, accounts: list[tuple[int, str]], rows: in
 
 def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
     """A fresh database whose trader holds `size` activities, synced and warmed up (that run is dropped)."""
-    from core.storage.db import create_db_engine
-
     url = ctx.dbs.new(kind)
     engine = create_db_engine(url)
-    user_id, connection_id, accounts = _user(engine, ctx.sandbox, kind)
+    with Session(engine, expire_on_commit=False) as s:
+        _, conn, accounts = new_trader(s, ctx.sandbox, f"growth-{kind}-{time.monotonic_ns()}", SERVED_PER_ACCOUNT)
+        user_id, connection_id, accounts = conn.user_id, conn.id, [(a.id, a.currency or "USD") for a in accounts]
     _sync(engine, user_id, connection_id, "initial", hint=False)
     with engine.connect() as c:
         served = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
@@ -110,19 +71,8 @@ def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
             "times": [], "runs": []}  # fmt: skip
 
 
-def _measure(cell: dict[str, Any]) -> None:
-    seconds, done, sql = _sync(cell["engine"], cell["user_id"], cell["connection_id"], "webhook", hint=True)
-    if done.status != "completed" or done.transactions_fetched == 0 or done.transactions_new:
-        raise RuntimeError(f"not a no-change fetching sync: {done.status}, {done.transactions_fetched} "
-                           f"fetched, {done.transactions_new} new")  # fmt: skip
-    cell["times"].append(seconds)
-    cell["runs"].append({"at": time.time(), "fetched": done.transactions_fetched, "pages": done.pages_done, "requests": done.api_requests,
-                         "sql_statements": sql["statements"], "sql_seconds": sql["seconds"]})  # fmt: skip
-
-
 def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
-    """Every size seeded first, then the sizes measured in turn, run by run: a drift in the machine's load (it is
-    shared) hits every size alike instead of whichever was measured last."""
+    """Every size seeded first, then the sizes measured in turn, run by run, so a drift in load hits all alike."""
     cells = []
     try:
         for size in sizes:
@@ -130,7 +80,14 @@ def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[d
             cells.append(_seeded(ctx, kind, size))
         for _ in range(reps):
             for cell in cells:
-                _measure(cell)
+                seconds, done, sql = _sync(cell["engine"], cell["user_id"], cell["connection_id"], "webhook", hint=True)
+                if done.status != "completed" or done.transactions_fetched == 0 or done.transactions_new:
+                    raise RuntimeError(f"not a no-change fetching sync: {done.status}, {done.transactions_fetched} "
+                                       f"fetched, {done.transactions_new} new")  # fmt: skip
+                cell["times"].append(seconds)
+                cell["runs"].append({"at": time.time(), "fetched": done.transactions_fetched, "pages": done.pages_done,
+                                     "requests": done.api_requests, "sql_statements": sql["statements"],
+                                     "sql_seconds": sql["seconds"]})  # fmt: skip
         out = []
         for cell in cells:
             with cell["engine"].connect() as c:
@@ -145,8 +102,7 @@ def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[d
 
 
 def run(ctx: Run) -> dict[str, Any]:
-    """The no-change fetching sync at each history size of the profile, on SQLite (and PostgreSQL when the
-    databases include it), the sizes interleaved run by run."""
+    """The no-change fetching sync at each history size of the profile, on each database of the run."""
     sizes, reps = ctx.profile.growth_sizes, ctx.profile.growth_runs
     cells = [cell for kind in ctx.dbs.kinds for cell in measure_db(ctx, kind, tuple(sizes), reps)]
     return {"sizes": list(sizes), "reps": reps, "served_per_account": SERVED_PER_ACCOUNT, "target_ratio": TARGET_RATIO,

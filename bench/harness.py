@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -14,7 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -98,6 +99,17 @@ class Databases:
                 Path(url.split("///", 1)[1] + suffix).unlink(missing_ok=True)
         else:
             self.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+    @contextlib.contextmanager
+    def fresh(self, kind: str, template: str | None = None) -> Iterator[tuple[str, sa.Engine]]:
+        """`new`'s URL with an engine on it; on leaving, the engine disposed and the database dropped."""
+        url = self.new(kind, template)
+        engine = create_db_engine(url)
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()
+            self.drop(url)
 
     def postmaster_pid(self) -> int:
         return int((self.pg.data_dir / "postmaster.pid").read_text().split()[0])
@@ -192,13 +204,12 @@ class Sandbox(Server):
             return json.loads(resp.read())["result"]
 
 
-def run_worker(spec: dict[str, Any], timeout: float = 4 * 3600) -> dict[str, Any]:
-    """Run one measured task in a fresh interpreter (`python -m bench.worker`) and return its JSON answer."""
-    proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)  # fmt: skip
+def run_json(args: list[str], timeout: float = 4 * 3600) -> dict[str, Any]:
+    """Run `python -m ARGS` in a fresh interpreter (a measured task) and return the last JSON line it printed."""
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"bench worker failed ({proc.returncode}) for {spec['task']}: {proc.stderr[-3000:]}")
+        raise RuntimeError(f"python -m {' '.join(args)[:300]} failed ({proc.returncode}): {proc.stderr[-3000:]}")
     return json.loads(lines[-1])
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bench import targets
-from bench.harness import Run, Sandbox, loadavg, run_worker
+from bench.harness import Run, Sandbox, loadavg, run_json
 from bench.worker import PAGE, PlainClient
 from core.accounts.auth import create_user
 from core.accounts.connections import ensure_snaptrade_user, reconcile_connections
@@ -44,22 +44,29 @@ class IngestPlan:
     broker: str = BROKER
 
 
+def new_trader(s: Session, sandbox: Sandbox, username: str, history_size: int) -> tuple[Any, Any, list[Any]]:
+    """A trader registered at SnapTrade with one reconciled `BROKER` connection of `history_size` activities per
+    account: (their SnapTrade identity, the connection, its accounts by id)."""
+    user_id = create_user(s, username=username, password="bench password 1", role="trader").id
+    identity = ensure_snaptrade_user(s, user_id, SnapTradeClient())
+    auth_id = sandbox.control("create_connection", user_id=identity.snaptrade_user_id, broker=BROKER,
+                              history_size=history_size)  # fmt: skip
+    reconcile_connections(s, user_id=user_id)  # what the portal callback does before queueing
+    conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == auth_id)).one()
+    accounts = s.exec(select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
+                      .order_by(BrokerageAccount.id)).all()  # fmt: skip
+    return identity, conn, list(accounts)
+
+
 def prepare_initial_sync(db_url: str, sandbox: Sandbox, size: int, username: str = "bench-trader") -> dict[str, Any]:
     """A trader whose new connection holds `size` activities in total, reconciled, with a claimed initial run."""
     engine = create_db_engine(db_url)
     try:
         with Session(engine, expire_on_commit=False) as s:
-            user_id = create_user(s, username=username, password="bench password 1", role="trader").id
-            identity = ensure_snaptrade_user(s, user_id, SnapTradeClient())
-            auth_id = sandbox.control("create_connection", user_id=identity.snaptrade_user_id, broker=BROKER,
-                                      history_size=size // ACCOUNTS)  # fmt: skip
-            reconcile_connections(s, user_id=user_id)  # what the portal callback does before queueing
-            conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == auth_id)).one()
-            accounts = s.exec(select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
-                              .order_by(BrokerageAccount.id)).all()  # fmt: skip
-            run, _ = jobs.enqueue_sync(s, user_id=user_id, connection_id=conn.id, trigger="initial")
+            identity, conn, accounts = new_trader(s, sandbox, username, size // ACCOUNTS)
+            run, _ = jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial")
             jobs.claim_run(s, run.id, "bench")
-            return {"user_id": user_id, "snaptrade_user_id": identity.snaptrade_user_id, "user_secret": identity.user_secret,
+            return {"user_id": conn.user_id, "snaptrade_user_id": identity.snaptrade_user_id, "user_secret": identity.user_secret,
                     "run_id": run.id, "connection_id": conn.id, "accounts": [[a.id, a.snaptrade_account_id] for a in accounts]}  # fmt: skip
     finally:
         engine.dispose()
@@ -77,7 +84,7 @@ def measure_once(ctx: Run, kind: str, size: int, approach: str, tracemalloc: boo
                 "postmaster_pid": dbs.postmaster_pid() if pg else None, "no_autoanalyze": pg and not autoanalyze,
                 "sample_every_pages": max(1, size // 1000 // 40)}  # fmt: skip
         load, sandbox_cpu = loadavg(), sandbox.cpu_seconds()
-        result = run_worker(spec)
+        result = run_json(["bench.worker", json.dumps(spec)])
         result["sandbox_cpu_seconds"] = sandbox.cpu_seconds() - sandbox_cpu
     finally:
         dbs.drop(url)
@@ -177,25 +184,22 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
 
 def run_requests(ctx: Run) -> dict[str, Any]:
     """Requests per sync in the sandbox's request log, five syncs in a row, and users per client id per day."""
-    sandbox, history_size = ctx.sandbox, ctx.profile.budget_history
-    url = ctx.dbs.new("sqlite")
-    engine = create_db_engine(url)
-    scenarios: list[dict[str, Any]] = []
+    sandbox, history_size, scenarios = ctx.sandbox, ctx.profile.budget_history, []
+    with ctx.dbs.fresh("sqlite") as (url, engine):
 
-    def counted(name: str, run_id: int | None = None, **extra: Any) -> None:
-        """Run one sync (queue a scheduled one unless `run_id` is given) and count the requests it made."""
-        with Session(engine, expire_on_commit=False) as s:
-            if run_id is None:
-                run_id = jobs.enqueue_sync(s, user_id=p["user_id"], connection_id=p["connection_id"], trigger="scheduled")[0].id  # fmt: skip
-            jobs.claim_run(s, run_id, "bench")
-        sandbox.control("reset_request_log")
-        done = execute_run(run_id, engine=engine)
-        counts = sandbox.read("request_counts")
-        scenarios.append({"name": name, "trigger": done.trigger, "status": done.status, "fetched": done.transactions_fetched,
-                          "engine_counted": done.api_requests, "requests": counts, "total": sum(counts.values()), **extra})  # fmt: skip
-        ctx.progress(f"  requests: {name}: {scenarios[-1]['total']} ({counts})")
+        def counted(name: str, run_id: int | None = None, **extra: Any) -> None:
+            """Run one sync (queue a scheduled one unless `run_id` is given) and count the requests it made."""
+            with Session(engine, expire_on_commit=False) as s:
+                if run_id is None:
+                    run_id = jobs.enqueue_sync(s, user_id=p["user_id"], connection_id=p["connection_id"], trigger="scheduled")[0].id  # fmt: skip
+                jobs.claim_run(s, run_id, "bench")
+            sandbox.control("reset_request_log")
+            done = execute_run(run_id, engine=engine)
+            counts = sandbox.read("request_counts")
+            scenarios.append({"name": name, "trigger": done.trigger, "status": done.status, "fetched": done.transactions_fetched,
+                              "engine_counted": done.api_requests, "requests": counts, "total": sum(counts.values()), **extra})  # fmt: skip
+            ctx.progress(f"  requests: {name}: {scenarios[-1]['total']} ({counts})")
 
-    try:
         p = prepare_initial_sync(url, sandbox, history_size, username="budget-trader")
         counted("initial sync", p["run_id"])
         counted(NOTHING_NEW)
@@ -216,9 +220,6 @@ def run_requests(ctx: Run) -> dict[str, Any]:
         counted("scheduled sync right after the webhook sync (nothing new)")
         sandbox.control("advance_day")
         counted(SCHEDULED_NEW)
-    finally:
-        engine.dispose()
-        ctx.dbs.drop(url)
     return {"history_size": history_size, "accounts_per_connection": ACCOUNTS, "broker": BROKER,
             "scenarios": scenarios, "capacity": capacity(scenarios)}  # fmt: skip
 

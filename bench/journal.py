@@ -1,161 +1,114 @@
-"""Benchmark 7 (issue 22): the trading journal on SQLite.
-
-- full rebuild of the heavy user (`core.journal.upkeep.rebuild_user`, the `journal rebuild` CLI's work);
-- incremental upkeep after a one-page sync: a page of new activities inserted (the triggers mark their pairs
-  dirty), then `upkeep_accounts` as the sync run's last step calls it; a full page (1,000, SnapTrade's page
-  size) and a small one (the new activities of a day or two);
-- the Journal page's queries (every core.reads.journal call one render makes, each with its own Session):
-  p50/p95 per query and of the whole render;
-- peak RSS of a full rebuild of a small and a large user, each in a fresh interpreter (`python -m
-  bench.journal rss URL USER_ID`) so seeding never counts.
-
-Seeded data is bench.seed's random history (sells need not follow buys), so it exercises flips, shorts and
-flags as well as plain round trips.
-"""
+"""Benchmark 7 (issue 22): the trading journal on SQLite: full rebuild, upkeep after a sync's page, the Journal
+page's queries, and a rebuild's peak RSS in a fresh interpreter. docs/PERFORMANCE.md §7."""
 
 from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 import time
 from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
-from bench.harness import ROOT, Databases, Run, percentile
+from bench.harness import Databases, Run, percentile, run_json
 from bench.report import summarize, table, verdict
 from bench.seed import SeedPlan, T, seed, transactions
-from bench.worker import peak_rss
+from bench.worker import proc_rss
+from core.journal.marks import dirty_marks
+from core.journal.upkeep import rebuild_user, upkeep_accounts
+from core.storage.db import create_db_engine
 
 TARGETS = {"rebuild_seconds": 2.0, "incremental_seconds": 0.1, "page_query_p95_seconds": 0.05, "rss_ratio": 1.5}
 PAGE_ROWS = 1_000  # one page of activities (core.ingest.sync's page size)
 SMALL_PAGE_ROWS = 50
 
 
-def _engine(url: str):
-    from core.storage.db import create_db_engine
-
-    return create_db_engine(url)
-
-
-def _seed_user(dbs: Databases, rows: int):
-    url = dbs.new("sqlite")
-    engine = _engine(url)
-    seeded = seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=rows))
-    return url, engine, seeded
-
-
 def _insert_page(engine, seeded, rows: int, rng: random.Random, on: date | None, days: int = 3) -> None:
     """`rows` new activities, as a sync page would store them: all dated `on` (a day after everything stored:
     the daily sync), or, when None, within the history's last `days` days (backdated: their pairs rebuild)."""
     accounts = [(a, "USD" if k == 0 else "CAD") for k, a in enumerate(seeded.account_ids[seeded.big_user_id])]
-    batch = []
-    for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1)):
-        row["trade_date"] = on or date.today() - timedelta(days=1 + rng.randrange(days))
-        row["snaptrade_activity_id"] = f"bench-page-{rng.random():.12f}-{i}"
-        batch.append(row)
+    batch = [{**row, "trade_date": on or date.today() - timedelta(days=1 + rng.randrange(days)),
+              "snaptrade_activity_id": f"bench-page-{rng.random():.12f}-{i}"}
+             for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1))]  # fmt: skip
     with engine.begin() as c:
         c.execute(sa.insert(T), batch)
 
 
-def _page_calls(user_id: int, currency: str | None) -> list[tuple[str, Any]]:
-    from core.reads import journal as jr
-
-    return [
-        ("journal_currencies", lambda s: jr.journal_currencies(s, user_id)),
-        ("summary_tiles", lambda s: jr.summary_tiles(s, user_id)),
-        ("equity_curve", lambda s: jr.equity_curve(s, user_id, currency=currency)),
-        (
-            "daily_calendar (a month)",
-            lambda s: jr.daily_calendar(
-                s, user_id, currency=currency, year=date.today().year, month=date.today().month
-            ),
-        ),  # fmt: skip
-        ("breakdown by symbol", lambda s: jr.breakdown(s, user_id, currency=currency, by="symbol")),
-        ("breakdown by weekday", lambda s: jr.breakdown(s, user_id, currency=currency, by="weekday")),
-        ("breakdown by holding", lambda s: jr.breakdown(s, user_id, currency=currency, by="holding")),
-        ("trip_count", lambda s: jr.trip_count(s, user_id, jr.TripFilter(currency=currency))),
-        (
-            "trip_table (first page, by date)",
-            lambda s: jr.trip_table(s, user_id, jr.TripFilter(currency=currency), limit=jr.TRIPS_PER_PAGE),
-        ),  # fmt: skip
-        ("trip_fills", None),  # filled in once trip ids are known
-    ]
-
-
 def _page_queries(engine, user_id: int, reps: int) -> dict[str, Any]:
-    from sqlmodel import Session
-
-    from core.reads import journal as jr
+    """Every core.reads.journal call of one render, each with its own Session; the first pass warms up, dropped."""
+    from core.reads import journal as jr  # not at the top: the rebuild's RSS worker (this module) does without it
 
     with Session(engine) as s:
         currency = (jr.journal_currencies(s, user_id) or [None])[0]
         first = jr.trip_table(s, user_id, jr.TripFilter(currency=currency), limit=1)
     trip_id = int(first["id"].iloc[0]) if not first.empty else 0
-    calls = [
-        (n, f) if f else (n, lambda s: jr.trip_fills(s, user_id, trip_id)) for n, f in _page_calls(user_id, currency)
-    ]
-    per: dict[str, list[float]] = {n: [] for n, _ in calls}
+    calls = {
+        "journal_currencies": lambda s: jr.journal_currencies(s, user_id),
+        "summary_tiles": lambda s: jr.summary_tiles(s, user_id),
+        "equity_curve": lambda s: jr.equity_curve(s, user_id, currency=currency),
+        "daily_calendar (a month)": lambda s: jr.daily_calendar(
+            s, user_id, currency=currency, year=date.today().year, month=date.today().month
+        ),
+        "breakdown by symbol": lambda s: jr.breakdown(s, user_id, currency=currency, by="symbol"),
+        "breakdown by weekday": lambda s: jr.breakdown(s, user_id, currency=currency, by="weekday"),
+        "breakdown by holding": lambda s: jr.breakdown(s, user_id, currency=currency, by="holding"),
+        "trip_count": lambda s: jr.trip_count(s, user_id, jr.TripFilter(currency=currency)),
+        "trip_table (first page, by date)": lambda s: jr.trip_table(
+            s, user_id, jr.TripFilter(currency=currency), limit=jr.TRIPS_PER_PAGE
+        ),
+        "trip_fills": lambda s: jr.trip_fills(s, user_id, trip_id),
+    }
+    per: dict[str, list[float]] = {n: [] for n in calls}
     renders: list[float] = []
-    for _ in range(reps + 1):  # the first pass warms the caches and is dropped
-        total = 0.0
-        for name, fn in calls:
+    for _ in range(reps + 1):
+        for name, fn in calls.items():
             with Session(engine) as s:
                 t0 = time.perf_counter()
                 fn(s)
-                elapsed = time.perf_counter() - t0
-            per[name].append(elapsed)
-            total += elapsed
-        renders.append(total)
-    out = {n: {**summarize(v[1:]), "p95": percentile(v[1:], 95)} for n, v in per.items()}
-    return {"currency": currency, "queries": out, "render": {**summarize(renders[1:]), "p95": percentile(renders[1:], 95)},
+                per[name].append(time.perf_counter() - t0)
+        renders.append(sum(times[-1] for times in per.values()))  # a whole render: its calls' sum
+
+    def stats(values: list[float]) -> dict[str, Any]:
+        return {**summarize(values[1:]), "p95": percentile(values[1:], 95)}
+
+    out = {n: stats(v) for n, v in per.items()}
+    return {"currency": currency, "queries": out, "render": stats(renders),
             "worst_query_p95": max(q["p95"] for q in out.values())}  # fmt: skip
 
 
 def _rss_of_rebuild(url: str, user_id: int) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "bench.journal", "rss", url, str(user_id)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=3600)  # fmt: skip
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"rss worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(lines[-1])
+    return run_json(["bench.journal", "rss", url, str(user_id)], timeout=3600)
 
 
 def run(ctx: Run) -> dict[str, Any]:
-    """The journal on SQLite: peak RSS of a typical user's rebuild against five heavy users' (10,000 vs 1,000,000
-    activities in the full profile)."""
+    """Peak RSS compares a typical user's rebuild with five heavy users' (10,000 vs 1,000,000 in the full profile)."""
     seed_plan = ctx.profile.seed
     rss_sizes = (seed_plan.rows_per_user or 1_000, 5 * seed_plan.big_user_rows)
     return measure(ctx.dbs, seed_plan, ctx.profile.query_reps, rss_sizes, ctx.progress)
 
 
 def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int], progress=print) -> dict[str, Any]:
-    from sqlmodel import Session
-
-    from core.journal.marks import dirty_marks
-    from core.journal.upkeep import rebuild_user, upkeep_accounts
-
     out: dict[str, Any] = {"db": "sqlite", "rows": plan.big_user_rows, "reps": reps, "targets": TARGETS}
     progress(f"[bench] journal: seeding {plan.big_user_rows:,} activities ...")
-    url, engine, seeded = _seed_user(dbs, plan.big_user_rows)
-    uid, accounts = seeded.big_user_id, seeded.account_ids[seeded.big_user_id]
-    try:
-        rebuilds, results = [], []
+    with dbs.fresh("sqlite") as (_, engine):
+        seeded = seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=plan.big_user_rows))
+        uid, accounts = seeded.big_user_id, seeded.account_ids[seeded.big_user_id]
+        rebuilds = []
         for _ in range(max(1, min(reps, 5))):
             with Session(engine) as s:
                 r = rebuild_user(s, uid)
             rebuilds.append(r.seconds)
-            results.append({"accounts": r.accounts, "pairs": r.pairs, "activities": r.activities})
-        out["rebuild"] = {**summarize(rebuilds), "work": results[-1]}
+        work = {"accounts": r.accounts, "pairs": r.pairs, "activities": r.activities}
+        out["rebuild"] = {**summarize(rebuilds), "work": work}
         progress(f"[bench] journal: full rebuild median {out['rebuild']['median']:.3f} s")
         rng = random.Random(22)
         day = date.today()  # the seeded history ends yesterday: each daily page is a day after the last
         for key, rows in (("incremental_page", PAGE_ROWS), ("incremental_small", SMALL_PAGE_ROWS),
                           ("incremental_backdated", PAGE_ROWS)):  # fmt: skip
-            times, work = [], []
+            times = []
             for _ in range(max(1, min(reps, 5))):
                 _insert_page(engine, seeded, rows, rng, None if key == "incremental_backdated" else day)
                 day += timedelta(days=1)
@@ -163,24 +116,18 @@ def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int
                     dirty = sum(len(dirty_marks(s, a)) for a in accounts)
                     r = upkeep_accounts(s, accounts)
                 times.append(r.seconds)
-                work.append({"dirty_pairs": dirty, "pairs": r.pairs, "activities": r.activities,
-                             "continued": r.continued})  # fmt: skip
-            out[key] = {**summarize(times), "rows": rows, "work": work[-1]}
+                work = {"dirty_pairs": dirty, "pairs": r.pairs, "activities": r.activities, "continued": r.continued}
+            out[key] = {**summarize(times), "rows": rows, "work": work}
             progress(f"[bench] journal: {key} ({rows} rows) median {out[key]['median'] * 1000:.1f} ms")
         out["page"] = _page_queries(engine, uid, reps)
         progress(f"[bench] journal: page worst query p95 {out['page']['worst_query_p95'] * 1000:.1f} ms")
-    finally:
-        engine.dispose()
-        dbs.drop(url)
     rss = {}
     for rows in rss_sizes:
         progress(f"[bench] journal: peak RSS of a {rows:,}-activity rebuild ...")
-        url, engine, seeded = _seed_user(dbs, rows)
-        engine.dispose()
-        try:
+        with dbs.fresh("sqlite") as (url, engine):
+            seeded = seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=rows))
+            engine.dispose()  # the rebuild's own interpreter alone on the database
             rss[str(rows)] = _rss_of_rebuild(url, seeded.big_user_id)
-        finally:
-            dbs.drop(url)
     small, large = (rss[str(n)] for n in rss_sizes)
     out["rss"] = {"sizes": list(rss_sizes), "runs": rss, "ratio": large["peak_rss_bytes"] / small["peak_rss_bytes"]}
     return out
@@ -243,28 +190,16 @@ def section(j: dict[str, Any], results: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- rss worker
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def _rss_main(url: str, user_id: int) -> None:
-    from sqlmodel import Session
-
-    from core.journal.upkeep import rebuild_user
-
-    engine = _engine(url)
+    engine = create_db_engine(url)
     with Session(engine) as s:  # imports and the engine's first connection before the baseline
         s.execute(sa.text("SELECT 1"))
-    start = _rss_bytes()
+    start = proc_rss("VmRSS")
     t0 = time.perf_counter()
     with Session(engine) as s:
         rebuild_user(s, user_id)
     seconds = time.perf_counter() - t0
-    peak = peak_rss()  # VmHWM: ru_maxrss would carry over the parent's peak (the seeding bench process)
+    peak = proc_rss()  # VmHWM: ru_maxrss would carry over the parent's peak (the seeding bench process)
     print(json.dumps({"peak_rss_bytes": peak, "start_rss_bytes": start, "seconds": seconds}))
 
 

@@ -372,17 +372,15 @@ def sandbox(s: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
 SECTIONS = {"ingest": ingest, "requests": requests, "memory": memory, "queries": queries, "browser": browser,
             "sandbox": sandbox}  # fmt: skip
-# the sections whose own module measures, judges and renders them: (module, its section, its verdicts)
-OWN_SECTIONS = {"journal": ("journal", "section", "verdicts"), "growth": ("growth", "section", "verdicts"),
-                "onboarding": ("fleet", "onboarding_section", "onboarding_verdicts"),
-                "many_users": ("fleet", "many_users_section", "many_users_verdicts"),
-                "concurrency": ("sessions", "section", "verdicts")}  # fmt: skip
+# the sections whose own module measures, judges and renders them: "module[.prefix]" of its section and verdicts
+OWN_SECTIONS = {"journal": "journal", "growth": "growth", "onboarding": "fleet.onboarding_",
+                "many_users": "fleet.many_users_", "concurrency": "sessions"}  # fmt: skip
 
 
 def own(name: str, part: str) -> Any:
-    """A section module's renderer or verdicts, imported when a report has that section (they import this one)."""
-    module, section, verdicts_ = OWN_SECTIONS[name]
-    return getattr(importlib.import_module(f"bench.{module}"), section if part == "section" else verdicts_)
+    """A section module's `section` or `verdicts`, imported when a report has that section (they import this one)."""
+    module, _, prefix = OWN_SECTIONS[name].partition(".")
+    return getattr(importlib.import_module(f"bench.{module}"), prefix + part)
 
 
 def how(results: dict[str, Any]) -> list[str]:

@@ -1,6 +1,5 @@
-"""Benchmark 11 (issue 25): dashboard concurrency. 1, 5 and 10 signed-in traders open the Transactions page at
-once on one `streamlit run app.py` server: the server's CPU per session, its RSS per open session, and its RSS
-once the sessions are closed and Streamlit has dropped them. docs/PERFORMANCE.md §11."""
+"""Benchmark 11 (issue 25): dashboard concurrency, 1, 5 and 10 signed-in traders opening the Transactions page at
+once on one `streamlit run app.py` server: its CPU and RSS per session. docs/PERFORMANCE.md §11."""
 
 from __future__ import annotations
 
@@ -17,7 +16,6 @@ from bench.report import rng, summarize, table
 from bench.seed import SeedPlan, seed
 from core.accounts import auth
 from core.settings import get_settings
-from core.storage.db import create_db_engine
 
 
 @dataclass
@@ -53,17 +51,13 @@ def run(ctx: Run) -> dict[str, Any]:
         return {"skipped": skipped}
     plan: ConcurrencyPlan = ctx.profile.concurrency
     users = max(plan.levels)
-    url = ctx.dbs.new("sqlite")
-    try:
-        engine = create_db_engine(url)
+    with ctx.dbs.fresh("sqlite") as (url, engine):
         seed(engine, SeedPlan(users, plan.rows_per_user, plan.rows_per_user))
         with Session(engine) as s:
             names = [f"trader{i:03d}" for i in range(users)]
             tokens = [auth.issue_session_token(n, auth.get_user(s, n).session_epoch) for n in names]
         engine.dispose()
         return measure(sync_playwright, url, tokens, plan, ctx)
-    finally:
-        ctx.dbs.drop(url)
 
 
 def measure(sync_playwright, database_url: str, tokens: list[str], plan: ConcurrencyPlan, ctx: Run) -> dict[str, Any]:

@@ -56,9 +56,10 @@ def cpu_seconds(pid: int, children: bool = False) -> float | None:
     return total
 
 
-def peak_rss() -> int:
-    """VmHWM, not ru_maxrss: Linux carries the parent's ru_maxrss over into the child across exec."""
-    return int(Path("/proc/self/status").read_text().split("VmHWM:", 1)[1].split()[0]) * 1024
+def proc_rss(field: str = "VmHWM") -> int:
+    """This process's peak (VmHWM) or current (VmRSS) RSS in bytes; for the peak VmHWM, not ru_maxrss: Linux
+    carries the parent's ru_maxrss over into the child across exec."""
+    return int(Path("/proc/self/status").read_text().split(f"{field}:", 1)[1].split()[0]) * 1024
 
 
 COPY_KIND = "INSERT … ON CONFLICT: its COPY into the stage table"
@@ -76,49 +77,64 @@ def statement_kind(statement: str, executemany: bool) -> str:
     return f"{verb} {table}{suffix}".strip()
 
 
+def add_time(stats: dict[str, list], key: str, seconds: float) -> None:
+    s = stats.setdefault(key, [0.0, 0])
+    s[0] += seconds
+    s[1] += 1
+
+
+@contextlib.contextmanager
+def timed_statements(engine: sa.Engine, kind: Callable[[str, bool], str]) -> Iterator[dict[str, list]]:
+    """[seconds, count] of the engine's statements by `kind(statement, executemany)`, while in the block."""
+    stats: dict[str, list] = {}
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info["bench_t0"] = time.perf_counter()
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        t0 = conn.info.pop("bench_t0", time.perf_counter())
+        add_time(stats, kind(statement, executemany), time.perf_counter() - t0)
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield stats
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+
+
+def timed(fn: Callable[..., None], record: Callable[[float], Any]) -> Callable[..., None]:
+    """`fn`, each call's seconds handed to `record`."""
+
+    def call(*args, **kwargs) -> None:
+        t0 = time.perf_counter()
+        fn(*args, **kwargs)
+        record(time.perf_counter() - t0)
+
+    return call
+
+
 def engine_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
-    traced, samples, statements = spec["tracemalloc"], [], {}
+    traced, samples, journal = spec["tracemalloc"], [], []
 
     def on_progress(run) -> None:
         if run.pages_done % spec["sample_every_pages"] == 0:
             traced_now = tracemalloc.get_traced_memory()[0] if traced else 0
             samples.append([run.pages_done, psutil.Process().memory_info().rss, traced_now])
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _before(conn, cursor, statement, parameters, context, executemany):
-        conn.info["bench_t0"] = time.perf_counter()
-
-    @sa.event.listens_for(engine, "after_cursor_execute")
-    def _after(conn, cursor, statement, parameters, context, executemany):
-        s = statements.setdefault(statement_kind(statement, executemany), [0.0, 0])
-        s[0] += time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter())
-        s[1] += 1
-
-    copy_rows = CopyPageWriter.copy_rows
-
-    def timed_copy(writer, conn, rows) -> None:  # the PostgreSQL page write's first half: counted with its INSERT
-        t0 = time.perf_counter()
-        copy_rows(writer, conn, rows)
-        s = statements.setdefault(COPY_KIND, [0.0, 0])
-        s[0] += time.perf_counter() - t0
-        s[1] += 1
-
-    CopyPageWriter.copy_rows = timed_copy
-    journal, after_sync_run = [0.0], sync.after_sync_run
-
-    def timed_journal(*args, **kwargs) -> None:  # the run's last step: positions, then the journal's upkeep
-        t0 = time.perf_counter()
-        after_sync_run(*args, **kwargs)
-        journal[0] += time.perf_counter() - t0
-
-    sync.after_sync_run = timed_journal
-    if traced:
-        tracemalloc.start(8)
-        before = tracemalloc.take_snapshot()
-    run = execute_run(int(spec["run_id"]), engine=engine, on_progress=on_progress)
+    with timed_statements(engine, statement_kind) as statements:
+        # the PostgreSQL page write's first half, counted with its INSERT; the run's last step (positions, then the
+        # journal's upkeep), timed so the import's own rate can leave it out
+        CopyPageWriter.copy_rows = timed(CopyPageWriter.copy_rows, lambda t: add_time(statements, COPY_KIND, t))
+        sync.after_sync_run = timed(sync.after_sync_run, journal.append)
+        if traced:
+            tracemalloc.start(8)
+            before = tracemalloc.take_snapshot()
+        run = execute_run(int(spec["run_id"]), engine=engine, on_progress=on_progress)
     out: dict[str, Any] = {"status": run.status, "fetched": run.transactions_fetched, "new": run.transactions_new,
                            "skipped": run.transactions_skipped, "api_requests": run.api_requests, "pages": run.pages_done,
-                           "error": run.error_message, "rss_samples": samples, "journal_seconds": journal[0],
+                           "error": run.error_message, "rss_samples": samples, "journal_seconds": sum(journal),
                            "statements": sorted(({"kind": k, "seconds": v[0], "count": v[1]} for k, v in statements.items()),
                                                 key=lambda r: -r["seconds"])[:10]}  # fmt: skip
     if traced:  # what the run still holds at its end, by allocation site, and the peak of traced memory
@@ -283,7 +299,7 @@ def main(argv: list[str]) -> int:
     t0, c0 = time.perf_counter(), time.process_time()
     result = TASKS[spec["task"]](spec, engine)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    pg1, peak = cpu_seconds(pg_pid, children=True) if pg_pid else None, peak_rss()
+    pg1, peak = cpu_seconds(pg_pid, children=True) if pg_pid else None, proc_rss()
     with engine.connect() as c:
         stored = c.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar_one()
     engine.dispose()

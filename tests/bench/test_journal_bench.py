@@ -46,6 +46,7 @@ def test_the_rebuild_peak_is_the_childs_own_not_the_parents(tmp_path, monkeypatc
     """The worker's peak RSS is its own: a parent that once held far more must not raise it (ru_maxrss is
     carried over into the child across exec; VmHWM is not)."""
     from bench.harness import Databases, prepare_environment
+    from bench.seed import SeedPlan, seed
     from core.settings import reset_settings_cache
     from tests.bench.test_bench_smoke import ENV_VARS
 
@@ -54,12 +55,13 @@ def test_the_rebuild_peak_is_the_childs_own_not_the_parents(tmp_path, monkeypatc
     prepare_environment(tmp_path)
     dbs = Databases(tmp_path, ("sqlite",)).start()
     try:
-        url, engine, seeded = journal._seed_user(dbs, 200)
-        engine.dispose()
-        held = bytearray(600 * 2**20)  # the parent's peak, touched so it is resident
-        held[::4096] = b"x" * len(held[::4096])
-        measured = journal._rss_of_rebuild(url, seeded.big_user_id)
-        del held
+        with dbs.fresh("sqlite") as (url, engine):
+            seeded = seed(engine, SeedPlan(users=0, rows_per_user=0, big_user_rows=200))
+            engine.dispose()
+            held = bytearray(600 * 2**20)  # the parent's peak, touched so it is resident
+            held[::4096] = b"x" * len(held[::4096])
+            measured = journal._rss_of_rebuild(url, seeded.big_user_id)
+            del held
     finally:
         dbs.close()
         reset_settings_cache()  # the next test reads the settings of the variables given back
