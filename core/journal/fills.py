@@ -73,13 +73,15 @@ def parse_instant(text: Any) -> datetime | None:
     """The UTC instant of a stored trade_timestamp, or None when it holds no time of day (or no sense)."""
     if isinstance(text, datetime):
         value = text
-    elif isinstance(text, str) and len(text.strip()) > 10:  # longer than YYYY-MM-DD: a time is given
+    elif isinstance(text, str) and len(text := text.strip()) > 10:  # longer than YYYY-MM-DD: a time is given
         try:
-            value = datetime.fromisoformat(text.strip().replace("z", "Z"))
+            value = datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             return None
     else:
         return None
+    if value.tzinfo is UTC:  # as brokers mostly write it (Z or +00:00): nothing to convert
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -229,7 +231,8 @@ def fills_from_rows(rows: list[Any], account: str) -> list[Fill | Unplaceable]:
             is_option = row.security_type == "option" or row.option_ticker is not None
             instrument = row.option_ticker if is_option else row.symbol
             units = row.quantity
-            if not instrument or is_option or type(units) is not Decimal or not units:
+            multiplier = option_multiplier(row.raw) if is_option else _ONE
+            if not instrument or multiplier is None or type(units) is not Decimal or not units:
                 append(fill_from_row(row, account=account))
                 continue
             price, fee = row.price, row.fee
@@ -239,7 +242,7 @@ def fills_from_rows(rows: list[Any], account: str) -> list[Fill | Unplaceable]:
             append(Fill(activity_id=str(row.snaptrade_activity_id), account=account, currency=row.currency, type=kind,
                         trade_date=row.trade_date, option_action=row.option_action,
                         instant=parse_instant(row.trade_timestamp), fee=fee, instrument=instrument, units=units,
-                        price=price, multiplier=_ONE, is_option=False,
+                        price=price, multiplier=multiplier, is_option=is_option,
                         is_crypto=str(row.security_type or "").lower() == "crypto"))  # fmt: skip
         elif (item := fill_from_row(row, account=account)) is not None:
             append(item)

@@ -110,7 +110,7 @@ def _tie_rank(item: Fill | Unplaceable) -> int:
 def order_key(item: Fill | Unplaceable) -> tuple:
     """Trade date; timed before untimed, by UTC instant; buy side, sell side, then the rest; activity id."""
     instant = item.instant
-    if instant is not None:
+    if instant is not None and instant.tzinfo is not UTC:  # parse_instant gives UTC; a Fill made by hand may not
         instant = instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
     return (item.trade_date, instant is None, instant or _NO_INSTANT, _tie_rank(item), item.activity_id)
 

@@ -60,8 +60,8 @@ def test_fill_from_row_non_position_and_unplaceable_rows():
 
 
 def test_fills_from_rows_gives_what_fill_from_row_gives():
-    """The fast path for plain buys and sells and its fallbacks: the same records, the rows giving nothing
-    left out."""
+    """The fast path for plain buys and sells (stocks and option contracts) and its fallbacks: the same records,
+    the rows giving nothing left out."""
     option = dict(security_type="option", option_ticker=OPT, option_action="SELL_TO_OPEN")
     variants = [
         {}, dict(transaction_type="SELL", quantity=D(-3)), dict(price=None), dict(price=D(-1)), dict(price=D(0)),
@@ -71,7 +71,10 @@ def test_fills_from_rows_gives_what_fill_from_row_gives():
         dict(option, raw={"option_symbol": {"is_mini_option": "maybe"}}), dict(transaction_type="DIVIDEND"),
         dict(transaction_type="SPLIT"), dict(transaction_type="OTHER", raw_type=" staking_reward "),
         dict(transaction_type="OTHER", raw_type=None), dict(transaction_type="OPTIONEXPIRATION"),
-        dict(snaptrade_activity_id=17),
+        dict(snaptrade_activity_id=17), dict(option, raw={"option_symbol": {"is_mini_option": True}}),
+        dict(option, raw=None), dict(option, security_type="crypto"), dict(option, security_type=None),
+        dict(option, option_ticker=None), dict(option, quantity=D(0)), dict(option, price=D(-2)),
+        dict(trade_timestamp="2024-03-22T10:00:00-05:00"), dict(trade_timestamp="2024-03-22T10:00:00"),
     ]  # fmt: skip
     rows = [row(**{"raw_type": None, "snaptrade_activity_id": f"a-{i}", **v}) for i, v in enumerate(variants)]
     expected = [f for f in (fill_from_row(r, account="acc") for r in rows) if f is not None]
