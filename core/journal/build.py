@@ -35,6 +35,7 @@ class Built:
     key_of: dict[str, str]
     symbols: dict[str, str | None]
     lots_written: frozenset[str] = frozenset()  # continued pairs: saved.store_continued writes their changed lots
+    pairs: int = 0  # pairs built whole by this build (those with rows; a streamed pair's last chunk counts it)
 
 
 def _symbols(rows: Iterable[Row]) -> dict[str, str]:
@@ -57,14 +58,15 @@ def build(account: BrokerageAccount, rows: list[Row], shorts: frozenset, keys: I
         per_pair[key_of[item.activity_id]].append(item)
     states = {}
     by_pair = books_by_pair(books)
-    for key in set(keys) & set(key_of.values()):  # a pair without rows keeps no state
+    built = set(keys) & set(key_of.values())  # a pair without rows keeps no state
+    for key in built:
         if len(per_pair.get(key, ())) < STATE_MIN_ITEMS:
             continue
         last, on_last_day = state.key_of_items(per_pair[key])
         states[key] = PairState(
             books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=symbols.get(key)
         )
-    return Built(result, books, states, key_of, {k: symbols.get(k) for k in keys})
+    return Built(result, books, states, key_of, {k: symbols.get(k) for k in keys}, pairs=len(built))
 
 
 def books_by_pair(books: Books) -> dict[str, Books]:
@@ -93,4 +95,5 @@ def continue_pairs(account: BrokerageAccount, pairs: dict[str, tuple[PairState, 
         elif st.last is not None and last[0] == st.last[0]:
             on_last_day += st.last_day_items
         states[key] = PairState(books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=st.symbol)
-    return Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()}, frozenset(pairs))
+    return Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()}, frozenset(pairs),
+                 pairs=len(pairs))

@@ -162,7 +162,7 @@ def _build_streamed(session: Session, account: BrokerageAccount, keys: set[str] 
         store_built(session, account, built, flagged)
         daily.add_trips(days, built.result.round_trips)
         result = built.result
-        for i, n in enumerate((len(built.states), rows, len(result.round_trips), len(result.positions),
+        for i, n in enumerate((built.pairs, rows, len(result.round_trips), len(result.positions),
                                len(result.unplaceable))):  # fmt: skip
             totals[i] += n
 
@@ -245,7 +245,7 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
         key_of = {r.snaptrade_activity_id: key for r in rows}
         if final:
             states = {key: PairState(books=books, last=last, last_day_items=on_last_day, symbol=symbol)}
-            stored(Built(result, books, states, key_of, {key: symbol}), len(rows))
+            stored(Built(result, books, states, key_of, {key: symbol}, pairs=1), len(rows))
             return
         closed = JournalResult(round_trips=tuple(rt for rt in result.round_trips if rt.status == "closed"),
                                positions=(), unplaceable=result.unplaceable, ignored=())  # fmt: skip

@@ -859,6 +859,7 @@ def test_only_a_pair_of_many_activities_keeps_a_state_a_small_one_is_rebuilt_fro
 
         insert(s, buys("KO", STATE_MIN_ITEMS - 1, day) + buys("AAPL", STATE_MIN_ITEMS, day))
         upkeep_accounts(s, [acct.id])
+        assert rebuild_user(s, user.id).pairs == 2  # both pairs are counted, though only one keeps a state
         stored = s.execute(sa.select(STATES.c.pair_key).where(STATES.c.account_id == acct.id)).scalars().all()
         assert stored == ["AAPL"]
         later = day + timedelta(days=100)
