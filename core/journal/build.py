@@ -95,5 +95,5 @@ def continue_pairs(account: BrokerageAccount, pairs: dict[str, tuple[PairState, 
         elif st.last is not None and last[0] == st.last[0]:
             on_last_day += st.last_day_items
         states[key] = PairState(books=by_pair.get(key, {}), last=last, last_day_items=on_last_day, symbol=st.symbol)
-    return Built(result, books, states, key_of, {k: st.symbol for k, (st, _) in pairs.items()}, frozenset(pairs),
-                 pairs=len(pairs))
+    symbols = {k: st.symbol for k, (st, _) in pairs.items()}
+    return Built(result, books, states, key_of, symbols, frozenset(pairs), pairs=len(pairs))
