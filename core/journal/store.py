@@ -1,10 +1,9 @@
 """Updating the stored journal: brings an account's dirty (account, pair)s up to date, or every pair from scratch.
 A pair whose only changes are rows after the last activity it processed continues from its stored state
-(core.journal.state; only a pair of build.STATE_MIN_ITEMS or more keeps one) with just those rows; any other
-change rebuilds it from its rows, streamed in chunks so
-memory does not grow with the history. Its parts: the dirty marks (marks), reading rows (rows), building
-(build) and the stored results (saved). Callers commit (core.journal.upkeep), so an update is visible whole or
-not at all.
+(core.journal.state; only a pair of build.STATE_MIN_ITEMS items or more keeps one) with just those rows; any
+other change rebuilds it from its rows, streamed in chunks so memory does not grow with the history. Its parts:
+the dirty marks (marks), reading rows (rows), building (build) and the stored results (saved). Callers commit
+(core.journal.upkeep), so an update is visible whole or not at all.
 """
 
 from __future__ import annotations
