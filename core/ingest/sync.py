@@ -28,7 +28,8 @@ from core.settings import get_settings
 from core.snaptrade.client import DisabledConnectionError, SnapTradeClient, SnapTradeError
 from core.storage.counts import fold as fold_counts
 from core.storage.db import get_engine
-from core.storage.models import BrokerageAccount, BrokerageConnection, TransactionSyncLog, utcnow
+from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, TransactionSyncLog, utcnow
+from core.storage.planner import analyze_if_stale
 
 log = logging.getLogger("tradistry.sync")
 
@@ -152,6 +153,7 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
 
     # The journal: broker positions where they may have moved, then the (account, instrument) pairs dirtied.
     synced = {o.account_id: o.counts.new + o.counts.updated for o in outcomes if o.status == "synced"}
+    analyze_if_stale(session, BrokerageTransaction.__table__, sum(synced.values()))  # before the journal reads them
     after_sync_run(session, client=rep.client, identity=identity, accounts=accounts,
                    changed={a.id: synced[a.snaptrade_account_id] for a in accounts if a.snaptrade_account_id in synced})  # fmt: skip
     rep.update()  # counts the positions requests
