@@ -33,6 +33,11 @@ from core.storage.planner import analyze_if_stale
 
 log = logging.getLogger("tradistry.sync")
 
+# What the journal's upkeep right after an import (and the trader's pages) select activities by: analyzed first
+# after a large import (core.storage.planner).
+_READ_AFTER_IMPORT = ("user_id", "account_id", "symbol", "option_ticker", "security_type", "transaction_type",
+                      "trade_date")  # fmt: skip
+
 
 class RunAbandoned(Exception):
     """The run could not even record its failure (database unreachable); stale-run recovery requeues it."""
@@ -153,7 +158,7 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
 
     # The journal: broker positions where they may have moved, then the (account, instrument) pairs dirtied.
     synced = {o.account_id: o.counts.new + o.counts.updated for o in outcomes if o.status == "synced"}
-    analyze_if_stale(session, BrokerageTransaction.__table__, sum(synced.values()))  # before the journal reads them
+    analyze_if_stale(session, BrokerageTransaction.__table__, sum(synced.values()), _READ_AFTER_IMPORT)
     after_sync_run(session, client=rep.client, identity=identity, accounts=accounts,
                    changed={a.id: synced[a.snaptrade_account_id] for a in accounts if a.snaptrade_account_id in synced})  # fmt: skip
     rep.update()  # counts the positions requests

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,9 +32,12 @@ _LIMIT = sa.text(
 )
 
 
-def analyze_if_stale(session: Session, table: sa.Table, changed: int) -> bool:
-    """ANALYZE `table` and commit, on PostgreSQL, when `changed` rows (written and committed by the caller) are more
-    than autovacuum's analyze threshold for it; returns whether it did. SQLite keeps no statistics it would need."""
+def analyze_if_stale(session: Session, table: sa.Table, changed: int, columns: Sequence[str]) -> bool:
+    """ANALYZE `columns` of `table` and commit, on PostgreSQL, when `changed` rows (written and committed by the
+    caller) are more than autovacuum's analyze threshold for it; returns whether it did. Only the columns the
+    reads that follow filter and join on: the whole table's took 0.45-0.49 s after a 100,000-activity import,
+    these 0.17 s, and PostgreSQL leaves autovacuum's change count alone after a partial ANALYZE, so its own full
+    one still comes. SQLite keeps no statistics it would need."""
     if changed <= 0 or session.get_bind().dialect.name != "postgresql":
         return False
     started = time.perf_counter()
@@ -41,7 +45,8 @@ def analyze_if_stale(session: Session, table: sa.Table, changed: int) -> bool:
         limit = session.execute(_LIMIT, {"table": table.name}).scalar()
         if limit is None or changed <= limit:
             return False
-        session.execute(sa.text(f"ANALYZE {session.get_bind().dialect.identifier_preparer.quote(table.name)}"))
+        quote = session.get_bind().dialect.identifier_preparer.quote
+        session.execute(sa.text(f"ANALYZE {quote(table.name)} ({', '.join(quote(table.c[c].name) for c in columns)})"))
         session.commit()  # ANALYZE holds a lock that would stop autovacuum's, and another run's, until the commit
     except SQLAlchemyError:  # statistics only speed reads up: what the caller wrote stands without them
         session.rollback()

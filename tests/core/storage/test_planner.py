@@ -6,11 +6,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.ingest.sync import _READ_AFTER_IMPORT
 from core.storage.models import BrokerageTransaction
 from core.storage.planner import analyze_if_stale
 from tests.syncsupport import connect, make_user, sync_now
 
 T = BrokerageTransaction.__table__
+COLUMNS = ("account_id", "symbol")
 
 
 def reltuples(session) -> float:
@@ -22,12 +24,12 @@ def reltuples(session) -> float:
 def test_analyzes_only_past_autovacuums_threshold_and_only_on_postgresql(engine):
     with Session(engine) as s:
         if engine.dialect.name != "postgresql":
-            assert analyze_if_stale(s, T, 1_000_000) is False  # SQLite: nothing to do, nothing asked
+            assert analyze_if_stale(s, T, 1_000_000, COLUMNS) is False  # SQLite: nothing to do, nothing asked
             return
         threshold = float(s.execute(sa.text("SELECT current_setting('autovacuum_analyze_threshold')")).scalar())
         assert reltuples(s) == -1  # a new database's table: never analyzed
-        assert analyze_if_stale(s, T, int(threshold)) is False and reltuples(s) == -1
-        assert analyze_if_stale(s, T, int(threshold) + 1) is True
+        assert analyze_if_stale(s, T, int(threshold), COLUMNS) is False and reltuples(s) == -1
+        assert analyze_if_stale(s, T, int(threshold) + 1, COLUMNS) is True
         assert reltuples(s) == 0  # analyzed: the table is empty
 
 
@@ -42,3 +44,5 @@ def test_an_initial_import_past_the_threshold_is_analyzed_before_the_journal_rea
     with Session(engine) as s:
         stored = s.execute(sa.select(sa.func.count()).select_from(T)).scalar()
         assert reltuples(s) == stored  # ANALYZE read every row of so small a table
+        query = sa.text("SELECT attname FROM pg_stats WHERE tablename = :t")
+        assert set(s.execute(query, {"t": T.name}).scalars()) == set(_READ_AFTER_IMPORT)  # those columns only
