@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from core.journal.wanted import wanted_rows
 from core.storage.models import (
     JournalDirtyPair,
 )
@@ -48,20 +49,15 @@ def dirty_marks(session: Session, account_id: int) -> dict[str, Mark]:
     return {key: Mark(gen, bool(rebuild), since) for key, gen, rebuild, since in session.execute(query)}
 
 
+_SEEN = (sa.column("key", sa.String), sa.column("gen", sa.BigInteger))
+
+
 def clear_marks(session: Session, account_id: int, seen: Mapping[str, Mark]) -> None:
     """Clear the marks a rebuild has seen; a pair marked again meanwhile (a higher generation) stays dirty.
     On PostgreSQL one statement joining the (pair, generation) arrays: the first upkeep after an import clears
     thousands of marks, and an executemany of a DELETE per mark cost a pipeline round of each."""
     if seen and session.get_bind().dialect.name == "postgresql":
-        keys = sorted(seen)
-        seen_rows = (
-            sa.func.unnest(
-                sa.bindparam("keys", keys, type_=postgresql.ARRAY(sa.String())),
-                sa.bindparam("gens", [seen[k].generation for k in keys], type_=postgresql.ARRAY(sa.BigInteger())),
-            )
-            .table_valued("key", "gen")
-            .render_derived(name="seen")
-        )
+        seen_rows = wanted_rows(session, "seen", _SEEN, [(k, seen[k].generation) for k in sorted(seen)])
         session.execute(sa.delete(DIRTY).where(DIRTY.c.account_id == account_id, DIRTY.c.pair_key == seen_rows.c.key,
                                                DIRTY.c.generation == seen_rows.c.gen))  # fmt: skip
     elif seen:
