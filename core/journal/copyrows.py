@@ -1,12 +1,13 @@
-"""Writing many journal rows on PostgreSQL: a COPY … FROM STDIN on the driver's own cursor (psycopg's public copy
-API), in the connection's transaction. An executemany of the same rows (SQLAlchemy's parameters, psycopg's
-pipeline of one INSERT per row) cost several times as much, in the client and in the server.
+"""Writing many journal rows: insert_rows, and on PostgreSQL copy_rows, a COPY … FROM STDIN on the driver's own
+cursor (psycopg's public copy API), in the connection's transaction. An executemany of the same rows
+(SQLAlchemy's parameters, psycopg's pipeline of one INSERT per row) cost several times as much, in the client
+and in the server.
 
 Each value first goes through its column type's own bind processor, as SQLAlchemy would bind it (ExactNumber's
 Decimal, the JSON columns' Jsonb with the engine's serializer, the UTC datetime); psycopg then writes it as it
 writes a parameter's text (a Decimal's exact digits, the JSON text), which the server parses by the column's
 type: the same stored values. SQLAlchemy's events do not see the COPY.
-column_processors and bound_rows are that binding, shared with saved._insert's SQLite executemany.
+column_processors and bound_rows are that binding, shared with insert_rows's SQLite executemany.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from sqlmodel import Session
 
 _COPIES: dict[tuple, tuple[Any, list]] = {}
 
@@ -49,6 +51,40 @@ def copy_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> b
     return True
 
 
+_SQLITE_INSERTS: dict[tuple, tuple[str, list]] = {}
+
+
+def insert_rows(session: Session, table: sa.Table, rows: list[dict], *, copy: bool = False) -> None:
+    """Insert rows (dicts of the same keys). On SQLite straight through the driver's executemany, each value
+    passed through its column type's own bind processor (the exact numbers' text, JSON, dates): what
+    SQLAlchemy would send, without its per-row parameter building, most of a full rebuild's writing time.
+    On PostgreSQL, many rows (`copy`: a build's, thousands after a rebuild, and the daily sums) through a COPY
+    (copy_rows); elsewhere through SQLAlchemy."""
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect
+    keys = tuple(rows[0])
+    if dialect.name == "postgresql" and copy and copy_rows(connection, table, rows):
+        return
+    if dialect.name != "sqlite":
+        connection.execute(sa.insert(table), rows)
+        return
+    if (table.name, keys) not in _SQLITE_INSERTS:
+        compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+        names = list(compiled.positiontup or ())
+        if set(names) != set(keys):  # a column default SQLAlchemy would fill in: not for this path
+            _SQLITE_INSERTS[(table.name, keys)] = ("", [])
+        else:
+            procs = column_processors(table, names, dialect)
+            _SQLITE_INSERTS[(table.name, keys)] = (str(compiled), procs)
+    sql, procs = _SQLITE_INSERTS[(table.name, keys)]
+    if not sql:
+        connection.execute(sa.insert(table), rows)
+        return
+    connection.exec_driver_sql(sql, list(bound_rows(procs, rows)))
+
+
 def column_processors(table: sa.Table, names: Sequence[str], dialect: Any) -> list[tuple[str, Any]]:
     """(column, its type's bind processor or None) for these columns: what SQLAlchemy binds each value with."""
     return [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
@@ -56,6 +92,6 @@ def column_processors(table: sa.Table, names: Sequence[str], dialect: Any) -> li
 
 def bound_rows(processors: list[tuple[str, Any]], rows: list[dict]) -> Iterator[tuple]:
     """Each row's values in the processors' column order, each passed through its processor: column by column,
-    then zipped (a generator per row cost twice as much). saved._insert's SQLite path sends the same."""
+    then zipped (a generator per row cost twice as much). insert_rows's SQLite path sends the same."""
     columns = [[row[k] for row in rows] if p is None else [p(row[k]) for row in rows] for k, p in processors]
     return zip(*columns, strict=True)

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.journal.copyrows import copy_rows
+from core.journal.copyrows import insert_rows
 from core.journal.exact import ZERO, exact
 from core.journal.trips import RoundTrip
 from core.storage.models import JournalDaily, JournalRoundTrip
@@ -60,11 +60,7 @@ def add_trips(days: dict[Day, dict[str, Any]], trips: Iterable[RoundTrip]) -> No
 def insert(session: Session, user_id: int, account_id: int, days: dict[Day, dict[str, Any]]) -> None:
     rows = [{"user_id": user_id, "account_id": account_id, "currency": c, "day": d, **v}
             for (c, d), v in days.items() if v["trips"]]  # fmt: skip
-    if not rows:
-        return
-    connection = session.connection()
-    if connection.dialect.name != "postgresql" or not copy_rows(connection, DAILY, rows):
-        session.execute(sa.insert(DAILY), rows)
+    insert_rows(session, DAILY, rows, copy=True)
 
 
 @exact

@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from core.journal import daily, state
 from core.journal.build import Built, books_by_pair
-from core.journal.copyrows import bound_rows, column_processors, copy_rows
+from core.journal.copyrows import insert_rows
 from core.journal.exact import EXACT_CONTEXT, ZERO
 from core.journal.fills import (
     OPTION_EVENT_TYPES,
@@ -253,42 +253,8 @@ def store_built(session: Session, account: BrokerageAccount, built: Built, flagg
     """Insert what was built; returns the (currency, day)s of the round trips inserted."""
     values = _stored_values(account, built, flagged)
     for table in (TRIPS, POSITIONS, LOTS, UNPLACEABLE, STATES):
-        _insert(session, table, values[table.name], copy=True)
+        insert_rows(session, table, values[table.name], copy=True)
     return {(t["currency"], t["on_date"]) for t in values[TRIPS.name]}
-
-
-_SQLITE_INSERTS: dict[tuple, tuple[str, list]] = {}
-
-
-def _insert(session: Session, table: sa.Table, rows: list[dict], *, copy: bool = False) -> None:
-    """Insert rows (dicts of the same keys). On SQLite straight through the driver's executemany, each value
-    passed through its column type's own bind processor (the exact numbers' text, JSON, dates): what
-    SQLAlchemy would send, without its per-row parameter building, most of a full rebuild's writing time.
-    On PostgreSQL, a build's rows (`copy`: store_built, thousands of rows after a rebuild) through a COPY
-    (copyrows); elsewhere through SQLAlchemy."""
-    if not rows:
-        return
-    connection = session.connection()
-    dialect = connection.dialect
-    keys = tuple(rows[0])
-    if dialect.name == "postgresql" and copy and copy_rows(connection, table, rows):
-        return
-    if dialect.name != "sqlite":
-        connection.execute(sa.insert(table), rows)
-        return
-    if (table.name, keys) not in _SQLITE_INSERTS:
-        compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
-        names = list(compiled.positiontup or ())
-        if set(names) != set(keys):  # a column default SQLAlchemy would fill in: not for this path
-            _SQLITE_INSERTS[(table.name, keys)] = ("", [])
-        else:
-            procs = column_processors(table, names, dialect)
-            _SQLITE_INSERTS[(table.name, keys)] = (str(compiled), procs)
-    sql, procs = _SQLITE_INSERTS[(table.name, keys)]
-    if not sql:
-        connection.execute(sa.insert(table), rows)
-        return
-    connection.exec_driver_sql(sql, list(bound_rows(procs, rows)))
 
 
 # A continued open round trip's columns its row shares with the stored one, by how it was matched (and its
@@ -304,7 +270,7 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
     keys = sorted(states)
     values = _stored_values(account, built, {})
     dialect = session.connection().dialect
-    to_json = jsonexact.dumps  # the engine's json_serializer (core.storage.db): the text _insert would write
+    to_json = jsonexact.dumps  # the engine's json_serializer (core.storage.db): the text insert_rows would write
     affected: set[daily.Day] = set()
     updates, inserts = [], []
     opened = {(k, which[0], which[1], trip[1]): trip for k in keys for which, trip in states[k].open_trips.items()}
@@ -334,7 +300,7 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
     _write_lots(session, account, built, states)
     for table, rows in ((TRIPS, inserts), (POSITIONS, values[POSITIONS.name]), (UNPLACEABLE, values[UNPLACEABLE.name]),
                         (STATES, values[STATES.name])):  # fmt: skip
-        _insert(session, table, rows)
+        insert_rows(session, table, rows)
     return affected
 
 
@@ -372,7 +338,7 @@ def _write_lots(session: Session, account: BrokerageAccount, built: Built, state
         session.execute(sa.delete(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), deletes)
     if updates:
         session.execute(sa.update(LOTS).where(LOTS.c.id == sa.bindparam("b_id")), updates)
-    _insert(session, LOTS, inserts)
+    insert_rows(session, LOTS, inserts)
 
 
 def _stored_values(account: BrokerageAccount, built: Built, flagged: dict[tuple, Any]) -> dict[str, list[dict]]:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.journal import saved
+from core.journal import copyrows, saved
 from core.journal.copyrows import copy_rows
 from core.journal.upkeep import rebuild_user
 from core.storage import jsonexact
@@ -26,7 +26,7 @@ AWKWARD = [Decimal("1E-12"), Decimal("123456789012.123456789"), Decimal("-0.5"),
 
 def postgresql_only(engine) -> None:
     if engine.dialect.name != "postgresql":
-        pytest.skip("COPY is PostgreSQL's: SQLite writes through the driver's executemany (saved._insert)")
+        pytest.skip("COPY is PostgreSQL's: SQLite writes through the driver's executemany (copyrows.insert_rows)")
 
 
 def stored_text(session, table: sa.Table) -> list[tuple]:
@@ -110,6 +110,6 @@ def test_a_full_rebuild_on_postgresql_copies_its_rows_and_stores_what_sqlalchemy
         tables = [saved.TRIPS, saved.POSITIONS, saved.LOTS, saved.STATES]
         copied = snapshot(s, user.id), {t.name: stored_text(s, t) for t in tables}
 
-        monkeypatch.setattr(saved, "copy_rows", lambda *args: False)  # SQLAlchemy's INSERTs instead
+        monkeypatch.setattr(copyrows, "copy_rows", lambda *args: False)  # SQLAlchemy's INSERTs instead
         rebuild_user(s, user.id)
         assert (snapshot(s, user.id), {t.name: stored_text(s, t) for t in tables}) == copied
