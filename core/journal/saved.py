@@ -294,9 +294,10 @@ def store_continued(session: Session, account: BrokerageAccount, built: Built, s
                                  for u in updates])  # fmt: skip
     if stale:
         session.execute(sa.delete(TRIPS).where(TRIPS.c.id == sa.bindparam("b_id")), stale)
-    for chunk in chunks(keys):
+    for chunk in key_chunks(keys, dialect.name):
         for table in (POSITIONS, STATES):
-            session.execute(sa.delete(table).where(table.c.account_id == account.id, table.c.pair_key.in_(chunk)))
+            session.execute(sa.delete(table).where(table.c.account_id == account.id,
+                                                   key_in(table.c.pair_key, chunk, dialect.name)))  # fmt: skip
     _write_lots(session, account, built, states)
     for table, rows in ((TRIPS, inserts), (POSITIONS, values[POSITIONS.name]), (UNPLACEABLE, values[UNPLACEABLE.name]),
                         (STATES, values[STATES.name])):  # fmt: skip
