@@ -60,7 +60,7 @@ def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
     url = ctx.dbs.new(kind)
     engine = create_db_engine(url)
     with Session(engine, expire_on_commit=False) as s:
-        _, conn, accounts = new_trader(s, ctx.sandbox, f"growth-{kind}-{time.monotonic_ns()}", SERVED_PER_ACCOUNT)
+        _, conn, accounts, _ = new_trader(s, ctx.sandbox, f"growth-{kind}-{time.monotonic_ns()}", SERVED_PER_ACCOUNT)
         user_id, connection_id, accounts = conn.user_id, conn.id, [(a.id, a.currency or "USD") for a in accounts]
     _sync(engine, user_id, connection_id, "initial", hint=False)
     with engine.connect() as c:

@@ -44,18 +44,18 @@ class IngestPlan:
     broker: str = BROKER
 
 
-def new_trader(s: Session, sandbox: Sandbox, username: str, history_size: int) -> tuple[Any, Any, list[Any]]:
+def new_trader(s: Session, sandbox: Sandbox, username: str, history_size: int) -> tuple[Any, Any, list[Any], Any]:
     """A trader registered at SnapTrade with one reconciled `BROKER` connection of `history_size` activities per
-    account: (their SnapTrade identity, the connection, its accounts by id)."""
+    account: (their SnapTrade identity, the connection, its accounts by id, when it was reconciled)."""
     user_id = create_user(s, username=username, password="bench password 1", role="trader").id
     identity = ensure_snaptrade_user(s, user_id, SnapTradeClient())
     auth_id = sandbox.control("create_connection", user_id=identity.snaptrade_user_id, broker=BROKER,
                               history_size=history_size)  # fmt: skip
-    reconcile_connections(s, user_id=user_id)  # what the portal callback does before queueing
+    reconciled = reconcile_connections(s, user_id=user_id)  # what the portal callback does before queueing
     conn = s.exec(select(BrokerageConnection).where(BrokerageConnection.authorization_id == auth_id)).one()
     accounts = s.exec(select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id)
                       .order_by(BrokerageAccount.id)).all()  # fmt: skip
-    return identity, conn, list(accounts)
+    return identity, conn, list(accounts), reconciled.at
 
 
 def prepare_initial_sync(db_url: str, sandbox: Sandbox, size: int, username: str = "bench-trader") -> dict[str, Any]:
@@ -63,8 +63,11 @@ def prepare_initial_sync(db_url: str, sandbox: Sandbox, size: int, username: str
     engine = create_db_engine(db_url)
     try:
         with Session(engine, expire_on_commit=False) as s:
-            identity, conn, accounts = new_trader(s, sandbox, username, size // ACCOUNTS)
-            run, _ = jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial")
+            identity, conn, accounts, at = new_trader(s, sandbox, username, size // ACCOUNTS)
+            # as the portal callback queues it: the run reuses that reconcile (core.ingest.reconcile_once)
+            run, _ = jobs.enqueue_sync(
+                s, user_id=conn.user_id, connection_id=conn.id, trigger="initial", reconciled_at=at
+            )
             jobs.claim_run(s, run.id, "bench")
             return {"user_id": conn.user_id, "snaptrade_user_id": identity.snaptrade_user_id, "user_secret": identity.user_secret,
                     "run_id": run.id, "connection_id": conn.id, "accounts": [[a.id, a.snaptrade_account_id] for a in accounts]}  # fmt: skip
