@@ -179,8 +179,8 @@ def prepare_users(url: str, sandbox: Sandbox, n: int, activities: int) -> None:
 
     def one(i: int) -> None:
         with Session(engine, expire_on_commit=False) as s:
-            _, conn, _, at = new_trader(s, sandbox, f"fleet{i:04d}", activities // 2)
-            jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial", reconciled_at=at)
+            _, conn, _, _ = new_trader(s, sandbox, f"fleet{i:04d}", activities // 2)
+            jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial")
 
     try:
         with ThreadPoolExecutor(8) as pool:
