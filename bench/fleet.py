@@ -50,33 +50,25 @@ class FleetPlan:
     poll_seconds: float = 0.2
 
 
-class Workers(Children):
+def start_workers(n: int, db_url: str, sandbox: Sandbox, poll: float) -> Children:
     """`n` worker processes (`python -m core worker`) on one database, against the sandbox."""
-
-    def __init__(self, n: int, db_url: str, sandbox: Sandbox, poll: float):
-        super().__init__()
-        env = {**os.environ, "DATABASE_URL": db_url, "SNAPTRADE_CLIENT_ID": sandbox.client_id,
-               "SNAPTRADE_CONSUMER_KEY": sandbox.consumer_key, "SNAPTRADE_BASE_URL": sandbox.url}  # fmt: skip
-        for _ in range(n):
-            self.spawn(["core", "worker", "--poll", str(poll)], env)
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    env = {**os.environ, "DATABASE_URL": db_url, "SNAPTRADE_CLIENT_ID": sandbox.client_id,
+           "SNAPTRADE_CONSUMER_KEY": sandbox.consumer_key, "SNAPTRADE_BASE_URL": sandbox.url}  # fmt: skip
+    workers = Children()
+    for _ in range(n):
+        workers.spawn(["core", "worker", "--poll", str(poll)], env)
+    return workers
 
 
-def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, timeout: float = 3600,
-                  db_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+def wait_for_runs(engine, workers: Children, run_ids: list[int] | None = None, db_pid: int | None = None) -> dict:
     """Poll until no run (or none of `run_ids`) is queued or running; the runs' statuses, first start, last end,
     and the CPU so far of the workers and of the database server `db_pid` with its backends."""
     where = [L.id.in_(run_ids)] if run_ids is not None else []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 3600
     while True:
         with engine.connect() as c:
             statuses = dict(c.execute(sa.select(L.status, sa.func.count()).where(*where).group_by(L.status)).all())
-        if not set(statuses) & set(ACTIVE_SYNC_STATUSES) and (
-            run_ids is None or sum(statuses.values()) == len(run_ids)
-        ):
+        if not set(statuses) & set(ACTIVE_SYNC_STATUSES) and sum(statuses.values()) >= len(run_ids or ()):
             break
         if time.monotonic() > deadline or any(p.poll() is not None for p in workers.procs):
             raise RuntimeError(f"runs unfinished ({statuses}); worker log: {workers.log_tail()}")
@@ -86,7 +78,8 @@ def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, ti
     with engine.connect() as c:
         first, last, requests = c.execute(sa.select(sa.func.min(L.started_at), sa.func.max(L.completed_at),
                                                     sa.func.sum(L.api_requests)).where(*where)).one()  # fmt: skip
-    return {"statuses": statuses, "first_started": _utc(first), "last_completed": _utc(last),
+    first, last = (dt if dt.tzinfo else dt.replace(tzinfo=UTC) for dt in (first, last))  # SQLite's are naive UTC
+    return {"statuses": statuses, "first_started": first, "last_completed": last,
             "engine_requests": int(requests or 0), "worker_cpu_seconds": cpu, "db_cpu_seconds": db_cpu}  # fmt: skip
 
 
@@ -128,7 +121,7 @@ def run_onboarding(ctx: Run) -> dict[str, Any]:
         sandbox.control("set_history_size", n=plan.onboarding_activities)
         sandbox.control("reset_request_log")
         sandbox.control("set_faults", rate_limit=plan.rate_limit)
-        workers = Workers(plan.onboarding_workers, url, sandbox, plan.poll_seconds)
+        workers = start_workers(plan.onboarding_workers, url, sandbox, plan.poll_seconds)
         http = urllib3.PoolManager(maxsize=plan.onboarding_concurrency)
         gate, outcomes, errors = threading.Event(), [], []
 
@@ -196,7 +189,7 @@ def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -
     with dbs.fresh(kind, template) as (url, engine):
         sandbox.control("reset_request_log")
         pg0, sb0 = cpu_seconds(pg, children=True) if pg else None, sandbox.cpu_seconds()
-        workers = Workers(n_workers, url, sandbox, plan.poll_seconds)
+        workers = start_workers(n_workers, url, sandbox, plan.poll_seconds)
         try:
             runs = wait_for_runs(engine, workers, db_pid=pg)
         finally:

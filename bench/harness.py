@@ -134,10 +134,6 @@ class Children:
                                            stderr=subprocess.STDOUT))  # fmt: skip
         return self.procs[-1]
 
-    @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
-        return self.procs[0] if self.procs else None
-
     def log_tail(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-2000:]
@@ -168,10 +164,10 @@ class Server(Children):
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self, args: list[str], health: str, env: dict[str, str] | None = None, timeout: float = 90) -> Server:
-        proc = self.spawn(args, env)
-        deadline = time.time() + timeout
-        while proc.poll() is None and time.time() < deadline:
+    def start(self, args: list[str], health: str, env: dict[str, str] | None = None) -> Server:
+        self.proc = self.spawn(args, env)
+        deadline = time.time() + 90
+        while self.proc.poll() is None and time.time() < deadline:
             try:
                 with urllib.request.urlopen(self.url + health, timeout=2) as r:
                     if r.status == 200:

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from bench.harness import Databases, Run, percentile, run_json
+from bench.harness import Run, percentile, run_json
 from bench.report import summarize, table, verdict
 from bench.seed import SeedPlan, T, seed, transactions
 from bench.worker import proc_rss
@@ -85,12 +85,8 @@ def _rss_of_rebuild(url: str, user_id: int) -> dict[str, Any]:
 
 def run(ctx: Run) -> dict[str, Any]:
     """Peak RSS compares a typical user's rebuild with five heavy users' (10,000 vs 1,000,000 in the full profile)."""
-    seed_plan = ctx.profile.seed
-    rss_sizes = (seed_plan.rows_per_user or 1_000, 5 * seed_plan.big_user_rows)
-    return measure(ctx.dbs, seed_plan, ctx.profile.query_reps, rss_sizes, ctx.progress)
-
-
-def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int], progress=print) -> dict[str, Any]:
+    dbs, plan, reps, progress = ctx.dbs, ctx.profile.seed, ctx.profile.query_reps, ctx.progress
+    rss_sizes = (plan.rows_per_user or 1_000, 5 * plan.big_user_rows)
     out: dict[str, Any] = {"db": "sqlite", "rows": plan.big_user_rows, "reps": reps, "targets": TARGETS}
     progress(f"[bench] journal: seeding {plan.big_user_rows:,} activities ...")
     with dbs.fresh("sqlite") as (_, engine):
