@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,7 +14,7 @@ from sqlmodel import Session
 from bench.harness import Run
 from bench.ingest import new_trader
 from bench.report import DB, summarize, table
-from bench.seed import T, transactions
+from bench.seed import T, insert_rows, transactions
 from bench.worker import timed_statements
 from core.ingest.sync import execute_run
 from core.jobs import queue as jobs
@@ -44,17 +43,6 @@ def _sync(engine, user_id: int, connection_id: int, trigger: str, hint: bool) ->
     return seconds, done, {"statements": statements, "seconds": sql_seconds}
 
 
-def _add_history(engine, user_id: int, accounts: list[tuple[int, str]], rows: int) -> None:
-    """`rows` older activities in the connection's accounts, written in bulk, then ANALYZE as a live database has."""
-    insert = sa.insert(T).returning(T.c.id) if engine.dialect.name == "postgresql" else sa.insert(T)
-    generated = transactions(user_id, accounts, rows, random.Random(f"growth/{rows}"), years=6)
-    with engine.begin() as c:
-        while batch := list(islice(generated, 5_000)):
-            c.execute(insert, batch)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
-
-
 def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
     """A fresh database whose trader holds `size` activities, synced and warmed up (that run is dropped)."""
     url = ctx.dbs.new(kind)
@@ -65,7 +53,10 @@ def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
     _sync(engine, user_id, connection_id, "initial", hint=False)
     with engine.connect() as c:
         served = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
-    _add_history(engine, user_id, accounts, max(0, size - served))
+    older = max(0, size - served)  # written in bulk, then ANALYZE as a live database has
+    insert_rows(engine, transactions(user_id, accounts, older, random.Random(f"growth/{older}"), years=6))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
     _sync(engine, user_id, connection_id, "webhook", hint=True)  # warm-up, dropped
     return {"url": url, "engine": engine, "user_id": user_id, "connection_id": connection_id, "size": size,
             "times": [], "runs": []}  # fmt: skip

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from bench.harness import Run, percentile, run_json
 from bench.report import summarize, table, verdict
-from bench.seed import SeedPlan, T, seed, transactions
+from bench.seed import SeedPlan, insert_rows, seed, transactions
 from bench.worker import proc_rss
 from core.journal.marks import dirty_marks
 from core.journal.upkeep import rebuild_user, upkeep_accounts
@@ -33,8 +33,7 @@ def _insert_page(engine, seeded, rows: int, rng: random.Random, on: date | None,
     batch = [{**row, "trade_date": on or date.today() - timedelta(days=1 + rng.randrange(days)),
               "snaptrade_activity_id": f"bench-page-{rng.random():.12f}-{i}"}
              for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1))]  # fmt: skip
-    with engine.begin() as c:
-        c.execute(sa.insert(T), batch)
+    insert_rows(engine, iter(batch))
 
 
 def _page_queries(engine, user_id: int, reps: int) -> dict[str, Any]:
