@@ -3,6 +3,7 @@ under SnapTrade's rate limit, and many users' queued initial imports. docs/PERFO
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import threading
@@ -25,7 +26,6 @@ from bench.report import DB, rng, summarize, table
 from core.accounts.auth import create_user
 from core.accounts.connections import create_portal_link, handle_portal_callback
 from core.jobs import queue as jobs
-from core.storage.db import create_db_engine
 from core.storage.models import ACTIVE_SYNC_STATUSES
 from core.storage.models import TransactionSyncLog as L
 
@@ -166,20 +166,16 @@ def run_onboarding(ctx: Run) -> dict[str, Any]:
 # --------------------------------------------------------------------------- 10. many users
 
 
-def prepare_users(url: str, sandbox: Sandbox, n: int, activities: int) -> None:
+def prepare_users(engine, sandbox: Sandbox, n: int, activities: int) -> None:
     """`n` traders, each with one reconciled connection of `activities` activities and a queued initial run."""
-    engine = create_db_engine(url)
 
     def one(i: int) -> None:
         with Session(engine, expire_on_commit=False) as s:
             _, conn, _ = new_trader(s, sandbox, f"fleet{i:04d}", activities // 2)
             jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial")
 
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(one, range(n)))
-    finally:
-        engine.dispose()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(n)))
 
 
 def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -> dict[str, Any]:
@@ -209,11 +205,12 @@ def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -
 
 def run_many_users(ctx: Run) -> dict[str, Any]:
     plan, cells, templates = ctx.profile.fleet, [], {}
-    try:
+    with contextlib.ExitStack() as stack:  # the templates, dropped on leaving
         for kind in ctx.dbs.kinds:
             t0 = time.perf_counter()
-            templates[kind] = ctx.dbs.new(kind)
-            prepare_users(templates[kind], ctx.sandbox, plan.users, plan.activities)
+            templates[kind], engine = stack.enter_context(ctx.dbs.fresh(kind))
+            prepare_users(engine, ctx.sandbox, plan.users, plan.activities)
+            engine.dispose()  # before the copies: a template must have no connections
             ctx.progress(f"  many users: {plan.users} users prepared on {kind} in {time.perf_counter() - t0:.0f} s")
         for rep in range(plan.runs):  # interleaved: every cell once per round
             for kind in ctx.dbs.kinds:
@@ -222,9 +219,6 @@ def run_many_users(ctx: Run) -> dict[str, Any]:
                     c = cells[-1]
                     ctx.progress(f"  many users: {kind}, {n} worker(s), run {rep + 1}: {c['seconds']:.1f} s, "
                                  f"{c['requests_per_user']:.2f} requests/user, workers {c['worker_cpu_seconds']:.1f} CPU s")  # fmt: skip
-    finally:
-        for url in templates.values():
-            ctx.dbs.drop(url)
     return {"users": plan.users, "activities": plan.activities, "worker_counts": list(plan.worker_counts),
             "runs": plan.runs, "rate_limit": None, "cells": cells}  # fmt: skip
 
