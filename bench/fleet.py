@@ -143,7 +143,7 @@ def run_onboarding(ctx: Run) -> dict[str, Any]:
             runs = wait_for_runs(engine, workers, run_ids)
             sandbox_cpu = sandbox.cpu_seconds() - sandbox_cpu
         finally:
-            workers.stop()
+            workers.close()
             sandbox.control("set_faults")
             sandbox.control("set_history_size", n=None)
     answered, throttled = api_requests(sandbox)
@@ -185,11 +185,8 @@ def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -
     with dbs.fresh(kind, template) as (url, engine):
         sandbox.control("reset_request_log")
         pg0, sb0 = cpu_seconds(pg, children=True) if pg else None, sandbox.cpu_seconds()
-        workers = start_workers(n_workers, url, sandbox, plan.poll_seconds)
-        try:
+        with contextlib.closing(start_workers(n_workers, url, sandbox, plan.poll_seconds)) as workers:
             runs = wait_for_runs(engine, workers, db_pid=pg)
-        finally:
-            workers.stop()
         pg1 = runs["db_cpu_seconds"]
         with engine.connect() as c:
             stored = c.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar_one()

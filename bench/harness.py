@@ -123,7 +123,7 @@ class Databases:
 
 
 class Children:
-    """Child processes (`python -m …`) sharing one log file; `stop` ends them all."""
+    """Child processes (`python -m …`) sharing one log file; `close` ends them all (`contextlib.closing`)."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -141,7 +141,7 @@ class Children:
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(p.pid) or 0.0 for p in self.procs)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         for p in self.procs:
             p.terminate()
         for p in self.procs:
@@ -175,7 +175,7 @@ class Server(Children):
             except OSError:
                 time.sleep(0.2)
         log = self.log_tail()
-        self.stop()
+        self.close()
         raise RuntimeError(f"{args[0]} did not come up: {log}")
 
 

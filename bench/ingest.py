@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -152,8 +153,7 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
     pages, runs, history = ctx.profile.sandbox_pages, ctx.profile.sandbox_runs, ctx.profile.sandbox_history
     out: dict[str, Any] = {}
     for parse in (False, True):  # each in a fresh sandbox, so neither reads pages the other made
-        sandbox = Sandbox().start()
-        try:
+        with contextlib.closing(Sandbox().start()) as sandbox:
             sandbox.control("create_connection", user_id="bench", broker=BROKER, history_size=history)
             account, secret = sandbox.read("accounts", user_id="bench")[0]["id"], sandbox.control("user_secret", user_id="bench")  # fmt: skip
             client, rates = PlainClient(sandbox.url, sandbox.client_id, sandbox.consumer_key), []
@@ -164,8 +164,6 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
                     rows += len(json.loads(body)["data"]) if parse else body.count(b'"institution":')
                 rates.append(rows / (time.perf_counter() - t0))
             client.conn.close()
-        finally:
-            sandbox.stop()
         out["client_parses_json" if parse else "bytes_only"] = {
             "pages_per_run": pages, "runs": runs, "history_size": history, "page_bytes": len(body),
             "activities_per_second_median": round(statistics.median(rates)), "activities_per_second_runs": [round(x) for x in rates],
