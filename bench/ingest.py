@@ -73,10 +73,10 @@ def measure_once(ctx: Run, kind: str, size: int, approach: str, tracemalloc: boo
     """One measured initial sync of `size` activities into a fresh `kind` database by `approach`."""
     dbs, sandbox, pg = ctx.dbs, ctx.sandbox, kind == "postgresql"
     with dbs.fresh(kind) as (url, engine):
-        spec = {**prepare_initial_sync(engine, sandbox, size), "task": approach, "db_url": url, "tracemalloc": tracemalloc,
+        spec = {**prepare_initial_sync(engine, sandbox, size), "task": approach, "db_url": url,
                 "endpoint": {"base_url": sandbox.url, "client_id": sandbox.client_id, "consumer_key": sandbox.consumer_key},
                 "postmaster_pid": dbs.postmaster_pid() if pg else None, "no_autoanalyze": pg and not autoanalyze,
-                "sample_every_pages": max(1, size // 1000 // 40)}  # fmt: skip
+                "sample_every_pages": max(1, size // 1000 // 40), "tracemalloc": tracemalloc}  # fmt: skip
         engine.dispose()  # the worker alone on the database
         load, sandbox_cpu = loadavg(), sandbox.cpu_seconds()
         result = run_json(["bench.worker", json.dumps(spec)])

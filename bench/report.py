@@ -116,7 +116,7 @@ def ingest_cells(ing: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, An
 
 
 def ingest_ratios(ing: dict[str, Any]) -> list[tuple[str, int, str, str, float | None, float]]:
-    """(db, size, engine approach, versus, ratio, target): engine ÷ floor and ÷ guide medians, same size and database."""
+    """(db, size, approach, versus, ratio, target): engine ÷ floor and ÷ guide medians, same size and database."""
     med_ = {key: c["activities_per_second"]["median"] for key, c in ingest_cells(ing).items()}
     return [(db, size, approach, versus, div(engine, med_[(db, size, versus)]), target)
             for db in ing["plan"]["dbs"]
