@@ -126,7 +126,7 @@ def run_benchmarks(profile: Profile, selected: Sequence[str] = tuple(BENCHMARKS)
         clear_endpoint()
         dispose_engines()
         if ctx.sandbox is not None:
-            ctx.sandbox.stop()
+            ctx.sandbox.close()
         if ctx.dbs is not None:
             ctx.dbs.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -147,12 +147,12 @@ def measure(sync_playwright, database_url: str, token: str, ctx: Run) -> dict[st
                     raise RuntimeError(f"browser visit failed: {exc}; server log: {server.log_tail()} "
                                        f"floor log: {floor.log_tail()}") from exc  # fmt: skip
                 finally:
-                    server.stop()
+                    server.close()
                 last = {k: ", ".join(f"{x:.2f}" for x in t[k][-warm_visits:]) for k in ("warm", "floor_table", "returning")}  # fmt: skip
                 ctx.progress(f"  browser: server start {i + 1}: cold {t['cold'][-1]:.2f} s, warm {last['warm']} s "
                              f"(floor {last['floor_table']} s), returning browser {last['returning']} s")  # fmt: skip
         finally:
-            floor.stop()
+            floor.close()
             browser.close()
     return {"rows": rows, "priming_visits": PRIMING_VISITS, "page_rows": PAGE_ROWS, "cpus": os.cpu_count(),
             "server_starts": starts, "warm_visits_per_start": warm_visits,

@@ -3,6 +3,7 @@ under SnapTrade's rate limit, and many users' queued initial imports. docs/PERFO
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import threading
@@ -25,7 +26,6 @@ from bench.report import DB, rng, summarize, table
 from core.accounts.auth import create_user
 from core.accounts.connections import create_portal_link, handle_portal_callback
 from core.jobs import queue as jobs
-from core.storage.db import create_db_engine
 from core.storage.models import ACTIVE_SYNC_STATUSES
 from core.storage.models import TransactionSyncLog as L
 
@@ -50,33 +50,25 @@ class FleetPlan:
     poll_seconds: float = 0.2
 
 
-class Workers(Children):
+def start_workers(n: int, db_url: str, sandbox: Sandbox, poll: float) -> Children:
     """`n` worker processes (`python -m core worker`) on one database, against the sandbox."""
-
-    def __init__(self, n: int, db_url: str, sandbox: Sandbox, poll: float):
-        super().__init__()
-        env = {**os.environ, "DATABASE_URL": db_url, "SNAPTRADE_CLIENT_ID": sandbox.client_id,
-               "SNAPTRADE_CONSUMER_KEY": sandbox.consumer_key, "SNAPTRADE_BASE_URL": sandbox.url}  # fmt: skip
-        for _ in range(n):
-            self.spawn(["core", "worker", "--poll", str(poll)], env)
-
-
-def _utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    env = {**os.environ, "DATABASE_URL": db_url, "SNAPTRADE_CLIENT_ID": sandbox.client_id,
+           "SNAPTRADE_CONSUMER_KEY": sandbox.consumer_key, "SNAPTRADE_BASE_URL": sandbox.url}  # fmt: skip
+    workers = Children()
+    for _ in range(n):
+        workers.spawn(["core", "worker", "--poll", str(poll)], env)
+    return workers
 
 
-def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, timeout: float = 3600,
-                  db_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
+def wait_for_runs(engine, workers: Children, run_ids: list[int] | None = None, db_pid: int | None = None) -> dict:
     """Poll until no run (or none of `run_ids`) is queued or running; the runs' statuses, first start, last end,
     and the CPU so far of the workers and of the database server `db_pid` with its backends."""
     where = [L.id.in_(run_ids)] if run_ids is not None else []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 3600
     while True:
         with engine.connect() as c:
             statuses = dict(c.execute(sa.select(L.status, sa.func.count()).where(*where).group_by(L.status)).all())
-        if not set(statuses) & set(ACTIVE_SYNC_STATUSES) and (
-            run_ids is None or sum(statuses.values()) == len(run_ids)
-        ):
+        if not set(statuses) & set(ACTIVE_SYNC_STATUSES) and sum(statuses.values()) >= len(run_ids or ()):
             break
         if time.monotonic() > deadline or any(p.poll() is not None for p in workers.procs):
             raise RuntimeError(f"runs unfinished ({statuses}); worker log: {workers.log_tail()}")
@@ -86,7 +78,8 @@ def wait_for_runs(engine, workers: Workers, run_ids: list[int] | None = None, ti
     with engine.connect() as c:
         first, last, requests = c.execute(sa.select(sa.func.min(L.started_at), sa.func.max(L.completed_at),
                                                     sa.func.sum(L.api_requests)).where(*where)).one()  # fmt: skip
-    return {"statuses": statuses, "first_started": _utc(first), "last_completed": _utc(last),
+    first, last = (dt if dt.tzinfo else dt.replace(tzinfo=UTC) for dt in (first, last))  # SQLite's are naive UTC
+    return {"statuses": statuses, "first_started": first, "last_completed": last,
             "engine_requests": int(requests or 0), "worker_cpu_seconds": cpu, "db_cpu_seconds": db_cpu}  # fmt: skip
 
 
@@ -128,7 +121,7 @@ def run_onboarding(ctx: Run) -> dict[str, Any]:
         sandbox.control("set_history_size", n=plan.onboarding_activities)
         sandbox.control("reset_request_log")
         sandbox.control("set_faults", rate_limit=plan.rate_limit)
-        workers = Workers(plan.onboarding_workers, url, sandbox, plan.poll_seconds)
+        workers = start_workers(plan.onboarding_workers, url, sandbox, plan.poll_seconds)
         http = urllib3.PoolManager(maxsize=plan.onboarding_concurrency)
         gate, outcomes, errors = threading.Event(), [], []
 
@@ -150,7 +143,7 @@ def run_onboarding(ctx: Run) -> dict[str, Any]:
             runs = wait_for_runs(engine, workers, run_ids)
             sandbox_cpu = sandbox.cpu_seconds() - sandbox_cpu
         finally:
-            workers.stop()
+            workers.close()
             sandbox.control("set_faults")
             sandbox.control("set_history_size", n=None)
     answered, throttled = api_requests(sandbox)
@@ -173,20 +166,16 @@ def run_onboarding(ctx: Run) -> dict[str, Any]:
 # --------------------------------------------------------------------------- 10. many users
 
 
-def prepare_users(url: str, sandbox: Sandbox, n: int, activities: int) -> None:
+def prepare_users(engine, sandbox: Sandbox, n: int, activities: int) -> None:
     """`n` traders, each with one reconciled connection of `activities` activities and a queued initial run."""
-    engine = create_db_engine(url)
 
     def one(i: int) -> None:
         with Session(engine, expire_on_commit=False) as s:
             _, conn, _, _ = new_trader(s, sandbox, f"fleet{i:04d}", activities // 2)
             jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial")
 
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(one, range(n)))
-    finally:
-        engine.dispose()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(n)))
 
 
 def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -> dict[str, Any]:
@@ -196,11 +185,8 @@ def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -
     with dbs.fresh(kind, template) as (url, engine):
         sandbox.control("reset_request_log")
         pg0, sb0 = cpu_seconds(pg, children=True) if pg else None, sandbox.cpu_seconds()
-        workers = Workers(n_workers, url, sandbox, plan.poll_seconds)
-        try:
+        with contextlib.closing(start_workers(n_workers, url, sandbox, plan.poll_seconds)) as workers:
             runs = wait_for_runs(engine, workers, db_pid=pg)
-        finally:
-            workers.stop()
         pg1 = runs["db_cpu_seconds"]
         with engine.connect() as c:
             stored = c.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar_one()
@@ -216,11 +202,12 @@ def import_all(ctx: Run, kind: str, template: str, n_workers: int, users: int) -
 
 def run_many_users(ctx: Run) -> dict[str, Any]:
     plan, cells, templates = ctx.profile.fleet, [], {}
-    try:
+    with contextlib.ExitStack() as stack:  # the templates, dropped on leaving
         for kind in ctx.dbs.kinds:
             t0 = time.perf_counter()
-            templates[kind] = ctx.dbs.new(kind)
-            prepare_users(templates[kind], ctx.sandbox, plan.users, plan.activities)
+            templates[kind], engine = stack.enter_context(ctx.dbs.fresh(kind))
+            prepare_users(engine, ctx.sandbox, plan.users, plan.activities)
+            engine.dispose()  # before the copies: a template must have no connections
             ctx.progress(f"  many users: {plan.users} users prepared on {kind} in {time.perf_counter() - t0:.0f} s")
         for rep in range(plan.runs):  # interleaved: every cell once per round
             for kind in ctx.dbs.kinds:
@@ -229,9 +216,6 @@ def run_many_users(ctx: Run) -> dict[str, Any]:
                     c = cells[-1]
                     ctx.progress(f"  many users: {kind}, {n} worker(s), run {rep + 1}: {c['seconds']:.1f} s, "
                                  f"{c['requests_per_user']:.2f} requests/user, workers {c['worker_cpu_seconds']:.1f} CPU s")  # fmt: skip
-    finally:
-        for url in templates.values():
-            ctx.dbs.drop(url)
     return {"users": plan.users, "activities": plan.activities, "worker_counts": list(plan.worker_counts),
             "runs": plan.runs, "rate_limit": None, "cells": cells}  # fmt: skip
 

@@ -3,10 +3,10 @@ stored activities must cost what its pages cost, not what the history costs. doc
 
 from __future__ import annotations
 
+import contextlib
 import random
 import statistics
 import time
-from itertools import islice
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,11 +15,10 @@ from sqlmodel import Session
 from bench.harness import Run
 from bench.ingest import new_trader
 from bench.report import DB, summarize, table
-from bench.seed import T, transactions
+from bench.seed import T, insert_rows, transactions
 from bench.worker import timed_statements
 from core.ingest.sync import execute_run
 from core.jobs import queue as jobs
-from core.storage.db import create_db_engine
 from core.storage.models import BrokerageAccount
 
 TARGET_RATIO = 1.3  # the largest history's median ÷ the smallest's, at most
@@ -44,40 +43,31 @@ def _sync(engine, user_id: int, connection_id: int, trigger: str, hint: bool) ->
     return seconds, done, {"statements": statements, "seconds": sql_seconds}
 
 
-def _add_history(engine, user_id: int, accounts: list[tuple[int, str]], rows: int) -> None:
-    """`rows` older activities in the connection's accounts, written in bulk, then ANALYZE as a live database has."""
-    insert = sa.insert(T).returning(T.c.id) if engine.dialect.name == "postgresql" else sa.insert(T)
-    generated = transactions(user_id, accounts, rows, random.Random(f"growth/{rows}"), years=6)
-    with engine.begin() as c:
-        while batch := list(islice(generated, 5_000)):
-            c.execute(insert, batch)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
-
-
-def _seeded(ctx: Run, kind: str, size: int) -> dict[str, Any]:
-    """A fresh database whose trader holds `size` activities, synced and warmed up (that run is dropped)."""
-    url = ctx.dbs.new(kind)
-    engine = create_db_engine(url)
+def _seeded(ctx: Run, stack: contextlib.ExitStack, kind: str, size: int) -> dict[str, Any]:
+    """A fresh database, dropped as `stack` closes, whose trader holds `size` activities, synced and warmed up."""
+    _, engine = stack.enter_context(ctx.dbs.fresh(kind))
     with Session(engine, expire_on_commit=False) as s:
         _, conn, accounts, _ = new_trader(s, ctx.sandbox, f"growth-{kind}-{time.monotonic_ns()}", SERVED_PER_ACCOUNT)
         user_id, connection_id, accounts = conn.user_id, conn.id, [(a.id, a.currency or "USD") for a in accounts]
     _sync(engine, user_id, connection_id, "initial", hint=False)
     with engine.connect() as c:
         served = c.execute(sa.select(sa.func.count()).select_from(T).where(T.c.user_id == user_id)).scalar_one()
-    _add_history(engine, user_id, accounts, max(0, size - served))
+    older = max(0, size - served)  # written in bulk, then ANALYZE as a live database has
+    insert_rows(engine, transactions(user_id, accounts, older, random.Random(f"growth/{older}"), years=6))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(sa.text("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"))
     _sync(engine, user_id, connection_id, "webhook", hint=True)  # warm-up, dropped
-    return {"url": url, "engine": engine, "user_id": user_id, "connection_id": connection_id, "size": size,
+    return {"engine": engine, "user_id": user_id, "connection_id": connection_id, "size": size,
             "times": [], "runs": []}  # fmt: skip
 
 
 def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[dict[str, Any]]:
     """Every size seeded first, then the sizes measured in turn, run by run, so a drift in load hits all alike."""
     cells = []
-    try:
+    with contextlib.ExitStack() as stack:
         for size in sizes:
             ctx.progress(f"[bench] growth: {kind}, seeding {size:,} stored activities ...")
-            cells.append(_seeded(ctx, kind, size))
+            cells.append(_seeded(ctx, stack, kind, size))
         for _ in range(reps):
             for cell in cells:
                 seconds, done, sql = _sync(cell["engine"], cell["user_id"], cell["connection_id"], "webhook", hint=True)
@@ -95,10 +85,6 @@ def measure_db(ctx: Run, kind: str, sizes: tuple[int, ...], reps: int) -> list[d
             out.append({"db": kind, "size": cell["size"], "stored": stored, **summarize(cell["times"]), "runs": cell["runs"]})  # fmt: skip
             ctx.progress(f"[bench] growth: {kind}, {cell['size']:,}: median {out[-1]['median'] * 1000:.1f} ms")
         return out
-    finally:
-        for cell in cells:
-            cell["engine"].dispose()
-            ctx.dbs.drop(cell["url"])
 
 
 def run(ctx: Run) -> dict[str, Any]:

@@ -123,7 +123,7 @@ class Databases:
 
 
 class Children:
-    """Child processes (`python -m …`) sharing one log file; `stop` ends them all."""
+    """Child processes (`python -m …`) sharing one log file; `close` ends them all (`contextlib.closing`)."""
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -134,10 +134,6 @@ class Children:
                                            stderr=subprocess.STDOUT))  # fmt: skip
         return self.procs[-1]
 
-    @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
-        return self.procs[0] if self.procs else None
-
     def log_tail(self) -> str:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")[-2000:]
@@ -145,7 +141,7 @@ class Children:
     def cpu_seconds(self) -> float:
         return sum(cpu_seconds(p.pid) or 0.0 for p in self.procs)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         for p in self.procs:
             p.terminate()
         for p in self.procs:
@@ -168,10 +164,10 @@ class Server(Children):
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def start(self, args: list[str], health: str, env: dict[str, str] | None = None, timeout: float = 90) -> Server:
-        proc = self.spawn(args, env)
-        deadline = time.time() + timeout
-        while proc.poll() is None and time.time() < deadline:
+    def start(self, args: list[str], health: str, env: dict[str, str] | None = None) -> Server:
+        self.proc = self.spawn(args, env)
+        deadline = time.time() + 90
+        while self.proc.poll() is None and time.time() < deadline:
             try:
                 with urllib.request.urlopen(self.url + health, timeout=2) as r:
                     if r.status == 200:
@@ -179,7 +175,7 @@ class Server(Children):
             except OSError:
                 time.sleep(0.2)
         log = self.log_tail()
-        self.stop()
+        self.close()
         raise RuntimeError(f"{args[0]} did not come up: {log}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -19,7 +20,6 @@ from core.ingest.sync import execute_run
 from core.jobs import queue as jobs
 from core.settings import get_settings
 from core.snaptrade.client import SnapTradeClient
-from core.storage.db import create_db_engine
 from core.storage.models import BrokerageAccount, BrokerageConnection
 from core.web.webhooks import receive_delivery
 from sandbox.catalog import BROKERAGES
@@ -58,39 +58,30 @@ def new_trader(s: Session, sandbox: Sandbox, username: str, history_size: int) -
     return identity, conn, list(accounts), reconciled.at
 
 
-def prepare_initial_sync(db_url: str, sandbox: Sandbox, size: int, username: str = "bench-trader") -> dict[str, Any]:
+def prepare_initial_sync(engine, sandbox: Sandbox, size: int, username: str = "bench-trader") -> dict[str, Any]:
     """A trader whose new connection holds `size` activities in total, reconciled, with a claimed initial run."""
-    engine = create_db_engine(db_url)
-    try:
-        with Session(engine, expire_on_commit=False) as s:
-            identity, conn, accounts, at = new_trader(s, sandbox, username, size // ACCOUNTS)
-            # as the portal callback queues it: the run reuses that reconcile (core.ingest.reconcile_once)
-            run, _ = jobs.enqueue_sync(
-                s, user_id=conn.user_id, connection_id=conn.id, trigger="initial", reconciled_at=at
-            )
-            jobs.claim_run(s, run.id, "bench")
-            return {"user_id": conn.user_id, "snaptrade_user_id": identity.snaptrade_user_id, "user_secret": identity.user_secret,
-                    "run_id": run.id, "connection_id": conn.id, "accounts": [[a.id, a.snaptrade_account_id] for a in accounts]}  # fmt: skip
-    finally:
-        engine.dispose()
+    with Session(engine, expire_on_commit=False) as s:
+        identity, conn, accounts, at = new_trader(s, sandbox, username, size // ACCOUNTS)
+        # as the portal callback queues it: the run reuses that reconcile (core.ingest.reconcile_once)
+        run, _ = jobs.enqueue_sync(s, user_id=conn.user_id, connection_id=conn.id, trigger="initial", reconciled_at=at)
+        jobs.claim_run(s, run.id, "bench")
+        return {"user_id": conn.user_id, "snaptrade_user_id": identity.snaptrade_user_id, "user_secret": identity.user_secret,
+                "run_id": run.id, "connection_id": conn.id, "accounts": [[a.id, a.snaptrade_account_id] for a in accounts]}  # fmt: skip
 
 
 def measure_once(ctx: Run, kind: str, size: int, approach: str, tracemalloc: bool = False,
                  autoanalyze: bool = True) -> dict[str, Any]:  # fmt: skip
     """One measured initial sync of `size` activities into a fresh `kind` database by `approach`."""
-    dbs, sandbox = ctx.dbs, ctx.sandbox
-    url = dbs.new(kind)
-    try:
-        pg = kind == "postgresql"
-        spec = {**prepare_initial_sync(url, sandbox, size), "task": approach, "db_url": url, "tracemalloc": tracemalloc,
+    dbs, sandbox, pg = ctx.dbs, ctx.sandbox, kind == "postgresql"
+    with dbs.fresh(kind) as (url, engine):
+        spec = {**prepare_initial_sync(engine, sandbox, size), "task": approach, "db_url": url,
                 "endpoint": {"base_url": sandbox.url, "client_id": sandbox.client_id, "consumer_key": sandbox.consumer_key},
                 "postmaster_pid": dbs.postmaster_pid() if pg else None, "no_autoanalyze": pg and not autoanalyze,
-                "sample_every_pages": max(1, size // 1000 // 40)}  # fmt: skip
+                "sample_every_pages": max(1, size // 1000 // 40), "tracemalloc": tracemalloc}  # fmt: skip
+        engine.dispose()  # the worker alone on the database
         load, sandbox_cpu = loadavg(), sandbox.cpu_seconds()
         result = run_json(["bench.worker", json.dumps(spec)])
         result["sandbox_cpu_seconds"] = sandbox.cpu_seconds() - sandbox_cpu
-    finally:
-        dbs.drop(url)
     fetched = result.get("fetched") or 0
     if result.get("status", "completed") != "completed" or fetched != size or result["rows_stored"] != size:
         raise RuntimeError(f"{approach} on {kind} at {size}: status {result.get('status')}, fetched {fetched}, "
@@ -163,8 +154,7 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
     pages, runs, history = ctx.profile.sandbox_pages, ctx.profile.sandbox_runs, ctx.profile.sandbox_history
     out: dict[str, Any] = {}
     for parse in (False, True):  # each in a fresh sandbox, so neither reads pages the other made
-        sandbox = Sandbox().start()
-        try:
+        with contextlib.closing(Sandbox().start()) as sandbox:
             sandbox.control("create_connection", user_id="bench", broker=BROKER, history_size=history)
             account, secret = sandbox.read("accounts", user_id="bench")[0]["id"], sandbox.control("user_secret", user_id="bench")  # fmt: skip
             client, rates = PlainClient(sandbox.url, sandbox.client_id, sandbox.consumer_key), []
@@ -175,8 +165,6 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
                     rows += len(json.loads(body)["data"]) if parse else body.count(b'"institution":')
                 rates.append(rows / (time.perf_counter() - t0))
             client.conn.close()
-        finally:
-            sandbox.stop()
         out["client_parses_json" if parse else "bytes_only"] = {
             "pages_per_run": pages, "runs": runs, "history_size": history, "page_bytes": len(body),
             "activities_per_second_median": round(statistics.median(rates)), "activities_per_second_runs": [round(x) for x in rates],
@@ -188,7 +176,7 @@ def run_sandbox(ctx: Run) -> dict[str, Any]:
 def run_requests(ctx: Run) -> dict[str, Any]:
     """Requests per sync in the sandbox's request log, five syncs in a row, and users per client id per day."""
     sandbox, history_size, scenarios = ctx.sandbox, ctx.profile.budget_history, []
-    with ctx.dbs.fresh("sqlite") as (url, engine):
+    with ctx.dbs.fresh("sqlite") as (_, engine):
 
         def counted(name: str, run_id: int | None = None, **extra: Any) -> None:
             """Run one sync (queue a scheduled one unless `run_id` is given) and count the requests it made."""
@@ -203,7 +191,7 @@ def run_requests(ctx: Run) -> dict[str, Any]:
                               "engine_counted": done.api_requests, "requests": counts, "total": sum(counts.values()), **extra})  # fmt: skip
             ctx.progress(f"  requests: {name}: {scenarios[-1]['total']} ({counts})")
 
-        p = prepare_initial_sync(url, sandbox, history_size, username="budget-trader")
+        p = prepare_initial_sync(engine, sandbox, history_size, username="budget-trader")
         counted("initial sync", p["run_id"])
         counted(NOTHING_NEW)
         # SnapTrade's next daily refresh: the sandbox appends a day and signs one webhook per account. Nothing

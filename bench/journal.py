@@ -13,9 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from bench.harness import Databases, Run, percentile, run_json
+from bench.harness import Run, percentile, run_json
 from bench.report import summarize, table, verdict
-from bench.seed import SeedPlan, T, seed, transactions
+from bench.seed import SeedPlan, insert_rows, seed, transactions
 from bench.worker import proc_rss
 from core.journal.marks import dirty_marks
 from core.journal.upkeep import rebuild_user, upkeep_accounts
@@ -33,8 +33,7 @@ def _insert_page(engine, seeded, rows: int, rng: random.Random, on: date | None,
     batch = [{**row, "trade_date": on or date.today() - timedelta(days=1 + rng.randrange(days)),
               "snaptrade_activity_id": f"bench-page-{rng.random():.12f}-{i}"}
              for i, row in enumerate(transactions(seeded.big_user_id, accounts, rows, rng, years=1))]  # fmt: skip
-    with engine.begin() as c:
-        c.execute(sa.insert(T), batch)
+    insert_rows(engine, iter(batch))
 
 
 def _page_queries(engine, user_id: int, reps: int) -> dict[str, Any]:
@@ -85,12 +84,8 @@ def _rss_of_rebuild(url: str, user_id: int) -> dict[str, Any]:
 
 def run(ctx: Run) -> dict[str, Any]:
     """Peak RSS compares a typical user's rebuild with five heavy users' (10,000 vs 1,000,000 in the full profile)."""
-    seed_plan = ctx.profile.seed
-    rss_sizes = (seed_plan.rows_per_user or 1_000, 5 * seed_plan.big_user_rows)
-    return measure(ctx.dbs, seed_plan, ctx.profile.query_reps, rss_sizes, ctx.progress)
-
-
-def measure(dbs: Databases, plan: SeedPlan, reps: int, rss_sizes: tuple[int, int], progress=print) -> dict[str, Any]:
+    dbs, plan, reps, progress = ctx.dbs, ctx.profile.seed, ctx.profile.query_reps, ctx.progress
+    rss_sizes = (plan.rows_per_user or 1_000, 5 * plan.big_user_rows)
     out: dict[str, Any] = {"db": "sqlite", "rows": plan.big_user_rows, "reps": reps, "targets": TARGETS}
     progress(f"[bench] journal: seeding {plan.big_user_rows:,} activities ...")
     with dbs.fresh("sqlite") as (_, engine):

@@ -116,9 +116,9 @@ def ingest_cells(ing: dict[str, Any]) -> dict[tuple[str, int, str], dict[str, An
 
 
 def ingest_ratios(ing: dict[str, Any]) -> list[tuple[str, int, str, str, float | None, float]]:
-    """(db, size, engine label, versus, ratio, target): engine ÷ floor and ÷ guide medians, same size and database."""
+    """(db, size, approach, versus, ratio, target): engine ÷ floor and ÷ guide medians, same size and database."""
     med_ = {key: c["activities_per_second"]["median"] for key, c in ingest_cells(ing).items()}
-    return [(db, size, approach.replace(" (", ", ").rstrip(")"), versus, div(engine, med_[(db, size, versus)]), target)
+    return [(db, size, approach, versus, div(engine, med_[(db, size, versus)]), target)
             for db in ing["plan"]["dbs"]
             for (d, size, approach), engine in sorted(med_.items(), key=lambda kv: (kv[0][2] != "engine", kv[0][1]))
             if d == db and approach.startswith("engine")
@@ -147,12 +147,12 @@ def verdicts(results: dict[str, Any]) -> list[Target]:
     """Every target with its measured figure, each verdict computed here from the figures."""
     out = []
     cells = ingest_cells(ing) if (ing := measured(results, "ingest")) else {}
-    for db, size, label, versus, r, target in ingest_ratios(ing) if ing else []:
-        what = f"Ingest, {label} ÷ {versus} throughput ({DB[db]}, {size:,} activities)"
+    for db, size, approach, versus, r, target in ingest_ratios(ing) if ing else []:
+        name = approach.replace(" (", ", ").rstrip(")")  # "engine, no autoanalyze"
+        what = f"Ingest, {name} ÷ {versus} throughput ({DB[db]}, {size:,} activities)"
         figure = ratio(r)
         if target == T.INGEST_PG_VS_FLOOR:  # the CPU beside it: what the COPY page writes were to save
-            engine_key = (db, size, label.replace(", ", " (") + ")" * (", " in label))  # the cell's approach again
-            figure += pg_floor_detail(cells[engine_key], cells[(db, size, versus)])
+            figure += pg_floor_detail(cells[(db, size, approach)], cells[(db, size, versus)])
         out.append(Target(what, f"≥ {target:g}×", figure, None if r is None else r >= target))
     for sc in req["scenarios"] if (req := measured(results, "requests")) else []:
         if sc["name"] == "scheduled sync, nothing new":

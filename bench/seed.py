@@ -148,6 +148,18 @@ def transactions(user_id: int, accounts: list[tuple[int, str]], n: int, rng: ran
         }  # fmt: skip
 
 
+def insert_rows(engine: Engine, rows: Iterator[dict[str, Any]], chunk: int = 5_000) -> int:
+    """Write `rows` in one transaction, `chunk` rows a statement; how many there were."""
+    # RETURNING is what makes SQLAlchemy batch a PostgreSQL executemany into multi-row statements.
+    insert = sa.insert(T).returning(T.c.id) if engine.dialect.name == "postgresql" else sa.insert(T)
+    total = 0
+    with engine.begin() as c:
+        while batch := list(islice(rows, chunk)):
+            c.execute(insert, batch)
+            total += len(batch)
+    return total
+
+
 def all_visible_share(c) -> float:
     """Share of brokerage_transactions' pages that PostgreSQL's visibility map marks all-visible."""
     pages, visible = c.execute(sa.text("SELECT relpages, relallvisible FROM pg_class WHERE relname = 'brokerage_transactions'")).one()  # fmt: skip
@@ -171,17 +183,11 @@ def _vacuum_until_all_visible(c, attempts: int = 20) -> float:
 
 def seed(engine: Engine, plan: SeedPlan) -> Seeded:
     """Seed a migrated, empty database; ANALYZE (VACUUM ANALYZE on PostgreSQL) at the end."""
-    owners = _create_owners(engine, plan)
-    total = 0
-    # RETURNING is what makes SQLAlchemy batch a PostgreSQL executemany into multi-row statements.
-    insert = sa.insert(T).returning(T.c.id) if engine.dialect.name == "postgresql" else sa.insert(T)
+    owners, total = _create_owners(engine, plan), 0
     for username, (user_id, accounts) in owners.items():
         n = plan.big_user_rows if username == "bigtrader" else plan.rows_per_user
         rows = transactions(user_id, accounts, n, random.Random(f"{plan.seed}/{username}"), plan.years)
-        with engine.begin() as c:
-            while batch := list(islice(rows, plan.chunk)):
-                c.execute(insert, batch)
-                total += len(batch)
+        total += insert_rows(engine, rows, plan.chunk)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         if engine.dialect.name == "postgresql":
             _vacuum_until_all_visible(c)

@@ -92,7 +92,7 @@ def measure(sync_playwright, database_url: str, tokens: list[str], plan: Concurr
         except Exception as exc:
             raise RuntimeError(f"concurrency visit failed: {exc}; server log: {server.log_tail()}") from exc
         finally:
-            server.stop()
+            server.close()
             browser.close()
     return {"levels": list(plan.levels), "runs": plan.runs, "rows_per_user": plan.rows_per_user,
             "settle_seconds": plan.settle_seconds, "drop_seconds": plan.drop_seconds, "rss_start": rss_start,
