@@ -104,19 +104,19 @@ def run(ctx: Run) -> dict[str, Any]:
                      f"{r['activities_per_second']:,.0f} act/s, {r['cpu_seconds_per_1k']:.3f} CPU s/1k, "
                      f"peak RSS {r['rss_peak_bytes'] / 2**20:.0f} MiB")  # fmt: skip
 
-    cells = [(size, a, n) for size, n in plan.runs.items() for a in ("engine", "floor")]
+    guide_dbs, pg = plan.detail_dbs or plan.dbs, ("postgresql",) if "postgresql" in plan.dbs else ()
+    cells = [(size, a, n, None, plan.dbs) for size, n in plan.runs.items() for a in ("engine", "floor")]
     if plan.guide_size not in plan.runs:
-        cells.append((plan.guide_size, "engine", plan.guide_runs))
-    cells.append((plan.guide_size, "guide", plan.guide_runs))
+        cells.append((plan.guide_size, "engine", plan.guide_runs, None, plan.dbs))
+    cells.append((plan.guide_size, "guide", plan.guide_runs, None, guide_dbs))
+    if plan.no_autoanalyze and pg:  # in its size's rounds, beside the floor it is compared with
+        cells.append((plan.no_autoanalyze[0], "engine", plan.no_autoanalyze[1], "no autoanalyze", pg))
     for size in dict.fromkeys(c[0] for c in cells):
         group = [c for c in cells if c[0] == size]
-        for i in range(max(n for _, _, n in group)):
-            for _, approach, _n in (c for c in group if i < c[2]):
-                for kind in (plan.detail_dbs or plan.dbs) if approach == "guide" else plan.dbs:
-                    measured(kind, size, approach, i)
-    if plan.no_autoanalyze and "postgresql" in plan.dbs:
-        for i in range(plan.no_autoanalyze[1]):
-            measured("postgresql", plan.no_autoanalyze[0], "engine", i, "no autoanalyze")
+        for i in range(max(c[2] for c in group)):
+            for _, approach, _n, variant, kinds in (c for c in group if i < c[2]):
+                for kind in kinds:
+                    measured(kind, size, approach, i, variant)
     profiles = {}
     for kind in (plan.detail_dbs or plan.dbs) if plan.profile_size else ():
         profiles[kind] = measure_once(ctx, kind, plan.profile_size, "profile")
