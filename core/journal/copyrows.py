@@ -51,7 +51,7 @@ def copy_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> b
     return True
 
 
-_SQLITE_INSERTS: dict[tuple, tuple[str, list]] = {}
+_SQLITE_INSERTS: dict[tuple, tuple[str, list] | None] = {}
 
 
 def insert_rows(session: Session, table: sa.Table, rows: list[dict], *, copy: bool = False) -> None:
@@ -64,25 +64,25 @@ def insert_rows(session: Session, table: sa.Table, rows: list[dict], *, copy: bo
         return
     connection = session.connection()
     dialect = connection.dialect
-    keys = tuple(rows[0])
     if dialect.name == "postgresql" and copy and copy_rows(connection, table, rows):
         return
-    if dialect.name != "sqlite":
+    driver_insert = _sqlite_insert(table, tuple(rows[0]), dialect) if dialect.name == "sqlite" else None
+    if driver_insert is None:
         connection.execute(sa.insert(table), rows)
         return
+    sql, procs = driver_insert
+    connection.exec_driver_sql(sql, list(bound_rows(procs, rows)))
+
+
+def _sqlite_insert(table: sa.Table, keys: tuple[str, ...], dialect: Any) -> tuple[str, list] | None:
+    """The INSERT's SQL and its columns' processors for rows of these keys, compiled once; None when SQLAlchemy
+    would fill in a column default the keys leave out (not for the driver's executemany)."""
     if (table.name, keys) not in _SQLITE_INSERTS:
         compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
         names = list(compiled.positiontup or ())
-        if set(names) != set(keys):  # a column default SQLAlchemy would fill in: not for this path
-            _SQLITE_INSERTS[(table.name, keys)] = ("", [])
-        else:
-            procs = column_processors(table, names, dialect)
-            _SQLITE_INSERTS[(table.name, keys)] = (str(compiled), procs)
-    sql, procs = _SQLITE_INSERTS[(table.name, keys)]
-    if not sql:
-        connection.execute(sa.insert(table), rows)
-        return
-    connection.exec_driver_sql(sql, list(bound_rows(procs, rows)))
+        found = (str(compiled), column_processors(table, names, dialect)) if set(names) == set(keys) else None
+        _SQLITE_INSERTS[(table.name, keys)] = found
+    return _SQLITE_INSERTS[(table.name, keys)]
 
 
 def column_processors(table: sa.Table, names: Sequence[str], dialect: Any) -> list[tuple[str, Any]]:
