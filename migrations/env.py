@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 
 import core.storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from core.storage.db import create_db_engine
+from core.storage.migrate import include_object
 
 config = context.config
 # The stock fileConfig disables every existing logger; only configure logging when run from the CLI.
@@ -24,6 +25,7 @@ def _configure(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_object(connection.dialect.name),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from core.ingest.normalize import option_mini
 from core.storage.models import (
     AppUser,
     BrokerageAccount,
@@ -107,6 +108,12 @@ def transaction_row(account: BrokerageAccount, **kw: Any) -> dict[str, Any]:
             "description": row["description"],
         },
     )
+    # As the normalizer stores it beside the raw record (the journal reads it instead of the raw JSON); only
+    # where set, so rows without it still insert into a database migrated to before 0012.
+    if "option_mini" not in row and (
+        mini := option_mini(row["raw"], row.get("security_type"), row.get("option_ticker"))
+    ):
+        row["option_mini"] = mini
     if "raw_hash" in BrokerageTransaction.__table__.c:  # column added by the sync engine's dedupe
         row.setdefault("raw_hash", hashlib.sha256(json.dumps(row["raw"], sort_keys=True).encode()).hexdigest())
     return row

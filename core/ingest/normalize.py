@@ -23,7 +23,14 @@ from core.snaptrade.values import (
     parse_snaptrade_date,
 )
 
-__all__ = ["DESCRIPTION_LIMIT", "content_fingerprint", "json_safe", "normalize_activity", "option_ticker_of"]
+__all__ = [
+    "DESCRIPTION_LIMIT",
+    "content_fingerprint",
+    "json_safe",
+    "normalize_activity",
+    "option_mini",
+    "option_ticker_of",
+]
 
 
 # Exact arithmetic for normalize(): the default context (28 digits) would round long values.
@@ -243,12 +250,29 @@ def _security(raw: dict, option: dict | None) -> dict:
             "security_name": name, "security_type": kind}  # fmt: skip
 
 
-def _option_columns(raw: dict, option: dict | None) -> dict:
+def _option_columns(raw: dict, option: dict | None, security_type: str | None) -> dict:
     action = raw.get("option_type")
     option_action = action.strip().upper() if isinstance(action, str) else None
     columns = {key: option[key] if option else None for key in _OPTION_COLUMNS}
     columns["option_action"] = option_action if option_action in _OPTION_ACTIONS else None
+    columns["option_mini"] = option_mini(raw, security_type, columns["option_ticker"])
     return columns
+
+
+_MINI_FLAGS = {True: "true", False: "false", None: "null"}
+
+
+def option_mini(raw: Any, security_type: str | None, option_ticker: str | None) -> str | None:
+    """An option row's `option_symbol.is_mini_option` as stored for the journal's multiplier: "true",
+    "false", "null", or "other" for any other value (the multiplier is then unknown); None when absent or
+    when the row is not an option (core.journal.fills.is_option_row's rule)."""
+    if security_type != "option" and option_ticker is None:
+        return None
+    option_symbol = raw.get("option_symbol") if isinstance(raw, dict) else None
+    if not isinstance(option_symbol, dict) or "is_mini_option" not in option_symbol:
+        return None
+    value = option_symbol["is_mini_option"]
+    return _MINI_FLAGS[value] if value is None or isinstance(value, bool) else "other"
 
 
 _OPTION_COLUMNS = ("option_ticker", "option_underlying", "option_right", "option_strike", "option_expiration")
@@ -258,12 +282,13 @@ def _normalize(raw: dict) -> dict:
     trade_date, trade_timestamp, from_settlement, settlement_date = _dates(raw)
     currency = raw.get("currency")
     option = _option_fields(raw.get("option_symbol"))
+    security = _security(raw, option)
     row = {
         "snaptrade_activity_id": _activity_id(raw.get("id")),
         "transaction_type": normalize_type(raw.get("type")),
         "raw_type": _text(raw.get("type"), _LIMITS["raw_type"]),
-        **_security(raw, option),
-        **_option_columns(raw, option),
+        **security,
+        **_option_columns(raw, option, security["security_type"]),
         "quantity": parse_decimal(raw.get("units"), "units"),
         "price": parse_decimal(raw.get("price"), "price"),
         "amount": parse_decimal(raw.get("amount"), "amount"),

@@ -25,6 +25,7 @@ from core.storage.models import (
     BrokeragePosition,
     BrokerageTransaction,
 )
+from core.storage.models.imports import JOURNAL_READ_COLUMNS
 
 log = logging.getLogger("tradistry.journal")
 
@@ -41,21 +42,7 @@ def pair_key(row: Row) -> str:
     return (option if option is not None or row.security_type == "option" else row.symbol) or ""
 
 
-_COLUMNS = (
-    T.c.snaptrade_activity_id,
-    T.c.transaction_type,
-    T.c.symbol,
-    T.c.security_type,
-    T.c.option_ticker,
-    T.c.option_action,
-    T.c.quantity,
-    T.c.price,
-    T.c.fee,
-    T.c.currency,
-    T.c.trade_date,
-    T.c.trade_timestamp,
-    T.c.raw_type,
-)
+_COLUMNS = tuple(T.c[name] for name in JOURNAL_READ_COLUMNS)  # an index of its pair's kind holds them all
 
 
 @dataclass(slots=True)
@@ -78,25 +65,12 @@ class Row:
     raw: dict | None
 
 
-def _mini_flag(dialect: str) -> Any:
-    """The JSON type of raw.option_symbol.is_mini_option ("true", "false", "null", another, or NULL when
-    absent), read in SQL for option rows only: the raw record itself never leaves the database."""
-    is_option = sa.or_(T.c.security_type == "option", T.c.option_ticker.is_not(None))
-    if dialect == "postgresql":
-        value = sa.func.jsonb_typeof(sa.func.jsonb_extract_path(T.c.raw, "option_symbol", "is_mini_option"))
-        text = sa.func.jsonb_extract_path_text(T.c.raw, "option_symbol", "is_mini_option")
-        flag = sa.case((value == "boolean", text), else_=value)  # "true" / "false", or the type's name
-    else:
-        flag = sa.func.json_type(T.c.raw, "$.option_symbol.is_mini_option")  # true, false, null, integer, …
-    return sa.case((is_option, flag), else_=None).label("mini")
-
-
+# The stored option_mini (core.ingest.normalize) back as raw's value; "other" stays unusual (an unknown multiplier).
 _MINI = {"true": True, "false": False, "null": None, None: None}
 
 
 def to_row(record: Any) -> Row:
     *values, mini = record
-    # Rebuilt as option_multiplier expects it: an unusual value stays unusual (an unknown multiplier).
     raw = {"option_symbol": {"is_mini_option": _MINI.get(mini, mini)}} if mini is not None else None
     return Row(*values, raw=raw)
 
@@ -135,9 +109,7 @@ def fetch_rows(session: Session, query: Any) -> list[Row]:
 
 def base_query(session: Session) -> Any:
     # Only rows fill_from_row may turn into something: cash rows (dividends, fees, deposits) never do.
-    return sa.select(*_COLUMNS, _mini_flag(session.get_bind().dialect.name)).where(
-        T.c.transaction_type.in_(_READ_TYPES)
-    )
+    return sa.select(*_COLUMNS).where(T.c.transaction_type.in_(_READ_TYPES))
 
 
 def read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str]) -> list[Row]:

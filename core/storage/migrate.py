@@ -18,6 +18,16 @@ ROOT = Path(__file__).resolve().parents[2]
 ADVISORY_LOCK_ID = 727_401_001
 
 
+def include_object(dialect: str):
+    """Alembic's include_object hook for this database: an object declared for another database only
+    (`info["dialect"]`, as core.storage.models.imports.journal_indexes declares) is not compared with it."""
+
+    def include(obj, _name, _type, _reflected, _compare_to) -> bool:
+        return getattr(obj, "info", {}).get("dialect", dialect) == dialect
+
+    return include
+
+
 def alembic_config(connection=None) -> Config:
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("script_location", str(ROOT / "migrations"))

@@ -137,6 +137,30 @@ class BrokerageAccount(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+# The columns the journal reads of a stored activity (core.journal.rows), in its Row's order.
+JOURNAL_READ_COLUMNS = ("snaptrade_activity_id", "transaction_type", "symbol", "security_type", "option_ticker",
+                        "option_action", "quantity", "price", "fee", "currency", "trade_date", "trade_timestamp",
+                        "raw_type", "option_mini")  # fmt: skip
+
+
+def journal_indexes(name: str, keys: tuple[str, ...], where: str) -> tuple[sa.Index, sa.Index]:
+    """One partial index of the journal's reads, declared per database (`info["dialect"]` tells
+    core.storage.migrate.include_object which one a database has). On SQLite it carries every column the
+    journal reads, so a rebuild reads the index alone instead of looking up each row in the table (about 800
+    bytes each, five to a page): a full rebuild of 200,000 activities took 0.7-0.8x the time, and an import
+    about 7% longer, guide and engine alike (docs/PERFORMANCE.md section 7; migration 0012). On PostgreSQL
+    the keys alone: an import's table pages are not yet all-visible, so an index-only scan would visit the
+    table anyway, while every wider entry would cost the import's writes."""
+    covering = (*keys, *(c for c in JOURNAL_READ_COLUMNS if c not in keys))
+    where_clause = sa.text(where)
+    return (
+        sa.Index(f"idx_brokerage_transactions_{name}_rows", *covering, sqlite_where=where_clause,
+                 info={"dialect": "sqlite"}).ddl_if(dialect="sqlite"),
+        sa.Index(f"idx_brokerage_transactions_{name}", *keys, postgresql_where=where_clause,
+                 info={"dialect": "postgresql"}).ddl_if(dialect="postgresql"),
+    )  # fmt: skip
+
+
 class BrokerageTransaction(SQLModel, table=True):
     __tablename__ = "brokerage_transactions"
     __table_args__ = (
@@ -150,33 +174,14 @@ class BrokerageTransaction(SQLModel, table=True):
             "idx_brokerage_transactions_user_type_date", "user_id", "transaction_type", "trade_date", "amount", "id"
         ),
         sa.Index("idx_brokerage_transactions_fingerprint", "account_id", "fingerprint"),
-        # One option contract's rows for a journal rebuild (core.journal.upkeep), without scanning the account.
-        sa.Index(
-            "idx_brokerage_transactions_account_option_date",
-            "account_id",
-            "option_ticker",
-            "trade_date",  # a continuation reads from the pair's last processed date (migration 0009)
-            postgresql_where=sa.text("option_ticker IS NOT NULL"),
-            sqlite_where=sa.text("option_ticker IS NOT NULL"),
+        # A pair's rows for the journal (core.journal.rows), each kind of pair through its own partial index,
+        # without reading the account's other rows: option contracts, stock symbols (not the underlying's
+        # option rows), and the rows naming no instrument. A continuation reads from a date on (0009).
+        *journal_indexes(
+            "account_option_date", ("account_id", "option_ticker", "trade_date"), "option_ticker IS NOT NULL"
         ),
-        # One stock symbol's rows in one account, for the same rebuild: not the user's other accounts, not
-        # the underlying's option rows (migration 0008).
-        sa.Index(
-            "idx_brokerage_transactions_account_symbol_date",
-            "account_id",
-            "symbol",
-            "trade_date",
-            postgresql_where=sa.text("option_ticker IS NULL"),
-            sqlite_where=sa.text("option_ticker IS NULL"),
-        ),
-        # The rows of the journal's "" pair (no instrument), without reading the account (migration 0009).
-        sa.Index(
-            "idx_brokerage_transactions_account_nameless",
-            "account_id",
-            "trade_date",
-            postgresql_where=sa.text(NAMELESS_WHERE),
-            sqlite_where=sa.text(NAMELESS_WHERE),
-        ),
+        *journal_indexes("account_symbol_date", ("account_id", "symbol", "trade_date"), "option_ticker IS NULL"),
+        *journal_indexes("account_nameless", ("account_id", "trade_date"), NAMELESS_WHERE),
         # Every column a total, a filter-options pass or an Analytics aggregation reads: they scan this
         # (about a tenth of a row's width, the raw JSON stays out) instead of the user's rows. Grouping
         # by currency, then type, follows its order. Every column is bounded (description is cut at
@@ -211,6 +216,9 @@ class BrokerageTransaction(SQLModel, table=True):
     option_strike: Optional[Decimal] = Field(default=None, sa_column=money_column())
     option_expiration: Optional[date] = Field(default=None)
     option_action: Optional[str] = Field(default=None, max_length=16)  # BUY_TO_OPEN …
+    # raw.option_symbol.is_mini_option of an option row, as the journal's multiplier reads it: "true",
+    # "false", "null", "other" (an unusual value), NULL when absent or not an option (migration 0012).
+    option_mini: Optional[str] = Field(default=None, max_length=8)
     quantity: Optional[Decimal] = Field(default=None, sa_column=money_column())
     price: Optional[Decimal] = Field(default=None, sa_column=money_column())
     amount: Optional[Decimal] = Field(default=None, sa_column=money_column())

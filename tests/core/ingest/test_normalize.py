@@ -27,7 +27,7 @@ ROW_KEYS = {
     "option_ticker", "option_underlying", "option_right", "option_strike", "option_expiration", "option_action",
     "quantity", "price", "amount", "fee", "currency", "fx_rate", "trade_date", "trade_timestamp",
     "trade_date_from_settlement", "settlement_date", "description", "institution", "external_reference_id",
-    "fingerprint", "raw",
+    "fingerprint", "raw", "option_mini",
 }  # fmt: skip
 
 CAD = {"id": "cur-cad", "code": "CAD", "name": "Canadian Dollar"}
@@ -280,6 +280,30 @@ def test_an_empty_option_symbol_is_not_an_option_row_and_does_not_fail():
     row = normalize_activity(stock_activity(option_symbol={}))
     assert row["security_type"] == "et"
     assert row["option_ticker"] is None and row["option_underlying"] is None
+
+
+ABSENT = object()
+
+
+@pytest.mark.parametrize("flag, stored", [(True, "true"), (False, "false"), (None, "null"), ("yes", "other"),
+                                          (1, "other"), ({}, "other"), (ABSENT, None)])  # fmt: skip
+def test_option_mini_is_stored_as_the_journals_multiplier_reads_the_raw_record(flag, stored):
+    from core.journal.fills import option_multiplier
+    from core.journal.rows import to_row
+
+    symbol = option_symbol()
+    del symbol["is_mini_option"]
+    if flag is not ABSENT:
+        symbol["is_mini_option"] = flag
+    row = normalize_activity(option_activity(option_symbol=symbol))
+    assert row["option_mini"] == stored
+    # The journal reads the stored flag, not the raw JSON: the multiplier is the one the raw record gives.
+    assert option_multiplier(to_row((*[None] * 13, stored)).raw) == option_multiplier(row["raw"])
+
+
+def test_option_mini_is_none_on_a_row_that_is_not_an_option():
+    row = normalize_activity(stock_activity(option_symbol={"is_mini_option": True}))
+    assert row["security_type"] != "option" and row["option_mini"] is None
 
 
 @pytest.mark.parametrize("value", ["BUY", "sell_to_close ", "OPEN", None, 7])

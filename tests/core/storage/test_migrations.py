@@ -23,7 +23,12 @@ def test_upgrade_autogenerate_and_downgrade(empty_db_url):
         tables = set(sa.inspect(engine).get_table_names())
         assert EXPECTED_TABLES <= tables
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(
+                    conn, opts={"compare_type": True, "include_object": migrate.include_object(engine.dialect.name)}
+                ),
+                SQLModel.metadata,
+            )
         assert diff == [], f"models and migrations disagree: {diff}"
         migrate.upgrade(engine)  # idempotent: a second start changes nothing
         migrate.downgrade(engine, "base")
@@ -95,5 +100,61 @@ def test_0004_backfills_the_counts_and_installs_triggers_that_a_downgrade_remove
             assert "user_transaction_counts" not in sa.inspect(s.connection()).get_table_names()
             f.bulk_transactions(s, f.random_transactions(b_acct, 2, seed=2))
             assert s.execute(sa.text("SELECT count(*) FROM brokerage_transactions")).scalar() == 14
+    finally:
+        engine.dispose()
+
+
+JOURNAL_READ_INDEXES = {"idx_brokerage_transactions_account_option_date", "idx_brokerage_transactions_account_symbol_date",
+                        "idx_brokerage_transactions_account_nameless"}  # fmt: skip
+
+
+def test_0012_fills_option_mini_from_the_raw_record_and_on_sqlite_makes_the_journals_indexes_cover_its_reads(
+    empty_db_url,
+):
+    """Rows stored before 0012 get the flag the normalizer now stores (core.ingest.normalize.option_mini);
+    SQLite's journal indexes become ones holding every column the journal reads, PostgreSQL's stay; a
+    downgrade gives back 0011's indexes and keeps the table's triggers (no batch-mode table copy)."""
+    from sqlmodel import Session
+
+    from core.ingest.normalize import option_mini
+    from tests import factories as f
+
+    opt = "AAPL  261218C00240000"
+    shapes = {  # activity id: (security_type, option_ticker, raw)
+        "mini": ("option", opt, {"option_symbol": {"is_mini_option": True}}),
+        "standard": ("option", opt, {"option_symbol": {"is_mini_option": False}}),
+        "null": ("option", None, {"option_symbol": {"is_mini_option": None}}),
+        "odd": ("option", opt, {"option_symbol": {"is_mini_option": "yes"}}),
+        "number": (None, opt, {"option_symbol": {"is_mini_option": 1}}),
+        "absent": ("option", opt, {"option_symbol": {}}),
+        "text symbol": ("option", opt, {"option_symbol": "AAPL 240 C"}),
+        "stock": ("cs", None, {"option_symbol": {"is_mini_option": True}}),
+    }
+    engine = create_db_engine(empty_db_url)
+    try:
+        migrate.upgrade(engine, "0011")
+        with Session(engine, expire_on_commit=False) as s:
+            _, _, acct = f.make_trader(s)
+            rows = [f.transaction_row(acct, snaptrade_activity_id=key, symbol="AAPL", security_type=sec,
+                                      option_ticker=ticker, raw=raw) for key, (sec, ticker, raw) in shapes.items()]  # fmt: skip
+            f.bulk_transactions(s, [{k: v for k, v in row.items() if k != "option_mini"} for row in rows])
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            stored = dict(
+                conn.execute(sa.text("SELECT snaptrade_activity_id, option_mini FROM brokerage_transactions")).all()
+            )
+            indexes = {i["name"] for i in sa.inspect(conn).get_indexes("brokerage_transactions")}
+        assert stored == {key: option_mini(raw, sec, ticker) for key, (sec, ticker, raw) in shapes.items()}
+        assert stored["mini"] == "true" and stored["odd"] == stored["number"] == "other" and stored["stock"] is None
+        if engine.dialect.name == "sqlite":
+            assert {f"{name}_rows" for name in JOURNAL_READ_INDEXES} <= indexes and not indexes & JOURNAL_READ_INDEXES
+        else:
+            assert JOURNAL_READ_INDEXES <= indexes and not any(name.endswith("_rows") for name in indexes)
+        migrate.downgrade(engine, "0011")
+        with engine.connect() as conn:
+            assert "option_mini" not in {c["name"] for c in sa.inspect(conn).get_columns("brokerage_transactions")}
+            indexes = {i["name"] for i in sa.inspect(conn).get_indexes("brokerage_transactions")}
+            assert JOURNAL_READ_INDEXES <= indexes and not any(name.endswith("_rows") for name in indexes)
+            assert COUNT_TRIGGERS <= _triggers(conn) and len(_triggers(conn)) >= len(COUNT_TRIGGERS) + 3
     finally:
         engine.dispose()
