@@ -14,12 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
-from core.journal.fills import (
-    POSITION_TYPES,
-    UNMODELLED_TYPES,
-)
 from core.journal.wanted import list_first, wanted_rows
 from core.storage.models import (
+    JOURNAL_READ_WHERE,
     NAMELESS_WHERE,
     BrokerageAccount,
     BrokeragePosition,
@@ -32,7 +29,9 @@ log = logging.getLogger("tradistry.journal")
 T = BrokerageTransaction.__table__
 CHUNK = 500  # keys per IN list
 ARRAY_CHUNK = 20_000  # keys per array parameter (PostgreSQL: key_in)
-_READ_TYPES = sorted(POSITION_TYPES | UNMODELLED_TYPES)
+# Only rows fill_from_row may turn into something (cash rows never do), named as the journal's partial indexes
+# name them (core.storage.models.imports.journal_indexes), so each read can use its index.
+READ_TYPES = sa.text(JOURNAL_READ_WHERE)
 
 
 def pair_key(row: Row) -> str:
@@ -108,8 +107,7 @@ def fetch_rows(session: Session, query: Any) -> list[Row]:
 
 
 def base_query(session: Session) -> Any:
-    # Only rows fill_from_row may turn into something: cash rows (dividends, fees, deposits) never do.
-    return sa.select(*_COLUMNS).where(T.c.transaction_type.in_(_READ_TYPES))
+    return sa.select(*_COLUMNS).where(READ_TYPES)
 
 
 def read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str]) -> list[Row]:
@@ -145,11 +143,13 @@ def read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[
     base = base_query(session)
     for chunk in chunks(sorted(since.items())):
         wanted = wanted_rows(session, "wanted", _WANTED_SINCE, chunk)
+        # The types in the join's condition too: PostgreSQL's LATERAL subquery must imply the index's WHERE.
         by_symbol = base.select_from(list_first(wanted, T, sa.and_(
             T.c.account_id == account.id, T.c.symbol == wanted.c.key, T.c.option_ticker.is_(None),
-            T.c.trade_date >= wanted.c.since)))  # fmt: skip
+            T.c.trade_date >= wanted.c.since, READ_TYPES)))  # fmt: skip
         by_option = base.select_from(list_first(wanted, T, sa.and_(
-            T.c.account_id == account.id, T.c.option_ticker == wanted.c.key, T.c.trade_date >= wanted.c.since)))  # fmt: skip
+            T.c.account_id == account.id, T.c.option_ticker == wanted.c.key, T.c.trade_date >= wanted.c.since,
+            READ_TYPES)))  # fmt: skip
         for query in (by_symbol, by_option):
             for row in fetch_rows(session, query):
                 if (key := pair_key(row)) in out:

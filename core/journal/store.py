@@ -23,6 +23,7 @@ from core.journal.fills import fills_from_rows
 from core.journal.marks import Mark
 from core.journal.rows import (
     CHUNK,
+    READ_TYPES,
     T,
     base_query,
     broker_shorts,
@@ -190,10 +191,11 @@ def _pair_sizes(session: Session, account: BrokerageAccount, keys: set[str] | No
     from the indexes alone; a few more than the pairs (a symbol seen only on option rows without a ticker
     belongs to "")."""
     symbols = (sa.select(T.c.symbol, sa.func.count())
-               .where(T.c.account_id == account.id, T.c.option_ticker.is_(None), T.c.symbol.is_not(None))
+               .where(T.c.account_id == account.id, T.c.option_ticker.is_(None), T.c.symbol.is_not(None), READ_TYPES)
                .group_by(T.c.symbol))  # fmt: skip
     options = (sa.select(T.c.option_ticker, sa.func.count())
-               .where(T.c.account_id == account.id, T.c.option_ticker.is_not(None)).group_by(T.c.option_ticker))  # fmt: skip
+               .where(T.c.account_id == account.id, T.c.option_ticker.is_not(None), READ_TYPES)
+               .group_by(T.c.option_ticker))  # fmt: skip
     if keys is not None and len(keys) > CHUNK:
         # Many pairs (the first upkeep after an import): one pass over the account's index, filtered here;
         # an IN list per chunk of keys makes SQLite walk that index once per chunk.
@@ -213,7 +215,7 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
                  stored: Any) -> None:  # fmt: skip
     """One large pair, a chunk of whole dates at a time (keyset on trade_date): each chunk's round trips are
     stored as they close; the open ones, the position and the state after the last chunk."""
-    where = [T.c.account_id == account.id, column == key]
+    where = [T.c.account_id == account.id, column == key, READ_TYPES]
     if column is T.c.symbol:
         where.append(T.c.option_ticker.is_(None))
     base = base_query(session).where(*where).order_by(T.c.trade_date)

@@ -10,6 +10,8 @@ from core.storage.models.common import (
     FINAL_SYNC_STATUSES,
     ISSUE_KINDS,
     JOURNAL_DIRECTIONS,
+    JOURNAL_READ_TYPES,
+    JOURNAL_READ_WHERE,
     JOURNAL_STATUSES,
     NAMELESS_WHERE,
     SNAPTRADE_USER_STATUSES,
@@ -47,7 +49,7 @@ from core.storage.models.staff import ConnectionStateChange, PortalAttempt, Staf
 
 __all__ = [
     "ACTION_OUTCOMES", "ACTIVE_SYNC_STATUSES", "ATTEMPT_OUTCOMES", "CONNECTION_STATUSES", "FINAL_SYNC_STATUSES",
-    "ISSUE_KINDS", "JOURNAL_DIRECTIONS", "JOURNAL_STATUSES", "NAMELESS_WHERE", "SNAPTRADE_USER_STATUSES", "STAFF_ACTIONS",
+    "ISSUE_KINDS", "JOURNAL_DIRECTIONS", "JOURNAL_READ_TYPES", "JOURNAL_READ_WHERE", "JOURNAL_STATUSES", "NAMELESS_WHERE", "SNAPTRADE_USER_STATUSES", "STAFF_ACTIONS",
     "SYNC_STATUSES", "SYNC_TRIGGERS", "USER_ROLES", "WEBHOOK_STATUSES", "utcnow",
     "AppUser", "BrokerageAccount", "BrokerageConnection", "BrokerageTransaction", "ManualSyncRequest",
     "SnapTradeUser", "SyncIssue", "TransactionSyncLog", "UserTransactionCount", "WebhookEvent",

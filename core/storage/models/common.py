@@ -31,6 +31,15 @@ JOURNAL_DIRECTIONS = ("long", "short")
 JOURNAL_STATUSES = ("open", "closed")
 # The rows naming no instrument: the journal's "" pair (migration 0009's partial index).
 NAMELESS_WHERE = "option_ticker IS NULL AND (symbol IS NULL OR security_type = 'option')"
+# The stored types the journal reads (core.journal.fills: POSITION_TYPES | UNMODELLED_TYPES; a test holds them
+# equal). Its partial indexes hold only these rows (migration 0012): not the dividends, fees and deposits.
+JOURNAL_READ_TYPES = ("ADJUSTMENT", "BUY", "EXTERNAL_ASSET_TRANSFER_IN", "EXTERNAL_ASSET_TRANSFER_OUT",
+                      "INTERNAL_ASSET_TRANSFER_IN", "INTERNAL_ASSET_TRANSFER_OUT", "OPTIONASSIGNMENT", "OPTIONEXERCISE",
+                      "OPTIONEXPIRATION", "OTHER", "REI", "REVERSE_SPLIT", "SELL", "SPINOFF", "SPLIT", "STOCK_DIVIDEND",
+                      "STOCK_MERGER", "TRANSFER")  # fmt: skip
+# As the journal's partial indexes spell it, and so as each of their reads must (the same text: SQLite uses a
+# partial index only for a query whose WHERE holds each of the index's terms).
+JOURNAL_READ_WHERE = f"transaction_type IN ({sql_in(JOURNAL_READ_TYPES)})"
 # received → processed / ignored / flagged; pending: the event's connection is not recorded yet
 # (SnapTrade sends webhooks before the portal's callback), it is matched again when it is.
 WEBHOOK_STATUSES = ("received", "processed", "ignored", "pending", "flagged")

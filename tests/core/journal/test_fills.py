@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
@@ -93,3 +94,14 @@ def test_fill_from_row_reads_a_stored_model():
     )  # fmt: skip
     f = fill_from_row(stored, account="snap-3")
     assert (f.instrument, f.is_option, f.multiplier, is_buy_side(f)) == (OPT, True, D(100), False)
+
+
+def test_the_journals_indexes_hold_the_types_the_engine_reads():
+    """core.storage.models.JOURNAL_READ_TYPES (the partial indexes' WHERE, migration 0012) are exactly the types
+    fill_from_row may turn into something: a type left out would never be read, one too many indexed for nothing."""
+    from core.journal.fills import POSITION_TYPES, UNMODELLED_TYPES
+    from core.storage.models import JOURNAL_READ_TYPES
+
+    migration = importlib.import_module("migrations.versions.0012_journal_covering_indexes")
+    assert set(JOURNAL_READ_TYPES) == POSITION_TYPES | UNMODELLED_TYPES
+    assert migration.READ_WHERE == f"transaction_type IN ({', '.join(repr(t) for t in JOURNAL_READ_TYPES)})"
