@@ -27,7 +27,7 @@ def merge_rekeyed(
     new_rows = []
     for i in range(0, len(new_ids), _MERGE_CHUNK):
         new_rows += session.execute(
-            sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint, T.c.raw, T.c.raw_hash).where(
+            sa.select(T.c.id, T.c.snaptrade_activity_id, T.c.fingerprint, T.c.raw, T.c.raw_hash, T.c.option_mini).where(
                 T.c.account_id == account.id, ids_match(bind, new_ids[i : i + _MERGE_CHUNK])
             )
         ).all()
@@ -54,8 +54,10 @@ def merge_rekeyed(
             continue
         new = candidates.pop(0)
         session.execute(sa.delete(T).where(T.c.id == new.id))
+        # The raw record with what is read from it outside the fingerprint (the option multiplier's flag).
         session.execute(sa.update(T).where(T.c.id == old.id).values(
-            snaptrade_activity_id=new.snaptrade_activity_id, raw=new.raw, raw_hash=new.raw_hash, updated_at=utcnow()))  # fmt: skip
+            snaptrade_activity_id=new.snaptrade_activity_id, raw=new.raw, raw_hash=new.raw_hash,
+            option_mini=new.option_mini, updated_at=utcnow()))  # fmt: skip
         session.connection().execute(ledger_statement(session.get_bind()), [{
             "user_id": account.user_id, "account_id": account.id, "run_id": run_id, "kind": "merged",
             "reason": f"SnapTrade re-keyed activity {old.snaptrade_activity_id} as {new.snaptrade_activity_id}; "

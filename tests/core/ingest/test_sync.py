@@ -101,6 +101,37 @@ def test_rekeyed_ids_are_merged_not_duplicated(engine, sandbox):
         assert_matches_ground_truth(s, sandbox, uid)
 
 
+def test_a_merged_rekeyed_row_takes_the_new_raw_records_option_flag_with_it(engine):
+    """The fingerprint leaves out raw's is_mini_option: when a re-keyed activity's record changes it, the stored
+    row takes the new record and the option_mini the journal reads from it, never one without the other."""
+    from datetime import UTC, datetime
+
+    from core.ingest.page_write import RunInserts
+    from core.ingest.rekey import merge_rekeyed
+    from tests import factories as f
+
+    opt = "AAPL  261218C00240000"
+    with Session(engine, expire_on_commit=False) as s:
+        _, _, acct = f.make_trader(s)
+        shape = dict(transaction_type="BUY", symbol="AAPL", security_type="option", option_ticker=opt,
+                     fingerprint="same-content")  # fmt: skip
+        old = f.transaction_row(
+            acct, snaptrade_activity_id="old-id", raw={"option_symbol": {"is_mini_option": False}}, **shape
+        )
+        new = f.transaction_row(
+            acct, snaptrade_activity_id="new-id", raw={"option_symbol": {"is_mini_option": True}}, **shape
+        )
+        f.bulk_transactions(s, [old])
+        f.bulk_transactions(s, [new])
+        merged = merge_rekeyed(s, account=acct, inserted=RunInserts(since=datetime.now(UTC), ids={"new-id"}),
+                               seen=set(), run_id=None)  # fmt: skip
+        s.commit()
+        stored = s.execute(sa.select(BrokerageTransaction.snaptrade_activity_id, BrokerageTransaction.option_mini,
+                                     BrokerageTransaction.raw)).all()  # fmt: skip
+    assert merged == 1 and [(a, m) for a, m, _ in stored] == [("new-id", "true")]
+    assert stored[0][2] == {"option_symbol": {"is_mini_option": True}}
+
+
 def test_scheduled_sync_with_nothing_new_costs_at_most_two_requests(engine, sandbox):
     with Session(engine, expire_on_commit=False) as s:
         uid = make_user(s)
