@@ -80,6 +80,18 @@ def _wait_for_failing_connection(live_app, timeout: float = 30.0) -> dict:
         time.sleep(0.25)
 
 
+def _broken_deliveries(live_app, timeout: float = 10.0) -> list[dict]:
+    """The emulator's CONNECTION_BROKEN deliveries once the last was attempted: it records the app's answer after
+    the response returns, and the app marks the connection failing before it answers (a failure seen once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        deliveries = [d for d in live_app.sandbox_get("webhook_deliveries")
+                      if d["payload"]["eventType"] == "CONNECTION_BROKEN"]  # fmt: skip
+        if deliveries and deliveries[-1]["attempts"] or time.monotonic() > deadline:
+            return deliveries
+        time.sleep(0.1)
+
+
 def test_trader_connects_syncs_filters_exports_and_staff_sees_the_broken_connection(live_app, new_context):
     base = live_app.base_url
     trader, trader_password = CREDENTIALS["trader"]
@@ -223,9 +235,7 @@ def test_trader_connects_syncs_filters_exports_and_staff_sees_the_broken_connect
     assert active_before >= 1
     live_app.sandbox_post("disable_connection", auth_id=connection_id, reason="Brokerage login expired (e2e)")
     health = _wait_for_failing_connection(live_app)
-    deliveries = [
-        d for d in live_app.sandbox_get("webhook_deliveries") if d["payload"]["eventType"] == "CONNECTION_BROKEN"
-    ]
+    deliveries = _broken_deliveries(live_app)
     assert deliveries and deliveries[-1]["last_status"] == 200, deliveries
     assert health["connections"] == {"active": active_before - 1, "failing": 1}, health
     _nav(tab, "Connections")
