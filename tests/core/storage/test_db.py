@@ -1,4 +1,4 @@
-"""Exact money sums on both dialects: SQLite's SUM is float, ours never is."""
+"""Exact money sums on both dialects: SQLite's SUM is float, ours never is; SQLite's connection settings."""
 
 from datetime import date
 from decimal import Context, Decimal, localcontext
@@ -73,3 +73,17 @@ def test_long_text_sums_go_through_arrow_exactly_and_fall_back_past_18_places():
     assert _arrow_sum(finer) is None
     with localcontext(Context(prec=80)):
         assert DecimalTextSum().process_result_value(finer, None) == expected + Decimal("0.0000000000000000001")
+
+
+def test_a_sqlite_connection_checkpoints_its_wal_every_10000_pages_not_every_page_a_sync_commits(tmp_path):
+    """SQLite's default (1,000 pages, 4 MiB) checkpointed at nearly every sync page's commit: a 10,000-activity
+    import took 0.92x the time with 10,000 (core.storage.db.SQLITE_WAL_AUTOCHECKPOINT_PAGES)."""
+    from core.storage.db import create_db_engine
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'wal.db'}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        engine.dispose()
