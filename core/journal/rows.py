@@ -42,6 +42,8 @@ def pair_key(row: Row) -> str:
 
 
 _COLUMNS = tuple(T.c[name] for name in JOURNAL_READ_COLUMNS)  # an index of its pair's kind holds them all
+# Every read of the journal's rows starts here: the same on both databases since option_mini is a column.
+BASE_QUERY = sa.select(*_COLUMNS).where(READ_TYPES)
 
 
 @dataclass(slots=True)
@@ -75,7 +77,7 @@ def to_row(record: Any) -> Row:
 
 
 def fetch_rows(session: Session, query: Any) -> list[Row]:
-    """The Rows of a base_query. On SQLite straight from the driver's cursor, the numbers and dates parsed as
+    """The Rows of a BASE_QUERY. On SQLite straight from the driver's cursor, the numbers and dates parsed as
     their column types would (ExactDecimal's text, ISO dates): SQLAlchemy's per-row result processing was
     most of a full rebuild's reading time. On PostgreSQL from the driver's cursor too, its values as they come
     (psycopg loads NUMERIC as Decimal and DATE as date, as ExactDecimal and Date return them): SQLAlchemy
@@ -106,16 +108,12 @@ def fetch_rows(session: Session, query: Any) -> list[Row]:
     ]  # fmt: skip
 
 
-def base_query(session: Session) -> Any:
-    return sa.select(*_COLUMNS).where(READ_TYPES)
-
-
 def read_rows(session: Session, account: BrokerageAccount, keys: Iterable[str]) -> list[Row]:
     """The account's rows of these pairs, whatever their type, each pair through an index of its own kind:
     (account_id, symbol, …) of non-option rows, (account_id, option_ticker, …), and the partial index of the
     rows naming no instrument for the "" pair; none reads the account's other rows or the user's others."""
     keys = set(keys)
-    base = base_query(session)
+    base = BASE_QUERY
     dialect = session.get_bind().dialect.name
     found: dict[str, Row] = {}
     named = sorted(k for k in keys if k)
@@ -140,7 +138,7 @@ def read_rows_since(session: Session, account: BrokerageAccount, since: Mapping[
     (pair, date) list to (account_id, symbol | option_ticker, trade_date), so a continuation never reads a
     pair's older rows and costs two statements, not two per pair."""
     out: dict[str, list[Row]] = {key: [] for key in since}
-    base = base_query(session)
+    base = BASE_QUERY
     for chunk in chunks(sorted(since.items())):
         wanted = wanted_rows(session, "wanted", _WANTED_SINCE, chunk)
         # The types in the join's condition too: PostgreSQL's LATERAL subquery must imply the index's WHERE.

@@ -22,10 +22,10 @@ from core.journal.build import Built, build, continue_pairs
 from core.journal.fills import fills_from_rows
 from core.journal.marks import Mark
 from core.journal.rows import (
+    BASE_QUERY,
     CHUNK,
     READ_TYPES,
     T,
-    base_query,
     broker_shorts,
     chunks,
     fetch_rows,
@@ -218,7 +218,7 @@ def _stream_pair(session: Session, account: BrokerageAccount, key: str, column: 
     where = [T.c.account_id == account.id, column == key, READ_TYPES]
     if column is T.c.symbol:
         where.append(T.c.option_ticker.is_(None))
-    base = base_query(session).where(*where).order_by(T.c.trade_date)
+    base = BASE_QUERY.where(*where).order_by(T.c.trade_date)
     symbol = key if column is T.c.symbol else session.execute(sa.select(sa.func.min(T.c.symbol)).where(*where)).scalar()
     books: Books = {}
     items: list = []  # every item of the pair is kept only as its order key (for the state's last key)
