@@ -32,6 +32,10 @@ _currency_label = charts.currency_label
 _money = charts.money
 
 
+def _average(value: Any, currency: str | None) -> str:
+    return "—" if value is None else fmt.format_average(value, currency)
+
+
 def _percent(value: Any) -> str:
     return "—" if value is None else f"{fmt.format_number(round(value * 100, 1))} %"
 
@@ -55,9 +59,9 @@ def _tiles(tile: jr.Summary | None, currency: str | None) -> None:
     row1[2].metric("Win rate", _percent(tile.win_rate))
     row1[3].metric("Profit factor", _ratio(tile.profit_factor), help="Gross profit ÷ |gross loss|")
     row2 = st.columns(4)
-    row2[0].metric("Expectancy", _money(tile.expectancy, currency), help="Net P&L per closed trade")
-    row2[1].metric("Average win", _money(tile.average_win, currency))
-    row2[2].metric("Average loss", _money(tile.average_loss, currency))
+    row2[0].metric("Expectancy", _average(tile.expectancy, currency), help="Net P&L per closed trade")
+    row2[1].metric("Average win", _average(tile.average_win, currency))
+    row2[2].metric("Average loss", _average(tile.average_loss, currency))
     row2[3].metric("Max drawdown", _money(tile.max_drawdown, currency),
                    help="Largest fall of cumulative daily net P&L from its running peak")  # fmt: skip
 

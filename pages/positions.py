@@ -15,7 +15,7 @@ from core.reads import formatting as fmt
 from core.reads import journal as jr
 from core.snaptrade.client import SnapTradeError
 from core.storage.db import session_scope
-from pages.components import fmt_duration, fmt_when, require_user
+from pages.components import fmt_when, require_user
 
 FLASH_KEY = "pos_flash"
 STATUS_LABELS = {"matched": "✅ Matches", "differs": "⚠️ Differs", "not_at_broker": "⚠️ Not at broker",
@@ -69,8 +69,7 @@ def _account(acct: jr.AccountPositions, user_id: int) -> None:
         if acct.positions_read_at is None:
             st.caption("The broker's positions have not been read yet.")
         else:
-            st.caption(f"Broker positions read {fmt_when(acct.positions_read_at)}; "
-                       f"{fmt_duration(acct.read_age_seconds)} old.")  # fmt: skip
+            st.caption(f"Broker positions read {fmt_when(acct.positions_read_at)}.")  # its age in brackets
         if acct.last_error:
             st.warning(f"The last read failed ({fmt_when(acct.last_attempt_at)}): {acct.last_error}. "
                        "The positions shown are from the last good read.")  # fmt: skip

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timezone
-from decimal import Context, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +20,7 @@ _EXACT_CONTEXT = Context(prec=100)
 
 __all__ = [
     "currency_decimals",
+    "format_average",
     "format_date",
     "format_duration",
     "format_money",
@@ -77,7 +78,7 @@ def format_number(value: Decimal | None, min_decimals: int = 0, *, grouping: boo
         value = Decimal(0)
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent < min_decimals:
-        value = value.quantize(Decimal(1).scaleb(-min_decimals))
+        value = value.quantize(Decimal(1).scaleb(-min_decimals), context=_EXACT_CONTEXT)  # past 28 digits too
     return f"{value:,f}" if grouping else f"{value:f}"
 
 
@@ -89,6 +90,17 @@ def format_money(value: Decimal | None, currency: str | None = None, *, code: bo
         return ""
     text = format_number(value, min_decimals=currency_decimals(currency), grouping=grouping)
     return f"{text} {currency}" if currency and code else text
+
+
+def format_average(value: Decimal | None, currency: str | None = None) -> str:
+    """An average of amounts (expectancy, average win or loss), rounded half up to the currency's decimals:
+    '49.33 USD', not '49.3333333333 USD'. A quotient's digits run on; sums and amounts keep theirs
+    (format_money), and the CLI's JSON keeps the average's ten decimals."""
+    if value is None:
+        return ""
+    with localcontext(_EXACT_CONTEXT):  # the default 28 digits would round a large amount's integer part
+        rounded = Decimal(value).quantize(Decimal(1).scaleb(-currency_decimals(currency)), rounding=ROUND_HALF_UP)
+    return format_money(rounded, currency)
 
 
 def format_quantity(value: Decimal | None) -> str:

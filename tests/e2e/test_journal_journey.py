@@ -86,6 +86,6 @@ def test_trader_syncs_then_reads_the_journal_and_sees_the_late_history_account_f
     warnings = tab.get_by_test_id("stAlertContentWarning").filter(has_text="the imported history does not explain")
     expect(warnings).to_have_count(1)  # only the late-history account
     expect(tab.get_by_text(re.compile("with no purchase in the imported history")).first).to_be_visible()
-    expect(tab.get_by_text(re.compile(r"Broker positions read .* old")).first).to_be_visible()
+    expect(tab.get_by_text(re.compile(r"Broker positions read .* \((just now|\d+ \w+ ago)\)\.$")).first).to_be_visible()
     expect(tab.get_by_test_id("stAlertContentSuccess").filter(has_text="explains every position")).to_have_count(1)
     shot(tab, "journal-04-positions")

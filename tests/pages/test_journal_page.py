@@ -82,7 +82,7 @@ def test_tiles_calendar_curve_and_breakdowns_one_currency_at_a_time(journal):
     tiles = metrics(at)
     assert tiles["Net P&L"] == "148.00 USD" and tiles["Closed trades"] == "3"
     assert tiles["Win rate"] == "66.7 %" and tiles["Profit factor"] == "3.96"
-    assert tiles["Expectancy"] == "49.3333333333 USD" and tiles["Max drawdown"] == "50.00 USD"
+    assert tiles["Expectancy"] == "49.33 USD" and tiles["Max drawdown"] == "50.00 USD"
     assert tiles["Average win"] == "99.00 USD" and tiles["Average loss"] == "-50.00 USD"
     assert len(at.get("plotly_chart")) == 2  # the calendar and the equity curve
     assert at.selectbox(key="jr_cal_month").value == 3

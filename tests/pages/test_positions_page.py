@@ -4,6 +4,7 @@ sandbox's late-history account flagged), and staff seeing unexplained accounts a
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -83,6 +84,8 @@ def test_history_beside_broker_with_each_difference_in_words(held):
     assert any("2 position(s) the imported history does not explain" in w.value for w in at.warning)
     captions = " ".join(c.value for c in at.caption)
     assert "Broker positions read" in captions and "have not been read yet" in captions  # the other account
+    # its age said once, in the read time's brackets
+    assert re.search(r"Broker positions read [^;]+ \((just now|\d+ \w+ ago)\)\.", captions) and " old" not in captions
     assert at.dataframe[1].value["Status"].tolist() == ["… Not read yet"]
 
 

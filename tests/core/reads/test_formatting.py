@@ -26,6 +26,18 @@ def test_format_option(ticker, shown):
     assert fmt.format_option(ticker) == shown
 
 
+def test_averages_are_rounded_half_up_to_the_currencys_decimals():
+    assert fmt.format_average(Decimal("49.3333333333"), "USD") == "49.33 USD"
+    assert fmt.format_average(Decimal("-5.075033557"), "USD") == "-5.08 USD"  # half up, away from zero
+    assert fmt.format_average(Decimal("-294.585"), "USD") == "-294.59 USD"
+    assert fmt.format_average(Decimal("1234.5"), "JPY") == "1,235 JPY"
+    assert fmt.format_average(Decimal("99"), "USD") == "99.00 USD"
+    # past the default 28 digits: quantize must not raise or round the integer part
+    big = Decimal("12345678901234567890123456789.999")
+    assert fmt.format_average(big, "USD") == "12,345,678,901,234,567,890,123,456,790.00 USD"
+    assert fmt.format_average(None, "USD") == ""
+
+
 def test_money_and_quantity_formatting():
     assert fmt.format_money(Decimal("1234.5"), "USD") == "1,234.50 USD"
     assert fmt.format_money(Decimal("-0.000123450"), "BTC") == "-0.00012345 BTC"
@@ -98,4 +110,8 @@ def test_numbers_past_28_digits_are_shown_whole():
     assert (
         fmt.format_money(Decimal("-12345678901234567890.123456789012345678"), "USD")
         == "-12,345,678,901,234,567,890.123456789012345678 USD"
+    )
+    # a whole amount past 28 digits gets its decimals without rounding (or raising)
+    assert fmt.format_money(Decimal("12345678901234567890123456789"), "USD") == (
+        "12,345,678,901,234,567,890,123,456,789.00 USD"
     )
