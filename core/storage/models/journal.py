@@ -40,7 +40,6 @@ class JournalRoundTrip(SQLModel, table=True):
         sa.CheckConstraint(f"direction IN ({sql_in(JOURNAL_DIRECTIONS)})", name="ck_journal_round_trips_direction"),
         sa.CheckConstraint(f"status IN ({sql_in(JOURNAL_STATUSES)})", name="ck_journal_round_trips_status"),
         sa.Index("idx_journal_round_trips_pair", "account_id", "pair_key"),
-        sa.Index("idx_journal_round_trips_user_closed", "user_id", "closed_on"),
         sa.Index("idx_journal_round_trips_user_on", "user_id", "currency", "on_date"),
     )
 

@@ -158,3 +158,21 @@ def test_0012_fills_option_mini_from_the_raw_record_and_on_sqlite_makes_the_jour
             assert COUNT_TRIGGERS <= _triggers(conn) and len(_triggers(conn)) >= len(COUNT_TRIGGERS) + 3
     finally:
         engine.dispose()
+
+
+def test_0013_drops_the_round_trips_index_no_query_reads_and_a_downgrade_restores_it(empty_db_url):
+    """(user_id, closed_on) was written at every round trip and read by nothing (SQLite's plans of every
+    journal read named another index); the user_id cascade keeps (user_id, currency, on_date)."""
+    engine = create_db_engine(empty_db_url)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("journal_round_trips")}
+        assert "idx_journal_round_trips_user_closed" not in indexes
+        assert indexes["idx_journal_round_trips_user_on"][0] == "user_id"
+        migrate.downgrade(engine, "0012")
+        with engine.connect() as conn:
+            indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("journal_round_trips")}
+        assert indexes["idx_journal_round_trips_user_closed"] == ["user_id", "closed_on"]
+    finally:
+        engine.dispose()
