@@ -68,21 +68,19 @@ def _row(text: str, starts: str) -> str:
 # The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
 TARGETS = 39  # targets with a verdict in the stored results
 STORED_MISSES = {
-    # Ingest and memory (--runs 3 --big-runs 2) on 760de85; journal (alone) on b5bb370, the same journal code.
-    # The machine's noise decides these: the same cells moved by up to 19% between runs an hour apart.
-    # Engine ÷ guide at 10,000 on SQLite: 8.88× (9.85× in the run before, 9.05× before that). The WAL
-    # checkpoint setting (760de85) made both sides 0.92× the time, interleaved, so it leaves the ratio.
+    # Journal (alone), then ingest and memory (--runs 3 --big-runs 2), both on 9178e38. The machine's noise decides
+    # these: the same cells moved by up to 19% between runs an hour apart.
+    # Engine ÷ guide at 10,000 on SQLite: 9.25× (8.88×, 9.85× and 9.05× in the three runs before).
     "Ingest, engine ÷ guide throughput (SQLite, 10,000 activities)",
-    # PostgreSQL's 0.85× (issue 25) at 100,000: 0.760× here, its three engine runs 7,783, 10,320 and 8,831
-    # activities/s (0.8497× in the run before). At 1,000,000 it measured 0.885× and without autoanalyze 0.852×
-    # (met; 0.776× and 0.821× in the run before). The import alone, less the run's journal step: 0.919×.
+    # PostgreSQL's 0.85× (issue 25): 0.804× at 100,000 (engine runs 9,368, 12,179 and 10,607 activities/s; floor
+    # 13,188, 14,293 and 12,102), 0.817× at 1,000,000 and 0.797× without autoanalyze. The run before measured
+    # 0.760×, 0.885× and 0.852×, and the one before that 0.8497× at 100,000. The import alone, less the run's
+    # journal step: 0.938×, 0.930× and 0.951×.
     "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
-    # Issue 22's full rebuild: 2.328 s stored. The same code measured 2.298, 1.648 and 2.031 s in three other
-    # runs of the section that afternoon, the code before 2.813 s right after the 1.648 (docs/PERFORMANCE.md §7).
-    "journal full rebuild, 200,000 activities",
-    # Upkeep after a daily page: 104.6 ms stored; 81.0, 95.2 and 101.4 ms in the other runs of this code, 96.7 ms
-    # for the code before in the same stretch (90.8 ms stored before).
-    "journal upkeep after a one-page sync (1,000 activities)",
+    "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
+    "Ingest, engine, no autoanalyze ÷ floor throughput (PostgreSQL, 100,000 activities)",
+    # Met in this run, near their targets: issue 22's full rebuild 1.956 s (2.328, 2.298, 1.648 and 2.031 s in
+    # the runs of the code before) and the upkeep after a daily page 94.8 ms (104.6, 81.0, 95.2, 101.4 ms before).
 }
 
 
