@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timezone
-from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -98,9 +98,8 @@ def format_average(value: Decimal | None, currency: str | None = None) -> str:
     (format_money), and the CLI's JSON keeps the average's ten decimals."""
     if value is None:
         return ""
-    with localcontext(_EXACT_CONTEXT):  # the default 28 digits would round a large amount's integer part
-        rounded = Decimal(value).quantize(Decimal(1).scaleb(-currency_decimals(currency)), rounding=ROUND_HALF_UP)
-    return format_money(rounded, currency)
+    places = Decimal(1).scaleb(-currency_decimals(currency))
+    return format_money(Decimal(value).quantize(places, rounding=ROUND_HALF_UP, context=_EXACT_CONTEXT), currency)
 
 
 def format_quantity(value: Decimal | None) -> str:
