@@ -134,12 +134,12 @@ def memory_figures(m: dict[str, Any]) -> tuple[float | None, float, bool]:
 
 def pg_floor_detail(engine: dict[str, Any], floor: dict[str, Any]) -> str:
     """Beside a PostgreSQL floor verdict: both sides' CPU per 1,000 and, where the worker timed it, the ratio of
-    the import alone (the run less its journal step)."""
+    the import alone (the run less what its journal step takes after the import)."""
     detail = (f" (CPU s per 1,000: {engine['cpu_seconds_per_1k']['median']:.3f} engine, "
               f"{floor['cpu_seconds_per_1k']['median']:.3f} floor")  # fmt: skip
     if all("import_activities_per_second" in e for e in engine["runs"]):
         alone = statistics.median(e["import_activities_per_second"] for e in engine["runs"])
-        detail += f"; the import alone, without the run's journal step: {ratio(div(alone, med(floor['activities_per_second'])))}"
+        detail += f"; the import alone, without the journal's wait after it: {ratio(div(alone, med(floor['activities_per_second'])))}"
     return detail + ")"
 
 

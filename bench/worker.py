@@ -26,7 +26,7 @@ import psutil
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from core.ingest import sync
+from core.ingest.journal_step import JournalStep
 from core.ingest.normalize import normalize_activity
 from core.ingest.pgcopy import CopyPageWriter
 from core.ingest.sync import execute_run
@@ -131,10 +131,11 @@ def engine_task(spec: dict[str, Any], engine: sa.Engine) -> dict[str, Any]:
             samples.append([run.pages_done, psutil.Process().memory_info().rss, traced_now])
 
     with timed_statements(engine, statement_kind) as statements:
-        # the PostgreSQL page write's first half, counted with its INSERT; the run's last step (positions, then the
-        # journal's upkeep), timed so the import's own rate can leave it out
+        # the PostgreSQL page write's first half, counted with its INSERT; what the run's journal step takes after
+        # the import (positions, then the upkeep: on PostgreSQL only the last account's and the wait for the
+        # others', begun beside the import), timed so the import's own rate can leave it out
         CopyPageWriter.copy_rows = timed(CopyPageWriter.copy_rows, lambda t: add_time(statements, COPY_KIND, t))
-        sync.after_sync_run = timed(sync.after_sync_run, journal.append)
+        JournalStep.finish = timed(JournalStep.finish, journal.append)
         if traced:
             tracemalloc.start(8)
             before = tracemalloc.take_snapshot()

@@ -19,24 +19,18 @@ from sqlmodel import Session, select
 from core.accounts.connections import get_snaptrade_identity
 from core.gcpace import bulk_allocations
 from core.ingest.account import sync_account
+from core.ingest.journal_step import JournalStep
 from core.ingest.pipeline import StopRequested
 from core.ingest.progress import AccountOutcome, RunReporter, checkpoint, outcome_from
 from core.ingest.reconcile_once import reconcile_for_run
-from core.journal.upkeep import after_sync_run
 from core.messages import MAX_STORED_MESSAGE_CHARS, describe_error, shorten
 from core.settings import get_settings
 from core.snaptrade.client import DisabledConnectionError, SnapTradeClient, SnapTradeError
 from core.storage.counts import fold as fold_counts
 from core.storage.db import get_engine
-from core.storage.models import BrokerageAccount, BrokerageConnection, BrokerageTransaction, TransactionSyncLog, utcnow
-from core.storage.planner import analyze_if_stale
+from core.storage.models import BrokerageAccount, BrokerageConnection, TransactionSyncLog, utcnow
 
 log = logging.getLogger("tradistry.sync")
-
-# What the journal's upkeep right after an import (and the trader's pages) select activities by: analyzed first
-# after a large import (core.storage.planner).
-_READ_AFTER_IMPORT = ("user_id", "account_id", "symbol", "option_ticker", "security_type", "transaction_type",
-                      "trade_date")  # fmt: skip
 
 
 class RunAbandoned(Exception):
@@ -154,13 +148,18 @@ def _execute(session, rep: RunReporter, settings, should_stop, on_progress, star
     accounts = list(session.exec(
         select(BrokerageAccount).where(BrokerageAccount.connection_id == conn.id, BrokerageAccount.is_active.is_(True),
                                        BrokerageAccount.sync_enabled.is_(True)).order_by(BrokerageAccount.id)))  # fmt: skip
-    outcomes = _sync_accounts(session, rep, settings, identity, conn, accounts, should_stop, on_progress)
-
-    # The journal: broker positions where they may have moved, then the (account, instrument) pairs dirtied.
+    # The journal: broker positions where they may have moved, then the (account, instrument) pairs dirtied;
+    # on PostgreSQL begun for each account beside the next one's import (core.ingest.journal_step).
+    journal = JournalStep(session, rep.client, identity, accounts)
+    try:
+        outcomes = _sync_accounts(session, rep, settings, identity, conn, accounts, should_stop, on_progress, journal)
+    except BaseException:
+        journal.wait()  # a step begun early ends (and commits or rolls back) before the run does
+        raise
     synced = {o.account_id: o.counts.new + o.counts.updated for o in outcomes if o.status == "synced"}
-    analyze_if_stale(session, BrokerageTransaction.__table__, sum(synced.values()), _READ_AFTER_IMPORT)
-    after_sync_run(session, client=rep.client, identity=identity, accounts=accounts,
-                   changed={a.id: synced[a.snaptrade_account_id] for a in accounts if a.snaptrade_account_id in synced})  # fmt: skip
+    journal.finish(
+        accounts, {a.id: synced[a.snaptrade_account_id] for a in accounts if a.snaptrade_account_id in synced}
+    )
     rep.update()  # counts the positions requests
 
     failed = [o for o in outcomes if o.status == "failed"]
@@ -204,7 +203,9 @@ def _connection_ready(session, rep: RunReporter):
     return conn, identity
 
 
-def _sync_accounts(session, rep: RunReporter, settings, identity, conn, accounts, should_stop, on_progress):
+def _sync_accounts(
+    session, rep: RunReporter, settings, identity, conn, accounts, should_stop, on_progress, journal: JournalStep
+):
     """Each account not already done by an earlier attempt; one account's SnapTrade failure fails only it."""
     run = rep.run
     # A deep copy: the per-account entries change in place below, and must not alias the loaded column value.
@@ -235,6 +236,8 @@ def _sync_accounts(session, rep: RunReporter, settings, identity, conn, accounts
             run = rep.run = session.get(TransactionSyncLog, run.id, populate_existing=True)
             run.error_details = {**(run.error_details or {}), "error": exc.details()}
         outcomes.append(outcome)
+        if outcome.status == "synced":
+            journal.account_imported(account, outcome.counts.new + outcome.counts.updated)
         run = rep.run = session.get(TransactionSyncLog, run.id, populate_existing=True)
         if outcome.status != "failed":
             cp_accounts.pop(account.snaptrade_account_id, None)

@@ -288,6 +288,7 @@ class SnapTradeClient:
         # A reach into the SDK's REST client (its methods take no timeout): docs/INTERNALS.md.
         _enforce_timeouts(self._sdk, self.settings.http_timeout_seconds)
         self.requests_made = 0
+        self._counting = threading.Lock()  # a run's requests come from its prefetch and journal threads too
         self._sleep = sleep
         # A run's collector when the client is built inside one (core.snaptrade.trace): request metadata only.
         self._collector = trace.current_collector()
@@ -323,7 +324,8 @@ class SnapTradeClient:
         account_key = f"account:{self.client_id}:{pace_account}" if pace_account else None
         while True:
             _pacer.wait([k for k in (client_key, account_key) if k])
-            self.requests_made += 1
+            with self._counting:
+                self.requests_made += 1
             started = time.monotonic()
             try:
                 resp = fn(**kwargs)

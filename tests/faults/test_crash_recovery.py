@@ -83,12 +83,7 @@ def test_kill_9_mid_sync_then_restart_converges_to_ground_truth(engine, db_url, 
             proc.wait()
         if _finished(engine, conn.id):
             break
-    proc = start_worker(env, tmp_path / "worker.log")
-    try:
-        wait_for(lambda: _finished(engine, conn.id), 120, "the requeued run to finish")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    finish_with_a_new_worker(engine, env, tmp_path, conn.id)
     with Session(engine) as s:
         runs = s.exec(select(TransactionSyncLog).order_by(TransactionSyncLog.id)).all()
         assert runs[-1].status == "completed", (
@@ -100,6 +95,70 @@ def test_kill_9_mid_sync_then_restart_converges_to_ground_truth(engine, db_url, 
         ids = s.exec(select(BrokerageTransaction.snaptrade_activity_id)).all()
         assert len(ids) == len(set(ids))
         assert_matches_ground_truth(s, sandbox, uid)
+
+
+def test_kill_9_while_a_journal_step_runs_beside_the_import_resumes_at_the_second_account(
+    engine, db_url, sandbox, tmp_path
+):
+    """Killed once the first account is imported, when (on PostgreSQL) its journal step runs beside the second
+    account's import: that step is stored whole or not at all, the next run resumes at the second account
+    without fetching the first again, and the journal ends current."""
+    from core.journal.jsonout import trades_json
+    from core.reads.journal import trades_report
+    from core.storage.models import BrokerageAccount
+    from tests.core.journal.builders import dirty_count, engine_journal
+
+    sandbox.set_faults(latency_ms=15)
+    with Session(engine, expire_on_commit=False) as s:
+        uid = make_user(s)
+        connect(s, sandbox, uid, broker="SANDBOX_US", history_size=5000)
+        from core.accounts.connections import reconcile_connections
+
+        reconcile_connections(s, user_id=uid)
+        conn = s.exec(select(BrokerageConnection)).one()
+        first, second = s.exec(select(BrokerageAccount).order_by(BrokerageAccount.id)).all()
+        jobs.enqueue_sync(s, user_id=uid, connection_id=conn.id, trigger="initial")
+    env = worker_env(sandbox, db_url, tmp_path)
+    proc = start_worker(env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: (_latest_run(engine, conn.id).accounts_done or 0) >= 1, 120, "the first account's import")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with engine.connect() as c:
+        trips = c.execute(
+            sa.text("SELECT count(*) FROM journal_round_trips WHERE account_id = :a"), {"a": first.id}
+        ).scalar()
+        marks = c.execute(
+            sa.text("SELECT count(*) FROM journal_dirty_pairs WHERE account_id = :a"), {"a": first.id}
+        ).scalar()
+    assert (trips == 0) == (marks > 0), "the first account's journal step is stored whole or not at all"
+    assert _latest_run(engine, conn.id).status == "running", "killed before the run ended"
+    sandbox.reset_request_log()
+    finish_with_a_new_worker(engine, env, tmp_path, conn.id)
+    fetched = {r["path"] for r in sandbox.request_log() if r["path"].endswith("/activities")}
+    assert fetched == {f"/accounts/{second.snaptrade_account_id}/activities"}, "resumes at the second account"
+    with Session(engine) as s:
+        assert _latest_run(engine, conn.id).status == "completed"
+        assert dirty_count(s, uid) == 0
+        assert trades_report(s, uid) == trades_json(engine_journal(s, uid).round_trips)
+        assert_matches_ground_truth(s, sandbox, uid)
+
+
+def _latest_run(engine, connection_id) -> TransactionSyncLog:
+    with Session(engine) as s:
+        return s.exec(select(TransactionSyncLog).where(TransactionSyncLog.connection_id == connection_id)
+                      .order_by(TransactionSyncLog.id.desc())).first()  # fmt: skip
+
+
+def finish_with_a_new_worker(engine, env, tmp_path, connection_id) -> None:
+    """A worker started afresh, stopped (SIGTERM) once the connection's latest run has finished."""
+    proc = start_worker(env, tmp_path / "worker.log")
+    try:
+        wait_for(lambda: _finished(engine, connection_id), 120, "the requeued run to finish")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def _latest_pages(engine, connection_id) -> int:
