@@ -2,9 +2,11 @@
 begun for each account as soon as its import is done where the database takes a second writer.
 
 On PostgreSQL an account's step runs on a connection of its own, in its own transaction, while the run imports
-its next account, whose import leaves one of the machine's two CPUs partly idle. Measured on the benchmark's
-two-account initial import, interleaved with the step after the import: the run's median fell from 8.80 to 8.13 s
-at 100,000 activities (four runs each) and from 105.5 to 96.5 s at 1,000,000 (two each). The run's last account has nothing to overlap, and SQLite takes
+its next account: much of a step is the server's work (its reads, its COPY), which the import leaves room for.
+The wait after the import halves; the import itself slows a little, as both sides share the process's
+interpreter. Measured on the benchmark's two-account initial import, old and new code interleaved: at 1,000,000
+activities the run's median fell 3.5% and 8.5% in two sessions (the wait after the import 13.3 -> 7.2 s), at
+100,000 by 1.2% over six runs each (7.6% over four in an earlier session). docs/PERFORMANCE.md §1. The run's last account has nothing to overlap, and SQLite takes
 one writer at a time (an upkeep beside an import would only wait for the import's commits), so there the
 step runs after the import as before. An account's step is atomic on its own (one transaction, as a step over
 all the accounts is); what a failure or a crash leaves undone stays marked dirty for the next run.

@@ -68,14 +68,16 @@ def _row(text: str, starts: str) -> str:
 # The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
 TARGETS = 39  # targets with a verdict in the stored results
 STORED_MISSES = {
-    # Ingest and memory (--runs 3 --big-runs 2) on 9178e38, then the journal alone on 2e1682a (same journal
-    # code). The machine's noise decides these: the same cells moved by up to 19% between runs an hour apart.
-    # Engine ÷ guide at 10,000 on SQLite: 9.25× (8.88×, 9.85× and 9.05× in the three runs before).
+    # Ingest and memory (--runs 3 --big-runs 2) on 602e70a (each account's journal step beside the next account's
+    # import on PostgreSQL), the journal alone on 2e1682a. The machine's noise decides these: the same cells moved
+    # by up to 19% between runs an hour apart, and this run's floor and engine both spent more CPU than the last.
+    # Engine ÷ guide at 10,000 on SQLite: 9.09× (9.25×, 8.88×, 9.85× and 9.05× in the runs before).
     "Ingest, engine ÷ guide throughput (SQLite, 10,000 activities)",
-    # PostgreSQL's 0.85× (issue 25): 0.804× at 100,000 (engine runs 9,368, 12,179 and 10,607 activities/s; floor
-    # 13,188, 14,293 and 12,102), 0.817× at 1,000,000 and 0.797× without autoanalyze. The run before measured
-    # 0.760×, 0.885× and 0.852×, and the one before that 0.8497× at 100,000. The import alone, less the run's
-    # journal step: 0.938×, 0.930× and 0.951×.
+    # PostgreSQL's 0.85× (issue 25): 0.790× at 100,000 (engine runs 8,686, 9,780 and 10,845 activities/s; floor
+    # 12,374, 10,924 and 12,848), 0.841× at 1,000,000 (engine 9,549 and 10,312; floor 11,488 and 12,135) and
+    # 0.774× without autoanalyze. The run before (the step after the import) measured 0.804×, 0.817× and 0.797×;
+    # the one before that 0.760×, 0.885× and 0.852×. The import alone, less the journal's wait after it: 0.893×,
+    # 0.905× and 0.851×. Interleaved A/B of the step beside the import: docs/PERFORMANCE.md §1.
     "Ingest, engine ÷ floor throughput (PostgreSQL, 100,000 activities)",
     "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
     "Ingest, engine, no autoanalyze ÷ floor throughput (PostgreSQL, 100,000 activities)",
