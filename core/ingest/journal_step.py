@@ -6,10 +6,12 @@ its next account: much of a step is the server's work (its reads, its COPY), whi
 The wait after the import halves; the import itself slows a little, as both sides share the process's
 interpreter. Measured on the benchmark's two-account initial import, old and new code interleaved: at 1,000,000
 activities the run's median fell 3.5% and 8.5% in two sessions (the wait after the import 13.3 -> 7.2 s), at
-100,000 by 1.2% over six runs each (7.6% over four in an earlier session). docs/PERFORMANCE.md §1. The run's last account has nothing to overlap, and SQLite takes
-one writer at a time (an upkeep beside an import would only wait for the import's commits), so there the
-step runs after the import as before. An account's step is atomic on its own (one transaction, as a step over
-all the accounts is); what a failure or a crash leaves undone stays marked dirty for the next run.
+100,000 by 1.2% over six runs each (7.6% over four in an earlier session); docs/PERFORMANCE.md §1.
+
+The run's last account has nothing to overlap, and SQLite takes one writer at a time (an upkeep beside an import
+would only wait for the import's commits), so there the step runs after the import as before. An account's step
+is atomic on its own (one transaction, as a step over all the accounts is); what a failure or a crash leaves
+undone stays marked dirty for the next run.
 """
 
 from __future__ import annotations
