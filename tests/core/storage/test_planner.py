@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.ingest.sync import _READ_AFTER_IMPORT
+from core.ingest.journal_step import READ_AFTER_IMPORT
 from core.storage.models import BrokerageTransaction
 from core.storage.planner import analyze_if_stale
 from tests.syncsupport import connect, make_user, sync_now
@@ -45,4 +45,4 @@ def test_an_initial_import_past_the_threshold_is_analyzed_before_the_journal_rea
         stored = s.execute(sa.select(sa.func.count()).select_from(T)).scalar()
         assert reltuples(s) == stored  # ANALYZE read every row of so small a table
         query = sa.text("SELECT attname FROM pg_stats WHERE tablename = :t")
-        assert set(s.execute(query, {"t": T.name}).scalars()) == set(_READ_AFTER_IMPORT)  # those columns only
+        assert set(s.execute(query, {"t": T.name}).scalars()) == set(READ_AFTER_IMPORT)  # those columns only
