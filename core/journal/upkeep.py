@@ -114,11 +114,13 @@ def after_sync_run(session: Session, *, client: SnapTradeClient, identity: SnapT
                 read_account_positions(session, client, identity, account)
         result = upkeep_accounts(session, [a.id for a in accounts])
         if result.pairs:
-            log.info("journal: %d pair(s) of %d account(s) (%d continued) updated from %d activities in %.3f s",
-                     result.pairs, result.accounts, result.continued, result.activities, result.seconds)  # fmt: skip
+            log.info("journal: %d pair(s) of %d account(s) %s (%d continued) updated from %d activities in %.3f s",
+                     result.pairs, result.accounts, [a.id for a in accounts], result.continued, result.activities,
+                     result.seconds)  # fmt: skip
     except Exception:  # noqa: BLE001 - the sync's own result must stand; the marks wait for the next run
         session.rollback()
-        log.exception("journal upkeep failed; its dirty pairs stay marked for the next run")
+        log.exception("journal upkeep of account(s) %s failed; its dirty pairs stay marked for the next run",
+                      [a.id for a in accounts])  # fmt: skip
 
 
 def reconcile_positions(session: Session, user_id: int, account_id: int | None = None,

@@ -75,6 +75,20 @@ def test_the_first_accounts_journal_is_stored_while_the_second_imports_on_postgr
     _assert_current(engine, uid)
 
 
+def test_each_accounts_step_is_logged_with_its_account_id(engine, sandbox, caplog):
+    """An operator follows which account's journal was updated, and in which thread: one line per account on
+    PostgreSQL (the first account's from the step's own thread), one line for both on SQLite."""
+    _uid, run_id, (first, second) = _queued_initial_run(engine, sandbox, history_size=1200)
+    with caplog.at_level("INFO", logger="tradistry.journal"):
+        assert execute_run(run_id, engine=engine).status == "completed"
+    lines = [(r.threadName, r.getMessage()) for r in caplog.records if r.getMessage().startswith("journal: ")]
+    if engine.dialect.name == "postgresql":
+        assert [(t.startswith("journal-step"), f"account(s) [{a}]" in m) for (t, m), a in zip(lines, (first, second))] == [
+            (True, True), (False, True)]  # fmt: skip
+    else:
+        assert len(lines) == 1 and f"account(s) [{first}, {second}]" in lines[0][1]
+
+
 def test_every_positions_request_of_the_step_is_counted_in_the_run(engine, sandbox):
     _uid, run_id, accounts = _queued_initial_run(engine, sandbox, history_size=1200)
     sandbox.reset_request_log()
