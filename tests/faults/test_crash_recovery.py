@@ -103,10 +103,9 @@ def test_kill_9_while_a_journal_step_runs_beside_the_import_resumes_at_the_secon
     """Killed once the first account is imported, when (on PostgreSQL) its journal step runs beside the second
     account's import: that step is stored whole or not at all, the next run resumes at the second account
     without fetching the first again, and the journal ends current."""
-    from core.journal.jsonout import trades_json
-    from core.reads.journal import trades_report
+    from core.jobs.queue import REQUEUED_MESSAGE
     from core.storage.models import BrokerageAccount
-    from tests.core.journal.builders import dirty_count, engine_journal
+    from tests.core.journal.builders import assert_journal_is_current
 
     sandbox.set_faults(latency_ms=15)
     with Session(engine, expire_on_commit=False) as s:
@@ -133,19 +132,21 @@ def test_kill_9_while_a_journal_step_runs_beside_the_import_resumes_at_the_secon
             sa.text("SELECT count(*) FROM journal_dirty_pairs WHERE account_id = :a"), {"a": first.id}
         ).scalar()
     assert (trips == 0) == (marks > 0), "the first account's journal step is stored whole or not at all"
-    assert _latest_run(engine, conn.id).status == "running", "killed before the run ended"
+    killed = _latest_run(engine, conn.id)
+    assert killed.status == "running", "killed before the run ended"
     sandbox.reset_request_log()
     finish_with_a_new_worker(engine, env, tmp_path, conn.id)
     fetched = {r["path"] for r in sandbox.request_log() if r["path"].endswith("/activities")}
     assert fetched == {f"/accounts/{second.snaptrade_account_id}/activities"}, "resumes at the second account"
     with Session(engine) as s:
+        told = s.get(TransactionSyncLog, killed.id)
+        assert (told.status, told.error_message) == ("interrupted", REQUEUED_MESSAGE), "what the Sync page says"
         assert _latest_run(engine, conn.id).status == "completed"
-        assert dirty_count(s, uid) == 0
-        assert trades_report(s, uid) == trades_json(engine_journal(s, uid).round_trips)
+        assert_journal_is_current(s, uid)
         assert_matches_ground_truth(s, sandbox, uid)
 
 
-def _latest_run(engine, connection_id) -> TransactionSyncLog:
+def _latest_run(engine, connection_id) -> TransactionSyncLog | None:
     with Session(engine) as s:
         return s.exec(select(TransactionSyncLog).where(TransactionSyncLog.connection_id == connection_id)
                       .order_by(TransactionSyncLog.id.desc())).first()  # fmt: skip
@@ -162,17 +163,13 @@ def finish_with_a_new_worker(engine, env, tmp_path, connection_id) -> None:
 
 
 def _latest_pages(engine, connection_id) -> int:
-    with Session(engine) as s:
-        run = s.exec(select(TransactionSyncLog).where(TransactionSyncLog.connection_id == connection_id)
-                     .order_by(TransactionSyncLog.id.desc())).first()  # fmt: skip
-        return run.pages_done if run else 0
+    run = _latest_run(engine, connection_id)
+    return run.pages_done if run else 0
 
 
 def _finished(engine, connection_id) -> bool:
-    with Session(engine) as s:
-        run = s.exec(select(TransactionSyncLog).where(TransactionSyncLog.connection_id == connection_id)
-                     .order_by(TransactionSyncLog.id.desc())).first()  # fmt: skip
-        return run is not None and run.status in ("completed", "partial", "failed")
+    run = _latest_run(engine, connection_id)
+    return run is not None and run.status in ("completed", "partial", "failed")
 
 
 def test_concurrent_triggers_yield_one_run_per_connection(engine, sandbox):

@@ -14,10 +14,8 @@ from core.accounts.connections import reconcile_connections
 from core.ingest import journal_step
 from core.ingest.sync import execute_run
 from core.jobs import queue as jobs
-from core.journal.jsonout import trades_json
-from core.reads.journal import trades_report
 from core.storage.models import BrokerageAccount, BrokerageConnection
-from tests.core.journal.builders import dirty_count, engine_journal
+from tests.core.journal.builders import assert_journal_is_current, dirty_count
 from tests.syncsupport import connect, make_user
 
 TRIPS = "SELECT count(*) FROM journal_round_trips WHERE account_id = :a"
@@ -44,8 +42,7 @@ def _trips(engine, account_id: int) -> int:
 
 def _assert_current(engine, uid: int) -> None:
     with Session(engine) as s:
-        assert dirty_count(s, uid) == 0
-        assert trades_report(s, uid) == trades_json(engine_journal(s, uid).round_trips)
+        assert_journal_is_current(s, uid)
 
 
 def test_the_first_accounts_journal_is_stored_while_the_second_imports_on_postgresql_only(engine, sandbox):

@@ -95,6 +95,15 @@ def engine_journal(session, user_id: int):
     return build(items, shorts)
 
 
+def assert_journal_is_current(session, user_id: int) -> None:
+    """No pair left dirty, and what is stored is what the engine makes of every stored activity."""
+    from core.journal.jsonout import trades_json
+    from core.reads.journal import trades_report
+
+    assert dirty_count(session, user_id) == 0
+    assert trades_report(session, user_id) == trades_json(engine_journal(session, user_id).round_trips)
+
+
 def dirty_count(session, user_id: int) -> int:
     import sqlalchemy as sa
 

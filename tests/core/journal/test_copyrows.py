@@ -16,8 +16,8 @@ from core.journal.copyrows import copy_rows
 from core.journal.upkeep import rebuild_user
 from core.storage import jsonexact
 from tests import factories as f
-from tests.core.journal.builders import journal_insert_parameter_sets, snapshot
-from tests.core.journal.test_upkeep import assert_journal_is_current, insert
+from tests.core.journal.builders import assert_journal_is_current, journal_insert_parameter_sets, snapshot
+from tests.core.journal.test_upkeep import insert
 
 AWKWARD = [Decimal("1E-12"), Decimal("123456789012.123456789"), Decimal("-0.5"), None, Decimal("1E+30"),
            Decimal("0.1000000000000000000000000000001"), Decimal("-98765432109876543210.000000000000000000001"),

@@ -17,16 +17,14 @@ from sqlmodel import Session, select
 
 from core.journal import upkeep
 from core.journal.fills import POSITION_TYPES, row_instrument
-from core.journal.jsonout import trades_json
 from core.journal.rows import pair_key
 from core.journal.upkeep import rebuild_user, upkeep_accounts
-from core.reads.journal import trades_report
 from core.storage.models import BrokerageAccount, BrokerageTransaction, JournalRoundTrip, utcnow
 from tests import factories as f
 from tests.core.journal.builders import (
     OPT,
+    assert_journal_is_current,
     dirty_count,
-    engine_journal,
     journal_insert_parameter_sets,
     snapshot,
 )
@@ -45,12 +43,6 @@ def insert(session, rows: list[dict]) -> None:
 def marks(session, account_id: int) -> set[str]:
     return set(session.execute(sa.text("SELECT pair_key FROM journal_dirty_pairs WHERE account_id = :a"),
                                {"a": account_id}).scalars())  # fmt: skip
-
-
-def assert_journal_is_current(session, user_id: int) -> None:
-    """No pair left dirty, and what is stored is what the engine makes of every stored activity."""
-    assert dirty_count(session, user_id) == 0
-    assert trades_report(session, user_id) == trades_json(engine_journal(session, user_id).round_trips)
 
 
 # --------------------------------------------------------------------------- the triggers' rule
