@@ -5,6 +5,7 @@ quarantine entries a clean import closes."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -191,7 +192,7 @@ def _existing_query(bind, account_id: int, ids: list[str], since: datetime | Non
     """Stored (id, raw_hash) of this page's ids, and with `since` whether each was created since then (read
     from the rows the lookup visits anyway). On PostgreSQL one array parameter (= ANY) keeps it a
     unique-index lookup even under a generic prepared plan on a table without statistics yet, where
-    an IN list of 1,000 parameters degrades to scanning the account's rows."""
+    an IN list of 1,000 parameters degrades to scanning the account's rows; on SQLite, one JSON array."""
     columns = [T.c.snaptrade_activity_id, T.c.raw_hash]
     if since is not None:
         columns.append((T.c.created_at >= since).label("fresh"))
@@ -199,9 +200,13 @@ def _existing_query(bind, account_id: int, ids: list[str], since: datetime | Non
 
 
 def ids_match(bind, ids: list[str]):
+    """`snaptrade_activity_id` is one of `ids`, as one parameter: a statement the same for every page. On SQLite
+    json_each reads a JSON array (still a unique-index lookup): an IN list had SQLAlchemy render a
+    thousand parameters at every execution, about a tenth of a SQLite import's CPU in the main thread."""
     if bind.dialect.name == "postgresql":
         return T.c.snaptrade_activity_id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.String)))
-    return T.c.snaptrade_activity_id.in_(ids)
+    listed = sa.func.json_each(sa.bindparam("ids", json.dumps(ids, ensure_ascii=False), type_=sa.String))
+    return T.c.snaptrade_activity_id.in_(sa.select(sa.literal_column("value")).select_from(listed))
 
 
 def stored_raw(raw: dict, source: str | None = None) -> tuple[JSONText, str]:

@@ -14,6 +14,7 @@ from json.decoder import scanstring
 
 _decoder = json.JSONDecoder(parse_float=Decimal)
 _ws = re.compile(r"[ \t\n\r]*")
+_WHITESPACE = frozenset(" \t\n\r")
 
 
 def _skip(text: str, idx: int) -> int:
@@ -52,17 +53,22 @@ def _split(text: str) -> tuple[dict, list[str]]:
             if text[idx] == "]":
                 idx += 1
             else:
+                # A thousand items a page: the whitespace regex only where there is whitespace (SnapTrade's is compact).
+                decode, append, keep = _decoder.raw_decode, items.append, slices.append
                 while True:
-                    item, end = _decoder.raw_decode(text, idx)
-                    items.append(item)
-                    slices.append(text[idx:end])
-                    idx = _skip(text, end)
-                    ch = text[idx]
-                    idx = _skip(text, idx + 1)
+                    item, end = decode(text, idx)
+                    append(item)
+                    keep(text[idx:end])
+                    if text[end] in _WHITESPACE:
+                        end = _skip(text, end)
+                    ch = text[end]
+                    idx = end + 1
                     if ch == "]":
                         break
                     if ch != ",":
                         raise ValueError("expected ',' in data")
+                    if text[idx] in _WHITESPACE:
+                        idx = _skip(text, idx)
             body[key] = items
         else:
             body[key], idx = _decoder.raw_decode(text, idx)

@@ -433,6 +433,13 @@ def test_garbage_date_text_is_refused_naming_the_field(field, value):
     assert reason(stock_activity(**{field: value})).startswith(f"{field} {value!r} is not a")
 
 
+def test_dates_in_other_scripts_digits_are_read_as_before():
+    # The date regex's \d matches any script's digits and int() reads them; the fast path (fromisoformat) does not.
+    text = "٢٠٢٤-٠٣-٢٢T10:00:00Z"
+    assert parse_snaptrade_date(text) == (date(2024, 3, 22), text)
+    assert normalize_activity(stock_activity(trade_date=text))["trade_date"] == date(2024, 3, 22)
+
+
 def test_a_missing_settlement_date_is_none():
     assert normalize_activity(stock_activity(settlement_date=None))["settlement_date"] is None
 
@@ -534,6 +541,17 @@ def test_fingerprint_changes_with_the_content(change):
         normalize_activity(stock_activity(**change))["fingerprint"]
         != normalize_activity(stock_activity())["fingerprint"]
     )
+
+
+@pytest.mark.parametrize(
+    "activity, stored",
+    [(stock_activity(), "e8b02e9bff1b8621f32c4e9c03cdff06ec9f6bc1b399c1a7abce06058ecd170e"),
+     (option_activity(description='Vente à découvert — 株 \u2603 "quoted" \\ back'),
+      "57ad87ffed850e3d9f55863793acb64cd26e65952f2544ffdd9a4d0aeee389e9")],
+)  # fmt: skip
+def test_fingerprints_are_the_ones_earlier_versions_stored(activity, stored):
+    # Stored fingerprints are compared with new ones (re-keyed activities): the hash's input must not change.
+    assert normalize_activity(activity)["fingerprint"] == stored
 
 
 def test_content_fingerprint_is_the_row_fingerprint():

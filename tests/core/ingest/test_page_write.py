@@ -50,6 +50,41 @@ def test_a_page_written_without_tracking_counts_new_rewritten_and_unchanged_rows
         assert lookups.count(True) == 1  # the stamps just read
 
 
+def test_the_lookup_of_a_pages_stored_rows_is_one_statement_whatever_the_page_size(engine):
+    """The ids go as one parameter (PostgreSQL an array, SQLite a JSON array): the same SQL for every page, never
+    rendered anew per page, and still a unique-index lookup; ids with quotes, backslashes or non-ASCII text match."""
+    from datetime import UTC, datetime
+
+    from core.ingest import page_write
+    from core.snaptrade.client import ActivityPage
+    from tests.factories import make_trader
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, account = make_trader(s)
+    odd = ['q"uote', "back\\slash", "é-1", "株-2", "\U0001f600"]
+    stored = [*odd, *(f"a-{i}" for i in range(600))]
+    activities = [{"id": i, "type": "BUY", "trade_date": "2024-03-22", "units": "1", "price": "2", "amount": "-2",
+                   "currency": "USD"} for i in stored]  # fmt: skip
+    prepared = page_write.prepare_page(engine.dialect, user_id=user.id, account_id=account.id, run_id=None,
+                                       page=ActivityPage(activities, len(activities), 0, 1000),
+                                       now=datetime.now(UTC), track=False)  # fmt: skip
+    statements = []
+    sa.event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+    with Session(engine) as s:
+        page_write.store_page(s, account.id, prepared)
+        s.commit()
+        statements.clear()
+        small = [*odd, "not-stored"]
+        large = [*stored, *(f"b-{i}" for i in range(400))]
+        for ids in (small, large):
+            found = {r[0] for r in s.execute(page_write._existing_query(engine, account.id, ids))}
+            assert found == set(ids) & set(stored)
+        assert len(statements) == 2 and statements[0] == statements[1]
+        if engine.dialect.name == "sqlite":
+            plan = s.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statements[0], (account.id, "[]")).all()
+            assert any("USING INDEX sqlite_autoindex_brokerage_transactions_1" in row[3] for row in plan), plan
+
+
 def _pg_only(engine) -> None:
     import pytest
 
