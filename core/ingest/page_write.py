@@ -202,7 +202,7 @@ def _existing_query(bind, account_id: int, ids: list[str], since: datetime | Non
 def ids_match(bind, ids: list[str]):
     """`snaptrade_activity_id` is one of `ids`, as one parameter: a statement the same for every page. On SQLite
     json_each reads a JSON array (still a unique-index lookup): an IN list had SQLAlchemy render a
-    thousand parameters at every execution, about a tenth of a SQLite import's CPU in the main thread."""
+    thousand parameters at every execution, some 7 ms a page under cProfile."""
     if bind.dialect.name == "postgresql":
         return T.c.snaptrade_activity_id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.String)))
     listed = sa.func.json_each(sa.bindparam("ids", json.dumps(ids, ensure_ascii=False), type_=sa.String))

@@ -53,7 +53,7 @@ def _split(text: str) -> tuple[dict, list[str]]:
             if text[idx] == "]":
                 idx += 1
             else:
-                # A thousand items a page: the whitespace regex only where there is whitespace (SnapTrade's is compact).
+                # A thousand items a page: the whitespace regex only where there is whitespace (a compact page has none).
                 decode, append, keep = _decoder.raw_decode, items.append, slices.append
                 while True:
                     item, end = decode(text, idx)
