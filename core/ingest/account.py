@@ -111,7 +111,7 @@ def _write_pages(session: Session, rep: RunReporter, settings, identity, account
             if pages_counted != pages_for_account:
                 run.pages_total += pages_for_account - pages_counted
                 pages_counted = pages_for_account
-            counts = store_page(session, account.id, prepared, inserted)
+            counts = store_page(session, account.id, prepared, inserted, pages.writer_waits)
             close_fixed_issues(session, account.id, prepared, open_issues, run.id)
             if seen is not None:
                 seen.update(prepared.seen)

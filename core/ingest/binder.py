@@ -5,6 +5,7 @@ Reaches into SQLAlchemy (the compiled SQL text's shape), guarded: docs/INTERNALS
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import chain
@@ -53,14 +54,18 @@ class Binder:
         self._getter = itemgetter(*self.names)
         self._multi: dict[int, str] = {}
 
-    def write(self, conn, rows: list) -> None:
+    def write(self, conn, rows: list, waiting: Callable[[], None] | None = None) -> None:
         """SQLite: multi-row VALUES statements: the rows are bound in C and inserted in one step with the
-        GIL released, so the prefetch thread normalizes the next page meanwhile (executemany would
-        release and retake the GIL per row)."""
+        GIL released, so the prefetch thread normalizes the next page meanwhile (`waiting`, called before the
+        first: core.ingest.pipeline.PagePipeline.writer_waits; executemany would release and retake the GIL
+        per row)."""
         per = max(1, SQLITE_MAX_VARIABLES // len(self.names))
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
-            conn.exec_driver_sql(self._multi_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
+            statement, values = self._multi_sql(len(chunk)), tuple(chain.from_iterable(chunk))
+            if i == 0 and waiting is not None:
+                waiting()
+            conn.exec_driver_sql(statement, values)
 
     def _multi_sql(self, n: int) -> str:
         sql = self._multi.get(n)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -108,16 +109,21 @@ class RunInserts:
 
 
 def store_page(
-    session: Session, account_id: int, prepared: PreparedPage, inserted: RunInserts | None = None
+    session: Session,
+    account_id: int,
+    prepared: PreparedPage,
+    inserted: RunInserts | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> PageCounts:
     """Write a prepared page with one bulk upsert (only new or changed rows) and its ledger entries;
-    `inserted` collects the page's rows that this run inserted.
+    `inserted` collects the page's rows that this run inserted; `waiting` is called once the rows are with the
+    database (core.ingest.pipeline.PagePipeline.writer_waits).
 
     The caller commits (together with the run's progress)."""
     counts = prepared.counts
     rows = prepared.params
     if rows and inserted is None and session.get_bind().dialect.name == "postgresql":
-        binder_for(session.get_bind().dialect).write_counting(session.connection(), rows, counts)
+        binder_for(session.get_bind().dialect).write_counting(session.connection(), rows, counts, waiting)
         rows = {}  # written and counted by the upsert itself: no lookup first (core.ingest.pgcopy)
     if rows:
         since = inserted.since if inserted is not None else None
@@ -141,7 +147,7 @@ def store_page(
             else:
                 counts.unchanged += 1
         if to_write:
-            binder_for(session.get_bind().dialect).write(session.connection(), to_write)
+            binder_for(session.get_bind().dialect).write(session.connection(), to_write, waiting)
     if prepared.issues:
         session.connection().execute(ledger_statement(session.get_bind()), prepared.issues)
     return counts

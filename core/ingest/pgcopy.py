@@ -11,6 +11,7 @@ the one statement that writes the page, and nothing of the page is written.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from operator import itemgetter
 
@@ -70,16 +71,22 @@ class CopyPageWriter:
         """The row's values in `names` order, as the normalizer made them (Decimal, date, str, bool)."""
         return self._getter(row)
 
-    def write(self, conn: sa.Connection, rows: list) -> None:
-        """Stage the page and upsert it, in the caller's transaction (the caller commits)."""
+    def write(self, conn: sa.Connection, rows: list, waiting: Callable[[], None] | None = None) -> None:
+        """Stage the page and upsert it, in the caller's transaction (the caller commits); `waiting` is called
+        once the rows are with the server (core.ingest.pipeline.PagePipeline.writer_waits)."""
         self._stage(conn, rows)
+        if waiting is not None:
+            waiting()
         conn.exec_driver_sql(self.insert_sql)
 
-    def write_counting(self, conn: sa.Connection, params: dict[str, tuple[tuple, str]], counts) -> None:
+    def write_counting(self, conn: sa.Connection, params: dict[str, tuple[tuple, str]], counts,
+                       waiting: Callable[[], None] | None = None) -> None:  # fmt: skip
         """Write a whole prepared page (activity id -> (bound row, raw hash)) without first reading which of
         its rows are stored: the upsert returns the rows it inserted or rewrote, the rest were unchanged.
         One statement less per page, for the pages of a run that does not track its inserts (store_page)."""
         self._stage(conn, [bound for bound, _ in params.values()])
+        if waiting is not None:
+            waiting()
         written = conn.exec_driver_sql(self.counting_sql).scalars().all()
         new = sum(written)
         counts.new += new

@@ -135,3 +135,32 @@ def test_the_postgresql_page_upsert_counts_rows_written_earlier_in_the_same_tran
     assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
     assert (second.new, second.updated, second.unchanged) == (1, 1, 1)
     assert (third.new, third.updated, third.unchanged) == (0, 1, 0)
+
+
+def test_a_page_write_says_when_its_rows_are_with_the_database_before_the_upsert_runs(engine):
+    """store_page's `waiting` (the pipeline's cue to prepare the next page) comes once per page, after the rows
+    are handed over (PostgreSQL: copied into the stage table) and before the statement that stores them."""
+    from datetime import UTC, datetime
+
+    from core.ingest import page_write
+    from tests.factories import make_trader
+
+    with Session(engine, expire_on_commit=False) as s:
+        user, _, account = make_trader(s)
+    activities = [{"id": f"a-{i}", "type": "BUY", "trade_date": "2024-03-22", "units": "1", "amount": "-2",
+                   "currency": "USD", "symbol": "AAPL"} for i in range(5)]  # fmt: skip
+    prepared = page_write.prepare_page(engine.dialect, user_id=user.id, account_id=account.id, run_id=None,
+                                       page=page_write.ActivityPage(activities, 5, 0, 1000),
+                                       now=datetime(2026, 11, 29, tzinfo=UTC), track=False)  # fmt: skip
+    seen = []
+    with Session(engine) as s:
+
+        def waiting() -> None:
+            c = s.connection()
+            staged = (c.exec_driver_sql("SELECT count(*) FROM page_rows_stage").scalar_one()
+                      if engine.dialect.name == "postgresql" else None)  # fmt: skip
+            seen.append((staged, c.exec_driver_sql("SELECT count(*) FROM brokerage_transactions").scalar_one()))
+
+        counts = page_write.store_page(s, account.id, prepared, waiting=waiting)
+        s.commit()
+    assert seen == [(5 if engine.dialect.name == "postgresql" else None, 0)] and counts.new == 5

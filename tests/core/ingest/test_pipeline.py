@@ -81,3 +81,35 @@ def test_page_pipeline_stops_while_a_page_is_slow():
         for _ in pages:
             pass
     assert time.monotonic() - t0 < 4, "the stop waited for the slow page"
+
+
+def test_the_prepare_stage_starts_its_next_page_only_once_the_writer_waits_on_the_database_or_for_a_page():
+    """Not as soon as the writer takes a page: then the two would share the interpreter while the writer hands its
+    page to the database (core.ingest.pipeline.PagePipeline)."""
+    import time
+
+    from core.ingest.pipeline import PagePipeline
+
+    started = []
+
+    def prepare(page):
+        started.append(page.offset)
+        return page
+
+    def settled(count: int) -> list:
+        deadline = time.monotonic() + 5
+        while len(started) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # time enough to start another page, were it allowed to
+        return list(started)
+
+    with PagePipeline(lambda at: _Page(10, 100, at), prepare, 0) as pages:
+        it = iter(pages)
+        assert next(it).offset == 0  # prepared before it was asked for
+        assert settled(1) == [0]  # page 10 waits for the writer
+        pages.writer_waits()
+        assert settled(2) == [0, 10]
+        assert next(it).offset == 10  # a page was ready: taking it lets nothing start
+        assert settled(2) == [0, 10]
+        assert next(it).offset == 20  # asked for a page not prepared: the stage goes on without being told
+        assert next(it).offset == 30
