@@ -67,31 +67,23 @@ def _row(text: str, starts: str) -> str:
 
 # The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
 TARGETS = 39  # targets with a verdict in the stored results
-STORED_MISSES = {
-    # Ingest and memory (--runs 3 --big-runs 2) on 68b7712 (less CPU per activity in the normalizer and the page
-    # split), the journal alone on 2e1682a. The machine's noise decides these: in this run every approach was
-    # slower than in the last (the floor on PostgreSQL at 100,000: 6,916, 7,447 and 8,303 activities/s against
-    # 12,374, 10,924 and 12,848), and the same cells moved by up to 19% between runs an hour apart before.
-    # Engine ÷ guide at 10,000 on SQLite: 9.32× (engine 10,699, 6,642 and 6,813; guide 890, 731 and 681); 9.09×,
-    # 9.25×, 8.88×, 9.85× and 9.05× in the runs before.
-    "Ingest, engine ÷ guide throughput (SQLite, 10,000 activities)",
-    # PostgreSQL's 0.85× (issue 25) at 1,000,000: 0.775× (engine 7,931 and 7,008; floor 10,496 and 8,791), the
-    # import alone, less the journal's wait after it (10.3 and 11.0 s), 0.842×. The runs before: 0.841×, 0.817×,
-    # 0.885×. Met in this run: 0.935× at 100,000 (engine 6,960, 6,664 and 7,048) and 0.911× without autoanalyze,
-    # missed in the three runs before (0.790×, 0.804×, 0.760× and 0.774×, 0.797×, 0.852×). Interleaved A/B runs
-    # of the same code moved from 0.762× to 0.956× between two consecutive runs: docs/PERFORMANCE.md §1.
-    "Ingest, engine ÷ floor throughput (PostgreSQL, 1,000,000 activities)",
-    # Met in the journal's run, near their targets: issue 22's full rebuild 1.533 s (1.956 and 1.738 s in the two
-    # runs of the same journal code before it; 2.328, 2.298, 1.648 and 2.031 s for the code before 9178e38) and the
-    # upkeep after a daily page 75.2 ms (94.8 and 74.4 ms; 104.6, 81.0, 95.2 and 101.4 ms before).
-}
+# Ingest and memory (--runs 3 --big-runs 2) on feb0100 (the prepare thread starts a page once the writer's rows are
+# with the database), the journal alone on 2e1682a: every target met. PostgreSQL engine ÷ floor: 1.11× at 100,000
+# (engine 11,571, 11,096 and 11,173 activities/s; floor 9,834, 10,231 and 10,030), 1.12× at 1,000,000 (engine 11,234
+# and 10,315; floor 9,356 and 9,917), 1.08× without autoanalyze. Its 0.85× was missed at 1,000,000 in every run
+# before (0.775× on 68b7712, then 0.841×, 0.817×, 0.885×) and at 100,000 in every run before 68b7712 (0.790×,
+# 0.804×, 0.760×; 0.935× on 68b7712). SQLite engine ÷ guide at 10,000: 12.68× (engine 8,835, 11,243 and 10,952;
+# guide 940, 789 and 864), 8.88–9.85× in the six runs before. Issue 22's full rebuild 1.533 s (1.956 and 1.738 s
+# in the two runs of the same journal code before it) and the upkeep after a daily page 75.2 ms (94.8, 74.4 ms).
+STORED_MISSES: set[str] = set()
 
 
 def test_the_stored_results_miss_only_the_named_targets_and_the_report_says_which():
     judged = [t for t in report.verdicts(STORED) if t.met is not None]
     missed = [t.what for t in judged if not t.met]
     assert len(judged) == TARGETS and set(missed) == STORED_MISSES
-    assert f"{TARGETS - len(missed)} of {TARGETS} targets met; missed: {'; '.join(missed)}." in report.render(STORED)
+    listed = f"; missed: {'; '.join(missed)}" if missed else ""
+    assert f"{TARGETS - len(missed)} of {TARGETS} targets met{listed}." in report.render(STORED)
 
 
 def test_an_ingest_ratio_verdict_follows_the_engine_and_floor_medians():
