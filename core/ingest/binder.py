@@ -60,12 +60,11 @@ class Binder:
         first: core.ingest.pipeline.PagePipeline.writer_waits; executemany would release and retake the GIL
         per row)."""
         per = max(1, SQLITE_MAX_VARIABLES // len(self.names))
+        if waiting is not None:
+            waiting()
         for i in range(0, len(rows), per):
             chunk = rows[i : i + per]
-            statement, values = self._multi_sql(len(chunk)), tuple(chain.from_iterable(chunk))
-            if i == 0 and waiting is not None:
-                waiting()
-            conn.exec_driver_sql(statement, values)
+            conn.exec_driver_sql(self._multi_sql(len(chunk)), tuple(chain.from_iterable(chunk)))
 
     def _multi_sql(self, n: int) -> str:
         sql = self._multi.get(n)

@@ -74,9 +74,7 @@ class CopyPageWriter:
     def write(self, conn: sa.Connection, rows: list, waiting: Callable[[], None] | None = None) -> None:
         """Stage the page and upsert it, in the caller's transaction (the caller commits); `waiting` is called
         once the rows are with the server (core.ingest.pipeline.PagePipeline.writer_waits)."""
-        self._stage(conn, rows)
-        if waiting is not None:
-            waiting()
+        self._stage(conn, rows, waiting)
         conn.exec_driver_sql(self.insert_sql)
 
     def write_counting(self, conn: sa.Connection, params: dict[str, tuple[tuple, str]], counts,
@@ -84,18 +82,18 @@ class CopyPageWriter:
         """Write a whole prepared page (activity id -> (bound row, raw hash)) without first reading which of
         its rows are stored: the upsert returns the rows it inserted or rewrote, the rest were unchanged.
         One statement less per page, for the pages of a run that does not track its inserts (store_page)."""
-        self._stage(conn, [bound for bound, _ in params.values()])
-        if waiting is not None:
-            waiting()
+        self._stage(conn, [bound for bound, _ in params.values()], waiting)
         written = conn.exec_driver_sql(self.counting_sql).scalars().all()
         new = sum(written)
         counts.new += new
         counts.updated += len(written) - new
         counts.unchanged += len(params) - len(written)
 
-    def _stage(self, conn: sa.Connection, rows: list) -> None:
+    def _stage(self, conn: sa.Connection, rows: list, waiting: Callable[[], None] | None) -> None:
         conn.exec_driver_sql(self.create_sql)
         self.copy_rows(conn, rows)
+        if waiting is not None:  # the rows are with the server
+            waiting()
 
     def copy_rows(self, conn: sa.Connection, rows: list) -> None:
         """The COPY into the stage table, on the driver's own cursor (SQLAlchemy's events do not see it)."""

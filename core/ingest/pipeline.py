@@ -30,8 +30,8 @@ class PagePipeline:
     a page's rows are with it) or when the writer asks for a page that is not ready. All three threads share
     one interpreter: begun as soon as the writer took a page, the next page's normalizing ran while the writer
     still needed the interpreter to hand its page over, and each handover waited for it. Measured on PostgreSQL
-    at 100,000 activities (5 runs each, interleaved): a page's COPY 21 -> 12 ms, the run's median 12.6 -> 9.6 s
-    (docs/PERFORMANCE.md §1)."""
+    at 100,000 activities (5 runs each, interleaved): a page's COPY 16-23 -> 12-14 ms, the run's median
+    11.95 -> 9.75 s (docs/PERFORMANCE.md §1)."""
 
     def __init__(self, fetch: Callable[[int], ActivityPage], prepare: Callable[[ActivityPage], PreparedPage], offset: int,
                  should_stop: Callable[[], bool] = lambda: False):  # fmt: skip

@@ -108,19 +108,18 @@ def after_sync_run(session: Session, *, client: SnapTradeClient, identity: SnapT
     skipped as having nothing new costs nothing. Never raises: the activities are stored whatever happens
     here, and what is not rebuilt now stays marked for the next run."""
     accounts = list(accounts)
+    ids = [a.id for a in accounts]
     try:
         for account in accounts:
             if account.id in changed and (changed[account.id] or not positions_ever_attempted(session, account.id)):
                 read_account_positions(session, client, identity, account)
-        result = upkeep_accounts(session, [a.id for a in accounts])
+        result = upkeep_accounts(session, ids)
         if result.pairs:
             log.info("journal: %d pair(s) of %d account(s) %s (%d continued) updated from %d activities in %.3f s",
-                     result.pairs, result.accounts, [a.id for a in accounts], result.continued, result.activities,
-                     result.seconds)  # fmt: skip
+                     result.pairs, result.accounts, ids, result.continued, result.activities, result.seconds)  # fmt: skip
     except Exception:  # noqa: BLE001 - the sync's own result must stand; the marks wait for the next run
         session.rollback()
-        log.exception("journal upkeep of account(s) %s failed; its dirty pairs stay marked for the next run",
-                      [a.id for a in accounts])  # fmt: skip
+        log.exception("journal upkeep of account(s) %s failed; its dirty pairs stay marked for the next run", ids)
 
 
 def reconcile_positions(session: Session, user_id: int, account_id: int | None = None,
