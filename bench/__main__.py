@@ -183,8 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sqlite_only:
         profile = replace(profile, ingest=replace(profile.ingest, dbs=("sqlite",)))
     md_path, json_path = output_paths(profile, args.out_dir)
-    if args.render_only:
-        md_path.write_text(report.render(json.loads(json_path.read_text())))
+    if args.render_only:  # the file read becomes the report's cited source, wherever it was measured
+        write(json.loads(json_path.read_text()), md_path, json_path)
         print(f"[bench] re-rendered {md_path} from {json_path}")
         return 0
     return 1 if run_benchmarks(profile, selected, args.out_dir, argv=argv)["meta"]["failures"] else 0

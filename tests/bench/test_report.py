@@ -191,10 +191,17 @@ def test_the_committed_benchmarks_md_is_the_render_of_the_committed_results():
 
 
 def test_render_only_rewrites_the_report_from_the_results_file_and_measures_nothing(tmp_path, capsys):
+    """It cites the file it read, so results measured elsewhere (`--out-dir`) and copied in cite their new home."""
     (tmp_path / "results.json").write_text(json.dumps(STORED))
     assert main(["--render-only", "--out-dir", str(tmp_path)]) == 0
-    assert (tmp_path / "BENCHMARKS.md").read_text() == report.render(STORED)
-    assert json.loads((tmp_path / "results.json").read_text()) == STORED
+    rendered = json.loads((tmp_path / "results.json").read_text())
+    assert rendered == {**STORED, "meta": {**STORED["meta"], "results_file": str(tmp_path / "results.json")}}
+    assert (tmp_path / "BENCHMARKS.md").read_text() == report.render(rendered)
+    assert f"from `{tmp_path / 'results.json'}` (every single run included)" in report.render(rendered)
+
+
+def test_the_committed_report_cites_the_committed_results_file():
+    assert STORED["meta"]["results_file"] == "bench/results.json"
 
 
 def test_five_runs_of_every_size_need_no_warning_whatever_the_last_invocation_was():
