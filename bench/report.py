@@ -229,18 +229,23 @@ def ingest_runs(results: dict[str, Any]) -> dict[int, int]:
     return {int(k): int(v) for k, v in ing["plan"]["runs"].items()} if (ing := measured(results, "ingest")) else {}
 
 
+def commit(git: dict[str, Any], subject: bool = False) -> str:
+    """The measured code: its commit, with the subject if asked, and the app's paths that were uncommitted."""
+    dirty = ", ".join(f"`{d}`" for d in git["uncommitted"])
+    return (f"commit `{git['head']}`" + (f" ({git['subject']})" if subject else "")
+            + (f" plus uncommitted changes in {dirty}" if dirty else ""))  # fmt: skip
+
+
 def machine(meta: dict[str, Any]) -> list[str]:
     pg = meta["postgresql"] or ("not used by this invocation" if meta.get("earlier_runs") else "not used")
     git, gib = meta["git"], {k: meta[f"mem_{k}_bytes"] / 2**30 for k in ("total", "available")}
-    dirty = ", ".join(f"`{d}`" for d in git["uncommitted"])
-    code = f"commit `{git['head']}` ({git['subject']})" + (f" plus uncommitted changes in {dirty}" if dirty else "")
     return table(" | ", [["CPU", f"{meta['cpu_model']}, {meta['cores']} cores available to the run"],
                          ["Memory", f"{gib['total']:,.1f} GiB total, {gib['available']:,.1f} GiB available at the start"],
                          ["Kernel", meta["kernel"]], ["Python / SQLite", f"{meta['python']} / {meta['sqlite']}"],
                          ["PostgreSQL", pg + (f" ({meta['postgresql_settings']})" if meta["postgresql_settings"] else "")],
                          ["SQLAlchemy / psycopg", f"{meta['sqlalchemy']} / {meta['psycopg']}"],
                          ["Load average (1, 5, 15 min)", f"start {meta['loadavg_start']}, end {meta.get('loadavg_end')}"],
-                         *([["Code measured", code]] if git["head"] else [])])  # fmt: skip
+                         *([["Code measured", commit(git, subject=True)]] if git["head"] else [])])  # fmt: skip
 
 
 def ingest(ing: dict[str, Any], results: dict[str, Any]) -> list[str]:
@@ -394,7 +399,8 @@ def how(results: dict[str, Any]) -> list[str]:
                          [[name, f"{results[name]['seconds'] / 60:.1f}", results[name].get("finished_at", "")]
                           for name in TITLES if name in results])]  # fmt: skip
     for earlier in meta.get("earlier_runs") or []:
+        code = f", on {commit(git)}" if (git := earlier.get("git") or {}).get("head") else ""
         lines += [f"{', '.join(f'`{name}`' for name in earlier['sections'])}: from an earlier invocation, "
-                  f"`{' '.join(['python -m bench', *earlier['argv']])}`, started {earlier['date']}, which took "
+                  f"`{' '.join(['python -m bench', *earlier['argv']])}`, started {earlier['date']}{code}, which took "
                   f"{earlier['seconds'] / 60:.1f} minutes.", ""]  # fmt: skip
     return lines + [f"This invocation took {meta['seconds'] / 60:.1f} minutes."]

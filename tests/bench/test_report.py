@@ -243,3 +243,13 @@ def test_the_postgresql_floor_verdict_shows_the_import_alone_beside_the_whole_ru
         f"the import alone, without the journal's wait after it: {report.ratio(alone / floor_rate)})" in target.measured
     )
     assert target.met == (whole / floor_rate >= 0.85)
+
+
+def test_each_earlier_invocation_names_the_commit_it_measured():
+    earlier = {**BROWSER_ONLY_META["earlier_runs"][0], "git": {"head": "5264be7a1b84", "subject": "s", "uncommitted": ["core/x.py"]}}  # fmt: skip
+    text = report.render(_results({**BROWSER_ONLY_META, "earlier_runs": [earlier]}))
+    assert (
+        "`ingest`, `memory`: from an earlier invocation, `python -m bench --only ingest,memory --big-runs 5`, started "
+        "16:08, on commit `5264be7a1b84` plus uncommitted changes in `core/x.py`, which took 132.0 minutes." in text
+    )
+    assert "started 16:08, which took 132.0 minutes." in report.render(_results(BROWSER_ONLY_META))  # none recorded
