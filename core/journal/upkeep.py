@@ -28,6 +28,7 @@ from core.journal.positions import (
 )
 from core.journal.store import rebuild_pairs
 from core.snaptrade.client import SnapTradeClient
+from core.storage.db import begin_writing
 from core.storage.models import AppUser, BrokerageAccount
 
 log = logging.getLogger("tradistry.journal")
@@ -58,6 +59,7 @@ def _rebuild(session: Session, account_ids: Iterable[int], *, full: bool) -> Upk
     accounts = list(session.exec(select(BrokerageAccount).where(BrokerageAccount.id.in_(ids)))) if ids else []
     pairs = activities = continued = 0
     try:
+        begin_writing(session)  # on SQLite: its reads and writes interleave (core.journal.store streams)
         touched = []
         for account in accounts:
             # The marks are read before the rows: a mark written after this read survives the clear below.

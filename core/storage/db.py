@@ -116,6 +116,19 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
             raise
 
 
+def begin_writing(session: Session) -> None:
+    """On SQLite, begin the session's transaction as a writer (BEGIN IMMEDIATE) unless it already writes.
+
+    A SQLite transaction that reads before it writes fails at its first write, at once and without the busy
+    timeout ("database is locked"), when another connection committed since its read began: a statement still
+    being read holds that snapshot (pysqlite begins a transaction only at the first write). A transaction that
+    interleaves lazy reads with writes (the journal's upkeep) calls this first, so it waits for the other
+    writer and reads the latest. PostgreSQL needs nothing: its writers do not conflict on a snapshot."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def is_postgres(bind) -> bool:
     return bind.dialect.name == "postgresql"
 

@@ -87,3 +87,41 @@ def test_a_sqlite_connection_checkpoints_its_wal_every_10000_pages_not_every_pag
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         engine.dispose()
+
+
+def test_begin_writing_holds_sqlites_write_lock_before_the_first_write_and_is_harmless_once_writing(engine):
+    """After begin_writing another SQLite connection cannot write until the session ends, though the session
+    has only read; in a transaction that already wrote it changes nothing (no nested BEGIN). PostgreSQL: no-op."""
+    import sqlite3
+
+    from sqlmodel import Session
+
+    from core.storage.db import begin_writing
+
+    def other_write() -> str:
+        path = engine.url.database
+        other = sqlite3.connect(path, timeout=0.1)
+        try:
+            other.execute("UPDATE app_users SET name = 'other'")
+            other.commit()
+            return "written"
+        except sqlite3.OperationalError as exc:
+            return str(exc)
+        finally:
+            other.close()
+
+    with Session(engine) as s:
+        s.add(AppUser(username="w", password_hash="x"))
+        s.commit()
+        assert s.execute(sa.select(AppUser.username)).scalars().all() == ["w"]
+        begin_writing(s)
+        if engine.dialect.name == "sqlite":
+            assert other_write() == "database is locked"
+        s.execute(sa.update(AppUser).values(name="session"))
+        begin_writing(s)  # already writing: no second BEGIN
+        s.commit()
+        if engine.dialect.name == "sqlite":
+            assert other_write() == "written"
+    with Session(engine) as s:
+        expected = "other" if engine.dialect.name == "sqlite" else "session"
+        assert s.execute(sa.select(AppUser.name)).scalar_one() == expected
