@@ -67,15 +67,21 @@ def _row(text: str, starts: str) -> str:
 
 # The targets the stored figures miss, named so that a re-measure that changes a verdict changes this test too.
 TARGETS = 39  # targets with a verdict in the stored results
-# Ingest and memory (--runs 3 --big-runs 2) on feb0100 (the prepare thread starts a page once the writer's rows are
-# with the database), the journal alone on 2e1682a: every target met. PostgreSQL engine ÷ floor: 1.11× at 100,000
-# (engine 11,571, 11,096 and 11,173 activities/s; floor 9,834, 10,231 and 10,030), 1.12× at 1,000,000 (engine 11,234
-# and 10,315; floor 9,356 and 9,917), 1.08× without autoanalyze. Its 0.85× was missed at 1,000,000 in every run
-# before (0.775× on 68b7712, then 0.841×, 0.817×, 0.885×) and at 100,000 in every run before 68b7712 (0.790×,
-# 0.804×, 0.760×; 0.935× on 68b7712). SQLite engine ÷ guide at 10,000: 12.68× (engine 8,835, 11,243 and 10,952;
-# guide 940, 789 and 864), 8.88–9.85× in the six runs before. Issue 22's full rebuild 1.533 s (1.956 and 1.738 s
-# in the two runs of the same journal code before it) and the upkeep after a daily page 75.2 ms (94.8, 74.4 ms).
-STORED_MISSES: set[str] = set()
+# Every section but ingest and memory re-measured on 6fe8538 (default runs); ingest and memory (--runs 3
+# --big-runs 2) from feb0100, where every target was met (PostgreSQL engine ÷ floor 1.11× at 100,000, 1.12× at
+# 1,000,000; SQLite engine ÷ guide 12.68×). The four misses are absolute times, measured while this shared machine
+# ran slower, not a change of code: the journal's code is that of 2e1682a, where the full rebuild measured 1.533 s,
+# the upkeep after a daily page 75.2 ms and the page queries' worst p95 12.8 ms; here 3.419 s, 171.1 ms and 25.0 ms
+# (the queries are read-only, untouched by any change since). Rebuilding the same 200,000 activities in a fresh
+# process, 3c84122 and 6fe8538 interleaved, 9 runs each: medians 2.409 and 2.407 s. The browser measured 1.53 s
+# cold and 1.31 s warm on 4f292ab, beside Streamlit alone at 1.43 s; here 2.56 s and 2.12 s, beside 1.80 s. The
+# ratio targets all hold: history growth 0.976× (SQLite) and 1.031× (PostgreSQL), 7.00 requests per onboarding.
+STORED_MISSES = {
+    "Browser, navigation → rendered table, first visit after server start (median)",
+    "Browser, navigation → rendered table, later visits (median)",
+    "journal full rebuild, 200,000 activities",
+    "journal upkeep after a one-page sync (1,000 activities)",
+}
 
 
 def test_the_stored_results_miss_only_the_named_targets_and_the_report_says_which():
@@ -153,7 +159,8 @@ def test_a_query_verdict_compares_each_p95_with_its_groups_target():
     what = "Transactions page-load queries, worst p95 (PostgreSQL, heavy user, 200,000 rows)"
     [target] = [t for t in report.verdicts(results) if t.what == what]
     assert (target.target, target.measured, target.met) == ("≤ 50 ms", "51.0 ms (data_version)", False)
-    assert "| page load | data_version | 1.7 | 51.0 | 2.3 | 50 | **missed** |" in report.render(results)
+    p50, top = data_version["p50_ms"], data_version["max_ms"]
+    assert f"| page load | data_version | {p50:.1f} | 51.0 | {top:.1f} | 50 | **missed** |" in report.render(results)
 
 
 @pytest.mark.parametrize("key", ["cold_seconds", "warm_seconds", "returning_seconds"])
