@@ -910,7 +910,7 @@ def commit_elsewhere_at_the_first_journal_write(engine, user_id: int) -> tuple[l
 def test_an_upkeep_succeeds_when_another_connection_commits_between_its_reads_and_its_writes(engine):
     """On SQLite a transaction that reads before it writes fails at its first write ("database is locked", at
     once, not after the busy timeout) when another connection committed in between. Seen in the kill -9 fault
-    test (tests/faults/test_crash_recovery.py), failed in a full run and once in seven repeats: the resumed
+    test (tests/faults/test_crash_recovery.py), failed in a full run and once in six repeats: the resumed
     run's upkeep met the heartbeat's commit and left the journal dirty until the next sync. The upkeep now
     takes the write lock before it reads, so it waits instead."""
     from core.journal import store
