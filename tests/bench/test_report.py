@@ -72,10 +72,11 @@ TARGETS = 39  # targets with a verdict in the stored results
 # 1,000,000; SQLite engine ÷ guide 12.68×). The four misses are absolute times, measured while this shared machine
 # ran slower, not a change of code: since 2e1682a the journal changed only its log lines and (6fe8538) BEGIN
 # IMMEDIATE on SQLite; there the full rebuild measured 1.533 s, the upkeep after a daily page 75.2 ms and the page
-# queries' worst p95 12.8 ms; here 3.419 s, 171.1 ms and 25.0 ms (the queries are read-only, unchanged since). Rebuilding the same 200,000 activities in a fresh
-# process, 3c84122 and 6fe8538 interleaved, 9 runs each: medians 2.409 and 2.407 s. The browser measured 1.53 s
-# cold and 1.31 s warm on 4f292ab, beside Streamlit alone at 1.43 s; here 2.56 s and 2.12 s, beside 1.80 s. The
-# ratio targets all hold: history growth 0.976× (SQLite) and 1.031× (PostgreSQL), 7.00 requests per onboarding.
+# queries' worst p95 12.8 ms; here 3.419 s, 171.1 ms and 25.0 ms (the queries are read-only, unchanged since).
+# Rebuilding the same 200,000 activities in a fresh process, 3c84122 and 6fe8538 interleaved, 9 runs each: medians
+# 2.409 and 2.407 s. The browser measured 1.53 s cold and 1.31 s warm on 4f292ab, beside Streamlit alone at 1.43 s;
+# here 2.56 s and 2.12 s, beside 1.80 s. The ratio targets all hold: history growth 0.976× (SQLite) and 1.031×
+# (PostgreSQL), 7.00 requests per onboarding.
 STORED_MISSES = {
     "Browser, navigation → rendered table, first visit after server start (median)",
     "Browser, navigation → rendered table, later visits (median)",

@@ -879,13 +879,13 @@ def test_only_a_pair_of_many_activities_keeps_a_state_a_small_one_is_rebuilt_fro
 # --------------------------------------------------------------------------- beside other writers
 
 
-def commit_elsewhere_at_the_first_journal_write(engine, user_id: int) -> tuple[list, list]:
-    """When the upkeep is about to write its first journal row, another connection commits a write (as a
-    run's heartbeat, a second worker or the web app does at any moment). The upkeep goes on once that write
-    is done or after 1 s, when it waits for the upkeep's transaction; (its outcome, its thread)."""
+def commit_elsewhere_at_the_first_journal_write(engine, user_id: int, work) -> list:
+    """`work()`, during which another connection commits a write when the upkeep is about to write its first
+    journal row (as a run's heartbeat, a second worker or the web app does at any moment). The upkeep goes on once
+    that write is done or after 1 s, when it waits for the upkeep's transaction; the other write's outcome."""
     import threading
 
-    outcome, threads, started = [], [], threading.Event()
+    outcome, threads = [], []
 
     def write_elsewhere() -> None:
         try:
@@ -896,15 +896,18 @@ def commit_elsewhere_at_the_first_journal_write(engine, user_id: int) -> tuple[l
             outcome.append(exc)
 
     def before(conn, cursor, statement, parameters, context, executemany) -> None:
-        if not started.is_set() and statement.lstrip().upper().startswith("INSERT INTO JOURNAL_"):
-            started.set()
-            thread = threading.Thread(target=write_elsewhere)
-            thread.start()
-            thread.join(timeout=1.0)
-            threads.append(thread)
+        if not threads and statement.lstrip().upper().startswith("INSERT INTO JOURNAL_"):
+            threads.append(threading.Thread(target=write_elsewhere))
+            threads[0].start()
+            threads[0].join(timeout=1.0)
 
     sa.event.listen(engine, "before_cursor_execute", before)
-    return outcome, threads
+    try:
+        work()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+    threads[0].join(timeout=60)
+    return outcome
 
 
 def test_an_upkeep_succeeds_when_another_connection_commits_between_its_reads_and_its_writes(engine):
@@ -922,9 +925,7 @@ def test_an_upkeep_succeeds_when_another_connection_commits_between_its_reads_an
                                      security_type="cs", quantity=Decimal(1), price=Decimal(10 + i % 7),
                                      trade_date=date(2024, 1, 1 + i % 28)) for i in range(store._CHUNK_ROWS + 600)])  # fmt: skip
         s.commit()
-        outcome, threads = commit_elsewhere_at_the_first_journal_write(engine, user.id)
-        upkeep_accounts(s, [acct.id])
-        threads[0].join(timeout=60)
+        outcome = commit_elsewhere_at_the_first_journal_write(engine, user.id, lambda: upkeep_accounts(s, [acct.id]))
         assert outcome == ["committed"]
         assert_journal_is_current(s, user.id)
         assert s.execute(sa.text("SELECT name FROM app_users WHERE id = :u"), {"u": user.id}).scalar() == "elsewhere"
