@@ -60,10 +60,11 @@ def _start_sandbox(settings: Settings) -> Any:
 
 
 def _warm_up() -> None:
-    """Pay the first visit's one-off costs at start-up: the pages' heavy imports (pandas, pyarrow, the
-    login component) and the first compile of every dashboard query (run for a user id that owns no
-    rows), so the first trader after a restart waits no longer than the next one."""
+    """Pay the first visit's one-off costs at start-up: the pages' heavy imports (pandas, pyarrow), the
+    first compile of every dashboard query (run for a user id that owns no rows) and the stack walk of
+    Streamlit's first element, so the first trader after a restart waits only for their own data."""
     import importlib
+    import inspect
 
     try:
         for module in ("pandas", "pyarrow", "core.reads.views"):  # core.reads.transactions/analytics: below
@@ -81,6 +82,10 @@ def _warm_up() -> None:
             for chart in (an.monthly_cash_flow, an.dividends_by_symbol, an.monthly_fees, an.traded_value_by_symbol):
                 chart(s, nobody, filters, "USD")
             an.activity_by_day(s, nobody, filters)
+        # Streamlit's first element in a process walks the call stack (docs/INTERNALS.md,
+        # streamlit-first-element-stack-walk), and inspect then resolves the path of every loaded module:
+        # ~0.1 s of the first visit. One walk here fills inspect's cache of those paths.
+        inspect.stack()
     except Exception:  # noqa: BLE001 - a warm-up must never stop the app from starting
         log.warning("start-up warm-up failed; the first visit will be slower", exc_info=True)
 

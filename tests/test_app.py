@@ -49,6 +49,28 @@ def test_warm_up_imports_what_the_first_page_run_would(tmp_path):
     )
 
 
+def test_warm_up_spares_streamlits_first_element_its_walk_over_every_modules_path(tmp_path):
+    """In a fresh interpreter, the paths inspect resolves while Streamlit shows its first element: one per loaded
+    module without the warm-up (docs/INTERNALS.md, streamlit-first-element-stack-walk), almost none after it."""
+    code = (
+        "import os, sys; sys.path.insert(0, os.getcwd()); import app, streamlit as st; {warm}"
+        "resolved, realpath = [], os.path.realpath; "
+        "os.path.realpath = lambda p, *a, **k: (resolved.append(p), realpath(p, *a, **k))[1]; "
+        "st.markdown('first element'); print(len(resolved), len(sys.modules))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+           "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "ERROR"}  # fmt: skip
+    subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+    counts = {}
+    for warm in ("", "app._warm_up(); "):
+        out = subprocess.run([sys.executable, "-c", code.format(warm=warm)], cwd=ROOT, env=env, check=True,
+                             capture_output=True, text=True)  # fmt: skip
+        counts[warm] = [int(n) for n in out.stdout.split()]
+    (cold, modules), (warmed, _) = counts[""], counts["app._warm_up(); "]
+    assert cold > modules / 2, counts  # the walk this guards against is still there
+    assert warmed < 20, counts
+
+
 def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_heap():
     import gc
 

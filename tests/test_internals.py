@@ -29,6 +29,7 @@ DOC = "docs/INTERNALS.md"
 WRITTEN_AGAINST = {
     "streamlit-static-handler-headers": {"streamlit": "1.67.0", "starlette": "1.10.0"},
     "streamlit-listening-socket-nagle": {"streamlit": "1.67.0"},
+    "streamlit-first-element-stack-walk": {"streamlit": "1.67.0"},
     "sqlalchemy-sqlite-table-hint": {"sqlalchemy": "2.1.9"},
     "sqlalchemy-upsert-sql-text": {"sqlalchemy": "2.1.9"},
     "snaptrade-sdk-deserialize-body": {"snaptrade-python-sdk": "13.0.49"},
@@ -150,6 +151,21 @@ def test_reach_streamlit_listening_socket_nagle():
         assert accepted_nodelay(listener) != 0
     finally:
         listener.close()
+
+
+def test_reach_streamlit_first_element_stack_walk(monkeypatch):
+    written_against("streamlit-first-element-stack-walk", "app._warm_up")
+    import streamlit as st
+    from streamlit import delta_generator
+
+    walks = []
+    monkeypatch.setattr(
+        inspect, "stack", lambda *a: walks.append(a) or [inspect.FrameInfo(None, "app.py", 1, "", [], 0)]
+    )
+    monkeypatch.setattr(delta_generator, "_use_warning_has_been_displayed", False)
+    st.markdown("first element")
+    st.markdown("second element")
+    assert len(walks) == 1, "Streamlit's first element no longer walks the stack: app._warm_up's inspect.stack() may go"
 
 
 # --------------------------------------------------------------------------- sqlalchemy
