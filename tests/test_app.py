@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 
 from tests.conftest import ROOT
 
@@ -32,43 +33,42 @@ def test_warm_up_runs_every_dashboard_query_without_touching_data(engine, caplog
     assert len(reads) >= 9 and all(s.lstrip().upper().startswith("SELECT") for s in reads)
 
 
+def fresh_interpreter(tmp_path) -> Callable[[str], str]:
+    """`python -c CODE` in a new interpreter, from the project root, on a migrated SQLite database: its stdout."""
+    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+           "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "ERROR"}  # fmt: skip
+    subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
+
+    def run(code: str) -> str:
+        code = "import os, sys; sys.path.insert(0, os.getcwd()); import app; " + code
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    return run
+
+
 def test_warm_up_imports_what_the_first_page_run_would(tmp_path):
     """In a fresh interpreter: after the warm-up, pandas and the page queries are already imported."""
-    code = (
-        "import os, sys; sys.path.insert(0, os.getcwd()); import app; "
-        "before = {m for m in ('pandas', 'core.reads.transactions', 'core.reads.analytics') if m in sys.modules}; "
-        "app._warm_up(); after = {m for m in ('pandas', 'core.reads.transactions', 'core.reads.analytics') if m in sys.modules}; "
-        "print(sorted(before), sorted(after))"
-    )
-    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
-           "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "WARNING"}  # fmt: skip
-    subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True)
-    assert out.stdout.strip() == "[] ['core.reads.analytics', 'core.reads.transactions', 'pandas']", (
-        out.stdout + out.stderr
-    )
+    loaded = "{m for m in ('pandas', 'core.reads.transactions', 'core.reads.analytics') if m in sys.modules}"
+    out = fresh_interpreter(tmp_path)(f"before = {loaded}; app._warm_up(); print(sorted(before), sorted({loaded}))")
+    assert out == "[] ['core.reads.analytics', 'core.reads.transactions', 'pandas']"
 
 
 def test_warm_up_spares_streamlits_first_element_its_walk_over_every_modules_path(tmp_path):
     """In a fresh interpreter, the paths inspect resolves while Streamlit shows its first element: one per loaded
     module without the warm-up (docs/INTERNALS.md, streamlit-first-element-stack-walk), almost none after it."""
     code = (
-        "import os, sys; sys.path.insert(0, os.getcwd()); import app, streamlit as st; {warm}"
-        "resolved, realpath = [], os.path.realpath; "
+        "import streamlit as st; {warm}resolved, realpath = [], os.path.realpath; "
         "os.path.realpath = lambda p, *a, **k: (resolved.append(p), realpath(p, *a, **k))[1]; "
         "st.markdown('first element'); print(len(resolved), len(sys.modules))"
     )
-    env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
-           "AUTH_COOKIE_KEY": "k" * 48, "LOG_LEVEL": "ERROR"}  # fmt: skip
-    subprocess.run([sys.executable, "-m", "core", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True)
-    counts = {}
-    for warm in ("", "app._warm_up(); "):
-        out = subprocess.run([sys.executable, "-c", code.format(warm=warm)], cwd=ROOT, env=env, check=True,
-                             capture_output=True, text=True)  # fmt: skip
-        counts[warm] = [int(n) for n in out.stdout.split()]
-    (cold, modules), (warmed, _) = counts[""], counts["app._warm_up(); "]
-    assert cold > modules / 2, counts  # the walk this guards against is still there
-    assert warmed < 20, counts
+    run = fresh_interpreter(tmp_path)
+    (cold, modules), (warmed, _) = (
+        [int(n) for n in run(code.format(warm=w)).split()] for w in ("", "app._warm_up(); ")
+    )
+    assert cold > modules / 2, (cold, modules)  # the walk the warm-up spares is still there
+    assert warmed < 20, (warmed, cold)
 
 
 def test_tune_server_turns_nagle_off_for_the_app_port_and_freezes_the_start_up_heap():
