@@ -62,7 +62,7 @@ def _start_sandbox(settings: Settings) -> Any:
 def _warm_up() -> None:
     """Pay the first visit's one-off costs at start-up: the pages' heavy imports (pandas, pyarrow), the
     first compile of every dashboard query (run for a user id that owns no rows) and the stack walk of
-    Streamlit's first element, so the first trader after a restart waits only for their own data."""
+    Streamlit's first element, so the first trader after a restart waits mostly for their own data."""
     import importlib
     import inspect
 
