@@ -39,7 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 soak: $(STAMP)
-	SOAK=1 $(BIN)/python -m pytest tests/faults -m "slow or not slow" $(PYTEST_ARGS)
+	SOAK=1 $(BIN)/python -m pytest tests/faults $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
