@@ -287,7 +287,7 @@ def account_sidebar(user: auth.SessionUser) -> None:
             format_func=lambda z: browser if z == _BROWSER_TZ else z,
             help="Times are stored in UTC and shown in this time zone. Saved to your account.",
         )
-        st.page_link("profile.py", label="Profile and password", icon=":material/badge:")
+        st.page_link("my_profile.py", label="Profile and password", icon=":material/badge:")
         st.button("Log out", icon=":material/logout:", on_click=logout, key="logout_button", width="stretch",
                   help="Ends this browser's session; your other browsers stay signed in")  # fmt: skip
         st.button("Sign out everywhere", icon=":material/devices:", on_click=logout_everywhere,

@@ -35,7 +35,7 @@ MEMBER_PAGES = {
         st.Page("journal.py", title="Journal", icon="📓", url_path="journal"),
         st.Page("positions.py", title="Positions", icon="⚖️", url_path="positions"),
     ],
-    "Account": [st.Page("profile.py", title="Profile", icon="🪪", url_path="profile")],
+    "Account": [st.Page("my_profile.py", title="Profile", icon="🪪", url_path="profile")],
 }
 STAFF_PAGES = {
     "Staff": [

@@ -79,3 +79,18 @@ def test_core_packages_import_only_down_the_path():
             if theirs is not None and theirs > mine and not allowed:
                 upward.append(f"{module} ({LAYERS[mine]}) imports {name} ({LAYERS[theirs]})")
     assert not sorted(set(upward)), sorted(set(upward))
+
+
+def test_no_page_file_shadows_a_module_the_process_imports(monkeypatch):
+    """During every script run Streamlit puts the entry script's folder, pages/, first on sys.path, so a page
+    named like a standard-library or installed module replaces it for the whole process (pages/profile.py did:
+    `import cProfile` inside a page imported the Profile page as `profile`)."""
+    import importlib.util
+    import sys
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if Path(p or ".").resolve() != ROOT / "pages"])
+    found = {f.name: importlib.util.find_spec(f.stem) for f in (ROOT / "pages").glob("*.py")}
+    # a page an earlier AppTest run imported under its bare name is the page itself, not a module it shadows
+    shadowing = {name: spec.origin for name, spec in found.items()
+                 if spec is not None and not str(spec.origin).startswith(str(ROOT / "pages"))}  # fmt: skip
+    assert shadowing == {}, f"page files named like modules the app can import: {shadowing}"

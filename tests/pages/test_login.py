@@ -159,7 +159,7 @@ def test_log_out_ends_this_browser_only_and_sign_out_everywhere_ends_all(dashboa
 
 def test_changing_the_password_on_the_profile_page_ends_every_other_session_but_this_one(dashboard, db, users):
     other_browser = dashboard("tina")
-    at = dashboard("tina", page="profile.py")
+    at = dashboard("tina", page="my_profile.py")
     assert titles(at) == ["Profile"]
     at.text_input(key="pw_current").input(PASSWORDS["tina"])
     at.text_input(key="pw_new").input("a brand new secret")
@@ -176,7 +176,7 @@ def test_changing_the_password_on_the_profile_page_ends_every_other_session_but_
 
 
 def test_the_profile_keeps_free_text_within_its_limits_and_says_so(dashboard, db, users):
-    at = dashboard("tina", page="profile.py")
+    at = dashboard("tina", page="my_profile.py")
     name, email = at.text_input(key="profile_name"), at.text_input(key="profile_email")
     # The browser stops typing at the limit (with a counter); the help says what the limit is.
     assert (name.proto.max_chars, email.proto.max_chars) == (auth.NAME_MAX_CHARS, auth.EMAIL_MAX_CHARS)
