@@ -54,3 +54,18 @@ def test_first_steps_walk_a_newcomer_through_the_app_and_its_failures():
     named = set(re.findall(r"\*\*([^*]+)\*\*", section)) - {"Seeing failures on purpose."}
     missing = sorted(n for n in named if f'"{n}"' not in pages_text and n not in portal)
     assert not missing, f"First steps names things the app does not show: {missing}"
+
+
+def test_the_architecture_section_names_every_module_of_core_and_no_other():
+    """Each package's row of the table names exactly its modules; the sentence after it, core's own modules."""
+    core = Path(__file__).resolve().parent.parent / "core"
+    section = _section("Architecture")
+    rows = dict(re.findall(r"^\| `core/(\w+)/` \| (.*) \|$", section, re.M))
+    assert {p.name for p in core.iterdir() if (p / "__init__.py").exists()} == set(rows)
+    for package, row in rows.items():
+        named = set(re.findall(r"`(\w+\.py)`", row)) | set(re.findall(r"`(\w+)/`", row))
+        present = {p.name for p in (core / package).iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+        assert named == present - {"__init__.py"}, f"core/{package}/: {named ^ (present - {'__init__.py'})}"
+    top = {p.name for p in core.glob("*.py")} - {"__init__.py"}
+    missing = [name for name in sorted(top) if f"`core/{name}`" not in section]
+    assert not missing, f"core's own modules missing from the README's architecture section: {missing}"
