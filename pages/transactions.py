@@ -181,17 +181,33 @@ def _view_from_url(options: q.FilterOptions) -> tuple[dict[str, Any], list[str]]
     }
     for name, (key, allowed, convert) in checks.items():
         value = one(name)
-        if value is not None:
-            (view.__setitem__(key, convert(value)) if allowed(value) else dropped.append(f"{name}={value}"))
+        # a statement, not a conditional expression: Streamlit's magic writes an expression's value (None) on the page
+        if value is not None and allowed(value):
+            view[key] = convert(value)
+        elif value is not None:
+            dropped.append(f"{name}={value}")
     if view["txn_period"] == periods.CUSTOM:
-        try:
-            start = date.fromisoformat(one("from") or "") if one("from") else options.first_date
-            end = date.fromisoformat(one("to") or "") if one("to") else options.last_date
-            view["txn_dates"] = (max(start, options.first_date), min(end, options.last_date))
-        except (ValueError, TypeError):
+        dates, problem = _custom_range(one("from"), one("to"), options)
+        if problem is None:
+            view["txn_dates"] = dates
+        else:
             view["txn_period"] = periods.ALL
-            dropped.append("the custom date range")
+            dropped.append(f"the custom date range ({problem})")
     return view, dropped
+
+
+def _custom_range(start_text: str | None, end_text: str | None, options: q.FilterOptions) -> tuple[Any, str | None]:
+    """The address's custom date range within the history (an open end is the history's), or why it is left out."""
+    try:
+        start = date.fromisoformat(start_text) if start_text else options.first_date
+        end = date.fromisoformat(end_text) if end_text else options.last_date
+    except (ValueError, TypeError):
+        return None, "its from or to is not a YYYY-MM-DD date"
+    if start > end:
+        return None, "it ends before it starts"
+    if start > options.last_date or end < options.first_date:
+        return None, "it is outside your history"
+    return (max(start, options.first_date), min(end, options.last_date)), None
 
 
 def _apply_url(options: q.FilterOptions) -> None:

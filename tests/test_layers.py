@@ -94,3 +94,19 @@ def test_no_page_file_shadows_a_module_the_process_imports(monkeypatch):
     shadowing = {name: spec.origin for name, spec in found.items()
                  if spec is not None and not str(spec.origin).startswith(str(ROOT / "pages"))}  # fmt: skip
     assert shadowing == {}, f"page files named like modules the app can import: {shadowing}"
+
+
+def test_no_page_writes_a_bare_expression_streamlit_would_display():
+    """Streamlit's magic writes the value of any expression statement that is not a call (a conditional expression,
+    a name, a comparison) onto the page: a stray `None` in the Transactions page came from one."""
+    found = []
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            blocks = [
+                b for b in (getattr(node, f, None) for f in ("body", "orelse", "finalbody")) if isinstance(b, list)
+            ]
+            for i, stmt in ((i, s) for block in blocks for i, s in enumerate(block)):
+                docstring = i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+                if isinstance(stmt, ast.Expr) and not isinstance(stmt.value, ast.Call | ast.Await) and not docstring:
+                    found.append(f"{path.name}:{stmt.lineno} {ast.unparse(stmt)[:80]}")
+    assert found == [], found

@@ -362,3 +362,29 @@ def test_a_page_number_past_the_end_gets_a_message(session):
     assert not at.exception
     assert any("There is no page 999" in w.value and "Showing page 1" in w.value for w in at.warning)
     assert len(_table(at)) == 3
+    assert [m.value for m in at.markdown if "None" in m.value] == []  # no stray value written by Streamlit's magic
+
+
+def test_an_address_with_a_reversed_or_foreign_custom_range_says_why_it_is_left_out(session):
+    user, _, account = f.make_trader(session, "rita")
+    for day in (date(2025, 1, 10), date(2025, 6, 10)):
+        f.make_transaction(session, account, transaction_type="DIVIDEND", symbol="VTI", amount="1", trade_date=day)
+    for (start, end), why in ((("2025-05-01", "2025-01-01"), "it ends before it starts"),
+                              (("2030-01-01", "2030-02-01"), "it is outside your history"),
+                              (("2025-13-45", ""), "its from or to is not a YYYY-MM-DD date")):  # fmt: skip
+        at = _app(user.id)
+        for key, value in {"period": "custom", "from": start, "to": end}.items():
+            at.query_params[key] = value
+        at.run()
+        assert not at.exception
+        assert [w.value for w in at.warning if "custom date range" in w.value] == [
+            f"Some of this address's view settings do not apply to your transactions and were left out: "
+            f"the custom date range ({why})."
+        ]
+        assert at.selectbox(key="txn_period").value == "all" and len(_table(at)) == 2
+    at = _app(user.id)
+    for key, value in {"period": "custom", "from": "2025-05-01", "to": "2030-01-01"}.items():
+        at.query_params[key] = value
+    at.run()  # a range that overlaps the history is kept, clipped to it
+    assert not at.warning and at.date_input(key="txn_dates").value == (date(2025, 5, 1), date(2025, 6, 10))
+    assert len(_table(at)) == 1
