@@ -7,10 +7,12 @@ Contract for page authors:
   (a registered page is reachable by URL, so privileged pages re-check it themselves).
 - `fmt_time(dt)`, `fmt_when(dt)`, `fmt_relative(dt)`, `fmt_duration(s)`, `display_timezone()`.
 - `status_badge(status)` for connection and run statuses.
+- `plain(text)`: text someone else chose (a display name, a broker's name) for a Markdown label or body, shown as typed.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +22,9 @@ from core.accounts.auth import SessionUser
 from core.reads import formatting as fmt
 
 CURRENT_USER_KEY = "current_user"
+# Every ASCII punctuation character CommonMark lets a backslash escape; Streamlit's colours (:red[…]), icons and
+# links all start with one of them.
+_MARKDOWN_ACTIVE = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 # Run ids whose result the Sync page summarises (set by "Sync now" and by the portal callback).
 SYNC_WATCH_KEY = "sync_watch"
 
@@ -105,3 +110,9 @@ def status_badge(status: str, *, help: str | None = None) -> None:
 
 def status_label(status: str) -> str:
     return _BADGES.get(status, (status.replace("_", " ").capitalize(), "", ""))[0]
+
+
+def plain(text: str) -> str:
+    """`text` for a Markdown label or body with its Markdown shown as typed (`**x**` is not bold, `[y](z)` no link).
+    In a body Streamlit still makes a bare web address a link: text anyone can type goes through `st.text` there."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", text).replace("\n", " ")

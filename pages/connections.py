@@ -18,7 +18,7 @@ from core.reads import views
 from core.snaptrade.client import SnapTradeError
 from core.storage.db import session_scope
 from pages import portal
-from pages.components import fmt_date, fmt_when, require_user, status_badge
+from pages.components import fmt_date, fmt_when, plain, require_user, status_badge
 
 SECRET_FLASH_KEY = "secret_flash"
 CONFIRM_REGISTER_KEY = "confirm_register_again"
@@ -134,7 +134,7 @@ def _secret_attention(user_id: int, username: str) -> bool:
 def _card(card: views.ConnectionCard, user_id: int) -> None:
     with st.container(border=True):
         head, badge = st.columns([4, 1])
-        head.subheader(card.brokerage_name, anchor=False)
+        head.subheader(plain(card.brokerage_name), anchor=False)
         with badge:
             status_badge(card.status)
         if card.status == "needs_reconnect":
@@ -170,7 +170,7 @@ def _card(card: views.ConnectionCard, user_id: int) -> None:
             st.session_state[f"confirm_{card.connection_id}"] = True
         if st.session_state.get(f"confirm_{card.connection_id}"):
             with st.container(border=True):
-                st.markdown(f"**Disconnect {card.brokerage_name}?** SnapTrade stops reading this brokerage and "
+                st.markdown(f"**Disconnect {plain(card.brokerage_name)}?** SnapTrade stops reading this brokerage and "
                             "auto-sync ends. You can connect it again later.")  # fmt: skip
                 st.radio("Imported transactions", ["Keep", "Delete"], key=f"keep_{card.connection_id}",
                          format_func={"Keep": "Keep my imported history", "Delete": "Delete my imported history"}.get,
@@ -209,7 +209,7 @@ def render() -> None:
     if gone:
         with st.expander(f"Disconnected ({len(gone)})"):
             for card in gone:
-                st.markdown(f"**{card.brokerage_name}** — {card.status_reason or 'disconnected'}")
+                st.markdown(f"**{plain(card.brokerage_name)}** — {card.status_reason or 'disconnected'}")
 
 
 render()

@@ -27,7 +27,7 @@ import streamlit as st
 from core.accounts import auth, session_cookie
 from core.settings import get_settings
 from core.storage.db import session_scope
-from pages.components import CURRENT_USER_KEY, current_user
+from pages.components import CURRENT_USER_KEY, current_user, plain
 
 AUTH_KEY = "auth"  # {"username", "epoch", "sid"}: the only marker of a signed-in session
 NOTICE_KEY = "auth_notice"
@@ -272,9 +272,10 @@ def _zone_names() -> list[str]:
 def account_sidebar(user: auth.SessionUser) -> None:
     # An account menu rather than open controls: the time-zone picker (~600 zones) and the logout button
     # are mounted only when opened, which keeps them off every page's first paint (BENCHMARKS.md, browser).
-    with st.sidebar.popover(user.display_name, icon=":material/account_circle:", width="stretch",
+    with st.sidebar.popover(plain(user.display_name), icon=":material/account_circle:", width="stretch",
                             help="Your account: time zone and logging out"):  # fmt: skip
-        st.markdown(f"**{user.display_name}**  \n:gray[{user.username} · {user.role}]")
+        st.text(user.display_name)  # not Markdown: a typed web address would still become a link
+        st.caption(f"{user.username} · {user.role}")
         options = [_BROWSER_TZ, *_zone_names()]
         current = user.timezone if user.timezone in options else _BROWSER_TZ
         browser = f"Browser ({st.context.timezone or 'UTC'})"

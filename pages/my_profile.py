@@ -32,9 +32,12 @@ def _profile_form(user: auth.SessionUser) -> None:
     if saved:
         try:
             with session_scope() as s:
-                auth.update_profile(s, user.username, name=name, email=email)
+                saved_user = auth.update_profile(s, user.username, name=name, email=email)
         except ValueError as e:
             st.error(str(e))
+            return
+        if (saved_user.name, saved_user.email) == (user.name, user.email):
+            st.info("Nothing to save: the display name and e-mail are as they were.")
             return
         st.session_state[FLASH_KEY] = (True, "Profile saved.")
         st.rerun()
@@ -49,6 +52,9 @@ def _password_form(user: auth.SessionUser) -> None:
         repeat = st.text_input("Repeat the new password", type="password", key="pw_repeat", autocomplete="new-password")
         changed = st.form_submit_button("Change password", key="pw_submit")
     if changed:
+        if not current or not new:
+            st.error("Enter your current password and a new one.")
+            return
         if new != repeat:
             st.error("The two new passwords differ.")
             return

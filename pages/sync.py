@@ -12,7 +12,7 @@ import streamlit as st
 from core.jobs import queue as jobs
 from core.reads import views
 from core.storage.db import session_scope
-from pages.components import SYNC_WATCH_KEY, fmt_duration, fmt_relative, fmt_time, require_user, status_label
+from pages.components import SYNC_WATCH_KEY, fmt_duration, fmt_relative, fmt_time, plain, require_user, status_label
 
 ALL = 0  # the "all connections" choice in the target picker
 FLASH_KEY = "sync_flash"
@@ -58,7 +58,7 @@ def _counts(row: views.RunRow) -> str:
 
 def _progress(row: views.RunRow) -> None:
     with st.container(border=True):
-        st.markdown(f"**{row.brokerage_name}** · {views.TRIGGER_LABELS.get(row.trigger, row.trigger)}"
+        st.markdown(f"**{plain(row.brokerage_name)}** · {views.TRIGGER_LABELS.get(row.trigger, row.trigger)}"
                     + (" · full re-import" if row.full_sync else ""))  # fmt: skip
         # The label is built from the numbers the bar is drawn from (views.RunRow.progress_label).
         st.progress(row.percent, text=row.progress_label)

@@ -20,7 +20,7 @@ def titles(at: AppTest) -> list[str]:
 
 def texts(at: AppTest) -> str:
     parts = [
-        e.value for kind in ("markdown", "info", "error", "warning", "success", "caption") for e in getattr(at, kind)
+        e.value for kind in ("markdown", "text", "info", "error", "warning", "success", "caption") for e in getattr(at, kind)
     ]
     return "\n".join(str(p) for p in parts)
 
@@ -191,6 +191,20 @@ def test_the_profile_keeps_free_text_within_its_limits_and_says_so(dashboard, db
     at.text_input(key="profile_email").input("not an address")
     at.button(key="profile_save").click().run()
     assert "That e-mail address does not look valid." in errors(at)
+
+
+def test_the_profile_says_when_there_is_nothing_to_save_and_asks_for_empty_passwords(dashboard, db, users):
+    at = dashboard("tina", page="my_profile.py")
+    at.text_input(key="profile_name").input("Tina")
+    at.button(key="profile_save").click().run()
+    assert "Profile saved." in texts(at)
+    at.text_input(key="profile_name").input(" Tina ")  # the same name once trimmed: nothing changes
+    at.button(key="profile_save").click().run()
+    assert [i.value for i in at.info] == ["Nothing to save: the display name and e-mail are as they were."]
+    assert "Profile saved." not in texts(at)
+    at.button(key="pw_submit").click().run()  # every password field empty
+    assert errors(at) == {"Enter your current password and a new one."}
+    assert auth.session_epoch(db, "tina") == 0
 
 
 def test_signup_limits_the_free_text_fields(dashboard):
