@@ -20,7 +20,9 @@ def titles(at: AppTest) -> list[str]:
 
 def texts(at: AppTest) -> str:
     parts = [
-        e.value for kind in ("markdown", "text", "info", "error", "warning", "success", "caption") for e in getattr(at, kind)
+        e.value
+        for kind in ("markdown", "text", "info", "error", "warning", "success", "caption")
+        for e in getattr(at, kind)
     ]
     return "\n".join(str(p) for p in parts)
 
