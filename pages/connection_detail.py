@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.reads import timeline as tl
-from core.reads.formatting import payload_json
+from core.reads.formatting import clause, payload_json
 from core.reads.views import frequency_label
 from core.storage.db import session_scope
 from pages import staff_ui as ui
@@ -52,7 +52,7 @@ def _actions(c: tl.ConnectionSummary, runs: list[tl.RunLine], flagged: int) -> N
     failing = next((r for r in runs if r.needs_attention), None)
     who = f"{c.brokerage_name} of {c.username}"
     retry_question = f"Retry the sync of {who}?" + (
-        f" Run #{failing.id} {failing.outcome.lower()}: {failing.error_message or 'no message'}. The new run resumes "
+        f" Run #{failing.id} {failing.outcome.lower()}: {clause(failing.error_message or 'no message')}. The new run resumes "
         "from its checkpoint." if failing else " A new run reads what is new since the last sync."
     )  # fmt: skip
     connected = c.status != "disconnected"

@@ -56,7 +56,7 @@ def _disconnect(user_id: int, connection_id: int) -> None:
 def _reconnect_call(card: views.ConnectionCard, user_id: int) -> None:
     """The first thing a broken card shows: what happened, since when, and the one button that fixes it."""
     since = f" since {fmt_date(card.disabled_at)}" if card.disabled_at else ""
-    reason = (card.status_reason or "the brokerage login is no longer accepted").rstrip(".")
+    reason = fmt.clause(card.status_reason or "the brokerage login is no longer accepted")
     st.warning(f"**Needs reconnect{since}.** Reason: {reason}. Until you reconnect, no new transactions "
                "arrive and auto-sync is paused; your imported history stays.", icon=":material/link_off:")  # fmt: skip
     st.button("Reconnect", key=f"reconnect_{card.connection_id}", type="primary", icon=":material/link:",

@@ -71,7 +71,7 @@ def _account(acct: jr.AccountPositions, user_id: int) -> None:
         else:
             st.caption(f"Broker positions read {fmt_when(acct.positions_read_at)}.")  # its age in brackets
         if acct.last_error:
-            st.warning(f"The last read failed ({fmt_when(acct.last_attempt_at)}): {acct.last_error}. "
+            st.warning(f"The last read failed ({fmt_when(acct.last_attempt_at)}): {fmt.clause(acct.last_error)}. "
                        "The positions shown are from the last good read.")  # fmt: skip
         if not acct.rows:
             st.caption("Nothing held, by the history or the broker.")

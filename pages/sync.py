@@ -66,7 +66,7 @@ def _progress(row: views.RunRow) -> None:
 
 
 def _summary(row: views.RunRow) -> None:
-    sentence = f"**{row.brokerage_name}** — {views.run_outcome_sentence(row)}"
+    sentence = f"**{plain(row.brokerage_name)}** — {views.run_outcome_sentence(row)}"
     if row.duration_seconds is not None:
         sentence += f" ({fmt_duration(row.duration_seconds)})"
     if row.status == "completed":

@@ -19,6 +19,7 @@ from core.storage import jsonexact
 _EXACT_CONTEXT = Context(prec=100)
 
 __all__ = [
+    "clause",
     "currency_decimals",
     "format_average",
     "format_date",
@@ -61,6 +62,11 @@ _MINOR_UNITS = {
     **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
     **dict.fromkeys(("CLF", "UYW"), 4),
 }
+
+
+def clause(message: str) -> str:
+    """A stored message (a short sentence) inside a longer one: without its full stop, which the sentence adds."""
+    return message.rstrip().rstrip(".")
 
 
 def currency_decimals(currency: str | None) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from core.reads.formatting import account_short_name, mask_account_number
+from core.reads.formatting import account_short_name, clause, mask_account_number
 from core.storage.models import ACTIVE_SYNC_STATUSES, BrokerageAccount, BrokerageConnection, TransactionSyncLog
 
 __all__ = ["mask_account_number"]  # re-exported: one masking rule for Connections and Transactions
@@ -354,10 +354,10 @@ def run_outcome_sentence(row: RunRow) -> str:
             return "Completed: SnapTrade had nothing new since the last sync."
         return f"Completed: {row.fetched:,} transactions fetched ({counts})."
     if row.status == "partial":
-        reason = row.error_message or "some accounts could not be read"
+        reason = clause(row.error_message or "some accounts could not be read")
         return f"Partly completed: {reason}. Imported so far: {counts}."
     if row.status == "failed":
-        return f"Failed: {row.error_message or 'the sync stopped with an unknown error'}."
+        return f"Failed: {clause(row.error_message or 'the sync stopped with an unknown error')}."
     if row.status == "interrupted":
         return "Interrupted (the app restarted during the sync); it will be resumed from its checkpoint."
     if row.status == "queued":

@@ -60,6 +60,14 @@ def test_completed_runs_are_summed_up_in_a_few_words():
     assert views.run_result_brief(failed) == "Failed: login expired."
 
 
+def test_a_stored_message_that_ends_its_sentence_does_not_end_the_outcome_twice():
+    message = "Unable to sync with brokerage account. Invalid response from Brokerage API."  # SnapTrade's 3002
+    failed = replace(RUN, status="failed", error_message=message)
+    assert views.run_outcome_sentence(failed) == f"Failed: {message}"
+    partial = replace(RUN, status="partial", error_message="Account 2 could not be read. ", new=1)
+    assert views.run_outcome_sentence(partial).startswith("Partly completed: Account 2 could not be read. Imported")
+
+
 def _card(**changes) -> views.ConnectionCard:
     card = views.ConnectionCard(
         connection_id=1, brokerage_name="Alpaca", status="active", status_reason=None, disabled_at=None,
