@@ -151,8 +151,9 @@ def _trips(session: Any, user_id: int, currency: str | None, account_id: int | N
     )
     shown = pd.DataFrame({
         "Account": trips["account"], "Instrument": trips["instrument"], "Side": trips["direction"].str.capitalize(),
-        "Opened": trips["opened_on"], "Closed": trips["closed_on"],
-        "Days": [None if pd.isna(v) else int(v) for v in trips["holding_days"]],
+        # an open trip's Closed and Days read "—" like its P&L (a missing value would be drawn as "None")
+        "Opened": trips["opened_on"], "Closed": ["—" if pd.isna(v) else v.isoformat() for v in trips["closed_on"]],
+        "Days": ["—" if pd.isna(v) else f"{int(v):,}" for v in trips["holding_days"]],
         "Quantity": [fmt.format_quantity(v) for v in trips["quantity"]],
         "Net P&L": [_money(v, currency) for v in trips["net_pnl"]],
         "Fees": [_money(v, currency) for v in trips["fees"]],

@@ -118,6 +118,8 @@ def test_trip_filters_and_sort(journal):
     assert at.dataframe(key="jr_trips").value["Instrument"].tolist() == ["MSFT"]
     at.selectbox(key="jr_outcome").set_value("open").run()
     assert at.dataframe(key="jr_trips").value["Instrument"].tolist() == ["TSLA"]
+    open_trip = at.dataframe(key="jr_trips").value.iloc[0]
+    assert (open_trip["Closed"], open_trip["Days"], open_trip["Net P&L"]) == ("—", "—", "—")
     at.selectbox(key="jr_outcome").set_value(None).run()
     at.text_input(key="jr_symbol").input("aapl").run()
     assert len(at.dataframe(key="jr_trips").value) == 2  # the stock and the option under its underlying
