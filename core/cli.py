@@ -322,10 +322,11 @@ def cmd_support_bundle(args) -> int:
 def cmd_banner(args) -> int:
     settings = get_settings()
     print(f"Tradistry Broker Sync → {settings.app_base_url}")
+    print(f"Database: {_safe_url()}")
     if settings.sandbox_mode:
         from core.accounts.auth import DEMO_USERS
 
-        print("Sandbox mode (no SnapTrade credentials): an embedded SnapTrade sandbox and a SQLite file under data/.")
+        print("Sandbox mode (no SnapTrade credentials): an embedded SnapTrade sandbox.")
         for username, password, role in DEMO_USERS:
             print(f"  demo {role:<6} login: {username} / {password}")
     return 0

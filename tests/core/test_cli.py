@@ -399,3 +399,14 @@ def test_cli_trades_and_positions_print_issue_22s_json_of_a_synced_user_and_jour
     assert json.loads(cli(env, "trades", "jules", "--format", "json").stdout) == payload
     assert cli(env, "journal", "rebuild").returncode == 2
     assert "no user named" in cli(env, "trades", "nobody", "--format", "json").stderr
+
+
+def test_the_banner_names_the_database_in_use_without_its_password(tmp_path):
+    env = _bare_env(tmp_path)  # no SnapTrade credentials: sandbox mode
+    r = cli(env, "banner")
+    assert r.returncode == 0, r.stderr
+    assert f"Database: sqlite:///{tmp_path}/cli.db" in r.stdout and "under data/" not in r.stdout
+    assert "demo trader login:" in r.stdout
+    pg = cli(dict(env, DATABASE_URL="postgresql+psycopg://app:s3cret-pw@db.internal:5432/tradistry"), "banner")
+    assert "Database: postgresql+psycopg://app:***@db.internal:5432/tradistry" in pg.stdout
+    assert "s3cret-pw" not in pg.stdout + pg.stderr
