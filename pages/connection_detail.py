@@ -54,7 +54,8 @@ def _actions(c: tl.ConnectionSummary, runs: list[tl.RunLine], flagged: int) -> N
     retry_question = f"Retry the sync of {who}?" + (
         f" Run #{failing.id} {failing.outcome.lower()}: {clause(failing.error_message or 'no message')}. The new run resumes "
         "from its checkpoint." if failing else " A new run reads what is new since the last sync."
-    )  # fmt: skip
+    ) + (" The connection needs reconnecting: the run fails again unless its login was fixed at the broker "
+         "(Reconcile checks that first)." if c.status == "needs_reconnect" else "")  # fmt: skip
     connected = c.status != "disconnected"
     row1 = st.columns(4)
     with row1[0]:
@@ -78,9 +79,14 @@ def _actions(c: tl.ConnectionSummary, runs: list[tl.RunLine], flagged: int) -> N
                          f"{c.username} to reconnect {c.brokerage_name}? It works once, expires in 5 minutes, and only "
                          "you will see it.", key="conn_link", connection_id=c.id, disabled=not connected)  # fmt: skip
     with row2[1]:
-        ui.action_button("Disable auto-sync", "disable_auto_sync", f"Stop scheduled syncs of {who}? Manual and "
-                         "webhook syncs still run.", key="conn_autosync", connection_id=c.id,
-                         disabled=not c.auto_sync_enabled)  # fmt: skip
+        if c.auto_sync_enabled or not connected:
+            ui.action_button("Disable auto-sync", "disable_auto_sync", f"Stop scheduled syncs of {who}? Manual and "
+                             "webhook syncs still run.", key="conn_autosync", connection_id=c.id,
+                             disabled=not c.auto_sync_enabled)  # fmt: skip
+        else:
+            ui.action_button("Enable auto-sync", "enable_auto_sync", f"Schedule syncs of {who} again ("
+                             f"{frequency_label(c.sync_frequency_minutes)})?", key="conn_autosync_on",
+                             connection_id=c.id)  # fmt: skip
     with row2[2]:
         ui.action_button("Prepare support bundle", "support_bundle", "Prepare a zip of this connection's timeline, "
                          "runs, requests, issues and webhook verdicts (no transactions, no secrets)?",

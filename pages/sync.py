@@ -19,12 +19,16 @@ FLASH_KEY = "sync_flash"
 HAD_ACTIVE_KEY = "sync_had_active"
 
 
-def _sync_now(user_id: int) -> None:
+def _sync_now(user_id: int, broken: list[str]) -> None:
+    """`broken`: the connections that need reconnecting, which "All connections" leaves out (picked on its own, one
+    is synced: its run asks SnapTrade whether the login was fixed at the broker)."""
     target = st.session_state.get("sync_target", ALL) or None
     full = bool(st.session_state.get("sync_full"))
     try:
         with session_scope() as s:
-            runs = jobs.request_manual_sync(s, user_id=user_id, connection_id=target, full=full)
+            runs = jobs.request_manual_sync(
+                s, user_id=user_id, connection_id=target, full=full, skip_needs_reconnect=True
+            )
             ids = [r.id for r in runs]
     except jobs.ManualSyncLimitExceeded as e:
         st.session_state[FLASH_KEY] = ("limit", str(e))
@@ -33,10 +37,14 @@ def _sync_now(user_id: int) -> None:
         st.session_state[FLASH_KEY] = ("info", str(e))
         return
     st.session_state[SYNC_WATCH_KEY] = ids
+    st.session_state["sync_full"] = False  # a whole-history re-read is for one press, not every later one
     n = len(ids)
+    left_out = (
+        f" {' and '.join(broken)} must be reconnected first (Connections → Reconnect)." if broken and not target else ""
+    )
     st.session_state[FLASH_KEY] = (
         "ok",
-        f"Sync queued for {n} connection{'s' if n != 1 else ''}; progress appears below.",
+        f"Sync queued for {n} connection{'s' if n != 1 else ''}; progress appears below.{left_out}",
     )
 
 
@@ -58,8 +66,7 @@ def _counts(row: views.RunRow) -> str:
 
 def _progress(row: views.RunRow) -> None:
     with st.container(border=True):
-        st.markdown(f"**{plain(row.brokerage_name)}** · {views.TRIGGER_LABELS.get(row.trigger, row.trigger)}"
-                    + (" · full re-import" if row.full_sync else ""))  # fmt: skip
+        st.markdown(f"**{plain(row.brokerage_name)}** · {views.trigger_label(row.trigger, row.full_sync)}")
         # The label is built from the numbers the bar is drawn from (views.RunRow.progress_label).
         st.progress(row.percent, text=row.progress_label)
         st.caption(f"{_counts(row)} · started {fmt_relative(row.started_at) if row.started_at else 'not yet'}")
@@ -111,7 +118,7 @@ def _history(rows: list[views.RunRow]) -> None:
             {
                 "Started": fmt_time(r.started_at or r.queued_at),
                 "Connection": r.brokerage_name,
-                "Trigger": views.TRIGGER_LABELS.get(r.trigger, r.trigger),
+                "Trigger": views.trigger_label(r.trigger, r.full_sync),
                 "Status": status_label(r.status),
                 "Result": views.run_result_brief(r),
                 "Duration": fmt_duration(r.duration_seconds),
@@ -127,7 +134,7 @@ def _history(rows: list[views.RunRow]) -> None:
         column_config={
             "Started": st.column_config.TextColumn(width=140),
             "Connection": st.column_config.TextColumn(width=160),
-            "Trigger": st.column_config.TextColumn(width=95),
+            "Trigger": st.column_config.TextColumn(width=170),
             "Status": st.column_config.TextColumn(width=115),
             "Result": st.column_config.TextColumn(width=300, help="What the sync did (click a cell to read it all)"),
             "Duration": st.column_config.TextColumn(width=75, alignment="right"),
@@ -147,13 +154,16 @@ def render() -> None:
                 icon=":material/account_balance:")  # fmt: skip
         st.page_link("connections.py", label="Connect a broker", icon=":material/add_link:")
     else:
-        names = {ALL: "All connections", **{c.connection_id: c.brokerage_name for c in cards}}
+        broken = [c.brokerage_name for c in cards if c.status == "needs_reconnect"]
+        names = {ALL: "All connections", **{c.connection_id: c.brokerage_name
+                                            + (" (needs reconnect)" if c.status == "needs_reconnect" else "")
+                                            for c in cards}}  # fmt: skip
         c1, c2 = st.columns([2, 1])
         c1.selectbox("What to sync", list(names), format_func=names.get, key="sync_target")
         c2.toggle("Re-read the whole history", key="sync_full",
                   help="Normally only recent weeks are fetched; a full re-import re-reads everything (slower).")  # fmt: skip
         st.button("Sync now", type="primary", icon=":material/sync:", key="sync_now",
-                  on_click=_sync_now, args=(user.user_id,))  # fmt: skip
+                  on_click=_sync_now, args=(user.user_id, broken))  # fmt: skip
         flash = st.session_state.pop(FLASH_KEY, None)
         if flash:
             kind, message = flash

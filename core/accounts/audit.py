@@ -25,6 +25,7 @@ ACTION_LABELS = {
     "reprocess_webhooks": "Re-process flagged webhooks",
     "reconnect_link": "Reconnect link issued",
     "disable_auto_sync": "Disable auto-sync",
+    "enable_auto_sync": "Enable auto-sync",
     "support_bundle": "Support bundle",
 }
 

@@ -170,9 +170,12 @@ def request_manual_sync(
     full: bool = False,
     now: datetime | None = None,
     reconciled_at: datetime | None = None,
+    skip_needs_reconnect: bool = False,
 ) -> list[TransactionSyncLog]:
     """A user's "Sync now" for one connection or all of them, within the per-user limit (`reconciled_at`: see
-    enqueue_sync)."""
+    enqueue_sync). A connection that needs reconnecting is synced only when named, or unless
+    `skip_needs_reconnect` (the page's "All connections"): its run asks SnapTrade first and fails again unless the
+    login was fixed at the broker meanwhile."""
     quota = manual_sync_quota(session, user_id, now)
     if quota.remaining <= 0:
         raise ManualSyncLimitExceeded(quota.limit, quota.window_seconds, max(1, quota.reset_in_seconds))
@@ -182,7 +185,12 @@ def request_manual_sync(
     )
     if connection_id is not None:
         query = query.where(BrokerageConnection.id == connection_id)
-    connections = session.exec(query).all()
+    found = session.exec(query).all()
+    skip = skip_needs_reconnect and connection_id is None
+    connections = [c for c in found if not (skip and c.status == "needs_reconnect")]
+    if found and not connections:
+        names = " and ".join(c.brokerage_name or c.brokerage_slug or "Your connection" for c in found)
+        raise NothingToSync(f"{names} must be reconnected first: press Reconnect on the Connections page.")
     if not connections:
         raise NothingToSync(
             "That connection cannot be synced."

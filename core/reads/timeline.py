@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from core.accounts.audit import ACTION_LABELS
 from core.reads.formatting import account_short_label, format_duration
 from core.reads.operations import PROBLEM_RUN_STATUSES, retried_by, superseded_by
-from core.reads.views import RUN_STATUS_LABELS, STATUS_LABELS, TRIGGER_LABELS, ConnectionState, connection_state
+from core.reads.views import RUN_STATUS_LABELS, STATUS_LABELS, ConnectionState, connection_state, trigger_label
 from core.storage.models import (
     AppUser,
     BrokerageAccount,
@@ -309,7 +309,7 @@ def staff_actions(session: Session, *, connection_id: int | None = None, user_id
 
 
 def _run_entry(r: RunLine) -> TimelineEntry:
-    trigger = TRIGGER_LABELS.get(r.trigger, r.trigger) + (" (whole history)" if r.full_sync else "")
+    trigger = trigger_label(r.trigger, r.full_sync)
     if r.requested_by:
         trigger += f", asked by {r.requested_by}"
     parts = [f"{r.fetched} fetched ({r.new} new, {r.updated} updated, {r.unchanged} unchanged, {r.skipped} skipped)",

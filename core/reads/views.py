@@ -301,6 +301,12 @@ TRIGGER_LABELS = {
     "initial": "After connecting",  # the portal callback: a first import, or one sync after a reconnect
 }
 
+
+def trigger_label(trigger: str, full_sync: bool) -> str:
+    """What started a run, in words; a run that re-reads everything says so."""
+    return TRIGGER_LABELS.get(trigger, trigger) + (" (whole history)" if full_sync else "")
+
+
 PHASE_LABELS = {
     "queued": "Waiting for the worker",
     "starting": "Starting",

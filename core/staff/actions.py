@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from core.jobs.queue import enqueue_sync
 from core.logs import log_context, log_event
 from core.reads.operations import PROBLEM_RUN_STATUSES
 from core.reads.timeline import webhook_events
+from core.reads.views import STATUS_LABELS
 from core.snaptrade.client import SnapTradeError
 from core.storage.models import (
     ACTIVE_SYNC_STATUSES,
@@ -143,7 +145,8 @@ def _reconcile(session: Session, staff: Staff, entry: StaffAction, conn: Brokera
     before = conn.status
     result = reconcile_connections(session, user_id=conn.user_id)
     session.refresh(conn)
-    parts = [f"status {before} → {conn.status}" if conn.status != before else f"status {conn.status} (unchanged)"]
+    said, now = STATUS_LABELS.get(before, before), STATUS_LABELS.get(conn.status, conn.status)
+    parts = [f"Status {said} → {now}" if conn.status != before else f"Status {now}, unchanged"]
     if result.new_connection_ids:
         parts.append(f"{len(result.new_connection_ids)} new connection(s) recorded")
     if result.matched_webhook_ids:
@@ -152,7 +155,7 @@ def _reconcile(session: Session, staff: Staff, entry: StaffAction, conn: Brokera
                "fixed_connection_ids": result.fixed_connection_ids, "matched_webhook_ids": result.matched_webhook_ids,
                "requests": result.requests}  # fmt: skip
     changed = conn.status != before or result.new_connection_ids or result.matched_webhook_ids
-    return _Done("done" if changed else "no_change", "Reconciled with SnapTrade: " + "; ".join(parts) + ".", details)
+    return _Done("done" if changed else "no_change", "; ".join(parts) + ".", details)
 
 
 def _resolve_issue(session: Session, staff: Staff, entry: StaffAction, conn: BrokerageConnection | None, *,
@@ -225,16 +228,21 @@ def _reconnect_link(session: Session, staff: Staff, entry: StaffAction, conn: Br
                  {"expires_at": expires.isoformat()}, link=url, link_expires_at=expires)  # fmt: skip
 
 
-def _disable_auto_sync(
-    session: Session, staff: Staff, entry: StaffAction, conn: BrokerageConnection, **_: Any
-) -> _Done:
+def _set_auto_sync(session: Session, staff: Staff, entry: StaffAction, conn: BrokerageConnection, *, enabled: bool,
+                   **_: Any) -> _Done:  # fmt: skip
+    """Staff's "Disable auto-sync" and "Enable auto-sync": the trader's own card setting, at its frequency."""
     from core.accounts.connections import set_auto_sync
 
-    if not conn.auto_sync_enabled:
-        return _Done("no_change", "Auto-sync was already off for this connection.")
-    set_auto_sync(session, user_id=conn.user_id, connection_id=conn.id, enabled=False,
-                  frequency_minutes=conn.sync_frequency_minutes)  # fmt: skip
-    return _Done("done", "Auto-sync is off: only manual and webhook syncs run for this connection now.")
+    if conn.auto_sync_enabled == enabled:
+        return _Done("no_change", f"Auto-sync was already {'on' if enabled else 'off'} for this connection.")
+    if enabled:
+        _syncable(conn)
+    conn = set_auto_sync(session, user_id=conn.user_id, connection_id=conn.id, enabled=enabled,
+                         frequency_minutes=conn.sync_frequency_minutes)  # fmt: skip
+    if not enabled:
+        return _Done("done", "Auto-sync is off: only manual and webhook syncs run for this connection now.")
+    return _Done("done", f"Auto-sync is on again: the next scheduled sync is at {conn.next_sync_at:%Y-%m-%d %H:%M} UTC.",
+                 {"next_sync_at": conn.next_sync_at.isoformat()})  # fmt: skip
 
 
 def _support_bundle(session: Session, staff: Staff, entry: StaffAction, conn: BrokerageConnection, **_: Any) -> _Done:
@@ -251,7 +259,8 @@ ACTIONS: dict[str, Callable[..., _Done]] = {
     "resolve_issue": _resolve_issue,
     "reprocess_webhooks": _reprocess_webhooks,
     "reconnect_link": _reconnect_link,
-    "disable_auto_sync": _disable_auto_sync,
+    "disable_auto_sync": partial(_set_auto_sync, enabled=False),
+    "enable_auto_sync": partial(_set_auto_sync, enabled=True),
     "support_bundle": _support_bundle,
 }
 # Actions that need no connection: an issue or a trader's flagged events may have none.

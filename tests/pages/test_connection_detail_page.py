@@ -157,11 +157,26 @@ def test_retry_queues_one_run_that_resumes_the_failing_one(db, users, story):
     at = page(users["sam"], {"id": story["conn"].id})
     at.button(key="conn_retry").click().run()
     assert any(f"Run #{story['failing'].id}" in w.value for w in at.warning)
+    assert any("The connection needs reconnecting: the run fails again unless its login" in w.value for w in at.warning)
     at.button(key="staff_confirm").click().run()
     db.expire_all()
     queued = db.exec(select(TransactionSyncLog).where(TransactionSyncLog.status == "queued")).all()
     assert len(queued) == 1 and queued[0].error_details["retry_of"] == story["failing"].id
     assert "retry queued as #" in " ".join(frame(at, "What")["What"])
+
+
+def test_once_auto_sync_is_off_staff_are_offered_to_turn_it_back_on(db, users, story):
+    at = page(users["sam"], {"id": story["conn"].id})
+    at.button(key="conn_autosync").click().run()
+    at.button(key="staff_confirm").click().run()
+    assert not any(b.key == "conn_autosync" for b in at.button)
+    at.button(key="conn_autosync_on").click().run()
+    assert any(w.value == "Schedule syncs of Alpaca of tina again (daily)?" for w in at.warning)
+    at.button(key="staff_confirm").click().run()
+    assert any(s.value.startswith("Enable auto-sync: Auto-sync is on again") for s in at.success)
+    db.expire_all()
+    assert db.get(BrokerageConnection, story["conn"].id).auto_sync_enabled
+    assert at.button(key="conn_autosync").disabled is False
 
 
 def test_resolving_an_issue_needs_a_note(db, users, story):
@@ -194,7 +209,9 @@ def test_reconcile_and_the_reconnect_link_go_to_snaptrade(db, users, sandbox):
     at = page(users["sam"], {"id": conn.id})
     at.button(key="conn_reconcile").click().run()
     at.button(key="staff_confirm").click().run()
-    assert any("active → needs_reconnect" in s.value for s in at.success)
+    entry = db.exec(select(StaffAction)).one()
+    said = f"Reconcile with SnapTrade: Status Active → Needs reconnect. (audit entry #{entry.id})"
+    assert said in [s.value for s in at.success]
     assert at.title[0].value.startswith(f"Connection #{conn.id}")
 
     at.button(key="conn_link").click().run()

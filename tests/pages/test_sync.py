@@ -41,6 +41,36 @@ def test_sync_now_queues_a_run_and_shows_its_progress(dashboard, db, users):
     assert "You can start 4 more manual syncs" in shown(at)
 
 
+def test_sync_now_reads_the_connections_it_can_and_a_whole_history_re_read_is_for_one_press(dashboard, db, users):
+    make_connection(db, users["tina"], brokerage_name="Alpaca")
+    broken = make_connection(db, users["tina"], brokerage_name="Questrade", status="needs_reconnect")
+    at = dashboard("tina", page="sync.py")
+    assert at.selectbox(key="sync_target").options == ["All connections", "Alpaca", "Questrade (needs reconnect)"]
+    at.toggle(key="sync_full").set_value(True).run()
+    at.button(key="sync_now").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Sync queued for 1 connection; progress appears below. Questrade must "
+                                             "be reconnected first (Connections → Reconnect)."]  # fmt: skip
+    run = db.exec(select(TransactionSyncLog)).one()
+    assert run.full_sync and at.toggle(key="sync_full").value is False
+    assert "Alpaca** · Sync now (whole history)" in shown(at)
+    at.selectbox(key="sync_target").set_value(broken.id).run()  # picked on its own: its run asks SnapTrade again
+    at.button(key="sync_now").click().run()
+    assert [r.connection_id for r in db.exec(select(TransactionSyncLog).order_by(TransactionSyncLog.id))][
+        -1
+    ] == broken.id
+
+
+def test_all_connections_needing_a_reconnect_say_so_without_spending_a_press(dashboard, db, users):
+    make_connection(db, users["tina"], brokerage_name="Questrade", status="needs_reconnect")
+    at = dashboard("tina", page="sync.py")
+    at.button(key="sync_now").click().run()
+    assert [i.value for i in at.info] == [
+        "Questrade must be reconnected first: press Reconnect on the Connections page."
+    ]
+    assert db.exec(select(TransactionSyncLog)).first() is None and "5 more manual syncs" in shown(at)
+
+
 def test_the_manual_sync_limit_is_a_friendly_message(dashboard, db, users):
     make_connection(db, users["tina"])
     for _ in range(5):

@@ -44,7 +44,7 @@ JOURNAL_READ_WHERE = f"transaction_type IN ({sql_in(JOURNAL_READ_TYPES)})"
 # (SnapTrade sends webhooks before the portal's callback), it is matched again when it is.
 WEBHOOK_STATUSES = ("received", "processed", "ignored", "pending", "flagged")
 STAFF_ACTIONS = ("retry_sync", "full_resync", "reconcile", "resolve_issue", "reprocess_webhooks", "reconnect_link",
-                 "disable_auto_sync", "support_bundle")  # fmt: skip
+                 "disable_auto_sync", "support_bundle", "enable_auto_sync")  # fmt: skip
 ACTION_OUTCOMES = ("started", "done", "no_change", "failed")
 ATTEMPT_OUTCOMES = ("open", "connected", "failed", "abandoned", "unknown")
 

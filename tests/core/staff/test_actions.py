@@ -185,6 +185,20 @@ def test_disable_auto_sync_is_idempotent(session, world):
     )
 
 
+def test_staff_turn_auto_sync_back_on_at_the_connections_frequency(session, world):
+    staff, _, conn, *_ = world
+    perform(session, actor_user_id=staff.id, action="disable_auto_sync", connection_id=conn.id)
+    on = perform(session, actor_user_id=staff.id, action="enable_auto_sync", connection_id=conn.id)
+    stored = session.get(BrokerageConnection, conn.id, populate_existing=True)
+    assert on.outcome == "done" and stored.auto_sync_enabled and stored.next_sync_at is not None
+    assert (
+        on.message == f"Auto-sync is on again: the next scheduled sync is at {stored.next_sync_at:%Y-%m-%d %H:%M} UTC."
+    )
+    again = perform(session, actor_user_id=staff.id, action="enable_auto_sync", connection_id=conn.id)
+    assert (again.outcome, again.message) == ("no_change", "Auto-sync was already on for this connection.")
+    assert [e.action for e in audit_rows(session)][-2:] == ["enable_auto_sync", "enable_auto_sync"]
+
+
 def test_reprocessing_flagged_events_applies_those_whose_connection_now_exists(session, world):
     staff, trader, conn, account, *_ = world
     ok = f.make_webhook_event(session, trader, status="flagged", authorization_id=conn.authorization_id,
@@ -211,7 +225,7 @@ def test_reconcile_and_a_reconnect_link_ask_the_sandbox(session, sandbox):
     sandbox.disable_connection(auth_id, reason="Login expired")
 
     result = perform(session, actor_user_id=staff.id, action="reconcile", connection_id=conn.id)
-    assert result.outcome == "done" and "active → needs_reconnect" in result.message
+    assert result.outcome == "done" and result.message == "Status Active → Needs reconnect."
     link = perform(session, actor_user_id=staff.id, action="reconnect_link", connection_id=conn.id,
                    idempotency_key="link-1")  # fmt: skip
     assert link.outcome == "done" and link.link.startswith(sandbox.base_url) and link.link_expires_at

@@ -1,5 +1,6 @@
 """Migrations: empty → head works, models and migrations agree, head → base works, on both backends."""
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -174,5 +175,25 @@ def test_0013_drops_the_round_trips_index_no_query_reads_and_a_downgrade_restore
         with engine.connect() as conn:
             indexes = {i["name"]: i["column_names"] for i in sa.inspect(conn).get_indexes("journal_round_trips")}
         assert indexes["idx_journal_round_trips_user_closed"] == ["user_id", "closed_on"]
+    finally:
+        engine.dispose()
+
+
+def test_0014_lets_staff_actions_record_enable_auto_sync_and_a_downgrade_takes_it_back(empty_db_url):
+    engine = create_db_engine(empty_db_url)
+    insert = sa.text(
+        "INSERT INTO staff_actions (action, actor_username, outcome, created_at) VALUES (:action, 'sam', 'done', CURRENT_TIMESTAMP)"
+    )
+    try:
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(insert, {"action": "enable_auto_sync"})
+            assert conn.execute(sa.text("SELECT count(*) FROM staff_actions")).scalar() == 1
+        migrate.downgrade(engine, "0013")
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM staff_actions")).scalar() == 0
+        with pytest.raises(sa.exc.IntegrityError, match="ck_staff_actions_action|CHECK constraint"):
+            with engine.begin() as conn:
+                conn.execute(insert, {"action": "enable_auto_sync"})
     finally:
         engine.dispose()
