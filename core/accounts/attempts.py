@@ -60,6 +60,13 @@ def _open_attempt(session: Session, user_id: int, now: datetime, unjoined: Any) 
     ).first()
 
 
+def reconnecting(session: Session, user_id: int, now: datetime | None = None) -> int | None:
+    """The connection the portal pass the browser is coming back from (the latest one without a callback yet) was
+    issued to reconnect, if any: SnapTrade's webhook may have recorded the fix before the browser is back."""
+    attempt = _open_attempt(session, user_id, now or utcnow(), PortalAttempt.callback_status)
+    return attempt.connection_id if attempt is not None and attempt.purpose == "reconnect" else None
+
+
 def record_attempt_webhook(
     session: Session, *, user_id: int, event_id: int, payload: dict[str, Any], now: datetime | None = None
 ) -> PortalAttempt:

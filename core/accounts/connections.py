@@ -369,7 +369,12 @@ def handle_portal_callback(
     except IntegrityError:  # a concurrent callback recorded the same new authorization first: it queues the import
         session.rollback()
         result = reconcile_connections(session, user_id=user_id, client=client)
+    from core.accounts.attempts import reconnecting
+
     new, fixed = set(result.new_connection_ids), set(result.fixed_connection_ids)
+    target = session.get(BrokerageConnection, cid) if (cid := reconnecting(session, user_id)) else None
+    if target is not None and target.status == "active":
+        fixed.add(target.id)  # fixed before the browser came back (SnapTrade's webhook): still this pass's reconnect
     run_ids = []
     for cid in sorted(new | fixed):
         c = session.get(BrokerageConnection, cid)

@@ -115,6 +115,30 @@ def test_a_reconnect_of_a_broken_connection_gets_one_sync_once(dashboard, db, us
     assert len(db.exec(select(TransactionSyncLog)).all()) == 2
 
 
+def test_a_reconnect_that_snaptrades_webhook_recorded_first_still_reads_as_a_reconnect(dashboard, db, users, sandbox):
+    authorization_id, query = _connected_tina(db, users, sandbox)
+    dashboard("tina", query=query, page="callback.py")
+    _finish_runs(db)
+    sandbox.disable_connection(authorization_id)
+    reconcile_connections(db, user_id=users["tina"].id)
+    conn = db.exec(select(BrokerageConnection)).one()
+    create_portal_link(db, user_id=users["tina"].id, reconnect_connection_id=conn.id)  # the card's Reconnect
+    sandbox.fix_connection(authorization_id)
+    reconcile_connections(db, user_id=users["tina"].id)  # the fix recorded before the browser is back
+    db.refresh(conn)
+    assert conn.status == "active"
+
+    at = dashboard("tina", query=query, page="callback.py")
+    assert [m.value for m in at.success] == [
+        f"{conn.brokerage_name} is reconnected; a sync has been queued to fetch what it missed."
+    ]
+    assert "Follow the sync" in _link_labels(at)
+    assert len(db.exec(select(TransactionSyncLog)).all()) == 2
+    _finish_runs(db)
+    replay = dashboard("tina", query=query, page="callback.py")  # the pass is over: a replay changes nothing
+    assert "already connected" in _shown(replay) and len(db.exec(select(TransactionSyncLog)).all()) == 2
+
+
 def test_a_cancelled_or_failed_connect_offers_try_again_and_no_import_to_follow(dashboard, users, sandbox):
     for query in ({"status": "ABANDONED"}, {"status": "ERROR", "error_code": "1066"}):
         at = dashboard("tina", query=query, page="callback.py")
