@@ -93,13 +93,20 @@ def test_a_replayed_callback_for_a_known_connection_queues_nothing(dashboard, db
     assert [r.trigger for r in runs] == ["initial"]
 
 
-def test_a_reconnect_of_a_broken_connection_gets_one_sync_once(dashboard, db, users, sandbox):
+def _broken_after_its_import(dashboard, db, users, sandbox) -> tuple[str, dict, BrokerageConnection]:
+    """tina's connection, imported, then disabled at the broker and recorded as needing a reconnect."""
     authorization_id, query = _connected_tina(db, users, sandbox)
     dashboard("tina", query=query, page="callback.py")
     _finish_runs(db)
     sandbox.disable_connection(authorization_id)
     reconcile_connections(db, user_id=users["tina"].id)
-    assert db.exec(select(BrokerageConnection)).one().status == "needs_reconnect"
+    conn = db.exec(select(BrokerageConnection)).one()
+    assert conn.status == "needs_reconnect"
+    return authorization_id, query, conn
+
+
+def test_a_reconnect_of_a_broken_connection_gets_one_sync_once(dashboard, db, users, sandbox):
+    authorization_id, query, _ = _broken_after_its_import(dashboard, db, users, sandbox)
     sandbox.fix_connection(authorization_id)  # what the portal does when the trader reconnects
 
     at = dashboard("tina", query=query, page="callback.py")
@@ -116,12 +123,7 @@ def test_a_reconnect_of_a_broken_connection_gets_one_sync_once(dashboard, db, us
 
 
 def test_a_reconnect_that_snaptrades_webhook_recorded_first_still_reads_as_a_reconnect(dashboard, db, users, sandbox):
-    authorization_id, query = _connected_tina(db, users, sandbox)
-    dashboard("tina", query=query, page="callback.py")
-    _finish_runs(db)
-    sandbox.disable_connection(authorization_id)
-    reconcile_connections(db, user_id=users["tina"].id)
-    conn = db.exec(select(BrokerageConnection)).one()
+    authorization_id, query, conn = _broken_after_its_import(dashboard, db, users, sandbox)
     create_portal_link(db, user_id=users["tina"].id, reconnect_connection_id=conn.id)  # the card's Reconnect
     sandbox.fix_connection(authorization_id)
     reconcile_connections(db, user_id=users["tina"].id)  # the fix recorded before the browser is back
