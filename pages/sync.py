@@ -48,10 +48,13 @@ def _sync_now(user_id: int, broken: list[str]) -> None:
     )
 
 
-def _quota_text(quota: jobs.ManualSyncQuota) -> str:
+def _quota_text(quota: jobs.ManualSyncQuota, limit_said: bool = False) -> str:
+    """How many presses are left, then the rule; `limit_said`: the warning above already says the limit is reached."""
     rule = (f"**Sync now** can be pressed {quota.limit} times per {quota.window_seconds} s (each press counts "
             "once, whether it covers one connection or all). The limit keeps your brokerage within SnapTrade's "
             "rate limits; scheduled syncs and broker-triggered updates do not count.")  # fmt: skip
+    if limit_said:
+        return rule
     if quota.remaining > 0:
         return f"You can start {quota.remaining} more manual sync{'s' if quota.remaining != 1 else ''} " \
                f"in the next {quota.window_seconds} s. {rule}"  # fmt: skip
@@ -168,7 +171,7 @@ def render() -> None:
         if flash:
             kind, message = flash
             {"ok": st.success, "limit": st.warning, "info": st.info}[kind](message)
-        st.caption(_quota_text(quota))
+        st.caption(_quota_text(quota, limit_said=bool(flash) and flash[0] == "limit" and quota.remaining <= 0))
     _live(user.user_id)
 
 

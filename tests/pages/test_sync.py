@@ -82,6 +82,7 @@ def test_the_manual_sync_limit_is_a_friendly_message(dashboard, db, users):
     assert not at.exception
     warning = at.warning[0].value
     assert "Try again in" in warning and "Scheduled and webhook-triggered syncs keep running" in warning
+    assert "You have used all 5" not in shown(at)  # said once, in the warning
     assert db.exec(select(TransactionSyncLog)).first() is None
 
 
