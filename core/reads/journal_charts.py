@@ -45,8 +45,10 @@ def calendar_figure(days: pd.DataFrame, currency: str | None, year: int, month: 
             cells[(week, day.weekday())] = (None, f"{day.day}" if month else "", f"{day:%a %Y-%m-%d}: no closed trades")
         else:
             amount = money(row["net_pnl"], currency)
+            # the cell without the currency code, which the title gives: it fits a phone's narrow cell
+            short = fmt.format_money(row["net_pnl"], currency, code=False)
             cells[(week, day.weekday())] = (_sign_color(float(row["net_pnl"])),
-                                            f"{day.day}<br>{amount}" if month else "",
+                                            f"{day.day}<br>{short}" if month else "",
                                             f"{day:%a %Y-%m-%d}: {amount} from {row['trades']} trade(s)")  # fmt: skip
         day = date.fromordinal(day.toordinal() + 1)
     weeks = max(w for w, _ in cells) + 1
@@ -57,8 +59,10 @@ def calendar_figure(days: pd.DataFrame, currency: str | None, year: int, month: 
         hover = [[cells.get((w, d), (None, "", ""))[2] for d in range(7)] for w in range(weeks)]
         fig = go.Figure(go.Heatmap(z=z, x=weekdays, y=[f"Week {w + 1}" for w in range(weeks)], text=text,
                                    texttemplate="%{text}", hovertext=hover, hoverinfo="text", colorscale=scale,
-                                   zmin=-1, zmax=1, showscale=False, xgap=3, ygap=3))  # fmt: skip
+                                   zmin=-1, zmax=1, showscale=False, xgap=3, ygap=3,
+                                   textfont={"size": 11}))  # fmt: skip  # a fixed size: Plotly shrank it to 4 px on a phone
         fig.update_yaxes(autorange="reversed", showticklabels=False)
+        fig.update_xaxes(tickangle=0, tickvals=weekdays, ticktext=[w[:3] for w in weekdays])  # fits a phone
         title = f"{cal.month_name[month]} {year}"
     else:  # a year: weekdays down, weeks across
         z = [[cells.get((w, d), (None, "", ""))[0] for w in range(weeks)] for d in range(7)]

@@ -16,7 +16,7 @@ import secrets
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.ui import settle, shot, sign_up
+from tests.e2e.ui import VIEWPORT, settle, shot, sign_up
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +67,16 @@ def test_trader_syncs_then_reads_the_journal_and_sees_the_late_history_account_f
     expect(charts.first).to_contain_text("Daily net P&L")
     expect(tab.get_by_text(re.compile(r"\d+ trading day\(s\): \d+ green, \d+ red"))).to_be_visible()
     shot(tab, "journal-02-journal")
+    # On a phone the calendar's days stay readable (Plotly shrank them to 4 px before their size was fixed).
+    tab.set_viewport_size({"width": 390, "height": 844})
+    svg = charts.first.locator(".main-svg").first
+    tab.wait_for_function("svg => svg.getBoundingClientRect().width <= 390", arg=svg.element_handle())
+    sizes = charts.first.locator("text").evaluate_all(
+        "ts => ts.filter(t => /^\\d/.test(t.textContent)).map(t => parseFloat(getComputedStyle(t).fontSize))"
+    )
+    assert sizes and min(sizes) >= 10, sizes
+    tab.set_viewport_size(VIEWPORT)
+    settle(tab)
 
     # Select the first round trip (the grid's row-selection cell) and see its fills in order.
     grid = tab.get_by_test_id("stDataFrame").last  # the round trips (the breakdown tabs' grids come first)

@@ -154,7 +154,8 @@ def test_figures_colour_by_sign_and_shade_the_drawdown(journal, db):
     fig = calendar_figure(days, "USD", 2025, 3)
     z = [v for row in fig.data[0].z for v in row if v is not None]
     assert sorted(z) == [-1.0, 1.0, 1.0]
-    assert any("98.00 USD" in t for row in fig.data[0].text for t in row)
+    assert any(t.endswith("<br>98.00") for row in fig.data[0].text for t in row)  # the title names the currency
+    assert any("98.00 USD from" in h for row in fig.data[0].hovertext for h in row)
     year = calendar_figure(days, "USD", 2025)
     assert len(year.data[0].z) == 7
     curve = equity_figure(jr.equity_curve(db, user.id, currency="USD"), "USD")
