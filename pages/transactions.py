@@ -261,7 +261,8 @@ def _totals(totals: list[q.CurrencyTotal], total: int) -> None:
         cols[1].metric(f"Net amount · {currency}", fmt.format_money(t.amount, t.currency),
                        help="Sum of the Amount column: the cash effect of the filtered transactions, fees included")  # fmt: skip
         cols[2].metric(f"Fees · {currency}", fmt.format_money(t.fee, t.currency),
-                       help="Sum of the Fee column (commissions the broker reported on these transactions)")  # fmt: skip
+                       help="Fees charged, each once: the Fee column of trades and other rows (commissions) plus "
+                            "the amounts of Fee rows (a commission the broker books as a row of its own counts once)")  # fmt: skip
     if several:
         st.caption(f"**{total:,} transactions** in {len(totals)} currencies. Totals are per currency: amounts in "
                    "different currencies are never added together.")  # fmt: skip

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from core.reads.transactions import TransactionFilters, Txn, covered, exact_sum, filter_conditions
+from core.reads.transactions import TransactionFilters, Txn, covered, exact_sum, fee_sums, filter_conditions
 from core.snaptrade.activity_types import CATEGORY_BY_TYPE
 
 # Cash-flow categories the analytics page charts, in legend order.
@@ -105,16 +105,11 @@ def dividends_by_symbol(
 
 
 def monthly_fees(session: Session, user_id: int, filters: TransactionFilters, currency: str) -> pd.DataFrame:
-    """Fees paid per month in one currency, as positive numbers: commissions (the fee column of
-    every row) and fee transactions (FEE/REBATE rows, whose amounts are negative when charged)."""
+    """Fees paid per month in one currency, as positive numbers, each counted once (transactions.fee_sums):
+    commissions (the Fee column of the other rows) and fee transactions (FEE/REBATE rows' amounts)."""
     month = month_bucket(session, Txn.trade_date).label("month")
-    fee_amount = sa.case((Txn.transaction_type.in_(types_in("fees")), Txn.amount))
     rows = session.execute(covered(session,
-        sa.select(
-            month,
-            exact_sum(session, Txn.fee).label("commissions"),
-            exact_sum(session, fee_amount).label("charges"),
-        )
+        sa.select(month, *fee_sums(session))
         .where(*_scope(user_id, filters, currency))
         .group_by(month)
     )).all()  # fmt: skip

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.reads.formatting import account_label, account_short_label, format_money, format_option, format_quantity
-from core.snaptrade.activity_types import TYPE_LABELS, type_label
+from core.snaptrade.activity_types import CATEGORY_BY_TYPE, TYPE_LABELS, type_label
 from core.storage.counts import user_count
 from core.storage.db import decimal_sum
 from core.storage.models import (
@@ -59,7 +59,7 @@ class CurrencyTotal:
     currency: str | None
     count: int
     amount: Decimal
-    fee: Decimal
+    fee: Decimal  # fees charged, each once (fee_sums)
 
 
 @dataclass(frozen=True)
@@ -312,8 +312,23 @@ def exact_sum(session: Session, column: sa.ColumnElement) -> sa.ColumnElement:
     return decimal_sum(session.get_bind(), column)
 
 
+FEE_TYPES = tuple(sorted(t for t, category in CATEGORY_BY_TYPE.items() if category == "fees"))  # FEE, REBATE
+
+
+def fee_sums(session: Session) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """The two exact sums that make the fees charged, labelled `commissions` and `charges`: the Fee column of
+    every row but a fee row's, and the amounts of the fee rows (negative when charged). A fee row's own Fee
+    column repeats its amount when the broker fills it (a commission booked as a row of its own, its order's
+    other rows sharing its external reference), so counting both would charge it twice.
+    Fees charged = commissions − charges."""
+    is_fee_row = Txn.transaction_type.in_(FEE_TYPES)
+    return (exact_sum(session, sa.case((~is_fee_row, Txn.fee))).label("commissions"),
+            exact_sum(session, sa.case((is_fee_row, Txn.amount))).label("charges"))  # fmt: skip
+
+
 def transaction_totals(session: Session, user_id: int, filters: TransactionFilters) -> list[CurrencyTotal]:
-    """Count and exact sums of amount and fee of the filtered set, one entry per currency."""
+    """Count, net amount and fees charged (core.reads.transactions.fee_sums) of the filtered set, one entry per
+    currency."""
     stmt = covered(
         session,
         (
@@ -321,14 +336,19 @@ def transaction_totals(session: Session, user_id: int, filters: TransactionFilte
                 Txn.currency,
                 sa.func.count().label("n"),
                 exact_sum(session, Txn.amount).label("amount"),
-                exact_sum(session, Txn.fee).label("fee"),
+                *fee_sums(session),
             )
             .where(*filter_conditions(user_id, filters))
             .group_by(Txn.currency)
         ),
     )
     totals = [
-        CurrencyTotal(r.currency, int(r.n), r.amount if r.amount is not None else Decimal(0), r.fee or Decimal(0))
+        CurrencyTotal(
+            r.currency,
+            int(r.n),
+            r.amount if r.amount is not None else Decimal(0),
+            (r.commissions or Decimal(0)) - (r.charges or Decimal(0)),
+        )  # fmt: skip
         for r in session.execute(stmt).all()
     ]
     return sorted(totals, key=lambda t: (-t.count, t.currency or ""))

@@ -12,6 +12,7 @@ import pytest
 
 from core.reads import analytics as an
 from core.reads.transactions import TransactionFilters as F
+from core.reads.transactions import transaction_totals
 from tests import factories as f
 
 
@@ -89,6 +90,19 @@ def test_monthly_fees(session, book):
     assert df.loc["2026-02", "commissions"] == Decimal("0.99")
     assert df.loc["2026-02", "fee_transactions"] == Decimal("2.5")
     assert df.loc["2026-03", "commissions"] == Decimal("0.01")
+
+
+def test_a_commission_booked_as_a_fee_row_of_its_own_is_counted_once(session, book):
+    """SnapTrade's rows of one order share an external reference: the buy, and its commission as a FEE row whose
+    Fee column repeats its amount. Fees over time and the Transactions tile count that 4.95 once."""
+    alice, acct, t = book[0], book[1], f.make_transaction
+    t(session, acct, transaction_type="FEE", amount="-4.95", fee="4.95", trade_date=date(2026, 4, 7))
+    t(session, acct, transaction_type="FEE", amount="-1.00", fee="0", trade_date=date(2026, 4, 8))  # an account fee
+    t(session, acct, transaction_type="BUY", symbol="AAPL", amount="-100", fee="0.50", trade_date=date(2026, 4, 9))
+    april = an.monthly_fees(session, alice.id, F(), "USD").set_index("month").loc["2026-04"]
+    assert (april["commissions"], april["fee_transactions"]) == (Decimal("0.50"), Decimal("5.95"))
+    [usd] = transaction_totals(session, alice.id, F(date_from=date(2026, 4, 1), currencies=("USD",)))
+    assert usd.fee == Decimal("6.45")
 
 
 def test_traded_value_by_symbol_top_n(session, book):
