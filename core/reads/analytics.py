@@ -46,6 +46,19 @@ def _scope(user_id: int, filters: TransactionFilters, currency: str | None = Non
     return conds
 
 
+def _not_a_reinvestment_purchase(session: Session) -> sa.ColumnElement[bool]:
+    """Leaves out a reinvestment (REI) row with a negative amount: the purchase of shares with a dividend that has
+    its own DIVIDEND row (as SnapTrade's brokers mostly report it), so income and cash flow would count that dividend
+    and take it back. A positive REI is the dividend itself, credited as reinvested: it stays income."""
+    if session.get_bind().dialect.name == "sqlite":  # the exact decimal text: its sign is its first character
+        negative = sa.func.substr(Txn.amount, sa.literal_column("1"), sa.literal_column("1")) == sa.literal_column(
+            "'-'"
+        )
+    else:
+        negative = Txn.amount < 0
+    return sa.or_(Txn.transaction_type != "REI", Txn.amount.is_(None), sa.not_(negative))
+
+
 def currencies_by_use(session: Session, user_id: int, filters: TransactionFilters | None = None) -> list[str]:
     """The user's currencies, most used first (the first one is the page's default)."""
     filters = filters or TransactionFilters()
@@ -62,7 +75,8 @@ def monthly_cash_flow(session: Session, user_id: int, filters: TransactionFilter
     month = month_bucket(session, Txn.trade_date).label("month")
     rows = session.execute(covered(session,
         sa.select(month, Txn.transaction_type, exact_sum(session, Txn.amount).label("amount"))
-        .where(*_scope(user_id, filters, currency), Txn.transaction_type.in_(types_in(*CASH_FLOW_CATEGORIES)))
+        .where(*_scope(user_id, filters, currency), Txn.transaction_type.in_(types_in(*CASH_FLOW_CATEGORIES)),
+               _not_a_reinvestment_purchase(session))
         .group_by(month, Txn.transaction_type)
     )).all()  # fmt: skip
     # SQL groups by type; folding types into categories here keeps the mapping in one place.
@@ -96,7 +110,8 @@ def dividends_by_symbol(
     """Dividend income per symbol in one currency, largest first: columns symbol, amount."""
     rows = session.execute(covered(session,
         sa.select(Txn.symbol, exact_sum(session, Txn.amount).label("amount"))
-        .where(*_scope(user_id, filters, currency), Txn.transaction_type.in_(types_in("dividends")))
+        .where(*_scope(user_id, filters, currency), Txn.transaction_type.in_(types_in("dividends")),
+               _not_a_reinvestment_purchase(session))
         .group_by(Txn.symbol)
     )).all()  # fmt: skip
     records = [{"symbol": r.symbol or "(no symbol)", "amount": r.amount} for r in rows if r.amount is not None]

@@ -85,6 +85,19 @@ def test_dividends_by_symbol(session, book):
     assert list(zip(df["symbol"], df["amount"], strict=True)) == [("AAPL", Decimal("5")), ("MSFT", Decimal("2.00"))]
 
 
+def test_a_reinvestment_purchase_does_not_take_back_the_dividend_it_spent(session, book):
+    """The dividend (+8.30) has its own row; the REI row that buys shares with it (-8.30) is not income."""
+    alice, acct, t = book[0], book[1], f.make_transaction
+    t(session, acct, transaction_type="DIVIDEND", symbol="VTI", amount="8.30", trade_date=date(2026, 5, 5))
+    t(session, acct, transaction_type="REI", symbol="VTI", amount="-8.30", quantity="0.04", price="207.50",
+      trade_date=date(2026, 5, 5))  # fmt: skip
+    may = as_dict(an.monthly_cash_flow(session, alice.id, F(), "USD"))
+    assert may[("2026-05", "dividends")] == Decimal("8.30")
+    by_symbol = an.dividends_by_symbol(session, alice.id, F(), "USD").set_index("symbol")
+    assert by_symbol.loc["VTI", "amount"] == Decimal("8.30")
+    assert by_symbol.loc["MSFT", "amount"] == Decimal("2.00")  # a positive REI (the dividend, reinvested) stays
+
+
 def test_monthly_fees(session, book):
     df = an.monthly_fees(session, book[0].id, F(), "USD").set_index("month")
     assert df.loc["2026-02", "commissions"] == Decimal("0.99")
