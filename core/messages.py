@@ -27,6 +27,8 @@ def describe_error(exc: BaseException) -> str:
         text = f"database error ({type(exc.orig).__name__}): {_first_line(exc.orig)}"
     elif isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
         text = f"database error ({type(exc).__name__}): {_first_line(exc)}"
+    elif isinstance(exc, OSError) and exc.filename and exc.strerror:  # a file the user named: which, and why
+        text = f"cannot use {exc.filename}: {exc.strerror}"
     else:
         text = f"{type(exc).__name__}: {_first_line(exc)}"
     return shorten(redact(text).rstrip(": "), MAX_ERROR_CHARS)

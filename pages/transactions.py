@@ -274,7 +274,7 @@ def _csv_download(user_id: int, filters: q.TransactionFilters, sort: q.Transacti
         with session_scope() as session:
             return export.transactions_csv(session, user_id, filters, sort)
 
-    st.download_button("Export CSV", data=build, file_name=f"transactions-{date.today().isoformat()}.csv",
+    st.download_button("Export CSV", data=build, file_name=f"transactions-{_today().isoformat()}.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:")  # fmt: skip
 
 

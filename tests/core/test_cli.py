@@ -410,3 +410,13 @@ def test_the_banner_names_the_database_in_use_without_its_password(tmp_path):
     pg = cli(dict(env, DATABASE_URL="postgresql+psycopg://app:s3cret-pw@db.internal:5432/tradistry"), "banner")
     assert "Database: postgresql+psycopg://app:***@db.internal:5432/tradistry" in pg.stdout
     assert "s3cret-pw" not in pg.stdout + pg.stderr
+
+
+def test_an_output_file_that_cannot_be_written_is_named_in_a_sentence(tmp_path):
+    env = _bare_env(tmp_path)
+    assert cli(env, "migrate").returncode == 0
+    assert cli(env, "users", "add", "carol", "--password-stdin", stdin="a long enough password\n").returncode == 0
+    r = cli(env, "export", "carol", "--out", str(tmp_path / "missing" / "x.csv"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    [said] = [line for line in r.stderr.splitlines() if line.startswith("error:")]  # the log has the detail
+    assert said == f"error: cannot use {tmp_path}/missing/x.csv: No such file or directory"

@@ -65,3 +65,9 @@ def test_echo_input_quotes_short_input_and_cuts_long_input_saying_its_length():
     long = echo_input("a" * 100_000)
     assert long == "'" + "a" * MAX_ECHO_CHARS + "'… (100,000 characters)"
     assert echo_input("\x1b[2J") == "'\\x1b[2J'"  # terminal control characters are not echoed raw
+
+
+def test_a_file_that_cannot_be_opened_is_named_with_the_reason_not_the_exception_class(tmp_path):
+    with pytest.raises(OSError) as missing:
+        open(tmp_path / "no-such-dir" / "x.csv", "w")  # noqa: SIM115 - the error is the point
+    assert describe_error(missing.value) == f"cannot use {tmp_path}/no-such-dir/x.csv: No such file or directory"

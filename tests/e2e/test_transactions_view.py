@@ -16,7 +16,9 @@ import re
 import secrets
 import sqlite3
 import time
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -103,8 +105,8 @@ def trader(live_app, browser, viewer):
     return state
 
 
-def _open_transactions(new_context, live_app, trader, query: str = "") -> Page:
-    ctx = new_context(storage_state=trader)
+def _open_transactions(new_context, live_app, trader, query: str = "", **context) -> Page:
+    ctx = new_context(storage_state=trader, **context)
     ctx.add_init_script(RECORD_DRAWING)
     page = ctx.new_page()
     page.goto(f"{live_app.base_url}/transactions{query}")
@@ -226,3 +228,15 @@ def test_the_csv_opens_in_excel_with_money_in_its_currencys_decimals(live_app, t
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows and all(re.fullmatch(r"-?\d+\.\d{2,}", r["amount"]) for r in rows if r["currency"] == "USD")
     assert any("••••" in r["account"] for r in rows)
+
+
+def test_the_csv_is_named_for_the_traders_date(live_app, trader, new_context):
+    """A browser 14 h ahead of UTC, or 11 h behind: at any hour one of them is on another date than the server."""
+    now = datetime.now(UTC)
+    zone = next(
+        z for z in ("Pacific/Kiritimati", "Pacific/Pago_Pago") if now.astimezone(ZoneInfo(z)).date() != now.date()
+    )
+    page = _open_transactions(new_context, live_app, trader, timezone_id=zone)
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Export CSV").click()
+    assert download_info.value.suggested_filename == f"transactions-{datetime.now(ZoneInfo(zone)).date()}.csv"
