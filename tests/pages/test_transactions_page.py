@@ -388,4 +388,3 @@ def test_an_address_with_a_reversed_or_foreign_custom_range_says_why_it_is_left_
     at.run()  # a range that overlaps the history is kept, clipped to it
     assert not at.warning and at.date_input(key="txn_dates").value == (date(2025, 5, 1), date(2025, 6, 10))
     assert len(_table(at)) == 1
-
