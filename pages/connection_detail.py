@@ -123,6 +123,8 @@ def _runs_tab(runs: list[tl.RunLine], selected: int | None) -> None:
                                 "Requests": r.api_requests, "Error": r.error_message or ""} for r in runs]),
                  hide_index=True)  # fmt: skip
     ids = [r.id for r in runs]
+    if selected is not None and selected not in ids:  # an address's run that is not this connection's
+        st.warning(f"Run #{selected} is not a run of this connection; showing its latest run instead.")
     run_id = st.selectbox("Run details", ids, index=ids.index(selected) if selected in ids else 0, key="conn_run",
                           format_func=lambda i: f"#{i} · {next(r.outcome for r in runs if r.id == i)}")  # fmt: skip
     _run_detail(run_id)

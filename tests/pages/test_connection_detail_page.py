@@ -109,6 +109,14 @@ def test_a_run_link_opens_that_runs_details_with_its_requests(users, story):
     assert list(requests["request_id"]) == ["req-abc"] and list(requests["path"]) == ["/authorizations"]
 
 
+def test_a_run_link_to_a_run_of_another_connection_says_so(users, story):
+    at = page(users["sam"], {"id": story["conn"].id, "run": 999})
+    assert [w.value for w in at.warning] == [
+        "Run #999 is not a run of this connection; showing its latest run instead."
+    ]
+    assert at.selectbox(key="conn_run").value == max(story[k].id for k in ("old", "done", "failing"))
+
+
 def test_an_unknown_connection_says_so(users):
     at = page(users["sam"], {"id": 4242})
     assert any("#4242 does not exist" in e.value for e in at.error)
