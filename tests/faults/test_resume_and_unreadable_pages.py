@@ -114,12 +114,14 @@ def test_crashes_past_max_attempts_fail_truthfully_and_the_next_scheduled_sync_r
     engine, db_url, sandbox, tmp_path
 ):
     sandbox.set_faults(latency_ms=40)
-    uid, cid = one_account_user(engine, sandbox, history_size=5 * 2 * PAGE + 4 * PAGE)
+    # room for a third page per run: the kill may land just after a run commits one more than the two awaited
+    uid, cid = one_account_user(engine, sandbox, history_size=jobs.MAX_ATTEMPTS * 3 * PAGE + 4 * PAGE)
     with Session(engine, expire_on_commit=False) as s:
         jobs.enqueue_sync(s, user_id=uid, connection_id=cid, trigger="initial")
     env = worker_env(sandbox, db_url, tmp_path)
-    dead_id = 0
+    dead_id, stopped_at = 0, [0]
     for _kill in range(jobs.MAX_ATTEMPTS):  # every run of the chain dies after two pages of its own
+        sandbox.reset_request_log()  # the dead worker's requests have landed: it was killed 2.5 s ago
         proc = start_worker(env, tmp_path / "worker.log")
         try:
             wait_for_pages(engine, cid, 2, newer_than=dead_id)
@@ -127,8 +129,10 @@ def test_crashes_past_max_attempts_fail_truthfully_and_the_next_scheduled_sync_r
             kill_9(proc)
         dead = latest(engine, cid)
         dead_id = dead.id
+        assert activity_offsets(sandbox)[0] == stopped_at[-1], "each run resumed where the one before stopped"
+        stopped_at.append(saved_offset(dead))
+        assert stopped_at[-1] >= stopped_at[-2] + 2 * PAGE, stopped_at  # and kept its two pages
         time.sleep(2.5)  # its heartbeat goes stale (SYNC_STALE_AFTER_SECONDS=2)
-    assert saved_offset(dead) == jobs.MAX_ATTEMPTS * 2 * PAGE, "every run resumed where the one before stopped"
     with Session(engine) as s:  # the next scheduled time comes; the restarted worker recovers, then schedules
         s.execute(sa.update(BrokerageConnection).values(next_sync_at=utcnow()))
         s.commit()
