@@ -372,7 +372,8 @@ def handle_portal_callback(
     from core.accounts.attempts import reconnecting
 
     new, fixed = set(result.new_connection_ids), set(result.fixed_connection_ids)
-    target = session.get(BrokerageConnection, cid) if (cid := reconnecting(session, user_id)) else None
+    target_id = reconnecting(session, user_id)
+    target = session.get(BrokerageConnection, target_id) if target_id is not None else None
     if target is not None and target.status == "active":
         fixed.add(target.id)  # fixed before the browser came back (SnapTrade's webhook): still this pass's reconnect
     run_ids = []

@@ -173,9 +173,9 @@ def request_manual_sync(
     skip_needs_reconnect: bool = False,
 ) -> list[TransactionSyncLog]:
     """A user's "Sync now" for one connection or all of them, within the per-user limit (`reconciled_at`: see
-    enqueue_sync). A connection that needs reconnecting is synced only when named, or unless
-    `skip_needs_reconnect` (the page's "All connections"): its run asks SnapTrade first and fails again unless the
-    login was fixed at the broker meanwhile."""
+    enqueue_sync). With `skip_needs_reconnect` (the page's "All connections") a connection that needs reconnecting
+    is left out unless it is the one named: its run would ask SnapTrade first and fail again unless the login was
+    fixed at the broker meanwhile."""
     quota = manual_sync_quota(session, user_id, now)
     if quota.remaining <= 0:
         raise ManualSyncLimitExceeded(quota.limit, quota.window_seconds, max(1, quota.reset_in_seconds))
