@@ -17,15 +17,10 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.reads.transactions import TransactionFilters, Txn, covered, exact_sum, fee_sums, filter_conditions
-from core.snaptrade.activity_types import CATEGORY_BY_TYPE
+from core.snaptrade.activity_types import CATEGORY_BY_TYPE, types_in
 
 # Cash-flow categories the analytics page charts, in legend order.
 CASH_FLOW_CATEGORIES = ("contributions", "withdrawals", "dividends", "interest", "fees", "taxes")
-
-
-def types_in(*categories: str) -> tuple[str, ...]:
-    """Normalized types belonging to the given categories (from the one mapping in activity_types)."""
-    return tuple(sorted(t for t, c in CATEGORY_BY_TYPE.items() if c in categories))
 
 
 def month_bucket(session: Session, column: sa.ColumnElement) -> sa.ColumnElement[str]:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from core.reads.formatting import account_label, account_short_label, format_money, format_option, format_quantity
-from core.snaptrade.activity_types import CATEGORY_BY_TYPE, TYPE_LABELS, type_label
+from core.snaptrade.activity_types import TYPE_LABELS, type_label, types_in
 from core.storage.counts import user_count
 from core.storage.db import decimal_sum
 from core.storage.models import (
@@ -312,7 +312,7 @@ def exact_sum(session: Session, column: sa.ColumnElement) -> sa.ColumnElement:
     return decimal_sum(session.get_bind(), column)
 
 
-FEE_TYPES = tuple(sorted(t for t, category in CATEGORY_BY_TYPE.items() if category == "fees"))  # FEE, REBATE
+FEE_TYPES = types_in("fees")  # FEE, REBATE
 
 
 def fee_sums(session: Session) -> tuple[sa.ColumnElement, sa.ColumnElement]:

@@ -29,6 +29,12 @@ CATEGORY_BY_TYPE: dict[str, str] = {
     "OPTIONEXPIRATION": "options", "OPTIONASSIGNMENT": "options", "OPTIONEXERCISE": "options",
 }  # fmt: skip
 
+
+def types_in(*categories: str) -> tuple[str, ...]:
+    """The normalized types of the given categories of CATEGORY_BY_TYPE, sorted."""
+    return tuple(sorted(t for t, c in CATEGORY_BY_TYPE.items() if c in categories))
+
+
 OPTION_ACTIONS = ("BUY_TO_OPEN", "BUY_TO_CLOSE", "SELL_TO_OPEN", "SELL_TO_CLOSE")
 
 
